@@ -1,0 +1,171 @@
+//! The command line, declared with clap's derive API and nothing else: the doc comments
+//! here are the `--help` text, and completions and the man page are generated from these
+//! types. Logic lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Mint API keys, keep their secrets in the OS keyring, render ready-to-paste
+/// configuration, and push keys to or revoke them on remote services.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory for all local state (config.yaml, the key registry, the file store)
+    #[arg(long, global = true, env = "KEYCTL_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Where new secrets go: the OS keyring when one answers, else a file (auto)
+    #[arg(long, global = true, env = "KEYCTL_STORE", value_enum)]
+    pub store: Option<StoreChoice>,
+    /// Print machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no notes or warnings on stderr (errors still are)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Explain what happens on stderr (never secrets)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// When to color stderr (NO_COLOR is honored under auto)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Answer yes to confirmations (needed for destructive commands without a terminal)
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreChoice {
+    /// The OS keyring when it answers, otherwise the file store (said on stderr)
+    Auto,
+    /// The OS keyring, or fail
+    Keyring,
+    /// A 0600 file under the keyctl home
+    File,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// A Soda Cloud API key (Soda Core, Soda Library)
+    Api,
+    /// The API key of a self-hosted Soda Runner
+    Runner,
+    /// Old name of `runner`
+    #[value(hide = true)]
+    Agent,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Prefixed 256-bit secret with a checksum
+    Standard,
+    /// 16-character access key and 32-character secret (SODA Multicloud)
+    Aksk,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mint a key, store its secret, print it once
+    Create(CreateArgs),
+    /// Store a key that a service minted (secret from stdin or a no-echo prompt)
+    Import(ImportArgs),
+    /// Table of keys with their status
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Metadata of one key, never its secret
+    Show(KeyArg),
+    /// Print a key's raw secret on stdout, for scripts
+    Secret(KeyArg),
+    /// Forget a key locally: its secret and its registry entry
+    #[command(visible_alias = "rm")]
+    Delete(KeyArg),
+    /// Validate a secret read from stdin, offline (prefix and checksum)
+    Check,
+    /// Which store is in use, where secrets live, and what is missing
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// What the key is for
+    #[arg(long, value_enum, default_value_t = KindArg::Api)]
+    pub kind: KindArg,
+    /// A unique name (default: KIND-xxxxxx)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Free text shown by `show`
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// 90d, 12h, 2w, 2027-01-31, an RFC 3339 time, or never
+    #[arg(long, value_name = "WHEN", default_value = "never")]
+    pub expires: String,
+    /// A permission the key carries (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Shape of the ID/secret pair
+    #[arg(long, value_enum, default_value_t = FormatArg::Standard)]
+    pub format: FormatArg,
+    /// Secret prefix for services that expect their own, e.g. sk_soika_
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// What the key is for
+    #[arg(long, value_enum, default_value_t = KindArg::Api)]
+    pub kind: KindArg,
+    /// A unique name
+    #[arg(long)]
+    pub name: String,
+    /// The key ID the service showed
+    #[arg(long)]
+    pub id: String,
+    /// Free text shown by `show`
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// 90d, 12h, 2w, 2027-01-31, an RFC 3339 time, or never
+    #[arg(long, value_name = "WHEN", default_value = "never")]
+    pub expires: String,
+    /// A permission the key carries (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only keys of this kind
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Include revoked keys
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Key ID or unique name
+    #[arg(value_name = "KEY")]
+    pub key: String,
+}

@@ -1,0 +1,183 @@
+//! `keyctl doctor`: which store is in use, where secrets live, and what is missing. It
+//! tells the truth about plain-text storage instead of hiding it (gh's cli/cli#5961).
+
+use serde::Serialize;
+
+use crate::cli::StoreChoice;
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::store::{SecretStore, StoreKind, file::FileStore, keyring::KeyringStore};
+
+#[derive(Serialize)]
+struct Report {
+    version: &'static str,
+    home: String,
+    home_source: &'static str,
+    config_file: String,
+    config_exists: bool,
+    registry: String,
+    keys: usize,
+    keys_in_keyring: usize,
+    keys_in_file: usize,
+    store_choice: &'static str,
+    store_choice_source: &'static str,
+    keyring_available: bool,
+    keyring_detail: String,
+    file_store: String,
+    file_store_exists: bool,
+    /// Where `keyctl create` would put a secret now, or null when it would fail.
+    new_secrets_go_to: Option<&'static str>,
+    problems: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    let (keys, in_keyring, in_file) = match Registry::load(&ctx.paths.data) {
+        Ok(r) => {
+            let n = |s| r.keys().iter().filter(|k| k.store == s).count();
+            (r.keys().len(), n(StoreKind::Keyring), n(StoreKind::File))
+        }
+        Err(e) => {
+            problems.push(format!("{e:#}"));
+            (0, 0, 0)
+        }
+    };
+    let probe = KeyringStore::open().and_then(|s| match s.get("keyctl-doctor-probe") {
+        Ok(_) => Ok(s.location()),
+        Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::NotFound(_))) => Ok(s.location()),
+        Err(e) => Err(e),
+    });
+    let (keyring_available, keyring_detail) = match probe {
+        Ok(loc) => (true, format!("answers: {loc}")),
+        Err(e) => (false, format!("{e:#}")),
+    };
+    let fs = FileStore::new(&ctx.paths.data);
+    let file_store_exists = fs.path().exists();
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(fs.path()) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            problems.push(format!(
+                "the file store {} has mode {mode:o}, not 600: run chmod 600 on it",
+                fs.path().display()
+            ));
+        }
+    }
+    let new_secrets_go_to = match (ctx.store, keyring_available) {
+        (StoreChoice::File, _) | (StoreChoice::Auto, false) => Some("file"),
+        (_, true) => Some("keyring"),
+        (StoreChoice::Keyring, false) => None,
+    };
+    if !keyring_available && in_keyring > 0 {
+        problems.push(format!(
+            "{in_keyring} key(s) keep their secret in the OS keyring, which does not answer here"
+        ));
+    }
+    if ctx.store == StoreChoice::Keyring && !keyring_available {
+        problems.push("--store keyring is selected but no OS keyring answers".into());
+    }
+    if let Some(other) = clashing_keyctl() {
+        problems.push(format!(
+            "{other} is another program (Debian's keyutils ships a kernel-keyring tool named keyctl); PATH order decides which one runs"
+        ));
+    }
+
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        home: ctx.paths.data.display().to_string(),
+        home_source: if ctx.paths.explicit {
+            "--home / KEYCTL_HOME"
+        } else {
+            "platform default"
+        },
+        config_file: ctx.paths.config_file.display().to_string(),
+        config_exists: ctx.paths.config_file.exists(),
+        registry: Registry::path_in(&ctx.paths.data).display().to_string(),
+        keys,
+        keys_in_keyring: in_keyring,
+        keys_in_file: in_file,
+        store_choice: match ctx.store {
+            StoreChoice::Auto => "auto",
+            StoreChoice::Keyring => "keyring",
+            StoreChoice::File => "file",
+        },
+        store_choice_source: ctx.store_source,
+        keyring_available,
+        keyring_detail,
+        file_store: fs.path().display().to_string(),
+        file_store_exists,
+        new_secrets_go_to,
+        problems,
+    };
+    if ctx.out.json {
+        crate::output::print_json(&ctx.out, &report)?;
+    } else {
+        let r = &report;
+        let lines = [
+            ("keyctl", r.version.to_string()),
+            ("home", format!("{} ({})", r.home, r.home_source)),
+            (
+                "config",
+                format!(
+                    "{}{}",
+                    r.config_file,
+                    if r.config_exists { "" } else { " (absent)" }
+                ),
+            ),
+            (
+                "registry",
+                format!(
+                    "{} ({} keys: {} in keyring, {} in file)",
+                    r.registry, r.keys, r.keys_in_keyring, r.keys_in_file
+                ),
+            ),
+            (
+                "store",
+                format!("{} (from {})", r.store_choice, r.store_choice_source),
+            ),
+            ("keyring", r.keyring_detail.clone()),
+            (
+                "file store",
+                format!(
+                    "{} (plain text, 0600){}",
+                    r.file_store,
+                    if r.file_store_exists {
+                        ""
+                    } else {
+                        ", not created yet"
+                    }
+                ),
+            ),
+            (
+                "new secrets",
+                r.new_secrets_go_to
+                    .map_or("nowhere: `create` would fail".into(), |s| {
+                        format!("go to the {s} store")
+                    }),
+            ),
+        ];
+        for (k, v) in lines {
+            println!("{k:<12} {}", crate::output::sanitize(&v));
+        }
+        for p in &report.problems {
+            println!("{:<12} {}", "problem", crate::output::sanitize(p));
+        }
+    }
+    if report.new_secrets_go_to.is_none() {
+        return Err(Error::StoreUnavailable(report.keyring_detail).into());
+    }
+    Ok(())
+}
+
+/// Another `keyctl` earlier or later on PATH that is not this binary.
+fn clashing_keyctl() -> Option<String> {
+    let me = std::env::current_exe().ok()?.canonicalize().ok()?;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("keyctl"))
+        .filter(|p| p.is_file())
+        .find(|p| p.canonicalize().ok().as_ref() != Some(&me))
+        .map(|p| p.display().to_string())
+}

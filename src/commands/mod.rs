@@ -1,0 +1,142 @@
+//! One module per subcommand, each with a `run`. Shared pieces that more than one
+//! command needs (the public view of a key, storing a new key) live here.
+
+pub mod check;
+pub mod create;
+pub mod delete;
+pub mod doctor;
+pub mod import;
+pub mod list;
+pub mod secret;
+pub mod show;
+
+use secrecy::SecretString;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::cli::{Command, KindArg};
+use crate::context::Ctx;
+use crate::expiry::Status;
+use crate::key::{Format, Kind};
+use crate::registry::{KeyRecord, Registry};
+use crate::store::{self, StoreKind};
+
+pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Create(a) => create::run(ctx, a),
+        Command::Import(a) => import::run(ctx, a),
+        Command::List(a) => list::run(ctx, a),
+        Command::Show(a) => show::run(ctx, &a.key),
+        Command::Secret(a) => secret::run(ctx, &a.key),
+        Command::Delete(a) => delete::run(ctx, &a.key),
+        Command::Check => check::run(ctx),
+        Command::Doctor => doctor::run(ctx),
+    }
+}
+
+/// `--kind`, with the deprecation note for the old name.
+pub fn resolve_kind(ctx: &Ctx, k: KindArg) -> Kind {
+    match k {
+        KindArg::Api => Kind::Api,
+        KindArg::Runner => Kind::Runner,
+        KindArg::Agent => {
+            ctx.out.warn(
+                "--kind agent is deprecated: Soda renamed agents to runners; use --kind runner",
+            );
+            Kind::Runner
+        }
+    }
+}
+
+/// What `list`, `show` and `create --json` say about a key: all metadata, no secret.
+#[derive(Serialize)]
+pub struct KeyView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub kind: Kind,
+    pub format: Format,
+    pub description: Option<&'a str>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub status: Status,
+    pub scopes: &'a [String],
+    pub store: StoreKind,
+}
+
+impl<'a> KeyView<'a> {
+    pub fn of(k: &'a KeyRecord, now: OffsetDateTime) -> Self {
+        KeyView {
+            id: &k.id,
+            name: &k.name,
+            kind: k.kind,
+            format: k.format,
+            description: k.description.as_deref(),
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            status: k.status(now),
+            scopes: &k.scopes,
+            store: k.store,
+        }
+    }
+}
+
+/// Stores a new key: registry lock, name check, secret into the store, registry entry.
+/// If the registry cannot be written the secret is taken back out, so a failure leaves
+/// neither half behind. Returns the record as saved.
+pub fn store_new_key(
+    ctx: &Ctx,
+    mut rec: KeyRecord,
+    secret: &SecretString,
+) -> anyhow::Result<KeyRecord> {
+    let mut reg = Registry::lock(&ctx.paths.data)?;
+    reg.check_free(&rec.name, &rec.id)?;
+    let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
+    rec.store = store::put_new(ctx, &rec.id, &label, secret)?;
+    let saved = reg.insert(rec.clone()).and_then(|()| reg.save());
+    if let Err(e) = saved {
+        if let Ok(s) = store::open(ctx, rec.store) {
+            let _ = s.delete(&rec.id);
+        }
+        return Err(e);
+    }
+    ctx.out.debug(&format!(
+        "registry {} updated; secret of {} in the {} store",
+        reg.reg.path().display(),
+        rec.id,
+        rec.store.as_str()
+    ));
+    Ok(rec)
+}
+
+/// Validated metadata shared by `create` and `import`.
+pub struct NewKeyMeta {
+    pub description: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<String>,
+}
+
+pub fn new_key_meta(
+    description: Option<String>,
+    expires: &str,
+    scopes: Vec<String>,
+    now: OffsetDateTime,
+) -> anyhow::Result<NewKeyMeta> {
+    if let Some(d) = &description {
+        crate::key::validate_description(d)?;
+    }
+    let expires_at = crate::expiry::parse_expires(expires, now)?;
+    let mut out: Vec<String> = Vec::new();
+    for s in scopes {
+        crate::key::validate_scope(&s)?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(NewKeyMeta {
+        description: description.filter(|d| !d.is_empty()),
+        expires_at,
+        scopes: out,
+    })
+}

@@ -1,0 +1,54 @@
+//! `keyctl show KEY`: one key's metadata and where its secret lives, never the secret.
+
+use time::OffsetDateTime;
+
+use super::KeyView;
+use crate::context::Ctx;
+use crate::expiry;
+use crate::registry::Registry;
+use crate::store::{StoreKind, file::FileStore, keyring::SERVICE};
+
+pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
+    let reg = Registry::load(&ctx.paths.data)?;
+    let k = reg.resolve(key)?;
+    let now = OffsetDateTime::now_utc();
+    if ctx.out.json {
+        return crate::output::print_json(&ctx.out, &KeyView::of(k, now));
+    }
+    let location = match k.store {
+        StoreKind::Keyring => format!("OS keyring (service {SERVICE}, username {})", k.id),
+        StoreKind::File => format!(
+            "file {} (plain text)",
+            FileStore::new(&ctx.paths.data).path().display()
+        ),
+    };
+    let rows = [
+        ("name", k.name.clone()),
+        ("id", k.id.clone()),
+        ("kind", k.kind.to_string()),
+        ("format", k.format.as_str().into()),
+        ("status", k.status(now).as_str().into()),
+        ("created", expiry::rfc3339(k.created_at)),
+        (
+            "expires",
+            k.expires_at.map_or_else(|| "never".into(), expiry::rfc3339),
+        ),
+        (
+            "scopes",
+            if k.scopes.is_empty() {
+                "-".into()
+            } else {
+                k.scopes.join(", ")
+            },
+        ),
+        (
+            "description",
+            k.description.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("secret", location),
+    ];
+    for (label, value) in rows {
+        println!("{label:<12} {}", crate::output::sanitize(&value));
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! keyctl: mint API keys, keep their secrets in the OS keyring, render ready-to-paste
+//! configuration, push keys to and revoke them on remote services.
+//!
+//! `run` is the whole program: refuse secrets in argv, parse, resolve settings, dispatch
+//! to one module per subcommand, print any error once, and map it to an exit code.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod error;
+pub mod expiry;
+pub mod fsutil;
+pub mod input;
+pub mod key;
+pub mod output;
+pub mod registry;
+pub mod store;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::output::Output;
+
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    if let Some(pos) = secret_in_args(&args) {
+        eprintln!(
+            "keyctl: error: argument {pos} looks like a keyctl secret; secrets are never taken from the command line (shell history, process table): pipe it on stdin"
+        );
+        return ExitCode::from(error::code::USAGE);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return clap_error(e),
+    };
+    let out = Output::new(
+        cli.global.json,
+        cli.global.quiet,
+        cli.global.verbose,
+        cli.global.color,
+    );
+    let result = context::Ctx::new(&cli.global, out.clone())
+        .and_then(|ctx| commands::dispatch(&ctx, cli.command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!(
+                "{} {}",
+                out.paint("keyctl: error:", "31"),
+                output::sanitize(&msg.replace('\n', " "))
+            );
+            error::exit_code(&e)
+        }
+    }
+}
+
+/// Position (1-based) of an argument that passes the keyctl secret checksum, also in
+/// `--flag=VALUE` form.
+fn secret_in_args(args: &[OsString]) -> Option<usize> {
+    args.iter()
+        .skip(1)
+        .position(|a| {
+            let s = a.to_string_lossy();
+            key::looks_like_secret(&s)
+                || s.split_once('=')
+                    .is_some_and(|(_, v)| key::looks_like_secret(v))
+        })
+        .map(|i| i + 1)
+}
+
+/// clap's errors, squeezed to one line; help and version go to stdout as usual.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                error::code::USAGE
+            } else {
+                error::code::OK
+            },
+        );
+    }
+    let text = e.render().to_string();
+    let line: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    eprintln!(
+        "keyctl: error: {} (see keyctl --help)",
+        output::sanitize(&line.join("; "))
+    );
+    ExitCode::from(error::code::USAGE)
+}

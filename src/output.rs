@@ -1,0 +1,136 @@
+//! Everything that decides how text reaches a person or a script: terminal checks,
+//! color, tables, JSON, and escaping of strings that came from outside (names, file
+//! contents, server replies) so they cannot inject terminal escapes.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::cli::ColorChoice;
+
+/// Settings for everything printed, resolved once from flags and environment.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub color: bool,
+    pub stdout_tty: bool,
+}
+
+impl Output {
+    pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorChoice) -> Self {
+        let stdout_tty = std::io::stdout().is_terminal();
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        };
+        Output {
+            json,
+            quiet,
+            verbose,
+            color,
+            stdout_tty,
+        }
+    }
+
+    /// A note for people on stderr; silenced by `--quiet`.
+    pub fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{} {msg}", self.paint("keyctl:", "1"));
+        }
+    }
+
+    /// A warning on stderr; `--quiet` is the user's explicit wish, so it obeys that too.
+    pub fn warn(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{} {msg}", self.paint("keyctl: warning:", "33"));
+        }
+    }
+
+    /// Details for `-v`.
+    pub fn debug(&self, msg: &str) {
+        if self.verbose > 0 {
+            eprintln!("{} {msg}", self.paint("keyctl: debug:", "2"));
+        }
+    }
+
+    pub fn paint(&self, text: &str, sgr: &str) -> String {
+        if self.color {
+            format!("\x1b[{sgr}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Prints one JSON value (pretty on a terminal, compact otherwise) and a newline.
+pub fn print_json<T: Serialize + ?Sized>(out: &Output, value: &T) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    if out.stdout_tty {
+        serde_json::to_writer_pretty(&mut w, value)?;
+    } else {
+        serde_json::to_writer(&mut w, value)?;
+    }
+    w.write_all(b"\n")?;
+    w.flush()?;
+    Ok(())
+}
+
+/// A table: boxed on a terminal; tab-separated without a header when piped, so that
+/// `cut -f` and `while read` keep working whatever the terminal width.
+pub fn print_table(out: &Output, header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    if out.stdout_tty {
+        let mut t = Table::new();
+        t.load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(header.to_vec());
+        for r in rows {
+            t.add_row(r.into_iter().map(|c| sanitize(&c)).collect::<Vec<_>>());
+        }
+        writeln!(w, "{t}")?;
+    } else {
+        for r in rows {
+            let cells: Vec<String> = r.iter().map(|c| sanitize(c).replace('\t', " ")).collect();
+            writeln!(w, "{}", cells.join("\t"))?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Replaces control characters (escapes, newlines) with visible `\u{..}` forms.
+pub fn sanitize(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A string from outside, quoted and sanitized for an error message.
+pub fn quoted(s: &str) -> String {
+    const MAX: usize = 80;
+    let clean = sanitize(s);
+    if clean.chars().count() > MAX {
+        let cut: String = clean.chars().take(MAX).collect();
+        format!("'{cut}...'")
+    } else {
+        format!("'{clean}'")
+    }
+}

@@ -1,0 +1,201 @@
+//! The key registry: metadata of every key this home knows (never a secret), in one
+//! JSON file under the keyctl home.
+//!
+//! Readers load it without a lock (writes are atomic renames, so a reader sees a whole
+//! old or a whole new file). Writers take the exclusive lock, load, change and save
+//! before releasing it, so concurrent `keyctl create` processes all land. A file that does
+//! not parse is reported with its path and never overwritten. Fields this version does
+//! not know are kept as they are, so an older keyctl does not erase a newer one's data.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::expiry::{self, Status};
+use crate::fsutil;
+use crate::key::{Format, Kind};
+use crate::store::StoreKind;
+
+const VERSION: u32 = 1;
+
+/// One key's metadata.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Which store holds the secret: reads go there whatever `--store` says now.
+    pub store: StoreKind,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl KeyRecord {
+    pub fn status(&self, now: OffsetDateTime) -> Status {
+        expiry::status(
+            self.expires_at,
+            self.revoked_at.is_some(),
+            now,
+            expiry::DEFAULT_WARN_WINDOW,
+        )
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RegistryFile {
+    version: u32,
+    keys: Vec<KeyRecord>,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    path: PathBuf,
+    file: RegistryFile,
+}
+
+/// A registry loaded under the exclusive lock; `save` writes it back.
+#[derive(Debug)]
+pub struct LockedRegistry {
+    pub reg: Registry,
+    _lock: fsutil::LockGuard,
+}
+
+impl Registry {
+    pub fn path_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("keys.json")
+    }
+
+    /// Loads without locking; a missing file is an empty registry.
+    pub fn load(data_dir: &Path) -> anyhow::Result<Registry> {
+        let path = Self::path_in(data_dir);
+        let file = match fsutil::read_optional(&path)? {
+            None => RegistryFile {
+                version: VERSION,
+                ..Default::default()
+            },
+            Some(bytes) => serde_json::from_slice::<RegistryFile>(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "the key registry {} is corrupted ({e}); it was left untouched: restore it from a backup or move it aside",
+                    path.display()
+                )
+            })?,
+        };
+        if file.version > VERSION {
+            anyhow::bail!(
+                "the key registry {} was written by a newer keyctl (format {}); upgrade keyctl",
+                path.display(),
+                file.version
+            );
+        }
+        Ok(Registry { path, file })
+    }
+
+    /// Takes the registry's exclusive lock and loads it.
+    pub fn lock(data_dir: &Path) -> anyhow::Result<LockedRegistry> {
+        fsutil::ensure_private_dir(data_dir)?;
+        let lock = fsutil::lock_exclusive(&data_dir.join("keys.lock"))?;
+        let reg = Self::load(data_dir)?;
+        Ok(LockedRegistry { reg, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn keys(&self) -> &[KeyRecord] {
+        &self.file.keys
+    }
+
+    /// Finds a key by exact ID, else by name. A KEY that is one key's ID and another's
+    /// name is ambiguous and refused rather than guessed.
+    pub fn resolve(&self, key: &str) -> anyhow::Result<&KeyRecord> {
+        let by_id = self.file.keys.iter().find(|k| k.id == key);
+        let by_name: Vec<&KeyRecord> = self.file.keys.iter().filter(|k| k.name == key).collect();
+        match (by_id, by_name.as_slice()) {
+            (Some(k), []) => Ok(k),
+            (Some(k), [n]) if n.id == k.id => Ok(k),
+            (None, [n]) => Ok(n),
+            (None, []) => Err(Error::NotFound(format!(
+                "no key with ID or name {} (see `keyctl list --all`)",
+                crate::output::quoted(key)
+            ))
+            .into()),
+            _ => {
+                let ids: Vec<&str> = by_id
+                    .into_iter()
+                    .chain(by_name.iter().copied())
+                    .map(|k| k.id.as_str())
+                    .collect();
+                Err(Error::Conflict(format!(
+                    "{} matches more than one key ({}); use the key ID",
+                    crate::output::quoted(key),
+                    ids.join(", ")
+                ))
+                .into())
+            }
+        }
+    }
+}
+
+impl LockedRegistry {
+    pub fn insert(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
+        self.check_free(&rec.name, &rec.id)?;
+        self.reg.file.keys.push(rec);
+        Ok(())
+    }
+
+    /// Fails early (before a secret is stored) when the name or ID is taken.
+    pub fn check_free(&self, name: &str, id: &str) -> anyhow::Result<()> {
+        if self.reg.file.keys.iter().any(|k| k.name == name) {
+            return Err(Error::Conflict(format!(
+                "a key named {} already exists; pick another --name",
+                crate::output::quoted(name)
+            ))
+            .into());
+        }
+        if self.reg.file.keys.iter().any(|k| k.id == id) {
+            return Err(Error::Conflict(format!(
+                "a key with ID {} already exists",
+                crate::output::quoted(id)
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<KeyRecord> {
+        let i = self.reg.file.keys.iter().position(|k| k.id == id)?;
+        Some(self.reg.file.keys.remove(i))
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut KeyRecord> {
+        self.reg.file.keys.iter_mut().find(|k| k.id == id)
+    }
+
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        self.reg.file.version = VERSION;
+        let mut bytes = serde_json::to_vec_pretty(&self.reg.file)?;
+        bytes.push(b'\n');
+        fsutil::write_atomic(&self.reg.path, &bytes)
+    }
+}

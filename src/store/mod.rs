@@ -1,0 +1,94 @@
+//! Where secrets live. Every store implements [`SecretStore`]; the registry records which
+//! store holds each key, so reads always go to the right place whatever `--store` says
+//! today.
+//!
+//! `auto` is the honest fallback the peers lack: the OS keyring when it answers, and
+//! when it does not (a headless server with no Secret Service), the file store, with
+//! one stderr line that names the file.
+
+pub mod file;
+pub mod keyring;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::StoreChoice;
+use crate::context::Ctx;
+use crate::error::Error;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Keyring,
+    File,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Keyring => "keyring",
+            StoreKind::File => "file",
+        }
+    }
+}
+
+/// A place that keeps secrets by key ID.
+pub trait SecretStore {
+    fn kind(&self) -> StoreKind;
+    /// Where the secrets are, for people: "Secret Service (D-Bus)", a file path...
+    fn location(&self) -> String;
+    fn set(&self, id: &str, label: &str, secret: &SecretString) -> anyhow::Result<()>;
+    /// [`Error::NotFound`] when the store has no secret for `id`.
+    fn get(&self, id: &str) -> anyhow::Result<SecretString>;
+    /// Ok(false) when there was nothing to delete.
+    fn delete(&self, id: &str) -> anyhow::Result<bool>;
+}
+
+/// Opens the store that holds existing secrets of `kind`.
+pub fn open(ctx: &Ctx, kind: StoreKind) -> anyhow::Result<Box<dyn SecretStore>> {
+    Ok(match kind {
+        StoreKind::Keyring => Box::new(keyring::KeyringStore::open()?),
+        StoreKind::File => Box::new(file::FileStore::new(&ctx.paths.data)),
+    })
+}
+
+/// Stores a new secret where `--store` says, falling back under `auto`. Returns the
+/// store that took it.
+pub fn put_new(
+    ctx: &Ctx,
+    id: &str,
+    label: &str,
+    secret: &SecretString,
+) -> anyhow::Result<StoreKind> {
+    match ctx.store {
+        StoreChoice::File => {
+            file::FileStore::new(&ctx.paths.data).set(id, label, secret)?;
+            Ok(StoreKind::File)
+        }
+        StoreChoice::Keyring => {
+            keyring::KeyringStore::open()?.set(id, label, secret)?;
+            Ok(StoreKind::Keyring)
+        }
+        StoreChoice::Auto => {
+            let attempt = keyring::KeyringStore::open().and_then(|s| s.set(id, label, secret));
+            match attempt {
+                Ok(()) => Ok(StoreKind::Keyring),
+                Err(e) if is_unavailable(&e) => {
+                    let fs = file::FileStore::new(&ctx.paths.data);
+                    fs.set(id, label, secret)?;
+                    ctx.out.note(&format!(
+                        "no OS keyring answered ({e:#}); the secret is in the file store {} (plain text, mode 0600). Use --store keyring to require the keyring.",
+                        fs.path().display()
+                    ));
+                    Ok(StoreKind::File)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::StoreUnavailable(_))))
+}
