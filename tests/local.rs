@@ -1,0 +1,279 @@
+//! End-to-end tests of the local lifecycle (create, import, list, show, secret, delete,
+//! check, doctor) on the built binary, against a real Secret Service and real files.
+
+mod common;
+
+use common::*;
+
+fn create_json(mut c: std::process::Command, extra: &[&str]) -> serde_json::Value {
+    c.args(["--json", "create"]).args(extra);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "create failed: {err}");
+    json(&out)
+}
+
+#[test]
+fn keyring_lifecycle_create_list_show_secret_delete() {
+    let ss = SecretService::start();
+    let home = Home::new();
+    let k = create_json(
+        ss.cmd(&home),
+        &[
+            "--kind",
+            "runner",
+            "--name",
+            "ci",
+            "--expires",
+            "90d",
+            "--scope",
+            "read",
+            "--scope",
+            "write",
+        ],
+    );
+    assert_eq!(k["store"], "keyring");
+    assert_eq!(k["kind"], "runner");
+    assert_eq!(k["name"], "ci");
+    assert_eq!(k["scopes"], serde_json::json!(["read", "write"]));
+    assert!(k["expires_at"].as_str().unwrap().ends_with('Z'));
+    let id = k["id"].as_str().unwrap();
+    let secret = k["secret"].as_str().unwrap();
+    assert!(secret.starts_with("kcr_"));
+
+    // Another tool finds it where the README says.
+    assert_eq!(ss.secret_tool_lookup(id).as_deref(), Some(secret));
+
+    // `secret` by name and by id.
+    for key in ["ci", id] {
+        let mut c = ss.cmd(&home);
+        c.args(["secret", key]);
+        let (code, out, _) = run(c, "");
+        assert_eq!(code, 0);
+        assert_eq!(out, format!("{secret}\n"));
+    }
+
+    // list (piped: TSV) and list --json
+    let mut c = ss.cmd(&home);
+    c.arg("list");
+    let (code, out, _) = run(c, "");
+    assert_eq!(code, 0);
+    let cols: Vec<&str> = out.lines().next().unwrap().split('\t').collect();
+    assert_eq!(cols[0], "ci");
+    assert_eq!(cols[1], id);
+    assert_eq!(cols[2], "runner");
+    assert_eq!(cols[5], "active");
+    assert_eq!(cols[6], "keyring");
+
+    let mut c = ss.cmd(&home);
+    c.args(["show", "ci", "--json"]);
+    let (code, out, _) = run(c, "");
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["id"], id);
+    assert!(v.get("secret").is_none());
+    assert!(!out.contains(secret));
+
+    // delete needs --yes without a terminal, and leaves everything in place otherwise.
+    let mut c = ss.cmd(&home);
+    c.args(["delete", "ci"]);
+    let (code, _, err) = run(c, "y\n");
+    assert_eq!(code, 10, "{err}");
+    assert!(ss.secret_tool_lookup(id).is_some());
+
+    let mut c = ss.cmd(&home);
+    c.args(["delete", "ci", "--yes"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(ss.secret_tool_lookup(id), None);
+    assert_eq!(home.registry()["keys"], serde_json::json!([]));
+
+    let mut c = ss.cmd(&home);
+    c.args(["secret", "ci"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn import_reads_the_secret_from_stdin_and_other_tools_see_it() {
+    let ss = SecretService::start();
+    let home = Home::new();
+    let mut c = ss.cmd(&home);
+    c.args([
+        "import",
+        "--kind",
+        "api",
+        "--name",
+        "soika",
+        "--id",
+        "7d3c-11aa",
+    ]);
+    let (code, _, err) = run(c, "sk_soika_Server.Minted-Secret/+=\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        ss.secret_tool_lookup("7d3c-11aa").as_deref(),
+        Some("sk_soika_Server.Minted-Secret/+=")
+    );
+    let mut c = ss.cmd(&home);
+    c.args(["secret", "soika"]);
+    assert_eq!(run(c, "").1, "sk_soika_Server.Minted-Secret/+=\n");
+
+    // A secret another tool wrote is read back by keyctl (the item is the same).
+    ss.secret_tool_store("7d3c-11aa", "rotated-elsewhere");
+    let mut c = ss.cmd(&home);
+    c.args(["secret", "7d3c-11aa"]);
+    assert_eq!(run(c, "").1, "rotated-elsewhere\n");
+
+    // Empty stdin is refused and nothing is registered.
+    let mut c = ss.cmd(&home);
+    c.args(["import", "--name", "empty", "--id", "x1"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn python_keyring_reads_what_keyctl_wrote() {
+    let Some(py) = std::env::var_os("KEYCTL_TEST_PYKEYRING") else {
+        panic!(
+            "KEYCTL_TEST_PYKEYRING is not set: run the README's test command (scripts/test), which installs Python's keyring"
+        );
+    };
+    let ss = SecretService::start();
+    let home = Home::new();
+    let k = create_json(ss.cmd(&home), &["--name", "py"]);
+    let id = k["id"].as_str().unwrap();
+    let mut c = std::process::Command::new(py);
+    c.args(["get", "keyctl", id])
+        .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
+        .env(
+            "PYTHON_KEYRING_BACKEND",
+            "keyring.backends.SecretService.Keyring",
+        );
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "python keyring: {err}");
+    assert_eq!(out.trim_end(), k["secret"].as_str().unwrap());
+}
+
+#[test]
+fn headless_auto_falls_back_to_the_file_store_and_says_where() {
+    let home = Home::new();
+    let mut c = home.cmd();
+    c.args(["create", "--name", "srv"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    let store = home.path().join("secrets.json");
+    assert!(err.contains(&store.display().to_string()), "{err}");
+    assert_eq!(err.matches("file store").count(), 2, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap()
+        .to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&store), 0o600);
+        assert_eq!(mode(&home.path()), 0o700);
+        assert_eq!(mode(&home.path().join("keys.json")), 0o600);
+    }
+    let mut c = home.cmd();
+    c.args(["secret", "srv"]);
+    assert_eq!(run(c, "").1, format!("{secret}\n"));
+
+    // --store keyring refuses to fall back, with its own code and nothing written.
+    let mut c = home.cmd();
+    c.args(["--store", "keyring", "create", "--name", "strict"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("DBUS_SESSION_BUS_ADDRESS"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 1);
+
+    // doctor tells which store and where.
+    let mut c = home.cmd();
+    c.args(["doctor", "--json"]);
+    let (code, out, _) = run(c, "");
+    assert_eq!(code, 0);
+    let d = json(&out);
+    assert_eq!(d["keyring_available"], false);
+    assert_eq!(d["new_secrets_go_to"], "file");
+    assert_eq!(d["keys_in_file"], 1);
+
+    let mut c = home.cmd();
+    c.args(["--store", "keyring", "doctor"]);
+    assert_eq!(run(c, "").0, 5);
+}
+
+#[test]
+fn store_file_on_purpose_says_nothing_extra_and_delete_removes_it() {
+    let home = Home::new();
+    let mut c = home.cmd();
+    c.env("KEYCTL_STORE", "file")
+        .args(["--json", "create", "--name", "f"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("no OS keyring"), "{err}");
+    let k = json(&out);
+    assert_eq!(k["store"], "file");
+    let secret = k["secret"].as_str().unwrap();
+    let store = std::fs::read_to_string(home.path().join("secrets.json")).unwrap();
+    assert!(store.contains(secret));
+    let mut c = home.cmd();
+    c.args(["delete", "f", "-y"]);
+    assert_eq!(run(c, "").0, 0);
+    let store = std::fs::read_to_string(home.path().join("secrets.json")).unwrap();
+    assert!(!store.contains(secret));
+}
+
+#[test]
+fn check_validates_offline() {
+    let home = Home::new();
+    let k = create_json(home.cmd(), &["--name", "c"]);
+    let secret = k["secret"].as_str().unwrap().to_string();
+
+    let mut c = home.cmd();
+    c.arg("check");
+    let (code, out, _) = run(c, &format!("{secret}\n"));
+    assert_eq!(code, 0);
+    assert!(out.contains("api"), "{out}");
+
+    let mut broken = secret.clone();
+    broken.pop();
+    broken.push(if secret.ends_with('A') { 'B' } else { 'A' });
+    for bad in [broken.as_str(), &secret[..secret.len() - 3], "hello", ""] {
+        let mut c = home.cmd();
+        c.args(["check", "--json"]);
+        let (code, out, err) = run(c, bad);
+        assert_ne!(code, 0);
+        if !bad.is_empty() {
+            assert_eq!(code, 9, "{err}");
+            assert_eq!(json(&out)["valid"], false);
+        }
+        assert!(!err.contains(bad) || bad.is_empty(), "secret echoed: {err}");
+    }
+
+    let mut c = home.cmd();
+    c.args(["--json", "create", "--format", "aksk", "--name", "ak"]);
+    let k = json(&run(c, "").1);
+    assert_eq!(k["id"].as_str().unwrap().len(), 16);
+    assert_eq!(k["secret"].as_str().unwrap().len(), 32);
+    let mut c = home.cmd();
+    c.args(["check", "--json"]);
+    let (code, out, _) = run(c, k["secret"].as_str().unwrap());
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["format"], "aksk");
+
+    let mut c = home.cmd();
+    c.args([
+        "--json",
+        "create",
+        "--prefix",
+        "sk_soika_",
+        "--name",
+        "soika",
+    ]);
+    let k = json(&run(c, "").1);
+    assert!(k["secret"].as_str().unwrap().starts_with("sk_soika_"));
+}
