@@ -23,7 +23,13 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let secret = store::open(ctx, k.store)?.get(&k.id)?;
+    let store = store::open(ctx, k.store)?;
+    ctx.out.debug(&format!(
+        "reading the secret of {} from {}",
+        k.id,
+        store.location()
+    ));
+    let secret = store.get(&k.id)?;
     let mut line = zeroize::Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
     line.push_str(secret.expose_secret());
     line.push('\n');

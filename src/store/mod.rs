@@ -72,7 +72,12 @@ pub fn put_new(
         StoreChoice::Auto => {
             let attempt = keyring::KeyringStore::open().and_then(|s| s.set(id, label, secret));
             match attempt {
-                Ok(()) => Ok(StoreKind::Keyring),
+                Ok(()) => {
+                    ctx.out.debug(&format!(
+                        "store auto: the OS keyring took the secret of {id}"
+                    ));
+                    Ok(StoreKind::Keyring)
+                }
                 Err(e) if is_unavailable(&e) => {
                     let fs = file::FileStore::new(&ctx.paths.data);
                     fs.set(id, label, secret)?;
