@@ -2,9 +2,11 @@
 //! here are the `--help` text, and completions and the man page are generated from these
 //! types. Logic lives in `commands/`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
 
 /// Mint API keys, keep their secrets in the OS keyring, render ready-to-paste
 /// configuration, and push keys to or revoke them on remote services.
@@ -96,7 +98,7 @@ pub enum Command {
     /// Metadata of one key, never its secret
     Show(KeyArg),
     /// Print a key's raw secret on stdout, for scripts
-    Secret(KeyArg),
+    Secret(SecretArgs),
     /// Forget a key locally: its secret and its registry entry
     #[command(visible_alias = "rm")]
     Delete(KeyArg),
@@ -104,6 +106,13 @@ pub enum Command {
     Check,
     /// Which store is in use, where secrets live, and what is missing
     Doctor,
+    /// Run CMD with the key's ID and secret in its environment
+    Run(RunArgs),
+    /// Print a shell completion script; key names complete from the registry
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Debug, Args)]
@@ -161,11 +170,57 @@ pub struct ListArgs {
     /// Include revoked keys
     #[arg(long)]
     pub all: bool,
+    /// Only keys that expire within WINDOW (e.g. 7d); exit 11 when there are any
+    #[arg(long, value_name = "WINDOW")]
+    pub expiring: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct KeyArg {
     /// Key ID or unique name
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Print the secret even if the key is expired or revoked
+    #[arg(long)]
+    pub allow_expired: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Run even if the key is expired or revoked
+    #[arg(long)]
+    pub allow_expired: bool,
+    /// Environment variable that receives the key ID
+    #[arg(long, value_name = "NAME", default_value = "SODA_API_KEY_ID")]
+    pub id_var: String,
+    /// Environment variable that receives the secret
+    #[arg(long, value_name = "NAME", default_value = "SODA_API_KEY_SECRET")]
+    pub secret_var: String,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: Shell,
 }

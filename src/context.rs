@@ -49,6 +49,8 @@ impl Paths {
 #[derive(Debug, Default, Deserialize)]
 pub struct Config {
     pub store: Option<StoreChoice>,
+    /// How close to expiry a key shows as `expiring` (e.g. `14d`).
+    pub expiring_window: Option<String>,
 }
 
 impl Config {
@@ -77,6 +79,11 @@ impl Ctx {
     pub fn new(g: &GlobalArgs, out: Output) -> anyhow::Result<Ctx> {
         let paths = Paths::resolve(g.home.as_deref())?;
         let config = Config::load(&paths.config_file)?;
+        if let Some(w) = &config.expiring_window {
+            let d = crate::expiry::parse_duration(w)
+                .with_context(|| format!("expiring_window in {}", paths.config_file.display()))?;
+            crate::expiry::set_warn_window(d);
+        }
         let (store, store_source) = match (g.store, config.store) {
             (Some(s), _) => (s, "--store / KEYCTL_STORE"),
             (None, Some(s)) => (s, "config.yaml"),

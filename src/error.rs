@@ -39,10 +39,13 @@ pub enum Error {
     /// `keyctl list --expiring`: at least one key expires within the window.
     #[error("{0}")]
     Expiring(String),
+    /// `keyctl run`: the command could not be started (as a shell says 127).
+    #[error("{0}")]
+    CommandFailed(String),
 }
 
-/// Exit codes, in one table. README's table is generated from the same numbers
-/// (see `tests/exit_codes.rs`).
+/// Exit codes, in one table; README's table lists the same numbers and
+/// `tests/contract.rs` checks each one.
 pub mod code {
     pub const OK: u8 = 0;
     pub const FAILURE: u8 = 1;
@@ -56,6 +59,7 @@ pub mod code {
     pub const INVALID_SECRET: u8 = 9;
     pub const CONFIRMATION_REQUIRED: u8 = 10;
     pub const EXPIRING: u8 = 11;
+    pub const COMMAND_NOT_STARTED: u8 = 127;
 }
 
 impl Error {
@@ -71,6 +75,7 @@ impl Error {
             Error::InvalidSecret(_) => code::INVALID_SECRET,
             Error::ConfirmationRequired(_) => code::CONFIRMATION_REQUIRED,
             Error::Expiring(_) => code::EXPIRING,
+            Error::CommandFailed(_) => code::COMMAND_NOT_STARTED,
         }
     }
 }
@@ -87,9 +92,12 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
 
 /// True when the error is a closed stdout pipe (`keyctl list | head -1`): not a failure.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
     })
 }
 

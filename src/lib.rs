@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod context;
 pub mod error;
 pub mod expiry;
@@ -25,6 +26,9 @@ use crate::cli::Cli;
 use crate::output::Output;
 
 pub fn run(args: Vec<OsString>) -> ExitCode {
+    // A shell asking for completions (KEYCTL_COMPLETE=bash keyctl -- ...) is answered here
+    // and the process exits; otherwise this costs one environment lookup.
+    complete::answer_shell();
     if let Some(pos) = secret_in_args(&args) {
         eprintln!(
             "keyctl: error: argument {pos} looks like a keyctl secret; secrets are never taken from the command line (shell history, process table): pipe it on stdin"

@@ -107,6 +107,17 @@ pub fn print_table(out: &Output, header: &[&str], rows: Vec<Vec<String>>) -> any
     Ok(())
 }
 
+/// `label  value` lines for one record (`show`, `doctor`), sanitized.
+pub fn print_fields(rows: &[(&str, String)]) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    for (label, value) in rows {
+        writeln!(w, "{label:<12} {}", sanitize(value))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 /// Replaces control characters (escapes, newlines) with visible `\u{..}` forms.
 pub fn sanitize(s: &str) -> String {
     if !s.chars().any(char::is_control) {

@@ -54,7 +54,7 @@ impl KeyRecord {
             self.expires_at,
             self.revoked_at.is_some(),
             now,
-            expiry::DEFAULT_WARN_WINDOW,
+            expiry::warn_window(),
         )
     }
 }

@@ -47,7 +47,8 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
                     (_, Some(k)) => format!("a keyctl {k} secret (prefix {})", r.prefix),
                     (_, None) => format!("a keyctl secret with prefix '{}'", r.prefix),
                 };
-                println!("valid: {what}");
+                use std::io::Write;
+                writeln!(std::io::stdout(), "valid: {what}")?;
             }
             Ok(())
         }

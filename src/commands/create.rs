@@ -71,8 +71,12 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             },
         );
     }
-    println!("id: {}", rec.id);
-    println!("secret: {}", minted.secret.expose_secret());
+    {
+        use std::io::Write;
+        let mut w = std::io::stdout().lock();
+        writeln!(w, "id: {}", rec.id)?;
+        writeln!(w, "secret: {}", minted.secret.expose_secret())?;
+    }
     ctx.out.note(&format!(
         "created {} key '{}' ({}), secret in the {} store; `keyctl secret {}` prints it again",
         rec.kind,

@@ -158,12 +158,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
                     }),
             ),
         ];
-        for (k, v) in lines {
-            println!("{k:<12} {}", crate::output::sanitize(&v));
-        }
-        for p in &report.problems {
-            println!("{:<12} {}", "problem", crate::output::sanitize(p));
-        }
+        let mut rows = lines.to_vec();
+        rows.extend(report.problems.iter().map(|p| ("problem", p.clone())));
+        crate::output::print_fields(&rows)?;
     }
     if report.new_secrets_go_to.is_none() {
         return Err(Error::StoreUnavailable(report.keyring_detail).into());

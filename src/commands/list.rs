@@ -7,17 +7,42 @@ use time::OffsetDateTime;
 use super::{KeyView, resolve_kind};
 use crate::cli::ListArgs;
 use crate::context::Ctx;
+use crate::error::Error;
 use crate::expiry::{self, Status};
 use crate::output;
-use crate::registry::Registry;
+use crate::registry::{KeyRecord, Registry};
 
 pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let kind = args.kind.map(|k| resolve_kind(ctx, k));
+    let window = args
+        .expiring
+        .as_deref()
+        .map(expiry::parse_duration)
+        .transpose()?;
     let reg = Registry::load(&ctx.paths.data)?;
     let now = OffsetDateTime::now_utc();
-    let keys = reg.keys().iter().filter(|k| {
-        kind.is_none_or(|want| k.kind == want) && (args.all || k.status(now) != Status::Revoked)
-    });
+    let keys: Vec<_> = reg
+        .keys()
+        .iter()
+        .filter(|k| {
+            let status = k.status(now);
+            kind.is_none_or(|want| k.kind == want)
+                && (args.all || status != Status::Revoked)
+                && window.is_none_or(|w| {
+                    status != Status::Revoked && k.expires_at.is_some_and(|t| t <= now + w)
+                })
+        })
+        .collect();
+    let count = keys.len();
+    print_keys(ctx, keys, now)?;
+    if let (Some(w), true) = (&args.expiring, count > 0) {
+        return Err(Error::Expiring(format!("{count} key(s) expire within {w}")).into());
+    }
+    Ok(())
+}
+
+fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::Result<()> {
+    let keys = keys.into_iter();
     if ctx.out.json {
         let views: Vec<KeyView> = keys.map(|k| KeyView::of(k, now)).collect();
         return output::print_json(&ctx.out, &views);

@@ -7,6 +7,7 @@ pub mod delete;
 pub mod doctor;
 pub mod import;
 pub mod list;
+pub mod run;
 pub mod secret;
 pub mod show;
 
@@ -27,10 +28,13 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Import(a) => import::run(ctx, a),
         Command::List(a) => list::run(ctx, a),
         Command::Show(a) => show::run(ctx, &a.key),
-        Command::Secret(a) => secret::run(ctx, &a.key),
+        Command::Secret(a) => secret::run(ctx, &a.key.key, a.allow_expired),
         Command::Delete(a) => delete::run(ctx, &a.key),
         Command::Check => check::run(ctx),
         Command::Doctor => doctor::run(ctx),
+        Command::Run(a) => run::run(ctx, a),
+        Command::Completions(a) => crate::complete::print_script(a.shell),
+        Command::Manpage => crate::complete::print_manpage(),
     }
 }
 
@@ -108,6 +112,35 @@ pub fn store_new_key(
         rec.store.as_str()
     ));
     Ok(rec)
+}
+
+/// The record and secret of KEY for commands that hand the secret out (`secret`,
+/// `config`, `run`): an expired or revoked key is refused unless `allow_expired`.
+pub fn usable_secret(
+    ctx: &Ctx,
+    key: &str,
+    allow_expired: bool,
+) -> anyhow::Result<(KeyRecord, SecretString)> {
+    let reg = Registry::load(&ctx.paths.data)?;
+    let k = reg.resolve(key)?.clone();
+    let status = k.status(OffsetDateTime::now_utc());
+    if !status.is_usable() && !allow_expired {
+        return Err(crate::error::Error::Inactive(format!(
+            "key '{}' ({}) is {}; pass --allow-expired to use it anyway",
+            k.name,
+            k.id,
+            status.as_str()
+        ))
+        .into());
+    }
+    let store = store::open(ctx, k.store)?;
+    ctx.out.debug(&format!(
+        "reading the secret of {} from {}",
+        k.id,
+        store.location()
+    ));
+    let secret = store.get(&k.id)?;
+    Ok((k, secret))
 }
 
 /// Validated metadata shared by `create` and `import`.

@@ -3,33 +3,11 @@
 use std::io::Write;
 
 use secrecy::ExposeSecret;
-use time::OffsetDateTime;
 
 use crate::context::Ctx;
-use crate::error::Error;
-use crate::registry::Registry;
-use crate::store;
 
-pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
-    let reg = Registry::load(&ctx.paths.data)?;
-    let k = reg.resolve(key)?;
-    let status = k.status(OffsetDateTime::now_utc());
-    if !status.is_usable() {
-        return Err(Error::Inactive(format!(
-            "key '{}' ({}) is {}",
-            k.name,
-            k.id,
-            status.as_str()
-        ))
-        .into());
-    }
-    let store = store::open(ctx, k.store)?;
-    ctx.out.debug(&format!(
-        "reading the secret of {} from {}",
-        k.id,
-        store.location()
-    ));
-    let secret = store.get(&k.id)?;
+pub fn run(ctx: &Ctx, key: &str, allow_expired: bool) -> anyhow::Result<()> {
+    let (_, secret) = super::usable_secret(ctx, key, allow_expired)?;
     let mut line = zeroize::Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
     line.push_str(secret.expose_secret());
     line.push('\n');

@@ -47,8 +47,5 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         ),
         ("secret", location),
     ];
-    for (label, value) in rows {
-        println!("{label:<12} {}", crate::output::sanitize(&value));
-    }
-    Ok(())
+    crate::output::print_fields(&rows)
 }

@@ -1,0 +1,83 @@
+//! Shell completion and the man page, both generated from the clap definitions.
+//!
+//! Completion is clap_complete's dynamic kind: the script a shell loads calls back into
+//! `keyctl` (with `KEYCTL_COMPLETE=SHELL`) so that KEY arguments complete to the names and
+//! IDs in the registry, not only to subcommands and flags. The scripts are committed under
+//! `completions/`, and a test fails when they differ from what the binary prints.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use clap::CommandFactory;
+use clap_complete::engine::CompletionCandidate;
+use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+
+use crate::cli::{Cli, Shell};
+use crate::context::Paths;
+use crate::registry::Registry;
+
+/// The variable the registration scripts set when they ask for completions.
+pub const VAR: &str = "KEYCTL_COMPLETE";
+
+pub fn answer_shell() {
+    if std::env::var_os(VAR).is_some() {
+        clap_complete::CompleteEnv::with_factory(Cli::command)
+            .var(VAR)
+            .bin("keyctl")
+            .completer("keyctl")
+            .complete();
+    }
+}
+
+/// Key names and IDs for KEY arguments, from the registry in KEYCTL_HOME or the default
+/// home. Never fails: a missing or broken registry completes to nothing.
+pub fn key_candidates() -> Vec<CompletionCandidate> {
+    let home = std::env::var_os("KEYCTL_HOME").filter(|h| !h.is_empty());
+    let Ok(paths) = Paths::resolve(home.as_deref().map(std::path::Path::new)) else {
+        return Vec::new();
+    };
+    let Ok(reg) = Registry::load(&paths.data) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(reg.keys().len() * 2);
+    for k in reg.keys() {
+        let help = format!("{} key {}", k.kind, k.id);
+        out.push(CompletionCandidate::new(OsString::from(&k.name)).help(Some(help.into())));
+        out.push(CompletionCandidate::new(OsString::from(&k.id)).help(Some(k.name.clone().into())));
+    }
+    out
+}
+
+/// The registration script for `shell`: what `keyctl completions SHELL` prints.
+pub fn script(shell: Shell) -> anyhow::Result<Vec<u8>> {
+    let completer: &dyn EnvCompleter = match shell {
+        Shell::Bash => &Bash,
+        Shell::Zsh => &Zsh,
+        Shell::Fish => &Fish,
+        Shell::Powershell => &Powershell,
+        Shell::Elvish => &Elvish,
+    };
+    let mut buf = Vec::new();
+    completer.write_registration(VAR, "keyctl", "keyctl", "keyctl", &mut buf)?;
+    Ok(buf)
+}
+
+pub fn print_script(shell: Shell) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script(shell)?)?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn manpage() -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+    Ok(buf)
+}
+
+pub fn print_manpage() -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(&manpage()?)?;
+    out.flush()?;
+    Ok(())
+}
