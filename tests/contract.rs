@@ -9,32 +9,32 @@ use common::*;
 
 fn file_home() -> Home {
     let h = Home::new();
-    let mut c = h.cmd();
-    c.args([
-        "--store",
-        "file",
-        "create",
-        "--name",
-        "alpha",
-        "--expires",
-        "90d",
-        "--scope",
-        "read",
-    ]);
-    assert_eq!(run(c, "").0, 0);
-    let mut c = h.cmd();
-    c.args([
-        "--store",
-        "file",
-        "create",
-        "--name",
-        "soon",
-        "--expires",
-        "3d",
-        "--kind",
-        "runner",
-    ]);
-    assert_eq!(run(c, "").0, 0);
+    for args in [
+        [
+            "--store",
+            "file",
+            "create",
+            "--name",
+            "alpha",
+            "--expires",
+            "90d",
+            "--scope",
+            "read",
+        ],
+        [
+            "--store",
+            "file",
+            "create",
+            "--name",
+            "soon",
+            "--expires",
+            "3d",
+            "--kind",
+            "runner",
+        ],
+    ] {
+        assert_eq!(code_of(&h, &args, "").0, 0);
+    }
     h
 }
 
