@@ -207,6 +207,25 @@ fn headless_auto_falls_back_to_the_file_store_and_says_where() {
 }
 
 #[test]
+fn bus_without_an_unlocked_keyring_falls_back_quickly() {
+    let ss = SecretService::start_bus_only();
+    let home = Home::new();
+    let started = std::time::Instant::now();
+    let mut c = ss.cmd(&home);
+    c.args(["create", "--name", "b"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("secrets.json"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let mut c = ss.cmd(&home);
+    c.args(["--store", "keyring", "create", "--name", "k"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("OS keyring"), "{err}");
+    assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn store_file_on_purpose_says_nothing_extra_and_delete_removes_it() {
     let home = Home::new();
     let mut c = home.cmd();

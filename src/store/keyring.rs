@@ -73,8 +73,12 @@ fn unavailable_reason(raw: &str) -> String {
             .into()
     } else if raw.contains("ServiceUnknown") || raw.contains("org.freedesktop.secrets") {
         "the OS keyring is unavailable: no Secret Service (e.g. gnome-keyring) runs on the session bus".into()
-    } else if raw.to_ascii_lowercase().contains("prompt") || raw.contains("locked") {
-        "the OS keyring is locked and cannot be unlocked without a prompt".into()
+    } else if raw.to_ascii_lowercase().contains("prompt")
+        || raw.contains("locked")
+        || raw.contains("SS API")
+    {
+        "the OS keyring is locked or has no default collection, and unlocking it needs a prompt"
+            .into()
     } else {
         let first = raw.lines().next().unwrap_or(raw);
         format!("the OS keyring is unavailable: {first}")

@@ -119,11 +119,24 @@ pub struct SecretService {
     pub address: String,
     dir: TempDir,
     dbus: Child,
-    keyring: Child,
+    keyring: Option<Child>,
 }
 
 impl SecretService {
     pub fn start() -> SecretService {
+        let ss = Self::start_with(true);
+        ss.wait_for_owner();
+        ss
+    }
+
+    /// A session bus where no keyring was started and unlocked: D-Bus may still activate
+    /// gnome-keyring on demand, which then has no unlocked collection (a common setup on
+    /// servers that have the package but no desktop session).
+    pub fn start_bus_only() -> SecretService {
+        Self::start_with(false)
+    }
+
+    fn start_with(unlocked_keyring: bool) -> SecretService {
         require("dbus-daemon", "dbus");
         require("gnome-keyring-daemon", "gnome-keyring");
         let dir = tempfile::Builder::new()
@@ -144,32 +157,28 @@ impl SecretService {
             .unwrap();
         let address = line.trim().to_string();
         assert!(address.starts_with("unix:"), "dbus-daemon gave no address");
-        let mut keyring = Command::new("gnome-keyring-daemon")
-            .args(["--foreground", "--unlock", "--components=secrets"])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .env("XDG_DATA_HOME", dir.path())
-            .env("XDG_RUNTIME_DIR", dir.path())
-            .env("HOME", dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gnome-keyring-daemon");
-        // printf, not echo: a newline would become part of the password.
-        keyring
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"test-password")
-            .unwrap();
-        let ss = SecretService {
+        let keyring = unlocked_keyring.then(|| {
+            let mut k = Command::new("gnome-keyring-daemon")
+                .args(["--foreground", "--unlock", "--components=secrets"])
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("XDG_DATA_HOME", dir.path())
+                .env("XDG_RUNTIME_DIR", dir.path())
+                .env("HOME", dir.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start gnome-keyring-daemon");
+            // printf, not echo: a newline would become part of the password.
+            k.stdin.take().unwrap().write_all(b"test-password").unwrap();
+            k
+        });
+        SecretService {
             address,
             dir,
             dbus,
             keyring,
-        };
-        ss.wait_for_owner();
-        ss
+        }
     }
 
     fn wait_for_owner(&self) {
@@ -235,9 +244,11 @@ impl SecretService {
 
 impl Drop for SecretService {
     fn drop(&mut self) {
-        let _ = self.keyring.kill();
+        if let Some(k) = &mut self.keyring {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
         let _ = self.dbus.kill();
-        let _ = self.keyring.wait();
         let _ = self.dbus.wait();
     }
 }
