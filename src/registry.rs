@@ -126,11 +126,23 @@ impl Registry {
         &self.file.keys
     }
 
-    /// Finds a key by exact ID, else by name. A KEY that is one key's ID and another's
-    /// name is ambiguous and refused rather than guessed.
+    /// Finds a key by exact ID, else by name. A name can be reused once its key is
+    /// revoked, so among keys of one name the one not revoked wins. A KEY that is one
+    /// key's ID and another's name is ambiguous and refused rather than guessed.
     pub fn resolve(&self, key: &str) -> anyhow::Result<&KeyRecord> {
         let by_id = self.file.keys.iter().find(|k| k.id == key);
-        let by_name: Vec<&KeyRecord> = self.file.keys.iter().filter(|k| k.name == key).collect();
+        let mut by_name: Vec<&KeyRecord> =
+            self.file.keys.iter().filter(|k| k.name == key).collect();
+        if by_name.len() > 1 {
+            let live: Vec<&KeyRecord> = by_name
+                .iter()
+                .copied()
+                .filter(|k| k.revoked_at.is_none())
+                .collect();
+            if live.len() == 1 {
+                by_name = live;
+            }
+        }
         match (by_id, by_name.as_slice()) {
             (Some(k), []) => Ok(k),
             (Some(k), [n]) if n.id == k.id => Ok(k),
@@ -166,7 +178,13 @@ impl LockedRegistry {
 
     /// Fails early (before a secret is stored) when the name or ID is taken.
     pub fn check_free(&self, name: &str, id: &str) -> anyhow::Result<()> {
-        if self.reg.file.keys.iter().any(|k| k.name == name) {
+        if self
+            .reg
+            .file
+            .keys
+            .iter()
+            .any(|k| k.name == name && k.revoked_at.is_none())
+        {
             return Err(Error::Conflict(format!(
                 "a key named {} already exists; pick another --name",
                 crate::output::quoted(name)

@@ -371,3 +371,28 @@ fn bash_completes_subcommands_and_key_names() {
     let keys = complete("keyctl show so");
     assert_eq!(keys, vec!["soon".to_string()]);
 }
+
+#[test]
+fn a_revoked_keys_name_can_be_reused_and_resolves_to_the_live_key() {
+    let h = file_home();
+    let mut reg = h.registry();
+    let old_id = reg["keys"][0]["id"].as_str().unwrap().to_string();
+    reg["keys"][0]["revoked_at"] = "2026-01-01T00:00:00Z".into();
+    std::fs::write(
+        h.path().join("keys.json"),
+        serde_json::to_vec(&reg).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = code_of(&h, &["--store", "file", "create", "--name", "alpha"], "");
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = code_of(&h, &["show", "alpha", "--json"], "");
+    let shown = json(&out);
+    assert_ne!(shown["id"], old_id.as_str());
+    assert_eq!(shown["status"], "active");
+    let (_, out, _) = code_of(&h, &["show", &old_id, "--json"], "");
+    assert_eq!(json(&out)["status"], "revoked");
+    let (code, out, _) = code_of(&h, &["list", "--json"], "");
+    assert_eq!((code, json(&out).as_array().unwrap().len()), (0, 2));
+    let (_, out, _) = code_of(&h, &["list", "--all", "--json"], "");
+    assert_eq!(json(&out).as_array().unwrap().len(), 3);
+}
