@@ -35,14 +35,24 @@ impl Plan {
 pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)> {
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             let dir = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             if !dir.is_dir() {
+                let why = if dir.exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist"
+                };
                 return Err(usage(format!(
-                    "cannot create {shown}: directory {} does not exist",
+                    "cannot create {shown}: {} {why}",
                     dir.display()
                 )));
             }
