@@ -28,6 +28,8 @@ pub const API_K8S_SECRET: &str = "soda-cloud-apikey";
 pub const HELM_RELEASE: &str = "soda-agent";
 pub const HELM_CHART: &str = "soda-agent/soda-agent";
 pub const HELM_NAMESPACE: &str = "soda-agent";
+/// The registry field (`KeyRecord::extra`) that remembers `--region`/`--host` from `create`.
+pub const HOST_FIELD: &str = "soda_host";
 
 /// Resolved rendering settings: flags checked against each other and the key's kind.
 #[derive(Clone, Debug)]
@@ -40,14 +42,20 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `default_format` is what `--output` means when absent (yaml, or json under `--json`).
+    /// `default_format` is what `--output` means when absent (yaml, or json under `--json`);
+    /// `remembered` is the host the key was created for, used when neither `--region` nor
+    /// `--host` is given.
     pub fn resolve(
         kind: Kind,
         args: &RenderArgs,
         default_format: OutputFormat,
+        remembered: Option<&str>,
     ) -> anyhow::Result<Settings> {
         let format = args.output.unwrap_or(default_format);
-        let host = target_host(args.region, args.host.as_deref())?;
+        let host = match (args.region, args.host.as_deref(), remembered) {
+            (None, None, Some(h)) => target_host(None, Some(h))?,
+            (region, host, _) => target_host(region, host)?,
+        };
         if args.export && format != OutputFormat::Env {
             return Err(usage("--export applies to --output env only"));
         }

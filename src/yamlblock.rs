@@ -98,7 +98,16 @@ pub fn plan(
             new,
         });
     };
-    let before = parse(&old_text).map_err(|e| usage(format!("{shown} is not valid YAML: {e}")))?;
+    let before = parse(&old_text).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("more than one document") {
+            usage(format!(
+                "{shown} holds more than one YAML document; a Soda configuration file is one mapping"
+            ))
+        } else {
+            usage(format!("{shown} is not valid YAML: {e}"))
+        }
+    })?;
     match &before {
         Value::Null | Value::Mapping(_) => {}
         other => {

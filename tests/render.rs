@@ -5,6 +5,8 @@
 //! files checked byte for byte; and every bad input with its message, exit code and the
 //! file left as it was.
 
+#![cfg(unix)]
+
 mod common;
 
 use std::path::Path;
@@ -694,75 +696,65 @@ fn bad_inputs_fail_clearly_and_leave_the_file_alone() {
     )
     .unwrap();
     std::fs::write(p("latin1.yml"), b"a: \xe9\n").unwrap();
+    std::fs::write(p("alias.yml"), "soda_cloud: &sc\n  host: a\ncopy: *sc\n").unwrap();
+    std::fs::write(
+        p("flow.yml"),
+        "{data_source x: {type: postgres},\n soda_cloud: {host: a}}\n",
+    )
+    .unwrap();
+    std::fs::write(p("twodocs.yml"), "a: 1\n---\nb: 2\n").unwrap();
     std::fs::create_dir(p("adir")).unwrap();
     std::os::unix::fs::symlink("loop.yml", p("loop.yml")).unwrap();
     let s = |x: &Path| x.to_str().unwrap().to_string();
 
-    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+    // "@NAME" stands for the file NAME in the test directory.
+    let cases: &[(&[&str], i32, &str)] = &[
         (
-            vec!["--host".into(), "https://cloud.soda.io".into()],
+            &["--host", "https://cloud.soda.io"],
             2,
             "has a scheme (https://)",
         ),
+        (&["--host", "cloud.soda.io/api"], 2, "has a path"),
+        (&["--host", "cloud.soda.io:443"], 2, "has a port"),
+        (&["--host", "cloud soda"], 2, "is not a host name"),
         (
-            vec!["--host".into(), "cloud.soda.io/api".into()],
-            2,
-            "has a path",
-        ),
-        (
-            vec!["--host".into(), "cloud.soda.io:443".into()],
-            2,
-            "has a port",
-        ),
-        (
-            vec!["--host".into(), "cloud soda".into()],
-            2,
-            "is not a host name",
-        ),
-        (
-            vec![
-                "--host".into(),
-                "a.io".into(),
-                "--region".into(),
-                "us".into(),
-            ],
+            &["--host", "a.io", "--region", "us"],
             2,
             "cannot be used with",
         ),
-        (vec!["-o".into(), "toml".into()], 2, "invalid value 'toml'"),
-        (vec!["--dry-run".into()], 2, "--write"),
-        (vec!["--export".into()], 2, "--output env only"),
-        (vec!["--write".into(), s(&p("adir"))], 2, "is a directory"),
-        (vec!["--write".into(), s(&p("loop.yml"))], 1, "cannot read"),
+        (&["-o", "toml"], 2, "invalid value 'toml'"),
+        (&["--dry-run"], 2, "--write"),
+        (&["--export"], 2, "--output env only"),
+        (&["--write", "@adir"], 2, "is a directory"),
+        (&["--write", "@loop.yml"], 1, "cannot read"),
+        (&["--write", "@good.yml/x.yml"], 2, "is not a directory"),
+        (&["--write", "@nodir/x.yml"], 2, "does not exist"),
+        (&["--write", "@notyaml.yml"], 2, "is not valid YAML: "),
         (
-            vec!["--write".into(), s(&good.join("x.yml"))],
-            2,
-            "is not a directory",
-        ),
-        (
-            vec!["--write".into(), s(&p("nodir/x.yml"))],
-            2,
-            "does not exist",
-        ),
-        (
-            vec!["--write".into(), s(&p("notyaml.yml"))],
-            2,
-            "is not valid YAML: ",
-        ),
-        (
-            vec!["--write".into(), s(&p("list.yml"))],
+            &["--write", "@list.yml"],
             2,
             "not a YAML mapping at the top level (it is a list)",
         ),
         (
-            vec!["--write".into(), s(&p("scalar_block.yml"))],
+            &["--write", "@scalar_block.yml"],
             2,
             "`soda_cloud` (line 3) is a string, not a mapping",
         ),
+        (&["--write", "@latin1.yml"], 2, "is not UTF-8"),
         (
-            vec!["--write".into(), s(&p("latin1.yml"))],
+            &["--write", "@alias.yml"],
+            1,
+            "did not parse back as intended (other data would change)",
+        ),
+        (
+            &["--write", "@flow.yml"],
             2,
-            "is not UTF-8",
+            "cannot find a single top-level `soda_cloud:` line",
+        ),
+        (
+            &["--write", "@twodocs.yml"],
+            2,
+            "holds more than one YAML document",
         ),
     ];
     let snapshot = || {
@@ -775,9 +767,12 @@ fn bad_inputs_fail_clearly_and_leave_the_file_alone() {
         v
     };
     let before = snapshot();
-    for (args, want_code, msg) in &cases {
+    for (args, want_code, msg) in cases {
         let mut a = vec!["core".to_string()];
-        a.extend(args.iter().cloned());
+        a.extend(args.iter().map(|x| match x.strip_prefix('@') {
+            Some(name) => s(&p(name)),
+            None => x.to_string(),
+        }));
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let (code, out, err) = config(&home, &a);
         assert_eq!(code, *want_code, "{a:?}: {err}");
@@ -854,11 +849,19 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
 
     // config reads the secret back from the keyring; -v says nothing secret.
     let mut c = ss.cmd(&home);
-    c.args(["-v", "config", "edge", "--region", "us"]);
+    c.args(["-v", "config", "edge"]);
     let (code, again, err) = run(c, "");
     assert_eq!(code, 0, "{err}");
-    assert_eq!(again, out);
+    assert_eq!(again, out, "config remembers the region create was given");
     assert!(err.contains("debug") && !err.contains(secret), "{err}");
+    let mut c = ss.cmd(&home);
+    c.args(["config", "edge", "--region", "eu", "-o", "json"]);
+    let (code, eu, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json(&eu)["soda"]["cloud"]["endpoint"],
+        "https://cloud.soda.io"
+    );
 
     // --write: the block goes to the file, stdout stays free of the secret.
     let dir = tempfile::tempdir().unwrap();

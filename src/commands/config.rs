@@ -33,12 +33,13 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let default = if ctx.out.json {
+    let default = if ctx.out.json && args.render.write.is_none() {
         OutputFormat::Json
     } else {
         OutputFormat::Yaml
     };
-    let settings = Settings::resolve(k.kind, &args.render, default)?;
+    let remembered = k.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
+    let settings = Settings::resolve(k.kind, &args.render, default, remembered)?;
     let secret = store::open(ctx, k.store)?.get(&k.id)?;
     let parts = KeyParts {
         kind: k.kind,

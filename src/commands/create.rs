@@ -45,7 +45,12 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     };
 
     let minted = key::mint(format, &prefix);
-    let settings = Settings::resolve(kind, &args.render, OutputFormat::Yaml)?;
+    let settings = Settings::resolve(kind, &args.render, OutputFormat::Yaml, None)?;
+    // `config` renders for the same host later unless told otherwise.
+    let mut extra = serde_json::Map::new();
+    if args.render.region.is_some() || args.render.host.is_some() {
+        extra.insert(render::HOST_FIELD.into(), settings.host.clone().into());
+    }
     let parts = KeyParts {
         kind,
         id: &minted.id,
@@ -71,7 +76,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
-        extra: Default::default(),
+        extra,
     };
     let rec = store_new_key(ctx, rec, &minted.secret)?;
 
