@@ -175,16 +175,62 @@ pub fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<Stri
     let mut o = buffer(k);
     o.push_str("soda_cloud:");
     o.push_str(eol);
-    for (key, value) in [
-        ("host", s.host.as_str()),
-        ("api_key_id", k.id),
-        ("api_key_secret", &secret_value(s, k)),
-    ] {
+    for (key, value) in [("host", s.host.as_str()), ("api_key_id", k.id)] {
         let _ = write!(o, "  {key}: ");
         yaml_quote_into(&mut o, value);
         o.push_str(eol);
     }
+    o.push_str("  api_key_secret: ");
+    match s.secret_ref {
+        // The reference is for Soda Core to expand, so its braces stay as they are.
+        SecretRef::Env => {
+            let _ = write!(o, "\"{}\"", secret_value(s, k));
+        }
+        SecretRef::Literal => yaml_quote_into(&mut o, k.secret),
+    }
+    o.push_str(eol);
     o
+}
+
+/// Why a snippet would not read back as this secret in some Soda Core version, for a
+/// warning: Soda Core 4 substitutes `${ns.name}` in values after parsing (no escape
+/// exists), and Soda Core 3 pastes an env reference into the quoted text before parsing.
+pub fn soda_caveat(s: &Settings, k: &KeyParts) -> Option<&'static str> {
+    if k.kind != Kind::Api || !matches!(s.format, OutputFormat::Yaml | OutputFormat::Json) {
+        return None;
+    }
+    match (s.secret_ref, s.soda_version) {
+        (SecretRef::Literal, _) if has_v4_reference(k.secret) => Some(
+            "this secret contains `${name.name}`, which Soda Core 4 replaces with a variable's value: it reads correctly in Soda Core 3 only",
+        ),
+        (SecretRef::Env, Some(SodaVersion::V3))
+            if k.secret.contains(['"', '\\']) || k.secret.contains("${") =>
+        {
+            Some(
+                "this secret contains \", \\ or ${, which Soda Core 3 pastes into the quoted value as they are (and expands ${...} in): keep the literal secret (--secret-ref literal) for it",
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Soda Core 4's variable pattern, `\$\{ *[a-z]+\.[A-Za-z_][A-Za-z0-9_]* *\}`.
+fn has_v4_reference(secret: &str) -> bool {
+    secret.match_indices("${").any(|(i, _)| {
+        let rest = secret[i + 2..].trim_start_matches(' ');
+        let ns = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+        let Some(after) = rest[ns..].strip_prefix('.').filter(|_| ns > 0) else {
+            return false;
+        };
+        let name = after
+            .bytes()
+            .enumerate()
+            .take_while(|(j, b)| {
+                b.is_ascii_alphabetic() || *b == b'_' || (*j > 0 && b.is_ascii_digit())
+            })
+            .count();
+        name > 0 && after[name..].trim_start_matches(' ').starts_with('}')
+    })
 }
 
 fn endpoint(s: &Settings) -> String {
@@ -378,6 +424,10 @@ pub fn yaml_quote_into(o: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => o.push_str("\\\""),
+            // Soda Core 3 runs the whole file through Jinja (`${ }`, `{% %}`, `{# #}`)
+            // before parsing it; an escaped brace is no delimiter to Jinja and still a
+            // brace to YAML.
+            '{' => o.push_str("\\x7B"),
             '\\' => o.push_str("\\\\"),
             '\n' => o.push_str("\\n"),
             '\t' => o.push_str("\\t"),
@@ -451,6 +501,7 @@ mod tests {
     #[test]
     fn yaml_quote_escapes_what_parsers_treat_specially() {
         assert_eq!(yaml_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(yaml_quote("${X}{%"), r#""$\x7BX}\x7B%""#);
         assert_eq!(
             yaml_quote("\u{7f}\u{85}é\u{2028}😀"),
             r#""\x7F\x85\xE9\u2028\U0001F600""#
@@ -460,6 +511,21 @@ mod tests {
         ] {
             let v: String = serde_yaml_ng::from_str(&yaml_quote(s)).unwrap();
             assert_eq!(v, s);
+        }
+    }
+
+    #[test]
+    fn soda_4_references_are_recognised() {
+        for (s, yes) in [
+            ("${env.X}", true),
+            ("a${ env.X_1 }b", true),
+            ("${X}", false),
+            ("${Env.X}", false),
+            ("${env.}", false),
+            ("${env.1}", false),
+            ("$env.X}", false),
+        ] {
+            assert_eq!(has_v4_reference(s), yes, "{s}");
         }
     }
 

@@ -932,3 +932,150 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
     assert_eq!(std::fs::read(&f).unwrap(), before);
     assert_eq!(home.registry()["keys"].as_array().unwrap().len(), keys);
 }
+
+/// Soda Core 3.x reading configuration files the way `soda scan -c` does (Jinja over the
+/// text, then YAML), one JSON object per file on a marked line.
+const SODA3_PROBE: &str = r#"
+import sys, json
+from soda.scan import Scan
+out = []
+for f in sys.argv[1:]:
+    s = Scan()
+    s.add_configuration_yaml_file(f)
+    c = s._configuration.soda_cloud
+    errors = [str(l) for l in s._logs.logs if l.level.name == "ERROR"]
+    out.append({"errors": errors} if errors or c is None else {"host": c.host, "id": c.api_key_id, "secret": c.api_key_secret})
+print("KEYCTL-RESULT " + json.dumps(out))
+"#;
+
+/// Soda Core 4.x reading a Soda Cloud file (`soda ... -sc FILE`).
+const SODA4_PROBE: &str = r#"
+import sys, json
+from soda_core.common.soda_cloud import SodaCloud
+out = []
+for f in sys.argv[1:]:
+    c = SodaCloud.from_config(f)
+    out.append({"host": c.host, "id": c.api_key_id, "secret": c.api_key_secret})
+print("KEYCTL-RESULT " + json.dumps(out))
+"#;
+
+fn soda(
+    var: &str,
+    probe: &str,
+    files: &[std::path::PathBuf],
+    secret_env: Option<&str>,
+) -> Vec<Value> {
+    let py = std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the README's test command (scripts/test), which installs Soda Core 3 and 4 in venvs")
+    });
+    let mut c = Command::new(&py);
+    c.arg("-c")
+        .arg(probe)
+        .args(files)
+        .env_remove("SODA_API_KEY_SECRET");
+    if let Some(s) = secret_env {
+        c.env("SODA_API_KEY_SECRET", s);
+    }
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{var} ({py}): {err}{out}");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("KEYCTL-RESULT "))
+        .unwrap_or_else(|| panic!("no result from {py}: {out}{err}"));
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn soda_core_3_and_4_read_what_keyctl_writes() {
+    let home = file_home();
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = nasty_secrets();
+    let mut files = Vec::new();
+    let mut v4_caveat = Vec::new();
+    for (i, s) in secrets.iter().enumerate() {
+        import(cmd(&home), "api", &format!("a{i}"), &format!("id-{i}"), s);
+        let f = dir.path().join(format!("c{i}.yml"));
+        // A `${...}` elsewhere in the file makes Soda Core 3 run Jinja over all of it.
+        std::fs::write(
+            &f,
+            "data_source warehouse:\n  type: postgres\n  password: ${PG_PASSWORD}\n",
+        )
+        .unwrap();
+        let (code, _, err) = config(
+            &home,
+            &[
+                &format!("a{i}"),
+                "--region",
+                "us",
+                "--write",
+                f.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        v4_caveat.push(err.contains("Soda Core 4 replaces"));
+        files.push(f);
+    }
+    let want = |i: usize, s: &str| json!({"host": "cloud.us.soda.io", "id": format!("id-{i}"), "secret": s});
+    let v3 = soda("KEYCTL_TEST_SODA3_PYTHON", SODA3_PROBE, &files, None);
+    let v4 = soda("KEYCTL_TEST_SODA4_PYTHON", SODA4_PROBE, &files, None);
+    for (i, s) in secrets.iter().enumerate() {
+        assert_eq!(v3[i], want(i, s), "Soda Core 3, secret {s:?}");
+        if v4_caveat[i] {
+            assert!(s.contains("${env."), "{s:?}");
+            assert_ne!(v4[i], want(i, s), "the caveat is real for {s:?}");
+        } else {
+            assert_eq!(v4[i], want(i, s), "Soda Core 4, secret {s:?}");
+        }
+    }
+    assert_eq!(v4_caveat.iter().filter(|c| **c).count(), 1);
+
+    // --secret-ref env: the file holds a reference that each version expands. Soda Core 3
+    // pastes the value into the text, so a secret with `"`, `\` or `${` gets a warning.
+    import(cmd(&home), "api", "ref", ID, SECRET);
+    import(cmd(&home), "api", "quote", "id-q", "a\"b");
+    let (code, _, err) = config(
+        &home,
+        &["quote", "--secret-ref", "env", "--soda-version", "3"],
+    );
+    assert_eq!(code, 0);
+    assert!(err.contains("Soda Core 3 pastes"), "{err}");
+    let (_, _, err) = config(
+        &home,
+        &["quote", "--secret-ref", "env", "--soda-version", "4"],
+    );
+    assert!(err.is_empty(), "{err}");
+    for (version, var, probe, value) in [
+        (
+            "3",
+            "KEYCTL_TEST_SODA3_PYTHON",
+            SODA3_PROBE,
+            "from-env_#: 'x' $Y {a} [b]",
+        ),
+        (
+            "4",
+            "KEYCTL_TEST_SODA4_PYTHON",
+            SODA4_PROBE,
+            "from-env \"q\" \\ #: ${X}",
+        ),
+    ] {
+        let f = dir.path().join(format!("ref{version}.yml"));
+        ok(
+            &home,
+            &[
+                "ref",
+                "--secret-ref",
+                "env",
+                "--soda-version",
+                version,
+                "--write",
+                f.to_str().unwrap(),
+            ],
+        );
+        let got = soda(var, probe, std::slice::from_ref(&f), Some(value));
+        assert_eq!(
+            got[0],
+            json!({"host": "cloud.soda.io", "id": ID, "secret": value}),
+            "v{version}"
+        );
+    }
+}

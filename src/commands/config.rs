@@ -109,6 +109,9 @@ impl Delivery {
                 Ok(())
             }
             Some((shown, plan)) => {
+                if let Some(why) = render::soda_caveat(&self.settings, parts) {
+                    ctx.out.warn(why);
+                }
                 if plan.changes() {
                     yamlblock::commit(plan, shown)?;
                 }
@@ -127,6 +130,9 @@ impl Delivery {
             None => {
                 if self.settings.format == OutputFormat::HelmSet {
                     self.helm_warning(ctx, parts);
+                }
+                if let Some(why) = render::soda_caveat(&self.settings, parts) {
+                    ctx.out.warn(why);
                 }
                 ctx.out.debug(&format!(
                     "rendering {:?} for {} (host {})",
