@@ -1079,3 +1079,58 @@ fn soda_core_3_and_4_read_what_keyctl_writes() {
         );
     }
 }
+
+/// `cmd` run as an unprivileged user when the tests run as root (as in CI containers),
+/// where a mode-000 file would still be readable.
+fn unprivileged(c: Command, as_root: bool) -> Command {
+    if !as_root {
+        return c;
+    }
+    let mut w = Command::new("setpriv");
+    w.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => w.env(k, v),
+            None => w.env_remove(k),
+        };
+    }
+    w
+}
+
+#[test]
+fn an_unreadable_file_is_refused_and_left_alone() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let home = file_home();
+    let root = home.dir.path();
+    for d in [root.to_path_buf(), root.join("user")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let f = root.join("locked.yml");
+    let text = "# private\nsoda_cloud:\n  host: cloud.soda.io\n";
+    std::fs::write(&f, text).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let as_root = std::fs::metadata(&f).unwrap().uid() == 0;
+
+    let mut c = unprivileged(cmd(&home), as_root);
+    c.args(["import", "--kind", "api", "--name", "core", "--id", ID]);
+    let (code, _, err) = run(c, SECRET);
+    assert_eq!(
+        code, 0,
+        "import (setpriv from util-linux runs it unprivileged): {err}"
+    );
+    let mut c = unprivileged(cmd(&home), as_root);
+    c.args(["config", "core", "--write", f.to_str().unwrap()]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot read") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    assert!(out.is_empty() && !err.contains(SECRET));
+    assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0);
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), text);
+}
