@@ -86,7 +86,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mint a key, store its secret, print it once
+    /// Mint a key, store its secret, print its configuration snippet once
     Create(CreateArgs),
     /// Store a key that a service minted (secret from stdin or a no-echo prompt)
     Import(ImportArgs),
@@ -149,6 +149,7 @@ pub struct ConfigArgs {
 
 /// How a key becomes pasteable text; shared by `create` and `config`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Configuration snippet")]
 pub struct RenderArgs {
     /// What to print (default yaml: the soda_cloud block for api keys, Helm values for runners)
     #[arg(short, long, value_enum, value_name = "FMT")]

@@ -1,4 +1,5 @@
-//! `keyctl create`: mint a key, store its secret, print it once.
+//! `keyctl create`: mint a key, store its secret, print its configuration snippet once
+//! (or write it into a Soda configuration file).
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
