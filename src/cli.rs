@@ -88,7 +88,7 @@ pub enum FormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Mint a key, store its secret, print it once
+    /// Mint a key, store its secret, print its configuration snippet once
     Create(CreateArgs),
     /// Store a key that a service minted (secret from stdin or a no-echo prompt)
     Import(ImportArgs),
@@ -99,6 +99,8 @@ pub enum Command {
     Show(KeyArg),
     /// Print a key's raw secret on stdout, for scripts
     Secret(SecretArgs),
+    /// Render a key's configuration snippet again from its stored secret
+    Config(ConfigArgs),
     /// Forget a key locally: its secret and its registry entry
     #[command(visible_alias = "rm")]
     Delete(KeyArg),
@@ -138,6 +140,92 @@ pub struct CreateArgs {
     /// Secret prefix for services that expect their own, e.g. sk_soika_
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Render an expired or revoked key too (refused otherwise, exit 8)
+    #[arg(long)]
+    pub allow_expired: bool,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+/// How a key becomes pasteable text; shared by `create` and `config`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Configuration snippet")]
+pub struct RenderArgs {
+    /// What to print (default yaml: the soda_cloud block for api keys, Helm values for runners)
+    #[arg(short, long, value_enum, value_name = "FMT")]
+    pub output: Option<OutputFormat>,
+    /// Soda Cloud region: eu is cloud.soda.io, us is cloud.us.soda.io
+    #[arg(long, value_enum, value_name = "REGION")]
+    pub region: Option<Region>,
+    /// Soda Cloud host name, bare (no https://, path or port), instead of --region
+    #[arg(long, value_name = "HOST", conflicts_with = "region")]
+    pub host: Option<String>,
+    /// Insert or replace the soda_cloud block of this Soda configuration file, keeping every
+    /// other byte (created 0600 if missing)
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// With --write: print the change as a diff (secrets masked) and write nothing
+    #[arg(long, requires = "write")]
+    pub dry_run: bool,
+    /// With --output env: `export NAME=value` lines
+    #[arg(long)]
+    pub export: bool,
+    /// literal: the secret itself; env: a reference to $SODA_API_KEY_SECRET, so the file
+    /// holds no secret (needs --soda-version)
+    #[arg(long, value_enum, value_name = "REF", default_value_t = SecretRef::Literal)]
+    pub secret_ref: SecretRef,
+    /// Soda Core major version the env reference is written for: 3 reads ${VAR}, 4 reads
+    /// ${env.VAR}
+    #[arg(long, value_enum, value_name = "N")]
+    pub soda_version: Option<SodaVersion>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// api: the soda_cloud block; runner: Helm values for the soda-agent chart
+    Yaml,
+    /// A `helm install soda-agent ...` line with the key in --set-string flags (runner)
+    HelmSet,
+    /// A Kubernetes Secret manifest (and, for a runner, the Helm values that use it)
+    K8sSecret,
+    /// SODA_API_KEY_ID=... and SODA_API_KEY_SECRET=... lines for sh
+    Env,
+    /// The yaml output's data as JSON
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Region {
+    /// cloud.soda.io
+    Eu,
+    /// cloud.us.soda.io
+    Us,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SecretRef {
+    /// The secret itself
+    Literal,
+    /// A reference to the environment variable SODA_API_KEY_SECRET
+    Env,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SodaVersion {
+    /// Soda Core 3.x: ${SODA_API_KEY_SECRET}
+    #[value(name = "3")]
+    V3,
+    /// Soda Core 4.x: ${env.SODA_API_KEY_SECRET}
+    #[value(name = "4")]
+    V4,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,9 @@ pub mod input;
 pub mod key;
 pub mod output;
 pub mod registry;
+pub mod render;
 pub mod store;
+pub mod yamlblock;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -167,7 +167,8 @@ fn headless_auto_falls_back_to_the_file_store_and_says_where() {
     assert_eq!(err.matches("file store").count(), 2, "{err}");
     let secret = out
         .lines()
-        .find_map(|l| l.strip_prefix("secret: "))
+        .find_map(|l| l.strip_prefix("  api_key_secret: \""))
+        .and_then(|l| l.strip_suffix('"'))
         .unwrap()
         .to_string();
     #[cfg(unix)]

@@ -1,15 +1,20 @@
-//! `keyctl create`: mint a key, store its secret, print it once.
+//! `keyctl create`: mint a key, store its secret, print its configuration snippet once
+//! (or write it into a Soda configuration file).
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{KeyView, new_key_meta, resolve_kind, store_new_key};
-use crate::cli::{CreateArgs, FormatArg};
+use anyhow::Context as _;
+
+use super::config::Delivery;
+use crate::cli::{CreateArgs, FormatArg, OutputFormat};
 use crate::context::Ctx;
 use crate::error::usage;
 use crate::key::{self, Format};
 use crate::registry::{KeyRecord, Registry};
+use crate::render::{self, KeyParts, Settings};
 use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
@@ -41,9 +46,29 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     };
 
     let minted = key::mint(format, &prefix);
+    let settings = Settings::resolve(kind, &args.render, OutputFormat::Yaml, None)?;
+    // `config` renders for the same host later unless told otherwise.
+    let mut extra = serde_json::Map::new();
+    if args.render.region.is_some() || args.render.host.is_some() {
+        extra.insert(render::HOST_FIELD.into(), settings.host.clone().into());
+    }
+    let parts = KeyParts {
+        kind,
+        id: &minted.id,
+        name: &name,
+        secret: minted.secret.expose_secret(),
+    };
+    // A bad --write FILE fails here, before anything is stored.
+    let delivery = Delivery::prepare(&args.render, settings, &parts)?;
+    if delivery.dry_run {
+        delivery.deliver(ctx, &parts)?;
+        ctx.out
+            .note("dry run: no key was created (the key shown is a sample)");
+        return Ok(());
+    }
     let rec = KeyRecord {
-        id: minted.id,
-        name,
+        id: minted.id.clone(),
+        name: name.clone(),
         kind,
         format,
         description: meta.description,
@@ -52,39 +77,58 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
-        extra: Default::default(),
+        extra,
     };
     let rec = store_new_key(ctx, rec, &minted.secret)?;
 
-    if ctx.out.json {
-        #[derive(Serialize)]
-        struct Created<'a> {
-            #[serde(flatten)]
-            view: KeyView<'a>,
-            secret: &'a str,
-        }
-        return crate::output::print_json(
-            &ctx.out,
-            &Created {
-                view: KeyView::of(&rec, now),
-                secret: minted.secret.expose_secret(),
-            },
-        );
-    }
-    {
-        use std::io::Write;
-        let mut w = std::io::stdout().lock();
-        writeln!(w, "id: {}", rec.id)?;
-        writeln!(w, "secret: {}", minted.secret.expose_secret())?;
-    }
     ctx.out.note(&format!(
-        "created {} key '{}' ({}), secret in the {} store; `keyctl secret {}` prints it again",
+        "created {} key '{}' ({}), secret in the {} store; `keyctl config {}` renders it again",
         rec.kind,
         rec.name,
         rec.id,
         rec.store.as_str(),
         rec.name
     ));
+    let written = delivery.write.as_ref().map(|(p, _)| p.clone());
+    if let Some(path) = &written {
+        delivery.deliver(ctx, &parts).with_context(|| {
+            format!(
+                "key '{}' was created, but {} was not written (`keyctl config {} --write FILE` retries)",
+                rec.name,
+                path.display(),
+                rec.name
+            )
+        })?;
+    }
+    if ctx.out.json {
+        // With --write the secret went to the file; stdout stays free of it.
+        #[derive(Serialize)]
+        struct Created<'a> {
+            #[serde(flatten)]
+            view: KeyView<'a>,
+            secret: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            written: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            snippet: Option<&'a str>,
+        }
+        let snippet = match (&written, args.render.output) {
+            (None, Some(_)) => Some(render::render(&delivery.settings, &parts)?),
+            _ => None,
+        };
+        return crate::output::print_json(
+            &ctx.out,
+            &Created {
+                view: KeyView::of(&rec, now),
+                secret: written.is_none().then_some(parts.secret),
+                written: written.map(|p| p.display().to_string()),
+                snippet: snippet.as_deref().map(String::as_str),
+            },
+        );
+    }
+    if written.is_none() {
+        delivery.deliver(ctx, &parts)?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! command needs (the public view of a key, storing a new key) live here.
 
 pub mod check;
+pub mod config;
 pub mod create;
 pub mod delete;
 pub mod doctor;
@@ -29,6 +30,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::List(a) => list::run(ctx, a),
         Command::Show(a) => show::run(ctx, &a.key),
         Command::Secret(a) => secret::run(ctx, &a.key.key, a.allow_expired),
+        Command::Config(a) => config::run(ctx, a),
         Command::Delete(a) => delete::run(ctx, &a.key),
         Command::Check => check::run(ctx),
         Command::Doctor => doctor::run(ctx),

@@ -1,0 +1,555 @@
+//! Turning a key and its secret into the exact text another tool reads: Soda Core's
+//! `soda_cloud` block, the soda-agent Helm chart's values or `helm install` line, a
+//! Kubernetes Secret, shell env lines, JSON.
+//!
+//! Everything here is a pure function of its inputs, so every format can be tested by
+//! parsing it back. Quoting is where pasted configuration usually breaks, so each format
+//! has its own escaper: YAML double-quoted scalars that mean the same in YAML 1.1
+//! (PyYAML, Soda Core) and 1.2, POSIX shell single quotes, and Helm's `--set` syntax.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::cli::{OutputFormat, Region, RenderArgs, SecretRef, SodaVersion};
+use crate::error::usage;
+use crate::key::Kind;
+use crate::output::quoted;
+
+pub const EU_HOST: &str = "cloud.soda.io";
+pub const US_HOST: &str = "cloud.us.soda.io";
+pub const ID_VAR: &str = "SODA_API_KEY_ID";
+pub const SECRET_VAR: &str = "SODA_API_KEY_SECRET";
+/// The Secret the soda-agent chart itself creates, and the name its docs use.
+pub const RUNNER_K8S_SECRET: &str = "soda-agent-apikey";
+pub const API_K8S_SECRET: &str = "soda-cloud-apikey";
+pub const HELM_RELEASE: &str = "soda-agent";
+pub const HELM_CHART: &str = "soda-agent/soda-agent";
+pub const HELM_NAMESPACE: &str = "soda-agent";
+/// The registry field (`KeyRecord::extra`) that remembers `--region`/`--host` from `create`.
+pub const HOST_FIELD: &str = "soda_host";
+
+/// Resolved rendering settings: flags checked against each other and the key's kind.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub format: OutputFormat,
+    pub host: String,
+    pub secret_ref: SecretRef,
+    pub soda_version: Option<SodaVersion>,
+    pub export: bool,
+}
+
+impl Settings {
+    /// `default_format` is what `--output` means when absent (yaml, or json under `--json`);
+    /// `remembered` is the host the key was created for, used when neither `--region` nor
+    /// `--host` is given.
+    pub fn resolve(
+        kind: Kind,
+        args: &RenderArgs,
+        default_format: OutputFormat,
+        remembered: Option<&str>,
+    ) -> anyhow::Result<Settings> {
+        let format = args.output.unwrap_or(default_format);
+        let host = match (args.region, args.host.as_deref(), remembered) {
+            (None, None, Some(h)) => target_host(None, Some(h))?,
+            (region, host, _) => target_host(region, host)?,
+        };
+        if args.export && format != OutputFormat::Env {
+            return Err(usage("--export applies to --output env only"));
+        }
+        if format == OutputFormat::HelmSet && kind != Kind::Runner {
+            return Err(usage(
+                "--output helm-set installs the soda-agent Helm chart, which takes a runner key; this is an api key (use --output yaml, env, k8s-secret or json)",
+            ));
+        }
+        if args.secret_ref == SecretRef::Env {
+            if kind != Kind::Api || !matches!(format, OutputFormat::Yaml | OutputFormat::Json) {
+                return Err(usage(
+                    "--secret-ref env applies to the soda_cloud block (--kind api, --output yaml or json): Helm, Kubernetes and env lines need the secret itself",
+                ));
+            }
+            if args.soda_version.is_none() {
+                return Err(usage(
+                    "--secret-ref env needs --soda-version 3 or 4: Soda Core 3 reads ${SODA_API_KEY_SECRET}, 4 reads ${env.SODA_API_KEY_SECRET}, and each leaves the other's form unreplaced",
+                ));
+            }
+        }
+        if args.write.is_some() && (kind != Kind::Api || format != OutputFormat::Yaml) {
+            return Err(usage(
+                "--write edits the soda_cloud block of a Soda configuration file, so it needs an api key and --output yaml; for other formats redirect stdout",
+            ));
+        }
+        Ok(Settings {
+            format,
+            host,
+            secret_ref: args.secret_ref,
+            soda_version: args.soda_version,
+            export: args.export,
+        })
+    }
+}
+
+/// The Soda Cloud host for `--region`/`--host` (EU when neither is given).
+pub fn target_host(region: Option<Region>, host: Option<&str>) -> anyhow::Result<String> {
+    match (host, region) {
+        (Some(h), _) => {
+            validate_host(h)?;
+            Ok(h.to_ascii_lowercase())
+        }
+        (None, Some(Region::Us)) => Ok(US_HOST.into()),
+        (None, _) => Ok(EU_HOST.into()),
+    }
+}
+
+/// Soda Core builds `https://{host}/api` itself, so anything but a bare host name makes a
+/// URL like `https://https://...` that fails only at the first scan.
+pub fn validate_host(h: &str) -> anyhow::Result<()> {
+    let why = if h.is_empty() {
+        Some("is empty".to_string())
+    } else if let Some((scheme, _)) = h.split_once("://") {
+        Some(format!(
+            "has a scheme ({scheme}://): Soda Core adds https:// itself"
+        ))
+    } else if h.contains('/') {
+        Some("has a path: Soda Core adds /api itself".to_string())
+    } else if h.contains(':') {
+        Some(
+            "has a port: Soda Core reads the port from its own `port` key (443 by default)"
+                .to_string(),
+        )
+    } else if h.len() > 253 {
+        Some("is longer than 253 characters".to_string())
+    } else if !h
+        .split('.')
+        .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'))
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        Some("is not a host name (letters, digits, '-' and '.' only)".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(usage(format!(
+            "--host {} {why}; give a bare host name such as {EU_HOST}",
+            quoted(h)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// One key as the renderers see it.
+pub struct KeyParts<'a> {
+    pub kind: Kind,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub secret: &'a str,
+}
+
+/// The snippet for `s.format`. Text holding a secret is zeroized when dropped.
+pub fn render(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
+    match (s.format, k.kind) {
+        (OutputFormat::Yaml, Kind::Api) => Ok(soda_cloud_block(s, k, "\n")),
+        (OutputFormat::Yaml, Kind::Runner) => Ok(helm_values(s, k)),
+        (OutputFormat::HelmSet, _) => Ok(helm_set(s, k)),
+        (OutputFormat::K8sSecret, _) => Ok(k8s_secret(s, k)),
+        (OutputFormat::Env, _) => env_lines(s, k),
+        (OutputFormat::Json, _) => json(s, k),
+    }
+}
+
+/// What `api_key_secret` says: the secret, or a reference Soda Core resolves at run time.
+pub fn secret_value<'a>(s: &Settings, k: &KeyParts<'a>) -> Cow<'a, str> {
+    match (s.secret_ref, s.soda_version) {
+        (SecretRef::Env, Some(SodaVersion::V3)) => Cow::Owned(format!("${{{SECRET_VAR}}}")),
+        (SecretRef::Env, Some(SodaVersion::V4)) => Cow::Owned(format!("${{env.{SECRET_VAR}}}")),
+        _ => Cow::Borrowed(k.secret),
+    }
+}
+
+/// The top-level `soda_cloud:` block, every line ended by `eol` (the target file's).
+pub fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<String> {
+    let mut o = buffer(k);
+    o.push_str("soda_cloud:");
+    o.push_str(eol);
+    for (key, value) in [("host", s.host.as_str()), ("api_key_id", k.id)] {
+        let _ = write!(o, "  {key}: ");
+        yaml_quote_into(&mut o, value);
+        o.push_str(eol);
+    }
+    o.push_str("  api_key_secret: ");
+    match s.secret_ref {
+        // The reference is for Soda Core to expand, so its braces stay as they are.
+        SecretRef::Env => {
+            let _ = write!(o, "\"{}\"", secret_value(s, k));
+        }
+        SecretRef::Literal => yaml_quote_into(&mut o, k.secret),
+    }
+    o.push_str(eol);
+    o
+}
+
+/// Why a snippet would not read back as this secret in some Soda Core version, for a
+/// warning: Soda Core 4 substitutes `${ns.name}` in values after parsing (no escape
+/// exists), and Soda Core 3 pastes an env reference into the quoted text before parsing.
+pub fn soda_caveat(s: &Settings, k: &KeyParts) -> Option<&'static str> {
+    if k.kind != Kind::Api || !matches!(s.format, OutputFormat::Yaml | OutputFormat::Json) {
+        return None;
+    }
+    match (s.secret_ref, s.soda_version) {
+        (SecretRef::Literal, _) if has_v4_reference(k.secret) => Some(
+            "this secret contains `${name.name}`, which Soda Core 4 replaces with a variable's value: it reads correctly in Soda Core 3 only",
+        ),
+        (SecretRef::Env, Some(SodaVersion::V3))
+            if k.secret.contains(['"', '\\']) || k.secret.contains("${") =>
+        {
+            Some(
+                "this secret contains \", \\ or ${, which Soda Core 3 pastes into the quoted value as they are (and expands ${...} in): keep the literal secret (--secret-ref literal) for it",
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Soda Core 4's variable pattern, `\$\{ *[a-z]+\.[A-Za-z_][A-Za-z0-9_]* *\}`.
+fn has_v4_reference(secret: &str) -> bool {
+    secret.match_indices("${").any(|(i, _)| {
+        let rest = secret[i + 2..].trim_start_matches(' ');
+        let ns = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+        let Some(after) = rest[ns..].strip_prefix('.').filter(|_| ns > 0) else {
+            return false;
+        };
+        let name = after
+            .bytes()
+            .enumerate()
+            .take_while(|(j, b)| {
+                b.is_ascii_alphabetic() || *b == b'_' || (*j > 0 && b.is_ascii_digit())
+            })
+            .count();
+        name > 0 && after[name..].trim_start_matches(' ').starts_with('}')
+    })
+}
+
+fn endpoint(s: &Settings) -> String {
+    format!("https://{}", s.host)
+}
+
+fn helm_values(s: &Settings, k: &KeyParts) -> Zeroizing<String> {
+    let mut o = buffer(k);
+    o.push_str("soda:\n  apikey:\n    id: ");
+    yaml_quote_into(&mut o, k.id);
+    o.push_str("\n    secret: ");
+    yaml_quote_into(&mut o, k.secret);
+    helm_agent_and_cloud(&mut o, s, k);
+    o
+}
+
+fn helm_agent_and_cloud(o: &mut String, s: &Settings, k: &KeyParts) {
+    o.push_str("\n  agent:\n    name: ");
+    yaml_quote_into(o, k.name);
+    o.push_str("\n  cloud:\n    endpoint: ");
+    yaml_quote_into(o, &endpoint(s));
+    o.push('\n');
+}
+
+fn helm_set(s: &Settings, k: &KeyParts) -> Zeroizing<String> {
+    let mut o = buffer(k);
+    let _ = write!(
+        o,
+        "helm install {HELM_RELEASE} {HELM_CHART} \\\n  --namespace {HELM_NAMESPACE} --create-namespace"
+    );
+    // --set-string, not --set: Helm would turn an ID like 1e3 into a number and delete
+    // a value spelled null.
+    for (path, value) in [
+        ("soda.agent.name", k.name),
+        ("soda.cloud.endpoint", &endpoint(s)),
+        ("soda.apikey.id", k.id),
+        ("soda.apikey.secret", k.secret),
+    ] {
+        let arg = Zeroizing::new(format!("{path}={}", helm_escape(value)));
+        o.push_str(" \\\n  --set-string ");
+        o.push_str(&sh_quote(&arg));
+    }
+    o.push('\n');
+    o
+}
+
+fn k8s_secret(s: &Settings, k: &KeyParts) -> Zeroizing<String> {
+    let mut o = buffer(k);
+    let (name, namespace) = match k.kind {
+        Kind::Runner => (RUNNER_K8S_SECRET, Some(HELM_NAMESPACE)),
+        Kind::Api => (API_K8S_SECRET, None),
+    };
+    let _ = write!(
+        o,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n"
+    );
+    if let Some(ns) = namespace {
+        let _ = writeln!(o, "  namespace: {ns}");
+    }
+    let _ = write!(o, "type: Opaque\nstringData:\n  {ID_VAR}: ");
+    yaml_quote_into(&mut o, k.id);
+    let _ = write!(o, "\n  {SECRET_VAR}: ");
+    yaml_quote_into(&mut o, k.secret);
+    o.push('\n');
+    match k.kind {
+        Kind::Runner => {
+            // Comments, so that `kubectl apply -f` takes the whole output as it is.
+            let mut values = String::new();
+            let _ = write!(
+                values,
+                "soda:\n  apikey:\n    existingSecret: {name}\n    secretKeys:\n      idKey: {ID_VAR}\n      secretKey: {SECRET_VAR}"
+            );
+            helm_agent_and_cloud(&mut values, s, k);
+            o.push_str(
+                "# Helm values for the soda-agent chart that read the key from this Secret:\n",
+            );
+            for line in values.lines() {
+                let _ = writeln!(o, "#   {line}");
+            }
+        }
+        Kind::Api => {
+            let _ = writeln!(
+                o,
+                "# Give a pod these variables with `envFrom: [{{secretRef: {{name: {name}}}}}]`;\n# host: {}",
+                s.host
+            );
+        }
+    }
+    o
+}
+
+fn env_lines(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
+    if k.secret.contains('\0') || k.id.contains('\0') {
+        return Err(usage(
+            "the key contains a NUL character, which no environment variable can hold",
+        ));
+    }
+    let mut o = buffer(k);
+    let export = if s.export { "export " } else { "" };
+    for (var, value) in [(ID_VAR, k.id), (SECRET_VAR, k.secret)] {
+        let _ = write!(o, "{export}{var}=");
+        o.push_str(&sh_quote(value));
+        o.push('\n');
+    }
+    Ok(o)
+}
+
+fn json(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
+    #[derive(Serialize)]
+    struct SodaCloud<'a> {
+        host: &'a str,
+        api_key_id: &'a str,
+        api_key_secret: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Api<'a> {
+        soda_cloud: SodaCloud<'a>,
+    }
+    #[derive(Serialize)]
+    struct ApiKey<'a> {
+        id: &'a str,
+        secret: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Named<'a> {
+        name: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Cloud<'a> {
+        endpoint: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Soda<'a> {
+        apikey: ApiKey<'a>,
+        agent: Named<'a>,
+        cloud: Cloud<'a>,
+    }
+    #[derive(Serialize)]
+    struct Runner<'a> {
+        soda: Soda<'a>,
+    }
+    let secret = secret_value(s, k);
+    let endpoint = endpoint(s);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(256 + k.secret.len()));
+    match k.kind {
+        Kind::Api => serde_json::to_writer_pretty(
+            &mut *bytes,
+            &Api {
+                soda_cloud: SodaCloud {
+                    host: &s.host,
+                    api_key_id: k.id,
+                    api_key_secret: &secret,
+                },
+            },
+        )?,
+        Kind::Runner => serde_json::to_writer_pretty(
+            &mut *bytes,
+            &Runner {
+                soda: Soda {
+                    apikey: ApiKey {
+                        id: k.id,
+                        secret: k.secret,
+                    },
+                    agent: Named { name: k.name },
+                    cloud: Cloud {
+                        endpoint: &endpoint,
+                    },
+                },
+            },
+        )?,
+    }
+    bytes.push(b'\n');
+    let mut o = buffer(k);
+    o.push_str(std::str::from_utf8(&bytes)?);
+    Ok(o)
+}
+
+/// Room for the whole snippet up front, so the secret is not left behind in buffers that
+/// a growing String frees.
+fn buffer(k: &KeyParts) -> Zeroizing<String> {
+    Zeroizing::new(String::with_capacity(
+        1024 + 8 * (k.secret.len() + k.id.len() + k.name.len()),
+    ))
+}
+
+/// A YAML double-quoted scalar that parses to exactly `s` under YAML 1.1 and 1.2: only
+/// printable ASCII stays as it is, everything else becomes an escape both versions know
+/// (`\/` is 1.2-only and is never written).
+pub fn yaml_quote_into(o: &mut String, s: &str) {
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            // Soda Core 3 runs the whole file through Jinja (`${ }`, `{% %}`, `{# #}`)
+            // before parsing it; an escaped brace is no delimiter to Jinja and still a
+            // brace to YAML.
+            '{' => o.push_str("\\x7B"),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\r' => o.push_str("\\r"),
+            '\0' => o.push_str("\\0"),
+            ' '..='~' => o.push(c),
+            c if (c as u32) <= 0xFF => {
+                let _ = write!(o, "\\x{:02X}", c as u32);
+            }
+            c if (c as u32) <= 0xFFFF => {
+                let _ = write!(o, "\\u{:04X}", c as u32);
+            }
+            c => {
+                let _ = write!(o, "\\U{:08X}", c as u32);
+            }
+        }
+    }
+    o.push('"');
+}
+
+pub fn yaml_quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    yaml_quote_into(&mut o, s);
+    o
+}
+
+/// A word for POSIX sh. Plain when nothing in it is special (so the line also works as
+/// a docker `--env-file` entry), single-quoted otherwise. `~` stays quoted: sh
+/// expands `~` after `=` and `:` in assignments.
+pub fn sh_quote(s: &str) -> Cow<'_, str> {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./:@%+,=".contains(&b));
+    if plain {
+        return Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    o.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            o.push_str("'\\''");
+        } else {
+            o.push(c);
+        }
+    }
+    o.push('\'');
+    Cow::Owned(o)
+}
+
+/// A value for Helm's `--set`/`--set-string`: Helm splits on `,`, reads a leading `{`
+/// as a list and takes `\` as an escape, and a backslash before any character means
+/// that character.
+pub fn helm_escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(['\\', ',', '{', '}', '[', ']']) {
+        return Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if matches!(c, '\\' | ',' | '{' | '}' | '[' | ']') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    Cow::Owned(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_quote_escapes_what_parsers_treat_specially() {
+        assert_eq!(yaml_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(yaml_quote("${X}{%"), r#""$\x7BX}\x7B%""#);
+        assert_eq!(
+            yaml_quote("\u{7f}\u{85}é\u{2028}😀"),
+            r#""\x7F\x85\xE9\u2028\U0001F600""#
+        );
+        for s in [
+            "", "null", "~", "yes", "0x1F", "1e3", "#x", "a: b", "- x", "&a *b !t",
+        ] {
+            let v: String = serde_yaml_ng::from_str(&yaml_quote(s)).unwrap();
+            assert_eq!(v, s);
+        }
+    }
+
+    #[test]
+    fn soda_4_references_are_recognised() {
+        for (s, yes) in [
+            ("${env.X}", true),
+            ("a${ env.X_1 }b", true),
+            ("${X}", false),
+            ("${Env.X}", false),
+            ("${env.}", false),
+            ("${env.1}", false),
+            ("$env.X}", false),
+        ] {
+            assert_eq!(has_v4_reference(s), yes, "{s}");
+        }
+    }
+
+    #[test]
+    fn hosts_must_be_bare() {
+        assert!(validate_host("cloud.soda.io").is_ok());
+        for (h, why) in [
+            ("https://cloud.soda.io", "scheme"),
+            ("cloud.soda.io/api", "path"),
+            ("cloud.soda.io:443", "port"),
+            ("", "empty"),
+            ("a..b", "not a host name"),
+            ("a b", "not a host name"),
+        ] {
+            let e = validate_host(h).unwrap_err().to_string();
+            assert!(e.contains(why), "{h}: {e}");
+        }
+    }
+
+    #[test]
+    fn sh_quote_plain_only_when_safe() {
+        assert_eq!(sh_quote("kca_AZ09-x"), "kca_AZ09-x");
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+        assert_eq!(sh_quote("~x"), "'~x'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}

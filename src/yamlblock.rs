@@ -1,0 +1,415 @@
+//! Editing one top-level block of a YAML file a person wrote, byte for byte.
+//!
+//! A YAML library would reformat the whole file on the way back out (comments, anchors,
+//! quoting, key order, line endings all lost), so this edits the text itself: it finds
+//! the lines of the top-level `KEY:` block and swaps them, or appends the block, leaving
+//! every other byte alone. Text edits can be wrong where YAML is subtle, so the file is
+//! parsed before (it must be a mapping whose KEY, if present, is a mapping) and the result
+//! is parsed after: it must be the same data with only KEY changed, or nothing is written.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde_yaml_ng::Value;
+use zeroize::Zeroizing;
+
+use crate::error::usage;
+
+/// A planned edit of one file, not yet written.
+pub struct Plan {
+    /// The file to replace (symlinks resolved, so the link stays a link).
+    pub target: PathBuf,
+    /// The bytes the plan was made from; `None` when the file does not exist yet.
+    pub old: Option<Zeroizing<String>>,
+    pub new: Zeroizing<String>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> bool {
+        self.old.as_deref().map(String::as_str) != Some(self.new.as_str())
+    }
+}
+
+/// Where the file's text is, with the reasons a file cannot be edited as errors that say
+/// which file and what is wrong with it.
+pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                let why = if dir.exists() {
+                    "is not a directory"
+                } else {
+                    "does not exist"
+                };
+                return Err(usage(format!(
+                    "cannot create {shown}: {} {why}",
+                    dir.display()
+                )));
+            }
+            return Ok((path.to_path_buf(), None));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
+        Ok(_) => {}
+    }
+    let target = std::fs::canonicalize(path).with_context(|| format!("cannot read {shown}"))?;
+    if target.is_dir() {
+        return Err(usage(format!(
+            "{shown} is a directory; --write needs the path of a configuration file"
+        )));
+    }
+    let bytes =
+        Zeroizing::new(std::fs::read(&target).with_context(|| format!("cannot read {shown}"))?);
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        usage(format!(
+            "{shown} is not UTF-8 text (byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    Ok((target, Some(Zeroizing::new(text.to_string()))))
+}
+
+/// Plans replacing (or appending) the top-level `key` block of `old` with `block(eol)`,
+/// where `expected` is what `key` must parse to afterwards.
+pub fn plan(
+    shown: &Path,
+    target: PathBuf,
+    old: Option<Zeroizing<String>>,
+    key: &str,
+    block: impl Fn(&str) -> Zeroizing<String>,
+    expected: &Value,
+) -> anyhow::Result<Plan> {
+    let shown = shown.display();
+    let Some(old_text) = old else {
+        let new = block("\n");
+        verify(&shown, &Value::Null, &new, key, expected)?;
+        return Ok(Plan {
+            target,
+            old: None,
+            new,
+        });
+    };
+    let before = parse(&old_text).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("more than one document") {
+            usage(format!(
+                "{shown} holds more than one YAML document; a Soda configuration file is one mapping"
+            ))
+        } else {
+            usage(format!("{shown} is not valid YAML: {e}"))
+        }
+    })?;
+    match &before {
+        Value::Null | Value::Mapping(_) => {}
+        other => {
+            return Err(usage(format!(
+                "{shown} is not a YAML mapping at the top level (it is {}); nothing written",
+                describe(other)
+            )));
+        }
+    }
+    let eol = if old_text
+        .find('\n')
+        .is_some_and(|i| old_text[..i].ends_with('\r'))
+    {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let spans = find_blocks(&old_text, key);
+    let present = before.get(key);
+    if let Some(v) = present
+        && !matches!(v, Value::Mapping(_) | Value::Null)
+    {
+        let line = spans
+            .first()
+            .map(|s| format!(" (line {})", line_of(&old_text, s.0)))
+            .unwrap_or_default();
+        return Err(usage(format!(
+            "{shown}: `{key}`{line} is {}, not a mapping; nothing written",
+            describe(v)
+        )));
+    }
+    let mut new = Zeroizing::new(String::with_capacity(old_text.len() + 1024));
+    match (present.is_some(), spans.as_slice()) {
+        (true, [(start, end)]) => {
+            let mut b = block(eol);
+            // Keep an anchor the old block carried, so aliases to it still resolve.
+            if let Some(anchor) = anchor_of(&old_text[*start..*end]) {
+                b.insert_str(key.len() + 1, &format!(" {anchor}"));
+            }
+            new.push_str(&old_text[..*start]);
+            if *end == old_text.len() && !old_text.ends_with('\n') {
+                new.push_str(b.trim_end_matches(['\r', '\n']));
+            } else {
+                new.push_str(&b);
+            }
+            new.push_str(&old_text[*end..]);
+        }
+        (false, []) => {
+            new.push_str(&old_text);
+            if !old_text.trim().is_empty() {
+                if !old_text.ends_with('\n') {
+                    new.push_str(eol);
+                }
+                if !old_text.ends_with(&format!("{eol}{eol}")) {
+                    new.push_str(eol);
+                }
+            }
+            new.push_str(&block(eol));
+        }
+        _ => {
+            return Err(usage(format!(
+                "{shown}: cannot find a single top-level `{key}:` line to edit (it is written in a form keyctl does not edit); nothing written"
+            )));
+        }
+    }
+    verify(&shown, &before, &new, key, expected)?;
+    Ok(Plan {
+        target,
+        old: Some(old_text),
+        new,
+    })
+}
+
+/// Writes the plan atomically (0600), unless the file changed since it was read.
+pub fn commit(plan: &Plan, shown: &Path) -> anyhow::Result<()> {
+    let now = crate::fsutil::read_optional(&plan.target)?.map(Zeroizing::new);
+    let same = match (&now, &plan.old) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.as_slice() == b.as_bytes(),
+        _ => false,
+    };
+    if !same {
+        anyhow::bail!(
+            "{} changed while keyctl was editing it; nothing written, run again",
+            shown.display()
+        );
+    }
+    crate::fsutil::write_atomic(&plan.target, plan.new.as_bytes())
+}
+
+/// A unified diff of the plan for `--dry-run`, with the value of every key that names a
+/// secret, and each of `secrets` wherever it appears, shown as `***`.
+pub fn masked_diff(plan: &Plan, shown: &Path, secrets: &[&str]) -> String {
+    const CONTEXT: usize = 3;
+    let old_text = plan.old.as_deref().map_or("", String::as_str);
+    let old: Vec<&str> = old_text.lines().collect();
+    let new: Vec<&str> = plan.new.lines().collect();
+    let head = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let tail = old[head..]
+        .iter()
+        .rev()
+        .zip(new[head..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let from = head.saturating_sub(CONTEXT);
+    let old_to = (old.len() - tail + CONTEXT).min(old.len());
+    let new_to = (new.len() - tail + CONTEXT).min(new.len());
+    let range = |start: usize, len: usize| {
+        if len == 0 {
+            format!("{start},0")
+        } else {
+            format!("{},{len}", start + 1)
+        }
+    };
+    let mut o = String::new();
+    let name = crate::output::sanitize(&shown.display().to_string());
+    let old_name = if plan.old.is_some() {
+        name.as_str()
+    } else {
+        "/dev/null"
+    };
+    o.push_str(&format!("--- {old_name}\n+++ {name}\n"));
+    o.push_str(&format!(
+        "@@ -{} +{} @@\n",
+        range(from, old_to - from),
+        range(from, new_to - from)
+    ));
+    let mut emit = |mark: char, l: &str| {
+        o.push(mark);
+        o.push_str(&crate::output::sanitize(&mask_line(l, secrets)));
+        o.push('\n');
+    };
+    for l in &old[from..head] {
+        emit(' ', l);
+    }
+    for l in &old[head..old.len() - tail] {
+        emit('-', l);
+    }
+    for l in &new[head..new.len() - tail] {
+        emit('+', l);
+    }
+    for l in &new[new.len() - tail..new_to] {
+        emit(' ', l);
+    }
+    o
+}
+
+fn mask_line(line: &str, secrets: &[&str]) -> String {
+    let line = line.trim_end_matches('\r');
+    let mut out = line.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "***");
+    }
+    let body = out.trim_start_matches([' ', '-']);
+    if let Some((k, v)) = body.split_once(':') {
+        let k = k.to_ascii_lowercase();
+        let secretish = ["secret", "password", "passwd", "token", "private"]
+            .iter()
+            .any(|w| k.contains(w));
+        if secretish && !v.trim().is_empty() && !k.contains(' ') {
+            let keep = out.len() - body.len() + k.len() + 1;
+            out.truncate(keep);
+            out.push_str(" ***");
+        }
+    }
+    out
+}
+
+fn parse(text: &str) -> Result<Value, serde_yaml_ng::Error> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_yaml_ng::from_str(text)
+}
+
+/// The result must be the old data with only `key` changed, and `key` exactly `expected`.
+fn verify(
+    shown: &impl std::fmt::Display,
+    before: &Value,
+    new: &str,
+    key: &str,
+    expected: &Value,
+) -> anyhow::Result<()> {
+    let fail = |why: &str| {
+        anyhow::anyhow!(
+            "{shown}: keyctl's edit of the `{key}` block did not parse back as intended ({why}); nothing written, edit the file by hand"
+        )
+    };
+    let after = parse(new).map_err(|_| fail("the result is not valid YAML"))?;
+    let strip = |v: &Value| -> Value {
+        match v {
+            Value::Mapping(m) => {
+                let mut m = m.clone();
+                m.remove(key);
+                Value::Mapping(m)
+            }
+            _ => Value::Mapping(Default::default()),
+        }
+    };
+    if after.get(key) != Some(expected) {
+        return Err(fail("the new block does not read back as written"));
+    }
+    if strip(before) != strip(&after) {
+        return Err(fail("other data would change"));
+    }
+    Ok(())
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "empty",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset].matches('\n').count() + 1
+}
+
+/// Byte spans of every top-level `key:` block: from its key line to the next line that
+/// starts in column 0 with content, minus the blank lines and column-0 comments just
+/// before that line (they belong to what follows).
+fn find_blocks(text: &str, key: &str) -> Vec<(usize, usize)> {
+    let mut lines = Vec::new();
+    let mut pos = 0;
+    while pos < text.len() {
+        let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+        lines.push((pos, end));
+        pos = end;
+    }
+    let starts_top = |l: &str| {
+        let l = l.strip_prefix('\u{feff}').unwrap_or(l);
+        matches!(l.as_bytes().first(), Some(b) if !b" \t\r\n#".contains(b))
+    };
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let (s, e) = lines[i];
+        if !is_key_line(&text[s..e], key) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < lines.len() && !starts_top(&text[lines[j].0..lines[j].1]) {
+            j += 1;
+        }
+        let mut last = j;
+        while last > i + 1 {
+            let l = text[lines[last - 1].0..lines[last - 1].1].trim_end_matches(['\r', '\n']);
+            if l.trim().is_empty() || l.starts_with('#') {
+                last -= 1;
+            } else {
+                break;
+            }
+        }
+        spans.push((s, lines[last - 1].1));
+        i = j;
+    }
+    spans
+}
+
+/// `key:`, `"key":` or `'key':` at column 0, followed by a space, a comment or the end.
+fn is_key_line(line: &str, key: &str) -> bool {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+    let rest = [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
+        .iter()
+        .find_map(|k| line.strip_prefix(k.as_str()))
+        .map(|r| r.trim_start_matches([' ', '\t']));
+    match rest.and_then(|r| r.strip_prefix(':')) {
+        Some(r) => r.is_empty() || r.starts_with([' ', '\t', '\r', '\n']),
+        None => false,
+    }
+}
+
+/// The `&anchor` on a block's key line, if any.
+fn anchor_of(block: &str) -> Option<String> {
+    let first = block.lines().next()?;
+    let after = first.split_once(':')?.1.trim_start();
+    let a = after.strip_prefix('&')?;
+    let name: String = a.chars().take_while(|c| !c.is_whitespace()).collect();
+    (!name.is_empty()).then(|| format!("&{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_block_and_leaves_trailing_comments() {
+        let t = "a: 1\nsoda_cloud:\n  host: x\n\n  api_key_id: y\n# about b\n\nb: 2\n";
+        let s = find_blocks(t, "soda_cloud");
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            &t[s[0].0..s[0].1],
+            "soda_cloud:\n  host: x\n\n  api_key_id: y\n"
+        );
+        assert!(find_blocks("soda_clouds: 1\n", "soda_cloud").is_empty());
+        assert_eq!(find_blocks("\"soda_cloud\": {}", "soda_cloud").len(), 1);
+    }
+}
