@@ -25,6 +25,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Directory for all local state (config.yaml, the key registry, the file store)
     #[arg(long, global = true, env = "KEYCTL_HOME", value_name = "DIR")]
