@@ -49,6 +49,8 @@ impl Paths {
 #[derive(Debug, Default, Deserialize)]
 pub struct Config {
     pub store: Option<StoreChoice>,
+    /// The team store (`vault:` section): address, mount, prefix.
+    pub vault: Option<crate::store::vault::VaultConfig>,
 }
 
 impl Config {

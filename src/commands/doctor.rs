@@ -28,6 +28,8 @@ struct Report {
     file_store_exists: bool,
     /// Where `keyctl create` would put a secret now, or null when it would fail.
     new_secrets_go_to: Option<&'static str>,
+    /// The team store, when selected or configured.
+    vault: Option<crate::store::vault::Health>,
     problems: Vec<String>,
 }
 
@@ -65,7 +67,13 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             ));
         }
     }
+    let vault = crate::store::vault::enabled(ctx).then(|| crate::store::vault::health(ctx));
+    let vault_ok = vault.as_ref().is_some_and(|v| v.available);
+    if let Some(v) = vault.as_ref().filter(|v| !v.available) {
+        problems.push(format!("team store: {}", v.detail));
+    }
     let new_secrets_go_to = match (ctx.store, keyring_available) {
+        (StoreChoice::Vault, _) => vault_ok.then_some("vault"),
         (StoreChoice::File, _) | (StoreChoice::Auto, false) => Some("file"),
         (_, true) => Some("keyring"),
         (StoreChoice::Keyring, false) => None,
@@ -102,6 +110,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             StoreChoice::Auto => "auto",
             StoreChoice::Keyring => "keyring",
             StoreChoice::File => "file",
+            StoreChoice::Vault => "vault",
         },
         store_choice_source: ctx.store_source,
         keyring_available,
@@ -109,6 +118,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         file_store: fs.path().display().to_string(),
         file_store_exists,
         new_secrets_go_to,
+        vault,
         problems,
     };
     if ctx.out.json {
@@ -161,11 +171,21 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         for (k, v) in lines {
             println!("{k:<12} {}", crate::output::sanitize(&v));
         }
+        if let Some(v) = &r.vault {
+            println!(
+                "{:<12} {}",
+                "team store",
+                crate::output::sanitize(&v.detail)
+            );
+        }
         for p in &report.problems {
             println!("{:<12} {}", "problem", crate::output::sanitize(p));
         }
     }
     if report.new_secrets_go_to.is_none() {
+        if let Some(v) = report.vault.filter(|_| ctx.store == StoreChoice::Vault) {
+            return Err(Error::StoreUnavailable(v.detail).into());
+        }
         return Err(Error::StoreUnavailable(report.keyring_detail).into());
     }
     Ok(())

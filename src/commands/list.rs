@@ -9,11 +9,10 @@ use crate::cli::ListArgs;
 use crate::context::Ctx;
 use crate::expiry::{self, Status};
 use crate::output;
-use crate::registry::Registry;
 
 pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let kind = args.kind.map(|k| resolve_kind(ctx, k));
-    let reg = Registry::load(&ctx.paths.data)?;
+    let reg = crate::catalog::load(ctx)?;
     let now = OffsetDateTime::now_utc();
     let keys = reg.keys().iter().filter(|k| {
         kind.is_none_or(|want| k.kind == want) && (args.all || k.status(now) != Status::Revoked)

@@ -90,6 +90,9 @@ pub fn store_new_key(
     mut rec: KeyRecord,
     secret: &SecretString,
 ) -> anyhow::Result<KeyRecord> {
+    if ctx.store == crate::cli::StoreChoice::Vault {
+        return store::vault::create_key(ctx, rec, secret);
+    }
     let mut reg = Registry::lock(&ctx.paths.data)?;
     reg.check_free(&rec.name, &rec.id)?;
     let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);

@@ -7,11 +7,10 @@ use time::OffsetDateTime;
 
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::registry::Registry;
 use crate::store;
 
 pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
-    let reg = Registry::load(&ctx.paths.data)?;
+    let reg = crate::catalog::load_for(ctx, key)?;
     let k = reg.resolve(key)?;
     let status = k.status(OffsetDateTime::now_utc());
     if !status.is_usable() {
