@@ -1,0 +1,456 @@
+//! End-to-end tests of the team store against a real OpenBao: two keyctl homes act as
+//! two machines sharing one server, checked also through OpenBao's own HTTP API; many
+//! concurrent creators; a 3-node Raft cluster losing its leader mid-run; and the
+//! failures a team meets (bad token, sealed server, wrong mount, server down).
+
+mod common;
+#[path = "common/openbao.rs"]
+mod openbao;
+
+use std::process::Command;
+
+use common::*;
+use openbao::*;
+use serde_json::json;
+
+fn ok(c: Command) -> String {
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "keyctl failed: {err}");
+    out
+}
+
+fn create(bao: &DevServer, home: &Home, args: &[&str]) -> serde_json::Value {
+    let mut c = bao.cmd(home);
+    c.args(["--json", "create"]).args(args);
+    json(&ok(c))
+}
+
+#[test]
+fn two_machines_share_keys_through_openbao() {
+    let bao = DevServer::start();
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(
+        &bao,
+        &a,
+        &["--name", "ci", "--scope", "read", "--expires", "90d"],
+    );
+    assert_eq!(k["store"], "vault");
+    let id = k["id"].as_str().unwrap();
+    let secret = k["secret"].as_str().unwrap();
+
+    // What OpenBao holds, read with its own API: record and secret together, the name
+    // claimed for this ID, and nothing of the key in A's local registry.
+    let stored = bao.api.key(id).expect("key in OpenBao");
+    assert_eq!(stored["secret"], secret);
+    assert_eq!(stored["record"]["name"], "ci");
+    assert_eq!(stored["record"]["scopes"], json!(["read"]));
+    assert_eq!(bao.api.name_owner("ci").as_deref(), Some(id));
+    assert!(!a.path().join("secrets.json").exists());
+
+    // Machine B configured by config.yaml instead of the environment.
+    std::fs::create_dir_all(b.path()).unwrap();
+    std::fs::write(
+        b.path().join("config.yaml"),
+        format!("store: vault\nvault:\n  addr: {}\n", bao.addr()),
+    )
+    .unwrap();
+    let b_cmd = || {
+        let mut c = b.cmd();
+        c.env("BAO_TOKEN", ROOT_TOKEN);
+        c
+    };
+    let mut c = b_cmd();
+    c.args(["--json", "list"]);
+    let listed = json(&ok(c));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["store"], "vault");
+    let mut c = b_cmd();
+    c.args(["secret", "ci"]);
+    assert_eq!(ok(c), format!("{secret}\n"));
+    let mut c = b_cmd();
+    c.args(["secret", id]);
+    assert_eq!(ok(c), format!("{secret}\n"));
+    let mut c = b_cmd();
+    c.args(["show", "ci"]);
+    let shown = ok(c);
+    assert!(
+        shown.contains(&format!("secret/keyctl/keys/{id}")),
+        "{shown}"
+    );
+    assert!(!shown.contains(secret));
+
+    // The name is taken team-wide: B cannot reuse it, and nothing is half-written.
+    let mut c = b_cmd();
+    c.args(["create", "--name", "ci"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("a key named 'ci' already exists in OpenBao"),
+        "{err}"
+    );
+    assert!(out.is_empty());
+    assert_eq!(bao.api.key_ids().len(), 1);
+
+    // Revoked on another machine (a record update, as `revoke` does): B sees it at once.
+    let mut rec = stored.clone();
+    rec["record"]["revoked_at"] = json!("2026-01-01T00:00:00Z");
+    let (s, body) = bao.api.call(
+        "POST",
+        &format!("secret/data/keyctl/keys/{id}"),
+        Some(json!({"options": {"cas": 1}, "data": rec})),
+    );
+    assert_eq!(s, 200, "{body}");
+    let mut c = b_cmd();
+    c.args(["secret", "ci"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 8, "{err}");
+    assert!(out.is_empty() && err.contains("revoked"), "{err}");
+    let mut c = b_cmd();
+    c.args(["--json", "list"]);
+    assert_eq!(json(&ok(c)), json!([]));
+    let mut c = b_cmd();
+    c.args(["--json", "list", "--all"]);
+    assert_eq!(json(&ok(c))[0]["status"], "revoked");
+
+    // Deleted on B: gone in OpenBao (all versions, name claim) and for A.
+    let mut c = b_cmd();
+    c.args(["delete", "ci", "--yes"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("for every machine"), "{err}");
+    assert_eq!(bao.api.key(id), None);
+    let (s, _) = bao
+        .api
+        .call("GET", &format!("secret/metadata/keyctl/keys/{id}"), None);
+    assert_eq!(s, 404, "versions left behind");
+    assert_eq!(bao.api.name_owner("ci"), None);
+    let mut c = bao.cmd(&a);
+    c.args(["secret", "ci"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    // The name is free again.
+    create(&bao, &a, &["--name", "ci"]);
+}
+
+/// A server and a home holding a file-store key named `local_name` and a team key
+/// named `team`; returns the local key's `create --json`.
+fn local_and_team(local_name: &str) -> (DevServer, Home, serde_json::Value) {
+    let bao = DevServer::start();
+    let home = Home::new();
+    let mut c = bao.cmd(&home);
+    c.args(["--store", "file", "--json", "create", "--name", local_name]);
+    let local = json(&ok(c));
+    create(&bao, &home, &["--name", "team"]);
+    (bao, home, local)
+}
+
+#[test]
+fn local_and_team_keys_side_by_side() {
+    let (bao, home, local) = local_and_team("laptop");
+    let mut c = bao.cmd(&home);
+    c.args(["--json", "list"]);
+    let listed = json(&ok(c));
+    let stores: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap(), k["store"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stores, [("laptop", "file"), ("team", "vault")]);
+    // A team key cannot take a name this machine already uses.
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "laptop"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(bao.api.name_owner("laptop"), None);
+    // The local key still reads from its own store.
+    let mut c = bao.cmd(&home);
+    c.args(["secret", "laptop"]);
+    assert_eq!(ok(c).trim(), local["secret"].as_str().unwrap());
+}
+
+#[test]
+fn hundred_concurrent_creates_from_two_machines_all_land() {
+    let bao = DevServer::start();
+    let homes = [Home::new(), Home::new()];
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            let mut c = bao.cmd(&homes[i % 2]);
+            c.args(["--json", "create", "--name", &format!("k{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for ch in children {
+        let o = ch.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "create failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v = json(&String::from_utf8_lossy(&o.stdout));
+        assert!(ids.insert(v["id"].as_str().unwrap().to_owned()));
+    }
+    let stored: std::collections::BTreeSet<String> = bao.api.key_ids().into_iter().collect();
+    assert_eq!(stored, ids, "OpenBao holds exactly the 100 reported keys");
+    for i in 0..100 {
+        assert!(bao.api.name_owner(&format!("k{i}")).is_some());
+    }
+    let mut c = bao.cmd(&homes[0]);
+    c.args(["--json", "list"]);
+    assert_eq!(json(&ok(c)).as_array().unwrap().len(), 100);
+
+    // 20 processes racing for one name: exactly one wins, the rest get a clear conflict.
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = bao.cmd(&homes[i % 2]);
+            c.args(["--json", "create", "--name", "contested"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for ch in racers {
+        let o = ch.wait_with_output().unwrap();
+        match o.status.code() {
+            Some(0) => winners.push(json(&String::from_utf8_lossy(&o.stdout))),
+            Some(4) => assert!(String::from_utf8_lossy(&o.stderr).contains("already exists")),
+            c => panic!(
+                "unexpected exit {c:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(
+        bao.api.name_owner("contested").as_deref(),
+        winners[0]["id"].as_str()
+    );
+    assert_eq!(
+        bao.api.key_ids().len(),
+        101,
+        "no orphan entries from losers"
+    );
+}
+
+#[test]
+fn doctor_reports_server_mount_and_token_ttl() {
+    let bao = DevServer::start();
+    let home = Home::new();
+    create(&bao, &home, &["--name", "one"]);
+    let (s, tok) = bao.api.call(
+        "POST",
+        "auth/token/create",
+        Some(json!({"ttl": "2h", "policies": ["root"]})),
+    );
+    assert_eq!(s, 200, "{tok}");
+    let short = tok["auth"]["client_token"].as_str().unwrap();
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", short).args(["--json", "doctor"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(short), "token printed");
+    let r = json(&out);
+    assert_eq!(r["store_choice"], "vault");
+    assert_eq!(r["new_secrets_go_to"], "vault");
+    let v = &r["vault"];
+    assert_eq!(v["addr"], bao.addr());
+    assert_eq!(v["mount"], "secret");
+    assert_eq!(v["prefix"], "keyctl");
+    assert_eq!(v["token_source"], "BAO_TOKEN");
+    assert_eq!(v["keys"], 1);
+    let ttl = v["token_ttl_seconds"].as_u64().unwrap();
+    assert!((7000..=7200).contains(&ttl), "ttl {ttl}");
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", short).arg("doctor");
+    let text = ok(c);
+    assert!(
+        text.contains("expires in 1") || text.contains("expires in 2"),
+        "{text}"
+    );
+    assert!(text.contains(bao.addr()), "{text}");
+
+    // The token helper's file is used when no variable is set.
+    let mut c = bao.cmd(&home);
+    c.env_remove("BAO_TOKEN").arg("--json").arg("doctor");
+    std::fs::write(
+        home.dir.path().join("user/.vault-token"),
+        format!("{short}\n"),
+    )
+    .unwrap();
+    let r = json(&ok(c));
+    assert!(
+        r["vault"]["token_source"]
+            .as_str()
+            .unwrap()
+            .ends_with(".vault-token")
+    );
+}
+
+/// Runs a failing command and checks code, message, empty stdout, and that the local
+/// home and the server are exactly as before.
+fn fails(bao: &DevServer, home: &Home, c: Command, code: i32, needle: &str) -> String {
+    let before = home.files_except_store();
+    let ids = bao.api.key_ids();
+    let (got, out, err) = run(c, "");
+    assert_eq!(got, code, "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(home.files_except_store(), before, "local state changed");
+    assert_eq!(bao.api.key_ids(), ids, "server state changed");
+    err
+}
+
+#[test]
+fn clear_errors_and_nothing_lost_locally() {
+    // A local key that must survive every failure below.
+    let (bao, home, local) = local_and_team("local");
+
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", "not-a-token")
+        .args(["create", "--name", "x"]);
+    let err = fails(&bao, &home, c, 5, "rejected the token from BAO_TOKEN");
+    assert!(!err.contains("not-a-token"));
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", "not-a-token").args(["secret", "team"]);
+    fails(&bao, &home, c, 5, "permission denied");
+
+    let mut c = bao.cmd(&home);
+    c.env_remove("BAO_TOKEN").args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 5, "no OpenBao/Vault token");
+
+    std::fs::write(home.path().join("config.yaml"), "vault:\n  mount: nokv\n").unwrap();
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 5, "no KV v2 engine mounted at nokv/");
+    std::fs::remove_file(home.path().join("config.yaml")).unwrap();
+
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", "http://vault.example.com:8200")
+        .args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 2, "refusing plain http");
+
+    // Server down: a closed port, with a short retry budget.
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "vault:\n  retry_seconds: 1\n",
+    )
+    .unwrap();
+    let closed = format!("http://127.0.0.1:{}", free_ports());
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", &closed).args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 5, "retry later");
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", &closed).args(["secret", "team"]);
+    fails(&bao, &home, c, 5, "is not available");
+    // The local key still works while the team store is down (with a warning).
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", &closed)
+        .env("KEYCTL_STORE", "file")
+        .args(["secret", "local"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), local["secret"].as_str().unwrap());
+    assert!(err.contains("team store not consulted"), "{err}");
+
+    // Sealed.
+    let (s, b) = bao.api.call("PUT", "sys/seal", None);
+    assert_eq!(s, 204, "{b}");
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "x"]);
+    let before = home.files_except_store();
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("is sealed"), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(home.files_except_store(), before);
+    let mut c = bao.cmd(&home);
+    c.arg("doctor");
+    let (code, out, _) = run(c, "");
+    assert_eq!(code, 5);
+    assert!(out.contains("sealed"), "{out}");
+    let mut c = bao.cmd(&home);
+    c.env("KEYCTL_STORE", "file").args(["secret", "local"]);
+    assert_eq!(ok(c).trim(), local["secret"].as_str().unwrap());
+}
+
+/// The leader of a 3-node Raft cluster dies in the middle of a run of creates sent to a
+/// follower: every create keyctl reported as done is in the cluster afterwards, and the
+/// ones that failed said so clearly, with the "retry later" exit code.
+#[test]
+fn raft_leader_failover_loses_no_acknowledged_create() {
+    let mut cluster = Cluster::start();
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    let home = Home::new();
+    // A short retry budget, so that some creates do fail during the election and their
+    // errors can be checked; the default budget (15 s) rides out an election.
+    std::fs::create_dir_all(home.path()).unwrap();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "vault:\n  retry_seconds: 1\n",
+    )
+    .unwrap();
+    let addr = cluster.nodes[follower].addr();
+    let token = cluster.root_token.clone();
+    let run_create = |i: usize| {
+        let mut c = home.cmd();
+        c.env("BAO_ADDR", &addr)
+            .env("BAO_TOKEN", &token)
+            .env("KEYCTL_STORE", "vault")
+            .args(["--json", "create", "--name", &format!("f{i}")]);
+        run(c, "")
+    };
+    let mut acked = Vec::new();
+    let mut failed = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..60 {
+        if i == 15 {
+            cluster.nodes[leader].kill();
+        }
+        let (code, out, err) = run_create(i);
+        match code {
+            0 => acked.push(json(&out)["id"].as_str().unwrap().to_owned()),
+            5 => {
+                assert!(err.contains("retry later"), "{err}");
+                assert_eq!(err.lines().count(), 1, "{err}");
+                failed.push(i);
+            }
+            c => panic!("create f{i}: exit {c}: {err}"),
+        }
+    }
+    eprintln!(
+        "failover run: {} acknowledged, {} failed with exit 5, {:?}",
+        acked.len(),
+        failed.len(),
+        started.elapsed()
+    );
+    assert!(acked.len() >= 45, "too few creates survived: {failed:?}");
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+    for n in cluster.nodes.iter().filter(|n| n.running()) {
+        let api = n.api(&cluster.root_token);
+        let held: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
+        for id in &acked {
+            assert!(
+                held.contains(id),
+                "acknowledged key {id} lost on {}",
+                n.addr()
+            );
+        }
+    }
+    // keyctl on the surviving follower lists them all.
+    let mut c = home.cmd();
+    c.env("BAO_ADDR", &addr)
+        .env("BAO_TOKEN", &token)
+        .env("KEYCTL_STORE", "vault")
+        .args(["--json", "list"]);
+    let listed = json(&ok(c));
+    assert!(listed.as_array().unwrap().len() >= acked.len());
+}
