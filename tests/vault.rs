@@ -454,3 +454,64 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
     let listed = json(&ok(c));
     assert!(listed.as_array().unwrap().len() >= acked.len());
 }
+
+/// A loopback HTTP server answering every request with `reply` (or never, when None):
+/// for the replies a real OpenBao cannot be made to give on demand.
+fn fake_server(reply: Option<&'static str>) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            match reply {
+                Some(r) => {
+                    let _ = s.write_all(r.as_bytes());
+                }
+                None => held.push(s),
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn malformed_failing_and_silent_servers_give_clear_errors() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "vault:\n  retry_seconds: 1\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            Some("HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<html>hi!"),
+            "not JSON: is it a Vault server?",
+        ),
+        (
+            Some(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 24\r\nconnection: close\r\n\r\n{\"errors\":[\"boom boom\"]}",
+            ),
+            "HTTP 500: boom boom), still after 1 s; retry later",
+        ),
+        (None, "timed out"),
+    ];
+    for (reply, needle) in cases {
+        let addr = fake_server(reply);
+        let before = home.files_except_store();
+        let mut c = home.cmd();
+        c.env("BAO_ADDR", &addr)
+            .env("BAO_TOKEN", "t")
+            .env("KEYCTL_STORE", "vault")
+            .args(["create", "--name", "x"]);
+        let (code, out, err) = run(c, "");
+        assert_eq!(code, 5, "{err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(out.is_empty());
+        assert_eq!(home.files_except_store(), before);
+    }
+}

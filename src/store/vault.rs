@@ -777,3 +777,42 @@ fn without_url(e: &reqwest::Error) -> String {
         format!("{kind}: {last}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_required_except_on_loopback() {
+        for ok in [
+            "https://vault.example.com:8200",
+            "http://127.0.0.1:8200/",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+        ] {
+            assert!(check_addr(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            check_addr("http://127.0.0.1:8200/").unwrap(),
+            "http://127.0.0.1:8200"
+        );
+        for bad in [
+            "http://vault.example.com:8200",
+            "http://10.0.0.1:8200",
+            "ftp://127.0.0.1",
+            "vault.example.com",
+        ] {
+            assert!(check_addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_plain_segments_reach_a_path() {
+        for ok in ["ci", "kca_x.y-z", "a.."] {
+            assert!(safe_segment(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "a?b", "%2e"] {
+            assert!(!safe_segment(bad), "{bad}");
+        }
+    }
+}
