@@ -13,6 +13,21 @@ use common::*;
 use openbao::*;
 use serde_json::json;
 
+/// Writes the home's config.yaml.
+fn write_config(home: &Home, yaml: &str) {
+    std::fs::create_dir_all(home.path()).unwrap();
+    std::fs::write(home.path().join("config.yaml"), yaml).unwrap();
+}
+
+/// keyctl in `home` with `--store vault` against `addr` with `token`.
+fn vault_cmd(home: &Home, addr: &str, token: &str) -> Command {
+    let mut c = home.cmd();
+    c.env("BAO_ADDR", addr)
+        .env("BAO_TOKEN", token)
+        .env("KEYCTL_STORE", "vault");
+    c
+}
+
 fn ok(c: Command) -> String {
     let (code, out, err) = run(c, "");
     assert_eq!(code, 0, "keyctl failed: {err}");
@@ -325,7 +340,7 @@ fn clear_errors_and_nothing_lost_locally() {
     c.env_remove("BAO_TOKEN").args(["create", "--name", "x"]);
     fails(&bao, &home, c, 5, "no OpenBao/Vault token");
 
-    std::fs::write(home.path().join("config.yaml"), "vault:\n  mount: nokv\n").unwrap();
+    write_config(&home, "vault:\n  mount: nokv\n");
     let mut c = bao.cmd(&home);
     c.args(["create", "--name", "x"]);
     fails(&bao, &home, c, 5, "no KV v2 engine mounted at nokv/");
@@ -337,11 +352,7 @@ fn clear_errors_and_nothing_lost_locally() {
     fails(&bao, &home, c, 2, "refusing plain http");
 
     // Server down: a closed port, with a short retry budget.
-    std::fs::write(
-        home.path().join("config.yaml"),
-        "vault:\n  retry_seconds: 1\n",
-    )
-    .unwrap();
+    write_config(&home, "vault:\n  retry_seconds: 1\n");
     let closed = format!("http://127.0.0.1:{}", free_ports());
     let mut c = bao.cmd(&home);
     c.env("BAO_ADDR", &closed).args(["create", "--name", "x"]);
@@ -391,22 +402,32 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
     let home = Home::new();
     // A short retry budget, so that some creates do fail during the election and their
     // errors can be checked; the default budget (15 s) rides out an election.
-    std::fs::create_dir_all(home.path()).unwrap();
-    std::fs::write(
-        home.path().join("config.yaml"),
-        "vault:\n  retry_seconds: 1\n",
-    )
-    .unwrap();
+    write_config(&home, "vault:\n  retry_seconds: 1\n");
     let addr = cluster.nodes[follower].addr();
     let token = cluster.root_token.clone();
     let run_create = |i: usize| {
-        let mut c = home.cmd();
-        c.env("BAO_ADDR", &addr)
-            .env("BAO_TOKEN", &token)
-            .env("KEYCTL_STORE", "vault")
-            .args(["--json", "create", "--name", &format!("f{i}")]);
+        let mut c = vault_cmd(&home, &addr, &token);
+        c.args(["--json", "create", "--name", &format!("f{i}")]);
         run(c, "")
     };
+    // Machine A on the leader, machine B on a follower: B sees each key A just created,
+    // although a follower's own copy lags the leader.
+    let leader_addr = cluster.nodes[leader].addr();
+    let other = Home::new();
+    for i in 0..10 {
+        let mut c = vault_cmd(&other, &leader_addr, &token);
+        c.args(["--json", "create", "--name", &format!("x{i}")]);
+        let secret = json(&ok(c))["secret"].as_str().unwrap().to_owned();
+        let mut c = vault_cmd(&home, &addr, &token);
+        c.args(["secret", &format!("x{i}")]);
+        let (code, out, err) = run(c, "");
+        assert_eq!(
+            (code, out.trim()),
+            (0, secret.as_str()),
+            "read x{i} on a follower: {err}"
+        );
+    }
+
     let mut acked = Vec::new();
     let mut failed = Vec::new();
     let started = std::time::Instant::now();
@@ -434,23 +455,30 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
     assert!(acked.len() >= 45, "too few creates survived: {failed:?}");
     let new_leader = cluster.leader();
     assert_ne!(new_leader, leader);
-    for n in cluster.nodes.iter().filter(|n| n.running()) {
+    for (i, n) in cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.running())
+    {
         let api = n.api(&cluster.root_token);
         let held: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
-        for id in &acked {
-            assert!(
-                held.contains(id),
-                "acknowledged key {id} lost on {}",
-                n.addr()
-            );
+        for (j, id) in acked.iter().enumerate() {
+            if !held.contains(id) {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                let later: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
+                panic!(
+                    "acknowledged key #{j}/{} {id} lost on node {i} (leader {new_leader}, killed {leader}, follower {follower}); 3 s later there: {}; get: {:?}",
+                    acked.len(),
+                    later.contains(id),
+                    api.key(id).map(|v| v["record"]["name"].clone())
+                );
+            }
         }
     }
     // keyctl on the surviving follower lists them all.
-    let mut c = home.cmd();
-    c.env("BAO_ADDR", &addr)
-        .env("BAO_TOKEN", &token)
-        .env("KEYCTL_STORE", "vault")
-        .args(["--json", "list"]);
+    let mut c = vault_cmd(&home, &addr, &token);
+    c.args(["--json", "list"]);
     let listed = json(&ok(c));
     assert!(listed.as_array().unwrap().len() >= acked.len());
 }
@@ -481,12 +509,7 @@ fn fake_server(reply: Option<&'static str>) -> String {
 #[test]
 fn malformed_failing_and_silent_servers_give_clear_errors() {
     let home = Home::new();
-    std::fs::create_dir_all(home.path()).unwrap();
-    std::fs::write(
-        home.path().join("config.yaml"),
-        "vault:\n  retry_seconds: 1\n",
-    )
-    .unwrap();
+    write_config(&home, "vault:\n  retry_seconds: 1\n");
     let cases = [
         (
             Some("HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<html>hi!"),
@@ -503,11 +526,8 @@ fn malformed_failing_and_silent_servers_give_clear_errors() {
     for (reply, needle) in cases {
         let addr = fake_server(reply);
         let before = home.files_except_store();
-        let mut c = home.cmd();
-        c.env("BAO_ADDR", &addr)
-            .env("BAO_TOKEN", "t")
-            .env("KEYCTL_STORE", "vault")
-            .args(["create", "--name", "x"]);
+        let mut c = vault_cmd(&home, &addr, "t");
+        c.args(["create", "--name", "x"]);
         let (code, out, err) = run(c, "");
         assert_eq!(code, 5, "{err}");
         assert!(err.contains(needle), "expected {needle:?} in: {err}");

@@ -296,10 +296,7 @@ impl VaultStore {
             let mut req = self
                 .client
                 .request(method.clone(), url)
-                .header("X-Vault-Token", self.token.expose_secret())
-                // A standby may not have seen another machine's write yet; have it
-                // answer from the active node so machine B sees what A just wrote.
-                .header("X-Vault-Inconsistent", "forward-active-node");
+                .header("X-Vault-Token", self.token.expose_secret());
             if let Some(b) = body {
                 req = req.json(b);
             }

@@ -61,8 +61,7 @@ impl Api {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = http()
             .request(m, format!("{}/v1/{path}", self.addr))
-            .header("X-Vault-Token", &self.token)
-            .header("X-Vault-Inconsistent", "forward-active-node");
+            .header("X-Vault-Token", &self.token);
         if let Some(b) = body {
             r = r.json(&b);
         }
@@ -220,7 +219,7 @@ impl Node {
 }
 
 /// Three OpenBao nodes with integrated Raft storage on loopback, initialized, unsealed,
-/// all voters, with KV v2 at `secret/`.
+/// all voters, with KV v2 at `secret/`, configured as README recommends for teams.
 pub struct Cluster {
     pub nodes: Vec<Node>,
     pub root_token: String,
@@ -265,6 +264,9 @@ listener "tcp" {{
   tls_disable = 1
 }}
 api_addr = "http://127.0.0.1:{port}"
+# Standbys forward reads to the active node: a standby's own copy lags the leader by
+# ~100 ms, and machine B must see the key machine A just created (README).
+disable_standby_reads = true
 cluster_addr = "https://127.0.0.1:{cport}"
 enable_response_header_raft_node_id = true
 "#,
