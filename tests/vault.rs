@@ -279,6 +279,7 @@ fn doctor_reports_server_mount_and_token_ttl() {
     assert_eq!(v["prefix"], "keyctl");
     assert_eq!(v["token_source"], "BAO_TOKEN");
     assert_eq!(v["keys"], 1);
+    assert_eq!(v["standby"], false);
     let ttl = v["token_ttl_seconds"].as_u64().unwrap();
     assert!((7000..=7200).contains(&ttl), "ttl {ttl}");
     let mut c = bao.cmd(&home);
@@ -427,6 +428,13 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
             "read x{i} on a follower: {err}"
         );
     }
+
+    // doctor says when it talks to a standby.
+    let mut c = vault_cmd(&home, &addr, &token);
+    c.args(["--json", "doctor"]);
+    let r = json(&ok(c));
+    assert_eq!(r["vault"]["standby"], true, "{r}");
+    assert!(r["problems"].to_string().contains("disable_standby_reads"), "{r}");
 
     let mut acked = Vec::new();
     let mut failed = Vec::new();

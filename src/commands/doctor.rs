@@ -72,6 +72,9 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
     if let Some(v) = vault.as_ref().filter(|v| !v.available) {
         problems.push(format!("team store: {}", v.detail));
     }
+    if vault.as_ref().is_some_and(|v| v.standby == Some(true)) {
+        problems.push("the team store address reaches a standby node: unless the cluster sets disable_standby_reads = true, keys another machine created in the last ~100 ms may not be seen here".into());
+    }
     let new_secrets_go_to = match (ctx.store, keyring_available) {
         (StoreChoice::Vault, _) => vault_ok.then_some("vault"),
         (StoreChoice::File, _) | (StoreChoice::Auto, false) => Some("file"),

@@ -155,6 +155,8 @@ pub struct Health {
     /// Seconds the token has left; 0 means it does not expire.
     pub token_ttl_seconds: Option<u64>,
     pub keys: Option<usize>,
+    /// True when the address reaches a standby node of a cluster.
+    pub standby: Option<bool>,
     pub available: bool,
     pub detail: String,
 }
@@ -168,6 +170,7 @@ pub fn health(ctx: &Ctx) -> Health {
         token_source: None,
         token_ttl_seconds: None,
         keys: None,
+        standby: None,
         available: false,
         detail: String::new(),
     };
@@ -188,6 +191,7 @@ pub fn health(ctx: &Ctx) -> Health {
             h.token_ttl_seconds = Some(ttl);
             h.keys = Some(n);
             h.available = true;
+            h.standby = v.is_standby().ok();
             h.detail = format!(
                 "answers: {}, {n} keys; token from {} {}",
                 v.location(),
@@ -625,6 +629,16 @@ impl VaultStore {
         );
         let r = self.call(Method::GET, &url, None)?;
         Ok(r.body["data"]["ttl"].as_u64().unwrap_or(0))
+    }
+
+    /// Whether the address reaches a standby, whose own reads can lag the leader.
+    fn is_standby(&self) -> anyhow::Result<bool> {
+        let url = format!(
+            "{}/v1/sys/health?standbyok=true&perfstandbyok=true",
+            self.addr
+        );
+        let r = self.call(Method::GET, &url, None)?;
+        Ok(r.body["standby"].as_bool().unwrap_or(false))
     }
 
     /// How many keys the store holds; also proves the mount answers.
