@@ -434,7 +434,10 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
     c.args(["--json", "doctor"]);
     let r = json(&ok(c));
     assert_eq!(r["vault"]["standby"], true, "{r}");
-    assert!(r["problems"].to_string().contains("disable_standby_reads"), "{r}");
+    assert!(
+        r["problems"].to_string().contains("disable_standby_reads"),
+        "{r}"
+    );
 
     let mut acked = Vec::new();
     let mut failed = Vec::new();
