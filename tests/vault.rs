@@ -546,3 +546,74 @@ fn malformed_failing_and_silent_servers_give_clear_errors() {
         assert_eq!(home.files_except_store(), before);
     }
 }
+
+/// What `revoke` and other record changes rely on: 20 writers updating one key's record
+/// at once through `VaultStore::update_record` all land (check-and-set with re-reads),
+/// and the secret is untouched.
+#[test]
+fn concurrent_record_updates_lose_nothing() {
+    use keyctl::store::vault::{VaultConfig, VaultStore};
+    use secrecy::SecretString;
+    let bao = DevServer::start();
+    let home = Home::new();
+    let k = create(&bao, &home, &["--name", "shared"]);
+    let id = k["id"].as_str().unwrap();
+    let cfg = VaultConfig {
+        addr: Some(bao.addr().to_owned()),
+        ..Default::default()
+    };
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let cfg = &cfg;
+            s.spawn(move || {
+                let v = VaultStore::connect(cfg, SecretString::from(ROOT_TOKEN), "test".into())
+                    .unwrap();
+                v.update_record(id, |r| {
+                    let scope = format!("s{i}");
+                    let new = !r.scopes.contains(&scope);
+                    if new {
+                        r.scopes.push(scope);
+                    }
+                    new
+                })
+                .unwrap();
+            });
+        }
+    });
+    let (s, b) = bao
+        .api
+        .call("GET", &format!("secret/data/keyctl/keys/{id}"), None);
+    assert_eq!(s, 200);
+    let mut scopes: Vec<&str> = b["data"]["data"]["record"]["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    scopes.sort_unstable();
+    let mut want: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(scopes, want);
+    assert_eq!(b["data"]["data"]["secret"], k["secret"]);
+    assert_eq!(
+        b["data"]["metadata"]["version"], 21,
+        "one version per update"
+    );
+
+    // A revocation written this way is what every machine's keyctl then enforces.
+    let v = VaultStore::connect(&cfg, SecretString::from(ROOT_TOKEN), "test".into()).unwrap();
+    let rec = v
+        .update_record(id, |r| {
+            r.revoked_at = Some(time::OffsetDateTime::now_utc());
+            true
+        })
+        .unwrap();
+    assert!(rec.revoked_at.is_some());
+    let mut c = bao.cmd(&Home::new());
+    c.args(["secret", "shared"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 8, "{err}");
+    // Updating a key that is gone is a clear not-found.
+    let err = v.update_record("kcnosuchkey", |_| true).unwrap_err();
+    assert!(format!("{err:#}").contains("has no key kcnosuchkey"));
+}

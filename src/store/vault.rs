@@ -218,21 +218,29 @@ fn human_seconds(s: u64) -> String {
 }
 
 impl VaultStore {
+    /// The store as this invocation's environment and config.yaml describe it.
     pub fn open(ctx: &Ctx) -> anyhow::Result<VaultStore> {
-        let cfg = ctx.config.vault.clone().unwrap_or_default();
+        let mut cfg = ctx.config.vault.clone().unwrap_or_default();
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let addr = env("BAO_ADDR")
-            .or_else(|| env("VAULT_ADDR"))
-            .or(cfg.addr)
-            .ok_or_else(|| {
-                Error::StoreUnavailable(
-                    "the vault store needs a server address: set BAO_ADDR or VAULT_ADDR, or vault.addr in config.yaml".into(),
-                )
-            })?;
-        let addr = check_addr(&addr)?;
+        cfg.addr = env("BAO_ADDR").or_else(|| env("VAULT_ADDR")).or(cfg.addr);
         let (token, token_source) = find_token()?;
-        let mount = cfg.mount.unwrap_or_else(|| DEFAULT_MOUNT.into());
-        let prefix = cfg.prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
+        Self::connect(&cfg, token, token_source)
+    }
+
+    /// The store at `cfg` with an explicit token (`open` finds the token itself).
+    pub fn connect(
+        cfg: &VaultConfig,
+        token: SecretString,
+        token_source: String,
+    ) -> anyhow::Result<VaultStore> {
+        let addr = cfg.addr.as_deref().ok_or_else(|| {
+            Error::StoreUnavailable(
+                "the vault store needs a server address: set BAO_ADDR or VAULT_ADDR, or vault.addr in config.yaml".into(),
+            )
+        })?;
+        let addr = check_addr(addr)?;
+        let mount = cfg.mount.clone().unwrap_or_else(|| DEFAULT_MOUNT.into());
+        let prefix = cfg.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into());
         for (what, v) in [("mount", &mount), ("prefix", &prefix)] {
             let ok = !v.is_empty()
                 && v.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
