@@ -617,3 +617,45 @@ fn concurrent_record_updates_lose_nothing() {
     let err = v.update_record("kcnosuchkey", |_| true).unwrap_err();
     assert!(format!("{err:#}").contains("has no key kcnosuchkey"));
 }
+
+/// A creator that died between claiming a name and writing its key leaves a claim with
+/// no key: after five minutes the name can be taken again; before, and for a name whose
+/// key exists, it cannot.
+#[test]
+fn abandoned_name_claims_are_taken_over_only_when_old() {
+    let bao = DevServer::start();
+    let home = Home::new();
+    let claim = |name: &str, id: &str, at: &str| {
+        let (s, b) = bao.api.call(
+            "POST",
+            &format!("secret/data/keyctl/names/{name}"),
+            Some(json!({"data": {"id": id, "at": at}})),
+        );
+        assert_eq!(s, 200, "{b}");
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    claim("ghost", "kcdiedbeforewriting", "2020-01-01T00:00:00Z");
+    claim("busy", "kcstillwriting", &now);
+    let k = create(&bao, &home, &["--name", "ghost"]);
+    assert_eq!(bao.api.name_owner("ghost").as_deref(), k["id"].as_str());
+
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "busy"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(
+        bao.api.name_owner("busy").as_deref(),
+        Some("kcstillwriting")
+    );
+
+    // An old claim whose key exists stays with that key.
+    let id = k["id"].as_str().unwrap();
+    claim("ghost", id, "2020-01-01T00:00:00Z");
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "ghost"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(bao.api.key_ids(), [id.to_owned()]);
+}

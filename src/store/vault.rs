@@ -21,6 +21,7 @@ use reqwest::blocking::Client;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use super::{SecretStore, StoreKind};
@@ -48,6 +49,8 @@ const DEFAULT_PREFIX: &str = "keyctl";
 const DEFAULT_RETRY: u64 = 15;
 const CAS_ATTEMPTS: usize = 20;
 const LIST_THREADS: usize = 8;
+/// Longer than any create (retry budget included) takes between its two writes.
+const ABANDONED_CLAIM: time::Duration = time::Duration::minutes(5);
 
 pub struct VaultStore {
     addr: String,
@@ -483,6 +486,19 @@ impl VaultStore {
             .and_then(|(d, _)| d["id"].as_str().map(str::to_owned)))
     }
 
+    /// A name claim whose key never got written (its creator died or lost the server
+    /// between the two writes), old enough that no creator can still be finishing it.
+    fn is_abandoned(&self, claim: &Value, now: time::OffsetDateTime) -> anyhow::Result<bool> {
+        let Some(id) = claim["id"].as_str() else {
+            return Ok(false);
+        };
+        let at = claim["at"]
+            .as_str()
+            .and_then(|t| time::OffsetDateTime::parse(t, &Rfc3339).ok());
+        let old = at.is_some_and(|at| now - at > ABANDONED_CLAIM);
+        Ok(old && self.entry(id)?.is_none())
+    }
+
     /// Creates a key team-wide: the name claim first (so two machines cannot both take a
     /// name), then the key entry, both with `cas: 0`. A key write that definitely failed
     /// gives the name back; one whose outcome is unknown (server gone) keeps it, since
@@ -502,10 +518,19 @@ impl VaultStore {
             )));
         }
         let name_rel = format!("names/{}", rec.name);
-        if !self.write(&name_rel, 0, &json!({"id": rec.id}))? {
-            // Ours already when an earlier attempt landed but its answer was lost.
-            if self.name_owner(&rec.name)?.as_deref() != Some(rec.id.as_str()) {
-                return Err(taken().into());
+        let claim = json!({"id": rec.id, "at": crate::expiry::rfc3339(rec.created_at)});
+        if !self.write(&name_rel, 0, &claim)? {
+            match self.read(&name_rel)? {
+                // Ours already: an earlier attempt landed but its answer was lost.
+                Some((d, _)) if d["id"] == json!(rec.id) => {}
+                Some((d, version)) if self.is_abandoned(&d, rec.created_at)? => {
+                    if !self.write(&name_rel, version, &claim)? {
+                        return Err(taken().into());
+                    }
+                }
+                // Deleted meanwhile: claim it like a fresh name.
+                None if self.write(&name_rel, 0, &claim)? => {}
+                _ => return Err(taken().into()),
             }
         }
         let mut record = serde_json::to_value(rec)?;
