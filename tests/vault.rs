@@ -128,6 +128,15 @@ fn two_machines_share_keys_through_openbao() {
     c.args(["--json", "list", "--all"]);
     assert_eq!(json(&ok(c))[0]["status"], "revoked");
 
+    // Without --yes and no terminal, nothing is deleted, and the question says how far
+    // the deletion would reach.
+    let mut c = b_cmd();
+    c.args(["delete", "ci"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("for every machine"), "{err}");
+    assert!(bao.api.key(id).is_some());
+
     // Deleted on B: gone in OpenBao (all versions, name claim) and for A.
     let mut c = b_cmd();
     c.args(["delete", "ci", "--yes"]);
@@ -658,4 +667,41 @@ fn abandoned_name_claims_are_taken_over_only_when_old() {
     let (code, _, err) = run(c, "");
     assert_eq!(code, 4, "{err}");
     assert_eq!(bao.api.key_ids(), [id.to_owned()]);
+}
+
+/// A server with a private CA: refused at once (no retries) until keyctl is told the CA,
+/// by `BAO_CACERT` or `vault.ca_cert`.
+#[test]
+fn https_with_a_private_ca() {
+    let bao = DevServer::start_tls();
+    let home = Home::new();
+    let started = std::time::Instant::now();
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "x"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("cannot verify the TLS certificate"), "{err}");
+    assert!(err.contains("BAO_CACERT"), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "retried a TLS failure"
+    );
+
+    let ca = bao.ca_cert();
+    let mut c = bao.cmd(&home);
+    c.env("BAO_CACERT", &ca)
+        .args(["--json", "create", "--name", "x"]);
+    let k = json(&ok(c));
+    write_config(&home, &format!("vault:\n  ca_cert: {}\n", ca.display()));
+    let mut c = bao.cmd(&home);
+    c.args(["secret", "x"]);
+    assert_eq!(ok(c).trim(), k["secret"].as_str().unwrap());
+
+    let mut c = bao.cmd(&home);
+    c.env("VAULT_CACERT", home.path().join("missing.pem"))
+        .args(["secret", "x"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read a PEM CA certificate"), "{err}");
 }

@@ -12,9 +12,14 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         let k = reg.resolve(key)?;
         (k.id.clone(), k.name.clone(), k.store)
     };
+    let place = if kind == store::StoreKind::Vault {
+        "the team store, for every machine"
+    } else {
+        "this machine"
+    };
     input::confirm(
         ctx,
-        &format!("delete key '{name}' ({id}) and its secret from this machine"),
+        &format!("delete key '{name}' ({id}) and its secret from {place}"),
     )?;
     if kind == store::StoreKind::Vault {
         return store::vault::delete_key(ctx, &id, &name);

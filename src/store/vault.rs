@@ -42,6 +42,9 @@ pub struct VaultConfig {
     /// How long to keep retrying while the server is unreachable or electing a leader
     /// (default 15 s).
     pub retry_seconds: Option<u64>,
+    /// PEM file of the CA that signed the server's certificate, for private CAs;
+    /// `BAO_CACERT` / `VAULT_CACERT` override it.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 const DEFAULT_MOUNT: &str = "secret";
@@ -226,6 +229,10 @@ impl VaultStore {
         let mut cfg = ctx.config.vault.clone().unwrap_or_default();
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         cfg.addr = env("BAO_ADDR").or_else(|| env("VAULT_ADDR")).or(cfg.addr);
+        cfg.ca_cert = env("BAO_CACERT")
+            .or_else(|| env("VAULT_CACERT"))
+            .map(Into::into)
+            .or(cfg.ca_cert);
         let (token, token_source) = find_token()?;
         Self::connect(&cfg, token, token_source)
     }
@@ -256,7 +263,20 @@ impl VaultStore {
                 )));
             }
         }
-        let client = Client::builder()
+        let mut client = Client::builder();
+        if let Some(path) = &cfg.ca_cert {
+            let pem = std::fs::read(path)
+                .ok()
+                .and_then(|b| reqwest::Certificate::from_pem(&b).ok())
+                .ok_or_else(|| {
+                    crate::error::usage(format!(
+                        "cannot read a PEM CA certificate from {} (BAO_CACERT, VAULT_CACERT or vault.ca_cert)",
+                        path.display()
+                    ))
+                })?;
+            client = client.add_root_certificate(pem);
+        }
+        let client = client
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             // A standby's 307 points at the leader, which during an election may be the
@@ -316,6 +336,15 @@ impl VaultStore {
                 req = req.json(b);
             }
             let why = match req.send() {
+                // An untrusted certificate will not fix itself: say so at once.
+                Err(e) if without_url(&e).contains("certificate") => {
+                    return Err(Error::StoreUnavailable(format!(
+                        "cannot verify the TLS certificate of OpenBao/Vault at {} ({}): if it uses a private CA, point BAO_CACERT (or vault.ca_cert) at its PEM file",
+                        self.addr,
+                        without_url(&e)
+                    ))
+                    .into());
+                }
                 Err(e) => without_url(&e),
                 Ok(resp) => {
                     let status = resp.status().as_u16();

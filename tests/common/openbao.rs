@@ -119,12 +119,33 @@ pub struct DevServer {
 
 impl DevServer {
     pub fn start() -> DevServer {
+        Self::start_with(false)
+    }
+
+    /// With `-dev-tls`: https with a fresh CA, whose PEM is [`DevServer::ca_cert`].
+    pub fn start_tls() -> DevServer {
+        Self::start_with(true)
+    }
+
+    pub fn ca_cert(&self) -> PathBuf {
+        self._dir.path().join("tls/vault-ca.pem")
+    }
+
+    fn start_with(tls: bool) -> DevServer {
         let bin = bao_bin();
         let dir = scratch("keyctl-bao-");
         let port = free_ports();
         let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
-        let child = Command::new(&bin)
-            .args(["server", "-dev"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["server", "-dev"]);
+        if tls {
+            std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+            cmd.arg("-dev-tls").arg(format!(
+                "-dev-tls-cert-dir={}",
+                dir.path().join("tls").display()
+            ));
+        }
+        let child = cmd
             .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
             .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
             .env("HOME", dir.path())
@@ -136,7 +157,7 @@ impl DevServer {
             .expect("start bao server -dev");
         let s = DevServer {
             api: Api {
-                addr: format!("http://127.0.0.1:{port}"),
+                addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
                 token: ROOT_TOKEN.into(),
             },
             child,
@@ -145,7 +166,15 @@ impl DevServer {
         wait_until(
             Duration::from_secs(30),
             "the OpenBao dev server to answer",
-            || s.api.health() == 200,
+            || {
+                if tls {
+                    // The test's own client does not trust the dev CA: a listener is enough.
+                    s.ca_cert().exists()
+                        && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                } else {
+                    s.api.health() == 200
+                }
+            },
         );
         s
     }
