@@ -541,6 +541,12 @@ fn malformed_failing_and_silent_servers_give_clear_errors() {
             ),
             "HTTP 500: boom boom), still after 1 s; retry later",
         ),
+        (
+            Some(
+                "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<html></html>",
+            ),
+            "(HTTP 502), still after 1 s; retry later",
+        ),
         (None, "timed out"),
     ];
     for (reply, needle) in cases {
@@ -659,6 +665,15 @@ fn abandoned_name_claims_are_taken_over_only_when_old() {
         Some("kcstillwriting")
     );
 
+    // A claim soft-deleted by hand (`bao kv delete`) frees the name.
+    claim("soft", "kcsomeoneelse", &now);
+    let (st, _) = bao
+        .api
+        .call("DELETE", "secret/data/keyctl/names/soft", None);
+    assert_eq!(st, 204);
+    let s = create(&bao, &home, &["--name", "soft"]);
+    assert_eq!(bao.api.name_owner("soft").as_deref(), s["id"].as_str());
+
     // An old claim whose key exists stays with that key.
     let id = k["id"].as_str().unwrap();
     claim("ghost", id, "2020-01-01T00:00:00Z");
@@ -666,7 +681,11 @@ fn abandoned_name_claims_are_taken_over_only_when_old() {
     c.args(["create", "--name", "ghost"]);
     let (code, _, err) = run(c, "");
     assert_eq!(code, 4, "{err}");
-    assert_eq!(bao.api.key_ids(), [id.to_owned()]);
+    let mut ids = bao.api.key_ids();
+    ids.sort();
+    let mut want = vec![id.to_owned(), s["id"].as_str().unwrap().to_owned()];
+    want.sort();
+    assert_eq!(ids, want);
 }
 
 /// A server with a private CA: refused at once (no retries) until keyctl is told the CA,

@@ -354,7 +354,10 @@ impl VaultStore {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok());
                     let text = Zeroizing::new(resp.text().unwrap_or_default());
-                    let body: Value = if text.trim().is_empty() {
+                    // A proxy in front of a restarting server answers 502-504 in HTML.
+                    let body: Value = if text.trim().is_empty()
+                        || matches!(status, 502..=504) && !text.trim_start().starts_with('{')
+                    {
                         Value::Null
                     } else {
                         serde_json::from_str(&text).map_err(|_| {
@@ -432,18 +435,15 @@ impl VaultStore {
         }
     }
 
+    /// The data and version of `rel`. A soft-deleted latest version (`bao kv delete`)
+    /// comes back as null data with its version, which a check-and-set write needs.
     fn read(&self, rel: &str) -> anyhow::Result<Option<(Value, u64)>> {
-        let r = self.call(Method::GET, &self.url("data", rel), None)?;
-        if r.status == 404 {
-            return Ok(None);
-        }
+        let mut r = self.call(Method::GET, &self.url("data", rel), None)?;
         let version = r.body["data"]["metadata"]["version"].as_u64().unwrap_or(0);
-        let data = r.body["data"]["data"].clone();
-        if data.is_null() {
-            // A soft-deleted version: gone as far as keyctl is concerned.
+        if r.status == 404 && version == 0 {
             return Ok(None);
         }
-        Ok(Some((data, version)))
+        Ok(Some((r.body["data"]["data"].take(), version)))
     }
 
     /// Ok(true) when written, Ok(false) on a check-and-set mismatch.
@@ -481,6 +481,9 @@ impl VaultStore {
         let Some((mut data, version)) = self.read(&format!("keys/{id}"))? else {
             return Ok(None);
         };
+        if data.is_null() {
+            return Ok(None);
+        }
         let secret = match data.get_mut("secret").map(Value::take) {
             Some(Value::String(s)) => SecretString::from(s),
             _ => anyhow::bail!(
@@ -557,6 +560,8 @@ impl VaultStore {
                         return Err(taken().into());
                     }
                 }
+                // Soft-deleted by hand (`bao kv delete`): free.
+                Some((Value::Null, version)) if self.write(&name_rel, version, &claim)? => {}
                 // Deleted meanwhile: claim it like a fresh name.
                 None if self.write(&name_rel, 0, &claim)? => {}
                 _ => return Err(taken().into()),
