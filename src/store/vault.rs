@@ -567,11 +567,7 @@ impl VaultStore {
                 _ => return Err(taken().into()),
             }
         }
-        let mut record = serde_json::to_value(rec)?;
-        record["store"] = json!("vault");
-        let data =
-            Zeroizing::new(json!({"record": record, "secret": secret.expose_secret()}).to_string());
-        let data: Value = serde_json::from_str(&data)?;
+        let data = entry_data(rec, secret)?;
         match self.write(&format!("keys/{}", rec.id), 0, &data) {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -681,9 +677,7 @@ impl VaultStore {
     }
 
     fn write_entry(&self, id: &str, e: &Entry) -> anyhow::Result<bool> {
-        let mut record = serde_json::to_value(&e.record)?;
-        record["store"] = json!("vault");
-        let data = json!({"record": record, "secret": e.secret.expose_secret()});
+        let data = entry_data(&e.record, &e.secret)?;
         self.write(&format!("keys/{id}"), e.version, &data)
     }
 
@@ -767,6 +761,13 @@ impl SecretStore for VaultStore {
         }
         Ok(true)
     }
+}
+
+/// The KV data of a key entry: its record (marked as kept in this store) and secret.
+fn entry_data(rec: &KeyRecord, secret: &SecretString) -> anyhow::Result<Value> {
+    let mut record = serde_json::to_value(rec)?;
+    record["store"] = json!("vault");
+    Ok(json!({"record": record, "secret": secret.expose_secret()}))
 }
 
 /// A key ID or name that is one harmless path segment.
