@@ -1,6 +1,6 @@
 //! `keyctl list`: every key with its status; a table for people, TSV when piped, JSON
-//! with `--json`. Reads the registry only: no store is touched, so it is fast and works
-//! when the keyring is down.
+//! with `--json`. Reads the registry, not the keyring, so it is fast and works when the
+//! keyring is down; with the team store, its keys come from OpenBao/Vault (`catalog`).
 
 use time::OffsetDateTime;
 
