@@ -724,3 +724,53 @@ fn https_with_a_private_ca() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cannot read a PEM CA certificate"), "{err}");
 }
+
+/// A team on a namespace (`BAO_NAMESPACE` or `vault.namespace`): keys land in that
+/// namespace's KV engine and nowhere else.
+#[test]
+fn namespaces_keep_teams_apart() {
+    let bao = DevServer::start();
+    let (s, b) = bao.api.call("POST", "sys/namespaces/team", Some(json!({})));
+    assert_eq!(s, 200, "{b}");
+    let mut c = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/sys/mounts/secret", bao.addr()))
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .header("X-Vault-Namespace", "team")
+        .json(&json!({"type": "kv", "options": {"version": "2"}}))
+        .send()
+        .unwrap();
+    assert_eq!(c.status().as_u16(), 204);
+    let home = Home::new();
+    let mut cmd = bao.cmd(&home);
+    cmd.env("BAO_NAMESPACE", "team")
+        .args(["--json", "create", "--name", "ns"]);
+    let k = json(&ok(cmd));
+    let id = k["id"].as_str().unwrap();
+    assert_eq!(bao.api.key(id), None, "written outside the namespace");
+    c = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/secret/data/keyctl/keys/{id}", bao.addr()))
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .header("X-Vault-Namespace", "team")
+        .send()
+        .unwrap();
+    let stored: serde_json::Value = c.json().unwrap();
+    assert_eq!(stored["data"]["data"]["secret"], k["secret"]);
+
+    write_config(&home, "vault:\n  namespace: team\n");
+    let mut cmd = bao.cmd(&home);
+    cmd.args(["secret", "ns"]);
+    assert_eq!(ok(cmd).trim(), k["secret"].as_str().unwrap());
+    let mut cmd = bao.cmd(&home);
+    cmd.args(["--json", "doctor"]);
+    assert_eq!(json(&ok(cmd))["vault"]["namespace"], "team");
+    // Another team's namespace without a KV engine: the error names it.
+    let (s, b) = bao
+        .api
+        .call("POST", "sys/namespaces/other", Some(json!({})));
+    assert_eq!(s, 200, "{b}");
+    let mut cmd = bao.cmd(&home);
+    cmd.env("BAO_NAMESPACE", "other").args(["secret", "ns"]);
+    let (code, _, err) = run(cmd, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("in namespace other"), "{err}");
+}

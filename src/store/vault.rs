@@ -45,6 +45,8 @@ pub struct VaultConfig {
     /// PEM file of the CA that signed the server's certificate, for private CAs;
     /// `BAO_CACERT` / `VAULT_CACERT` override it.
     pub ca_cert: Option<std::path::PathBuf>,
+    /// OpenBao / Vault Enterprise namespace; `BAO_NAMESPACE` / `VAULT_NAMESPACE` override it.
+    pub namespace: Option<String>,
 }
 
 const DEFAULT_MOUNT: &str = "secret";
@@ -59,6 +61,7 @@ pub struct VaultStore {
     addr: String,
     mount: String,
     prefix: String,
+    namespace: Option<String>,
     token: SecretString,
     /// Where the token came from, for `doctor` and error messages (never the token).
     pub token_source: String,
@@ -157,6 +160,7 @@ pub struct Health {
     pub addr: Option<String>,
     pub mount: Option<String>,
     pub prefix: Option<String>,
+    pub namespace: Option<String>,
     pub token_source: Option<String>,
     /// Seconds the token has left; 0 means it does not expire.
     pub token_ttl_seconds: Option<u64>,
@@ -173,6 +177,7 @@ pub fn health(ctx: &Ctx) -> Health {
         addr: None,
         mount: None,
         prefix: None,
+        namespace: None,
         token_source: None,
         token_ttl_seconds: None,
         keys: None,
@@ -190,6 +195,7 @@ pub fn health(ctx: &Ctx) -> Health {
     h.addr = Some(v.addr.clone());
     h.mount = Some(v.mount.clone());
     h.prefix = Some(v.prefix.clone());
+    h.namespace = v.namespace.clone();
     h.token_source = Some(v.token_source.clone());
     let probe = v.token_ttl().and_then(|ttl| Ok((ttl, v.count()?)));
     match probe {
@@ -229,6 +235,9 @@ impl VaultStore {
         let mut cfg = ctx.config.vault.clone().unwrap_or_default();
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         cfg.addr = env("BAO_ADDR").or_else(|| env("VAULT_ADDR")).or(cfg.addr);
+        cfg.namespace = env("BAO_NAMESPACE")
+            .or_else(|| env("VAULT_NAMESPACE"))
+            .or(cfg.namespace);
         cfg.ca_cert = env("BAO_CACERT")
             .or_else(|| env("VAULT_CACERT"))
             .map(Into::into)
@@ -251,14 +260,19 @@ impl VaultStore {
         let addr = check_addr(addr)?;
         let mount = cfg.mount.clone().unwrap_or_else(|| DEFAULT_MOUNT.into());
         let prefix = cfg.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into());
-        for (what, v) in [("mount", &mount), ("prefix", &prefix)] {
+        let namespace = cfg.namespace.clone().filter(|n| !n.is_empty());
+        let mut parts = vec![("mount", &mount), ("prefix", &prefix)];
+        if let Some(ns) = &namespace {
+            parts.push(("namespace", ns));
+        }
+        for (what, v) in parts {
             let ok = !v.is_empty()
                 && v.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
                 && v.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'));
             if !ok {
                 return Err(crate::error::usage(format!(
-                    "invalid vault.{what} {} in config.yaml: use letters, digits, '.', '_', '-' and '/'",
+                    "invalid vault {what} {}: use letters, digits, '.', '_', '-' and '/'",
                     crate::output::quoted(v)
                 )));
             }
@@ -288,6 +302,7 @@ impl VaultStore {
             addr,
             mount,
             prefix,
+            namespace,
             token,
             token_source,
             retry: Duration::from_secs(cfg.retry_seconds.unwrap_or(DEFAULT_RETRY)),
@@ -332,6 +347,9 @@ impl VaultStore {
                 .client
                 .request(method.clone(), url)
                 .header("X-Vault-Token", self.token.expose_secret());
+            if let Some(ns) = &self.namespace {
+                req = req.header("X-Vault-Namespace", ns);
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -399,8 +417,10 @@ impl VaultStore {
         match r.status {
             200..=299 => Ok(Ok(r)),
             404 if errs.contains("no handler for route") => Err(Error::StoreUnavailable(format!(
-                "OpenBao/Vault at {addr} has no KV v2 engine mounted at {}/: enable one (bao secrets enable -path={} kv-v2) or set vault.mount in config.yaml",
-                self.mount, self.mount
+                "OpenBao/Vault at {addr} has no KV v2 engine mounted at {}/{}: enable one (bao secrets enable -path={} kv-v2) or set vault.mount in config.yaml",
+                self.mount,
+                self.namespace.as_ref().map_or_else(String::new, |n| format!(" in namespace {n}")),
+                self.mount
             ))
             .into()),
             404 => Ok(Ok(r)),
@@ -714,8 +734,12 @@ impl SecretStore for VaultStore {
     }
 
     fn location(&self) -> String {
+        let ns = self
+            .namespace
+            .as_ref()
+            .map_or_else(String::new, |n| format!("namespace {n}, "));
         format!(
-            "OpenBao/Vault at {} (KV v2 {}/{})",
+            "OpenBao/Vault at {} ({ns}KV v2 {}/{})",
             self.addr, self.mount, self.prefix
         )
     }
