@@ -59,6 +59,8 @@ pub enum StoreChoice {
     Keyring,
     /// A 0600 file under the keyctl home
     File,
+    /// OpenBao / HashiCorp Vault KV v2, shared by a team (BAO_ADDR, BAO_TOKEN)
+    Vault,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -51,6 +51,8 @@ pub struct Config {
     pub store: Option<StoreChoice>,
     /// How close to expiry a key shows as `expiring` (e.g. `14d`).
     pub expiring_window: Option<String>,
+    /// The team store (`vault:` section): address, mount, prefix.
+    pub vault: Option<crate::store::vault::VaultConfig>,
 }
 
 impl Config {

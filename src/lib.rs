@@ -4,6 +4,7 @@
 //! `run` is the whole program: refuse secrets in argv, parse, resolve settings, dispatch
 //! to one module per subcommand, print any error once, and map it to an exit code.
 
+pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod complete;

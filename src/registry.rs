@@ -122,6 +122,17 @@ impl Registry {
         &self.path
     }
 
+    /// Adds records kept elsewhere (the team store) to this in-memory view, for reads;
+    /// IDs already known locally win. Never saved: `save` is on [`LockedRegistry`].
+    pub fn with_shared(mut self, shared: Vec<KeyRecord>) -> Registry {
+        for k in shared {
+            if !self.file.keys.iter().any(|l| l.id == k.id) {
+                self.file.keys.push(k);
+            }
+        }
+        self
+    }
+
     pub fn keys(&self) -> &[KeyRecord] {
         &self.file.keys
     }

@@ -8,14 +8,22 @@ use crate::store;
 
 pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     let (id, name, kind) = {
-        let reg = Registry::load(&ctx.paths.data)?;
+        let reg = crate::catalog::load_for(ctx, key)?;
         let k = reg.resolve(key)?;
         (k.id.clone(), k.name.clone(), k.store)
     };
+    let place = if kind == store::StoreKind::Vault {
+        "the team store, for every machine"
+    } else {
+        "this machine"
+    };
     input::confirm(
         ctx,
-        &format!("delete key '{name}' ({id}) and its secret from this machine"),
+        &format!("delete key '{name}' ({id}) and its secret from {place}"),
     )?;
+    if kind == store::StoreKind::Vault {
+        return store::vault::delete_key(ctx, &id, &name);
+    }
     let mut reg = Registry::lock(&ctx.paths.data)?;
     // Resolve again under the lock: another process may have changed it meanwhile.
     let id = reg.reg.resolve(&id)?.id.clone();

@@ -28,6 +28,8 @@ struct Report {
     file_store_exists: bool,
     /// Where `keyctl create` would put a secret now, or null when it would fail.
     new_secrets_go_to: Option<&'static str>,
+    /// The team store, when selected or configured.
+    vault: Option<crate::store::vault::Health>,
     problems: Vec<String>,
 }
 
@@ -65,7 +67,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             ));
         }
     }
+    let vault = crate::store::vault::enabled(ctx).then(|| crate::store::vault::health(ctx));
+    let vault_ok = vault.as_ref().is_some_and(|v| v.available);
+    if let Some(v) = vault.as_ref().filter(|v| !v.available) {
+        problems.push(format!("team store: {}", v.detail));
+    }
+    if vault.as_ref().is_some_and(|v| v.standby == Some(true)) {
+        problems.push("the team store address reaches a standby node: unless the cluster sets disable_standby_reads = true, keys another machine created in the last ~100 ms may not be seen here".into());
+    }
     let new_secrets_go_to = match (ctx.store, keyring_available) {
+        (StoreChoice::Vault, _) => vault_ok.then_some("vault"),
         (StoreChoice::File, _) | (StoreChoice::Auto, false) => Some("file"),
         (_, true) => Some("keyring"),
         (StoreChoice::Keyring, false) => None,
@@ -102,6 +113,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             StoreChoice::Auto => "auto",
             StoreChoice::Keyring => "keyring",
             StoreChoice::File => "file",
+            StoreChoice::Vault => "vault",
         },
         store_choice_source: ctx.store_source,
         keyring_available,
@@ -109,6 +121,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         file_store: fs.path().display().to_string(),
         file_store_exists,
         new_secrets_go_to,
+        vault,
         problems,
     };
     if ctx.out.json {
@@ -159,10 +172,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             ),
         ];
         let mut rows = lines.to_vec();
+        if let Some(v) = &r.vault {
+            rows.push(("team store", v.detail.clone()));
+        }
         rows.extend(report.problems.iter().map(|p| ("problem", p.clone())));
         crate::output::print_fields(&rows)?;
     }
     if report.new_secrets_go_to.is_none() {
+        if let Some(v) = report.vault.filter(|_| ctx.store == StoreChoice::Vault) {
+            return Err(Error::StoreUnavailable(v.detail).into());
+        }
         return Err(Error::StoreUnavailable(report.keyring_detail).into());
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! `keyctl list`: every key with its status; a table for people, TSV when piped, JSON
-//! with `--json`. Reads the registry only: no store is touched, so it is fast and works
-//! when the keyring is down.
+//! with `--json`. Reads the registry, not the keyring, so it is fast and works when the
+//! keyring is down; with the team store, its keys come from OpenBao/Vault (`catalog`).
 
 use time::OffsetDateTime;
 
@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::expiry::{self, Status};
 use crate::output;
-use crate::registry::{KeyRecord, Registry};
+use crate::registry::KeyRecord;
 
 pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let kind = args.kind.map(|k| resolve_kind(ctx, k));
@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(expiry::parse_duration)
         .transpose()?;
-    let reg = Registry::load(&ctx.paths.data)?;
+    let reg = crate::catalog::load(ctx)?;
     let now = OffsetDateTime::now_utc();
     let keys: Vec<_> = reg
         .keys()

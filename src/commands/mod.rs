@@ -96,6 +96,9 @@ pub fn store_new_key(
     mut rec: KeyRecord,
     secret: &SecretString,
 ) -> anyhow::Result<KeyRecord> {
+    if ctx.store == crate::cli::StoreChoice::Vault {
+        return store::vault::create_key(ctx, rec, secret);
+    }
     let mut reg = Registry::lock(&ctx.paths.data)?;
     reg.check_free(&rec.name, &rec.id)?;
     let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
@@ -123,7 +126,7 @@ pub fn usable_secret(
     key: &str,
     allow_expired: bool,
 ) -> anyhow::Result<(KeyRecord, SecretString)> {
-    let reg = Registry::load(&ctx.paths.data)?;
+    let reg = crate::catalog::load_for(ctx, key)?;
     let k = reg.resolve(key)?.clone();
     let status = k.status(OffsetDateTime::now_utc());
     if !status.is_usable() && !allow_expired {

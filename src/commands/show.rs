@@ -5,11 +5,10 @@ use time::OffsetDateTime;
 use super::KeyView;
 use crate::context::Ctx;
 use crate::expiry;
-use crate::registry::Registry;
 use crate::store::{StoreKind, file::FileStore, keyring::SERVICE};
 
 pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
-    let reg = Registry::load(&ctx.paths.data)?;
+    let reg = crate::catalog::load_for(ctx, key)?;
     let k = reg.resolve(key)?;
     let now = OffsetDateTime::now_utc();
     if ctx.out.json {
@@ -20,6 +19,10 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         StoreKind::File => format!(
             "file {} (plain text)",
             FileStore::new(&ctx.paths.data).path().display()
+        ),
+        StoreKind::Vault => crate::store::vault::VaultStore::open(ctx).map_or_else(
+            |_| "OpenBao/Vault (not configured here)".into(),
+            |v| format!("OpenBao/Vault at {}, {}", v.addr(), v.key_path(&k.id)),
         ),
     };
     let rows = [

@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod keyring;
+pub mod vault;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,8 @@ use crate::error::Error;
 pub enum StoreKind {
     Keyring,
     File,
+    /// OpenBao / HashiCorp Vault KV v2, shared by a team's machines.
+    Vault,
 }
 
 impl StoreKind {
@@ -28,6 +31,7 @@ impl StoreKind {
         match self {
             StoreKind::Keyring => "keyring",
             StoreKind::File => "file",
+            StoreKind::Vault => "vault",
         }
     }
 }
@@ -49,6 +53,7 @@ pub fn open(ctx: &Ctx, kind: StoreKind) -> anyhow::Result<Box<dyn SecretStore>> 
     Ok(match kind {
         StoreKind::Keyring => Box::new(keyring::KeyringStore::open()?),
         StoreKind::File => Box::new(file::FileStore::new(&ctx.paths.data)),
+        StoreKind::Vault => Box::new(vault::VaultStore::open(ctx)?),
     })
 }
 
@@ -61,6 +66,10 @@ pub fn put_new(
     secret: &SecretString,
 ) -> anyhow::Result<StoreKind> {
     match ctx.store {
+        // The vault store keeps the record with the secret: see commands::store_new_key.
+        StoreChoice::Vault => Err(anyhow::anyhow!(
+            "new vault keys are written with their record by VaultStore::create_key"
+        )),
         StoreChoice::File => {
             file::FileStore::new(&ctx.paths.data).set(id, label, secret)?;
             Ok(StoreKind::File)

@@ -1,0 +1,776 @@
+//! End-to-end tests of the team store against a real OpenBao: two keyctl homes act as
+//! two machines sharing one server, checked also through OpenBao's own HTTP API; many
+//! concurrent creators; a 3-node Raft cluster losing its leader mid-run; and the
+//! failures a team meets (bad token, sealed server, wrong mount, server down).
+
+mod common;
+#[path = "common/openbao.rs"]
+mod openbao;
+
+use std::process::Command;
+
+use common::*;
+use openbao::*;
+use serde_json::json;
+
+/// Writes the home's config.yaml.
+fn write_config(home: &Home, yaml: &str) {
+    std::fs::create_dir_all(home.path()).unwrap();
+    std::fs::write(home.path().join("config.yaml"), yaml).unwrap();
+}
+
+/// keyctl in `home` with `--store vault` against `addr` with `token`.
+fn vault_cmd(home: &Home, addr: &str, token: &str) -> Command {
+    let mut c = home.cmd();
+    c.env("BAO_ADDR", addr)
+        .env("BAO_TOKEN", token)
+        .env("KEYCTL_STORE", "vault");
+    c
+}
+
+fn ok(c: Command) -> String {
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "keyctl failed: {err}");
+    out
+}
+
+fn create(bao: &DevServer, home: &Home, args: &[&str]) -> serde_json::Value {
+    let mut c = bao.cmd(home);
+    c.args(["--json", "create"]).args(args);
+    json(&ok(c))
+}
+
+#[test]
+fn two_machines_share_keys_through_openbao() {
+    let bao = DevServer::start();
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(
+        &bao,
+        &a,
+        &["--name", "ci", "--scope", "read", "--expires", "90d"],
+    );
+    assert_eq!(k["store"], "vault");
+    let id = k["id"].as_str().unwrap();
+    let secret = k["secret"].as_str().unwrap();
+
+    // What OpenBao holds, read with its own API: record and secret together, the name
+    // claimed for this ID, and nothing of the key in A's local registry.
+    let stored = bao.api.key(id).expect("key in OpenBao");
+    assert_eq!(stored["secret"], secret);
+    assert_eq!(stored["record"]["name"], "ci");
+    assert_eq!(stored["record"]["scopes"], json!(["read"]));
+    assert_eq!(bao.api.name_owner("ci").as_deref(), Some(id));
+    assert!(!a.path().join("secrets.json").exists());
+
+    // Machine B configured by config.yaml instead of the environment.
+    std::fs::create_dir_all(b.path()).unwrap();
+    std::fs::write(
+        b.path().join("config.yaml"),
+        format!("store: vault\nvault:\n  addr: {}\n", bao.addr()),
+    )
+    .unwrap();
+    let b_cmd = || {
+        let mut c = b.cmd();
+        c.env("BAO_TOKEN", ROOT_TOKEN);
+        c
+    };
+    let mut c = b_cmd();
+    c.args(["--json", "list"]);
+    let listed = json(&ok(c));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["store"], "vault");
+    let mut c = b_cmd();
+    c.args(["secret", "ci"]);
+    assert_eq!(ok(c), format!("{secret}\n"));
+    let mut c = b_cmd();
+    c.args(["secret", id]);
+    assert_eq!(ok(c), format!("{secret}\n"));
+    let mut c = b_cmd();
+    c.args(["show", "ci"]);
+    let shown = ok(c);
+    assert!(
+        shown.contains(&format!("secret/keyctl/keys/{id}")),
+        "{shown}"
+    );
+    assert!(!shown.contains(secret));
+
+    // The name is taken team-wide: B cannot reuse it, and nothing is half-written.
+    let mut c = b_cmd();
+    c.args(["create", "--name", "ci"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("a key named 'ci' already exists in OpenBao"),
+        "{err}"
+    );
+    assert!(out.is_empty());
+    assert_eq!(bao.api.key_ids().len(), 1);
+
+    // Revoked on another machine (a record update, as `revoke` does): B sees it at once.
+    let mut rec = stored.clone();
+    rec["record"]["revoked_at"] = json!("2026-01-01T00:00:00Z");
+    let (s, body) = bao.api.call(
+        "POST",
+        &format!("secret/data/keyctl/keys/{id}"),
+        Some(json!({"options": {"cas": 1}, "data": rec})),
+    );
+    assert_eq!(s, 200, "{body}");
+    let mut c = b_cmd();
+    c.args(["secret", "ci"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 8, "{err}");
+    assert!(out.is_empty() && err.contains("revoked"), "{err}");
+    let mut c = b_cmd();
+    c.args(["--json", "list"]);
+    assert_eq!(json(&ok(c)), json!([]));
+    let mut c = b_cmd();
+    c.args(["--json", "list", "--all"]);
+    assert_eq!(json(&ok(c))[0]["status"], "revoked");
+
+    // Without --yes and no terminal, nothing is deleted, and the question says how far
+    // the deletion would reach.
+    let mut c = b_cmd();
+    c.args(["delete", "ci"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("for every machine"), "{err}");
+    assert!(bao.api.key(id).is_some());
+
+    // Deleted on B: gone in OpenBao (all versions, name claim) and for A.
+    let mut c = b_cmd();
+    c.args(["delete", "ci", "--yes"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("for every machine"), "{err}");
+    assert_eq!(bao.api.key(id), None);
+    let (s, _) = bao
+        .api
+        .call("GET", &format!("secret/metadata/keyctl/keys/{id}"), None);
+    assert_eq!(s, 404, "versions left behind");
+    assert_eq!(bao.api.name_owner("ci"), None);
+    let mut c = bao.cmd(&a);
+    c.args(["secret", "ci"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 3, "{err}");
+    assert!(out.is_empty());
+    // The name is free again.
+    create(&bao, &a, &["--name", "ci"]);
+}
+
+/// A server and a home holding a file-store key named `local_name` and a team key
+/// named `team`; returns the local key's `create --json`.
+fn local_and_team(local_name: &str) -> (DevServer, Home, serde_json::Value) {
+    let bao = DevServer::start();
+    let home = Home::new();
+    let mut c = bao.cmd(&home);
+    c.args(["--store", "file", "--json", "create", "--name", local_name]);
+    let local = json(&ok(c));
+    create(&bao, &home, &["--name", "team"]);
+    (bao, home, local)
+}
+
+#[test]
+fn local_and_team_keys_side_by_side() {
+    let (bao, home, local) = local_and_team("laptop");
+    let mut c = bao.cmd(&home);
+    c.args(["--json", "list"]);
+    let listed = json(&ok(c));
+    let stores: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap(), k["store"].as_str().unwrap()))
+        .collect();
+    assert_eq!(stores, [("laptop", "file"), ("team", "vault")]);
+    // A team key cannot take a name this machine already uses.
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "laptop"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(bao.api.name_owner("laptop"), None);
+    // The local key still reads from its own store.
+    let mut c = bao.cmd(&home);
+    c.args(["secret", "laptop"]);
+    assert_eq!(ok(c).trim(), local["secret"].as_str().unwrap());
+}
+
+#[test]
+fn hundred_concurrent_creates_from_two_machines_all_land() {
+    let bao = DevServer::start();
+    let homes = [Home::new(), Home::new()];
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            let mut c = bao.cmd(&homes[i % 2]);
+            c.args(["--json", "create", "--name", &format!("k{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for ch in children {
+        let o = ch.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "create failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v = json(&String::from_utf8_lossy(&o.stdout));
+        assert!(ids.insert(v["id"].as_str().unwrap().to_owned()));
+    }
+    let stored: std::collections::BTreeSet<String> = bao.api.key_ids().into_iter().collect();
+    assert_eq!(stored, ids, "OpenBao holds exactly the 100 reported keys");
+    for i in 0..100 {
+        assert!(bao.api.name_owner(&format!("k{i}")).is_some());
+    }
+    let mut c = bao.cmd(&homes[0]);
+    c.args(["--json", "list"]);
+    assert_eq!(json(&ok(c)).as_array().unwrap().len(), 100);
+
+    // 20 processes racing for one name: exactly one wins, the rest get a clear conflict.
+    let racers: Vec<_> = (0..20)
+        .map(|i| {
+            let mut c = bao.cmd(&homes[i % 2]);
+            c.args(["--json", "create", "--name", "contested"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for ch in racers {
+        let o = ch.wait_with_output().unwrap();
+        match o.status.code() {
+            Some(0) => winners.push(json(&String::from_utf8_lossy(&o.stdout))),
+            Some(4) => assert!(String::from_utf8_lossy(&o.stderr).contains("already exists")),
+            c => panic!(
+                "unexpected exit {c:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(
+        bao.api.name_owner("contested").as_deref(),
+        winners[0]["id"].as_str()
+    );
+    assert_eq!(
+        bao.api.key_ids().len(),
+        101,
+        "no orphan entries from losers"
+    );
+}
+
+#[test]
+fn doctor_reports_server_mount_and_token_ttl() {
+    let bao = DevServer::start();
+    let home = Home::new();
+    create(&bao, &home, &["--name", "one"]);
+    let (s, tok) = bao.api.call(
+        "POST",
+        "auth/token/create",
+        Some(json!({"ttl": "2h", "policies": ["root"]})),
+    );
+    assert_eq!(s, 200, "{tok}");
+    let short = tok["auth"]["client_token"].as_str().unwrap();
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", short).args(["--json", "doctor"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(short), "token printed");
+    let r = json(&out);
+    assert_eq!(r["store_choice"], "vault");
+    assert_eq!(r["new_secrets_go_to"], "vault");
+    let v = &r["vault"];
+    assert_eq!(v["addr"], bao.addr());
+    assert_eq!(v["mount"], "secret");
+    assert_eq!(v["prefix"], "keyctl");
+    assert_eq!(v["token_source"], "BAO_TOKEN");
+    assert_eq!(v["keys"], 1);
+    assert_eq!(v["standby"], false);
+    let ttl = v["token_ttl_seconds"].as_u64().unwrap();
+    assert!((7000..=7200).contains(&ttl), "ttl {ttl}");
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", short).arg("doctor");
+    let text = ok(c);
+    assert!(
+        text.contains("expires in 1") || text.contains("expires in 2"),
+        "{text}"
+    );
+    assert!(text.contains(bao.addr()), "{text}");
+
+    // The token helper's file is used when no variable is set.
+    let mut c = bao.cmd(&home);
+    c.env_remove("BAO_TOKEN").arg("--json").arg("doctor");
+    std::fs::write(
+        home.dir.path().join("user/.vault-token"),
+        format!("{short}\n"),
+    )
+    .unwrap();
+    let r = json(&ok(c));
+    assert!(
+        r["vault"]["token_source"]
+            .as_str()
+            .unwrap()
+            .ends_with(".vault-token")
+    );
+}
+
+/// Runs a failing command and checks code, message, empty stdout, and that the local
+/// home and the server are exactly as before.
+fn fails(bao: &DevServer, home: &Home, c: Command, code: i32, needle: &str) -> String {
+    let before = home.files_except_store();
+    let ids = bao.api.key_ids();
+    let (got, out, err) = run(c, "");
+    assert_eq!(got, code, "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(home.files_except_store(), before, "local state changed");
+    assert_eq!(bao.api.key_ids(), ids, "server state changed");
+    err
+}
+
+#[test]
+fn clear_errors_and_nothing_lost_locally() {
+    // A local key that must survive every failure below.
+    let (bao, home, local) = local_and_team("local");
+
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", "not-a-token")
+        .args(["create", "--name", "x"]);
+    let err = fails(&bao, &home, c, 5, "rejected the token from BAO_TOKEN");
+    assert!(!err.contains("not-a-token"));
+    let mut c = bao.cmd(&home);
+    c.env("BAO_TOKEN", "not-a-token").args(["secret", "team"]);
+    fails(&bao, &home, c, 5, "permission denied");
+
+    let mut c = bao.cmd(&home);
+    c.env_remove("BAO_TOKEN").args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 5, "no OpenBao/Vault token");
+
+    write_config(&home, "vault:\n  mount: nokv\n");
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 5, "no KV v2 engine mounted at nokv/");
+    std::fs::remove_file(home.path().join("config.yaml")).unwrap();
+
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", "http://vault.example.com:8200")
+        .args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 2, "refusing plain http");
+
+    // Server down: a closed port, with a short retry budget.
+    write_config(&home, "vault:\n  retry_seconds: 1\n");
+    let closed = format!("http://127.0.0.1:{}", free_ports());
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", &closed).args(["create", "--name", "x"]);
+    fails(&bao, &home, c, 5, "retry later");
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", &closed).args(["secret", "team"]);
+    fails(&bao, &home, c, 5, "is not available");
+    // The local key still works while the team store is down (with a warning).
+    let mut c = bao.cmd(&home);
+    c.env("BAO_ADDR", &closed)
+        .env("KEYCTL_STORE", "file")
+        .args(["secret", "local"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), local["secret"].as_str().unwrap());
+    assert!(err.contains("team store not consulted"), "{err}");
+
+    // Sealed.
+    let (s, b) = bao.api.call("PUT", "sys/seal", None);
+    assert_eq!(s, 204, "{b}");
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "x"]);
+    let before = home.files_except_store();
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("is sealed"), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(home.files_except_store(), before);
+    let mut c = bao.cmd(&home);
+    c.arg("doctor");
+    let (code, out, _) = run(c, "");
+    assert_eq!(code, 5);
+    assert!(out.contains("sealed"), "{out}");
+    let mut c = bao.cmd(&home);
+    c.env("KEYCTL_STORE", "file").args(["secret", "local"]);
+    assert_eq!(ok(c).trim(), local["secret"].as_str().unwrap());
+}
+
+/// The leader of a 3-node Raft cluster dies in the middle of a run of creates sent to a
+/// follower: every create keyctl reported as done is in the cluster afterwards, and the
+/// ones that failed said so clearly, with the "retry later" exit code.
+#[test]
+fn raft_leader_failover_loses_no_acknowledged_create() {
+    let mut cluster = Cluster::start();
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    let home = Home::new();
+    // A short retry budget, so that some creates do fail during the election and their
+    // errors can be checked; the default budget (15 s) rides out an election.
+    write_config(&home, "vault:\n  retry_seconds: 1\n");
+    let addr = cluster.nodes[follower].addr();
+    let token = cluster.root_token.clone();
+    let run_create = |i: usize| {
+        let mut c = vault_cmd(&home, &addr, &token);
+        c.args(["--json", "create", "--name", &format!("f{i}")]);
+        run(c, "")
+    };
+    // Machine A on the leader, machine B on a follower: B sees each key A just created,
+    // although a follower's own copy lags the leader.
+    let leader_addr = cluster.nodes[leader].addr();
+    let other = Home::new();
+    for i in 0..10 {
+        let mut c = vault_cmd(&other, &leader_addr, &token);
+        c.args(["--json", "create", "--name", &format!("x{i}")]);
+        let secret = json(&ok(c))["secret"].as_str().unwrap().to_owned();
+        let mut c = vault_cmd(&home, &addr, &token);
+        c.args(["secret", &format!("x{i}")]);
+        let (code, out, err) = run(c, "");
+        assert_eq!(
+            (code, out.trim()),
+            (0, secret.as_str()),
+            "read x{i} on a follower: {err}"
+        );
+    }
+
+    // doctor says when it talks to a standby.
+    let mut c = vault_cmd(&home, &addr, &token);
+    c.args(["--json", "doctor"]);
+    let r = json(&ok(c));
+    assert_eq!(r["vault"]["standby"], true, "{r}");
+    assert!(
+        r["problems"].to_string().contains("disable_standby_reads"),
+        "{r}"
+    );
+
+    let mut acked = Vec::new();
+    let mut failed = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..60 {
+        if i == 15 {
+            cluster.nodes[leader].kill();
+        }
+        let (code, out, err) = run_create(i);
+        match code {
+            0 => acked.push(json(&out)["id"].as_str().unwrap().to_owned()),
+            5 => {
+                assert!(err.contains("retry later"), "{err}");
+                assert_eq!(err.lines().count(), 1, "{err}");
+                failed.push(i);
+            }
+            c => panic!("create f{i}: exit {c}: {err}"),
+        }
+    }
+    eprintln!(
+        "failover run: {} acknowledged, {} failed with exit 5, {:?}",
+        acked.len(),
+        failed.len(),
+        started.elapsed()
+    );
+    assert!(acked.len() >= 45, "too few creates survived: {failed:?}");
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+    for (i, n) in cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.running())
+    {
+        let api = n.api(&cluster.root_token);
+        let held: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
+        for (j, id) in acked.iter().enumerate() {
+            if !held.contains(id) {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                let later: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
+                panic!(
+                    "acknowledged key #{j}/{} {id} lost on node {i} (leader {new_leader}, killed {leader}, follower {follower}); 3 s later there: {}; get: {:?}",
+                    acked.len(),
+                    later.contains(id),
+                    api.key(id).map(|v| v["record"]["name"].clone())
+                );
+            }
+        }
+    }
+    // keyctl on the surviving follower lists them all.
+    let mut c = vault_cmd(&home, &addr, &token);
+    c.args(["--json", "list"]);
+    let listed = json(&ok(c));
+    assert!(listed.as_array().unwrap().len() >= acked.len());
+}
+
+/// A loopback HTTP server answering every request with `reply` (or never, when None):
+/// for the replies a real OpenBao cannot be made to give on demand.
+fn fake_server(reply: Option<&'static str>) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            match reply {
+                Some(r) => {
+                    let _ = s.write_all(r.as_bytes());
+                }
+                None => held.push(s),
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn malformed_failing_and_silent_servers_give_clear_errors() {
+    let home = Home::new();
+    write_config(&home, "vault:\n  retry_seconds: 1\n");
+    let cases = [
+        (
+            Some("HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<html>hi!"),
+            "not JSON: is it a Vault server?",
+        ),
+        (
+            Some(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ncontent-length: 24\r\nconnection: close\r\n\r\n{\"errors\":[\"boom boom\"]}",
+            ),
+            "HTTP 500: boom boom), still after 1 s; retry later",
+        ),
+        (
+            Some(
+                "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<html></html>",
+            ),
+            "(HTTP 502), still after 1 s; retry later",
+        ),
+        (None, "timed out"),
+    ];
+    for (reply, needle) in cases {
+        let addr = fake_server(reply);
+        let before = home.files_except_store();
+        let mut c = vault_cmd(&home, &addr, "t");
+        c.args(["create", "--name", "x"]);
+        let (code, out, err) = run(c, "");
+        assert_eq!(code, 5, "{err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(out.is_empty());
+        assert_eq!(home.files_except_store(), before);
+    }
+}
+
+/// What `revoke` and other record changes rely on: 20 writers updating one key's record
+/// at once through `VaultStore::update_record` all land (check-and-set with re-reads),
+/// and the secret is untouched.
+#[test]
+fn concurrent_record_updates_lose_nothing() {
+    use keyctl::store::vault::{VaultConfig, VaultStore};
+    use secrecy::SecretString;
+    let bao = DevServer::start();
+    let home = Home::new();
+    let k = create(&bao, &home, &["--name", "shared"]);
+    let id = k["id"].as_str().unwrap();
+    let cfg = VaultConfig {
+        addr: Some(bao.addr().to_owned()),
+        ..Default::default()
+    };
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let cfg = &cfg;
+            s.spawn(move || {
+                let v = VaultStore::connect(cfg, SecretString::from(ROOT_TOKEN), "test".into())
+                    .unwrap();
+                v.update_record(id, |r| {
+                    let scope = format!("s{i}");
+                    let new = !r.scopes.contains(&scope);
+                    if new {
+                        r.scopes.push(scope);
+                    }
+                    new
+                })
+                .unwrap();
+            });
+        }
+    });
+    let (s, b) = bao
+        .api
+        .call("GET", &format!("secret/data/keyctl/keys/{id}"), None);
+    assert_eq!(s, 200);
+    let mut scopes: Vec<&str> = b["data"]["data"]["record"]["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    scopes.sort_unstable();
+    let mut want: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    want.sort_unstable();
+    assert_eq!(scopes, want);
+    assert_eq!(b["data"]["data"]["secret"], k["secret"]);
+    assert_eq!(
+        b["data"]["metadata"]["version"], 21,
+        "one version per update"
+    );
+
+    // A revocation written this way is what every machine's keyctl then enforces.
+    let v = VaultStore::connect(&cfg, SecretString::from(ROOT_TOKEN), "test".into()).unwrap();
+    let rec = v
+        .update_record(id, |r| {
+            r.revoked_at = Some(time::OffsetDateTime::now_utc());
+            true
+        })
+        .unwrap();
+    assert!(rec.revoked_at.is_some());
+    let mut c = bao.cmd(&Home::new());
+    c.args(["secret", "shared"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 8, "{err}");
+    // Updating a key that is gone is a clear not-found.
+    let err = v.update_record("kcnosuchkey", |_| true).unwrap_err();
+    assert!(format!("{err:#}").contains("has no key kcnosuchkey"));
+}
+
+/// A creator that died between claiming a name and writing its key leaves a claim with
+/// no key: after five minutes the name can be taken again; before, and for a name whose
+/// key exists, it cannot.
+#[test]
+fn abandoned_name_claims_are_taken_over_only_when_old() {
+    let bao = DevServer::start();
+    let home = Home::new();
+    let claim = |name: &str, id: &str, at: &str| {
+        let (s, b) = bao.api.call(
+            "POST",
+            &format!("secret/data/keyctl/names/{name}"),
+            Some(json!({"data": {"id": id, "at": at}})),
+        );
+        assert_eq!(s, 200, "{b}");
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    claim("ghost", "kcdiedbeforewriting", "2020-01-01T00:00:00Z");
+    claim("busy", "kcstillwriting", &now);
+    let k = create(&bao, &home, &["--name", "ghost"]);
+    assert_eq!(bao.api.name_owner("ghost").as_deref(), k["id"].as_str());
+
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "busy"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(
+        bao.api.name_owner("busy").as_deref(),
+        Some("kcstillwriting")
+    );
+
+    // A claim soft-deleted by hand (`bao kv delete`) frees the name.
+    claim("soft", "kcsomeoneelse", &now);
+    let (st, _) = bao
+        .api
+        .call("DELETE", "secret/data/keyctl/names/soft", None);
+    assert_eq!(st, 204);
+    let s = create(&bao, &home, &["--name", "soft"]);
+    assert_eq!(bao.api.name_owner("soft").as_deref(), s["id"].as_str());
+
+    // An old claim whose key exists stays with that key.
+    let id = k["id"].as_str().unwrap();
+    claim("ghost", id, "2020-01-01T00:00:00Z");
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "ghost"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 4, "{err}");
+    let mut ids = bao.api.key_ids();
+    ids.sort();
+    let mut want = vec![id.to_owned(), s["id"].as_str().unwrap().to_owned()];
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+/// A server with a private CA: refused at once (no retries) until keyctl is told the CA,
+/// by `BAO_CACERT` or `vault.ca_cert`.
+#[test]
+fn https_with_a_private_ca() {
+    let bao = DevServer::start_tls();
+    let home = Home::new();
+    let started = std::time::Instant::now();
+    let mut c = bao.cmd(&home);
+    c.args(["create", "--name", "x"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("cannot verify the TLS certificate"), "{err}");
+    assert!(err.contains("BAO_CACERT"), "{err}");
+    assert!(out.is_empty());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "retried a TLS failure"
+    );
+
+    let ca = bao.ca_cert();
+    let mut c = bao.cmd(&home);
+    c.env("BAO_CACERT", &ca)
+        .args(["--json", "create", "--name", "x"]);
+    let k = json(&ok(c));
+    write_config(&home, &format!("vault:\n  ca_cert: {}\n", ca.display()));
+    let mut c = bao.cmd(&home);
+    c.args(["secret", "x"]);
+    assert_eq!(ok(c).trim(), k["secret"].as_str().unwrap());
+
+    let mut c = bao.cmd(&home);
+    c.env("VAULT_CACERT", home.path().join("missing.pem"))
+        .args(["secret", "x"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read a PEM CA certificate"), "{err}");
+}
+
+/// A team on a namespace (`BAO_NAMESPACE` or `vault.namespace`): keys land in that
+/// namespace's KV engine and nowhere else.
+#[test]
+fn namespaces_keep_teams_apart() {
+    let bao = DevServer::start();
+    let (s, b) = bao.api.call("POST", "sys/namespaces/team", Some(json!({})));
+    assert_eq!(s, 200, "{b}");
+    let mut c = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/sys/mounts/secret", bao.addr()))
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .header("X-Vault-Namespace", "team")
+        .json(&json!({"type": "kv", "options": {"version": "2"}}))
+        .send()
+        .unwrap();
+    assert_eq!(c.status().as_u16(), 204);
+    let home = Home::new();
+    let mut cmd = bao.cmd(&home);
+    cmd.env("BAO_NAMESPACE", "team")
+        .args(["--json", "create", "--name", "ns"]);
+    let k = json(&ok(cmd));
+    let id = k["id"].as_str().unwrap();
+    assert_eq!(bao.api.key(id), None, "written outside the namespace");
+    c = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/secret/data/keyctl/keys/{id}", bao.addr()))
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .header("X-Vault-Namespace", "team")
+        .send()
+        .unwrap();
+    let stored: serde_json::Value = c.json().unwrap();
+    assert_eq!(stored["data"]["data"]["secret"], k["secret"]);
+
+    write_config(&home, "vault:\n  namespace: team\n");
+    let mut cmd = bao.cmd(&home);
+    cmd.args(["secret", "ns"]);
+    assert_eq!(ok(cmd).trim(), k["secret"].as_str().unwrap());
+    let mut cmd = bao.cmd(&home);
+    cmd.args(["--json", "doctor"]);
+    assert_eq!(json(&ok(cmd))["vault"]["namespace"], "team");
+    // Another team's namespace without a KV engine: the error names it.
+    let (s, b) = bao
+        .api
+        .call("POST", "sys/namespaces/other", Some(json!({})));
+    assert_eq!(s, 200, "{b}");
+    let mut cmd = bao.cmd(&home);
+    cmd.env("BAO_NAMESPACE", "other").args(["secret", "ns"]);
+    let (code, _, err) = run(cmd, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("in namespace other"), "{err}");
+}
