@@ -86,6 +86,23 @@ fn two_machines_share_keys_through_openbao() {
     let mut c = b_cmd();
     c.args(["secret", id]);
     assert_eq!(ok(c), format!("{secret}\n"));
+    // config and run on B use the same shared record and secret.
+    let mut c = b_cmd();
+    c.args(["config", "ci", "--output", "env"]);
+    assert_eq!(
+        ok(c),
+        format!("SODA_API_KEY_ID={id}\nSODA_API_KEY_SECRET={secret}\n")
+    );
+    let mut c = b_cmd();
+    c.args([
+        "run",
+        "ci",
+        "--",
+        "sh",
+        "-c",
+        "printf '%s %s' \"$SODA_API_KEY_ID\" \"$SODA_API_KEY_SECRET\"",
+    ]);
+    assert_eq!(ok(c), format!("{id} {secret}"));
     let mut c = b_cmd();
     c.args(["show", "ci"]);
     let shown = ok(c);
