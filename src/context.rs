@@ -49,6 +49,9 @@ impl Paths {
 #[derive(Debug, Default, Deserialize)]
 pub struct Config {
     pub store: Option<StoreChoice>,
+    /// Remote services by name (`keyctl remote add`); never holds a secret.
+    #[serde(default)]
+    pub remotes: std::collections::BTreeMap<String, crate::remote::RemoteConfig>,
 }
 
 impl Config {

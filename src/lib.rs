@@ -14,6 +14,7 @@ pub mod input;
 pub mod key;
 pub mod output;
 pub mod registry;
+pub mod remote;
 pub mod store;
 
 use std::ffi::OsString;

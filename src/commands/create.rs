@@ -14,6 +14,7 @@ use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(ctx, args.kind);
+    let remote = super::push::CreateRemote::of(&args);
     let format = match args.format {
         FormatArg::Standard => Format::Standard,
         FormatArg::Aksk => Format::Aksk,
@@ -40,7 +41,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         None => unused_name(ctx, kind)?,
     };
 
-    let minted = key::mint(format, &prefix);
+    let (minted, link) = super::push::mint_for_create(ctx, &remote, format, &prefix)?;
     let rec = KeyRecord {
         id: minted.id,
         name,
@@ -52,9 +53,13 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
+        remotes: link.into_iter().collect(),
         extra: Default::default(),
     };
-    let rec = store_new_key(ctx, rec, &minted.secret)?;
+    let links = rec.remotes.clone();
+    let mut rec = store_new_key(ctx, rec, &minted.secret)
+        .inspect_err(|_| super::push::undo_server_mint(ctx, &remote, &links))?;
+    let pushed = super::push::push_after_create(ctx, &mut rec, &remote);
 
     if ctx.out.json {
         #[derive(Serialize)]
@@ -63,13 +68,14 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             view: KeyView<'a>,
             secret: &'a str,
         }
-        return crate::output::print_json(
+        crate::output::print_json(
             &ctx.out,
             &Created {
                 view: KeyView::of(&rec, now),
                 secret: minted.secret.expose_secret(),
             },
-        );
+        )?;
+        return pushed;
     }
     println!("id: {}", rec.id);
     println!("secret: {}", minted.secret.expose_secret());
@@ -81,7 +87,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         rec.store.as_str(),
         rec.name
     ));
-    Ok(())
+    pushed
 }
 
 /// A default name not yet in the registry (a clash of 30 random bits is rare; retry).

@@ -12,6 +12,9 @@ use crate::output;
 use crate::registry::Registry;
 
 pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+    if let Some(r) = &args.remote {
+        return super::remote::compare(ctx, r);
+    }
     let kind = args.kind.map(|k| resolve_kind(ctx, k));
     let reg = Registry::load(&ctx.paths.data)?;
     let now = OffsetDateTime::now_utc();

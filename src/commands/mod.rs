@@ -7,8 +7,12 @@ pub mod delete;
 pub mod doctor;
 pub mod import;
 pub mod list;
+pub mod push;
+pub mod remote;
+pub mod revoke;
 pub mod secret;
 pub mod show;
+pub mod token;
 
 use secrecy::SecretString;
 use serde::Serialize;
@@ -31,6 +35,10 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Delete(a) => delete::run(ctx, &a.key),
         Command::Check => check::run(ctx),
         Command::Doctor => doctor::run(ctx),
+        Command::Remote(c) => remote::run(ctx, c),
+        Command::Push(a) => push::run(ctx, a),
+        Command::Revoke(a) => revoke::run(ctx, a),
+        Command::Token(a) => token::run(ctx, a),
     }
 }
 
@@ -63,6 +71,9 @@ pub struct KeyView<'a> {
     pub status: Status,
     pub scopes: &'a [String],
     pub store: StoreKind,
+    /// Remotes the key was pushed to.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub remotes: &'a [crate::registry::RemoteLink],
 }
 
 impl<'a> KeyView<'a> {
@@ -78,6 +89,7 @@ impl<'a> KeyView<'a> {
             status: k.status(now),
             scopes: &k.scopes,
             store: k.store,
+            remotes: &k.remotes,
         }
     }
 }
