@@ -119,7 +119,7 @@ pub enum Command {
 pub enum RemoteCmd {
     /// Add a remote (its password or application-credential secret from stdin or a
     /// no-echo prompt; kept in the secret store, never in config.yaml)
-    Add(RemoteAddArgs),
+    Add(Box<RemoteAddArgs>),
     /// The configured remotes
     #[command(visible_alias = "ls")]
     List,
@@ -138,9 +138,12 @@ pub struct RemoteAddArgs {
     #[arg(long = "type", value_enum, default_value_t = crate::remote::RemoteType::Keystone)]
     pub kind: crate::remote::RemoteType,
     /// Base URL (https, or http on loopback only), e.g. https://keystone.example:5000
-    #[arg(long)]
-    pub url: String,
-    /// User name (password auth)
+    #[arg(long, required_unless_present = "region")]
+    pub url: Option<String>,
+    /// Soda Cloud region, instead of --url
+    #[arg(long, value_enum, conflicts_with = "url")]
+    pub region: Option<RegionArg>,
+    /// User name (keystone password auth; soda: the admin API key ID; http: Basic user)
     #[arg(long)]
     pub user: Option<String>,
     /// Project name to scope tokens to (password auth)
@@ -152,6 +155,16 @@ pub struct RemoteAddArgs {
     /// Authenticate with this Keystone application credential ID instead of a password
     #[arg(long, value_name = "ID", conflicts_with_all = ["user", "project"])]
     pub application_credential: Option<String>,
+    /// http: a shipped endpoint profile (multicloud, ovh); otherwise describe the
+    /// endpoints under `http:` in config.yaml
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// http: how requests authenticate with the stored secret
+    #[arg(long, value_enum)]
+    pub auth: Option<HttpAuthArg>,
+    /// http: authenticate with the token of this keystone remote (SODA Multicloud)
+    #[arg(long, value_name = "NAME")]
+    pub auth_remote: Option<String>,
     /// PEM file of a private CA to trust for this remote
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
@@ -167,6 +180,26 @@ pub struct RemoteAddArgs {
     /// Replace a remote of the same name
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RegionArg {
+    /// https://cloud.soda.io
+    Eu,
+    /// https://cloud.us.soda.io
+    Us,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HttpAuthArg {
+    /// HTTP Basic with --user and the secret
+    Basic,
+    /// Authorization: Bearer SECRET
+    Bearer,
+    /// X-Auth-Token: SECRET
+    XAuthToken,
+    /// No credential
+    None,
 }
 
 #[derive(Debug, Args)]

@@ -4,17 +4,17 @@
 
 use serde::Serialize;
 
-use crate::cli::{RemoteAddArgs, RemoteCmd};
+use crate::cli::{HttpAuthArg, RegionArg, RemoteAddArgs, RemoteCmd};
 use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::input;
 use crate::output::{self, quoted};
-use crate::remote::{self, AuthMethod, RemoteConfig};
+use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
 use crate::store::{self, StoreKind};
 
 pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     match cmd {
-        RemoteCmd::Add(a) => add(ctx, a),
+        RemoteCmd::Add(a) => add(ctx, *a),
         RemoteCmd::List => list(ctx),
         RemoteCmd::Remove(a) => remove(ctx, &a.name),
         RemoteCmd::Test(a) => test(ctx, &a.name),
@@ -23,7 +23,15 @@ pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
 
 fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
     remote::validate_name(&a.name)?;
-    remote::parse_url(&a.url)?;
+    let url = match (&a.url, a.region) {
+        (Some(u), _) => u.clone(),
+        (None, Some(RegionArg::Us)) => remote::soda::US.to_string(),
+        (None, _) => remote::soda::EU.to_string(),
+    };
+    if a.region.is_some() && a.kind != RemoteType::Soda {
+        return Err(usage("--region applies to --type soda only"));
+    }
+    remote::parse_url(&url)?;
     if ctx.config.remotes.contains_key(&a.name) && !a.force {
         return Err(Error::Conflict(format!(
             "a remote named {} already exists; pass --force to replace it",
@@ -31,16 +39,61 @@ fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let auth = if a.application_credential.is_some() {
-        AuthMethod::ApplicationCredential
-    } else {
-        if a.user.is_none() || a.project.is_none() {
-            return Err(usage(
-                "a keystone remote needs --user and --project, or --application-credential ID",
-            ));
+    let (auth, http) = match a.kind {
+        RemoteType::Keystone => {
+            if a.application_credential.is_some() {
+                (AuthMethod::ApplicationCredential, None)
+            } else if a.user.is_none() || a.project.is_none() {
+                return Err(usage(
+                    "a keystone remote needs --user and --project, or --application-credential ID",
+                ));
+            } else {
+                (AuthMethod::Password, None)
+            }
         }
-        AuthMethod::Password
+        RemoteType::Soda => {
+            if a.user.is_none() {
+                return Err(usage(
+                    "a soda remote needs --user API_KEY_ID (an admin's key; its secret is read from stdin)",
+                ));
+            }
+            (AuthMethod::Basic, None)
+        }
+        RemoteType::Http => {
+            let spec = match &a.profile {
+                Some(p) => remote::http::profile(p)?,
+                None => Default::default(),
+            };
+            if let Some(k) = &a.auth_remote {
+                match ctx.config.remotes.get(k) {
+                    Some(c) if c.kind == RemoteType::Keystone => {}
+                    _ => {
+                        return Err(usage(format!(
+                            "--auth-remote {}: no keystone remote of that name",
+                            quoted(k)
+                        )));
+                    }
+                }
+            }
+            let auth = match (a.auth, &a.auth_remote) {
+                (Some(_), Some(_)) => {
+                    return Err(usage("--auth and --auth-remote exclude each other"));
+                }
+                (None, _) | (Some(HttpAuthArg::None), _) => AuthMethod::None,
+                (Some(HttpAuthArg::Basic), _) => AuthMethod::Basic,
+                (Some(HttpAuthArg::Bearer), _) => AuthMethod::Bearer,
+                (Some(HttpAuthArg::XAuthToken), _) => AuthMethod::XAuthToken,
+            };
+            (auth, Some(spec))
+        }
     };
+    if a.kind != RemoteType::Http
+        && (a.profile.is_some() || a.auth.is_some() || a.auth_remote.is_some())
+    {
+        return Err(usage(
+            "--profile, --auth and --auth-remote apply to --type http only",
+        ));
+    }
     if let Some(ca) = &a.ca_cert
         && !ca.is_file()
     {
@@ -49,34 +102,41 @@ fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
             quoted(&ca.display().to_string())
         )));
     }
-    let prompt = match auth {
-        AuthMethod::Password => format!(
-            "Password of {} on {} (input hidden): ",
-            a.user.as_deref().unwrap_or(""),
-            a.url
-        ),
-        AuthMethod::ApplicationCredential => {
-            "Application credential secret (input hidden): ".to_string()
-        }
+    let secret = match auth {
+        AuthMethod::None => None,
+        AuthMethod::Password => Some(input::read_secret(&format!(
+            "Password of {} on {url} (input hidden): ",
+            a.user.as_deref().unwrap_or("")
+        ))?),
+        AuthMethod::ApplicationCredential => Some(input::read_secret(
+            "Application credential secret (input hidden): ",
+        )?),
+        _ => Some(input::read_secret(
+            "Secret of the remote's credential (input hidden): ",
+        )?),
     };
-    let secret = input::read_secret(&prompt)?;
     let mut cfg = RemoteConfig {
         kind: a.kind,
-        url: a.url,
+        url,
         auth,
         user: a.user,
         project: a.project,
-        domain: Some(a.domain),
+        domain: (a.kind == RemoteType::Keystone).then_some(a.domain),
         application_credential_id: a.application_credential,
         ca_cert: a.ca_cert.map(|p| std::path::absolute(&p).unwrap_or(p)),
         connect_timeout: a.connect_timeout,
         timeout: a.timeout,
         secret_store: StoreKind::Keyring,
+        auth_remote: a.auth_remote,
+        profile: a.profile,
+        http,
         extra: Default::default(),
     };
     let slot = remote::credential_slot(&a.name);
     let label = format!("keyctl credential of remote {}", a.name);
-    cfg.secret_store = store::put_new(ctx, &slot, &label, &secret)?;
+    if let Some(secret) = &secret {
+        cfg.secret_store = store::put_new(ctx, &slot, &label, secret)?;
+    }
     let undo = |ctx: &Ctx| {
         if let Ok(s) = store::open(ctx, cfg.secret_store) {
             let _ = s.delete(&slot);

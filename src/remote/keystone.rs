@@ -135,6 +135,12 @@ impl<'a> Keystone<'a> {
                         "id": self.cfg.application_credential_id,
                         "secret": secret.expose_secret()}}
             }}),
+            other => {
+                return Err(crate::error::usage(format!(
+                    "remote {}: a keystone remote authenticates with a password or an application credential, not {other:?}",
+                    self.name
+                )));
+            }
         };
         Ok(Zeroizing::new(body.to_string()))
     }
@@ -282,6 +288,13 @@ impl<'a> Keystone<'a> {
             body,
             idempotent,
         )
+    }
+
+    /// The scoped token with its user and project, for an http remote that sits behind
+    /// this Keystone (SODA Multicloud).
+    pub fn scoped_token(&self) -> anyhow::Result<(SecretString, String, Option<String>)> {
+        let s = self.session()?;
+        Ok((s.token.clone(), s.user_id.clone(), s.project_id.clone()))
     }
 
     fn project_id(&self, s: &Session) -> anyhow::Result<String> {
@@ -556,7 +569,7 @@ impl Remote for Keystone<'_> {
 }
 
 /// Percent-encodes all but RFC 3986 unreserved characters (AWS's and Python's quote).
-fn urlencode(s: &str) -> String {
+pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -8,7 +8,9 @@
 //! one `-v` line per request (method, URL, status, time: never a header or a body), and
 //! the mapping of failures to exit codes (no usable answer: 6; an answer that says no: 7).
 
+pub mod http;
 pub mod keystone;
+pub mod soda;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -37,12 +39,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum RemoteType {
     /// OpenStack Keystone (Identity v3)
     Keystone,
+    /// A JSON REST service described in config.yaml (or a shipped --profile)
+    Http,
+    /// Soda Cloud's REST API
+    Soda,
 }
 
 impl RemoteType {
     pub fn as_str(self) -> &'static str {
         match self {
             RemoteType::Keystone => "keystone",
+            RemoteType::Http => "http",
+            RemoteType::Soda => "soda",
         }
     }
 }
@@ -50,8 +58,18 @@ impl RemoteType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMethod {
+    /// Keystone user password.
     Password,
+    /// Keystone application credential.
     ApplicationCredential,
+    /// HTTP Basic: `user` and the stored secret (Soda Cloud: key ID and secret).
+    Basic,
+    /// `Authorization: Bearer` with the stored secret.
+    Bearer,
+    /// `X-Auth-Token` with the stored secret.
+    XAuthToken,
+    /// No credential of its own (or the token of `auth_remote`).
+    None,
 }
 
 /// One entry of config.yaml's `remotes:` map. Never holds a secret: the password or
@@ -79,6 +97,15 @@ pub struct RemoteConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     pub secret_store: StoreKind,
+    /// http: a Keystone remote whose token authenticates requests (SODA Multicloud).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_remote: Option<String>,
+    /// http: the shipped profile the endpoints came from, for people reading the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// http: the endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<http::HttpSpec>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -160,6 +187,8 @@ pub fn open_config<'a>(
 ) -> anyhow::Result<Box<dyn Remote + 'a>> {
     Ok(match cfg.kind {
         RemoteType::Keystone => Box::new(keystone::Keystone::new(ctx, name, cfg)?),
+        RemoteType::Http => Box::new(http::Http::new(ctx, name, cfg)?),
+        RemoteType::Soda => Box::new(soda::Soda::new(ctx, name, cfg)?),
     })
 }
 
@@ -258,6 +287,8 @@ pub enum Auth<'a> {
     None,
     /// Keystone's `X-Auth-Token`.
     XAuthToken(&'a SecretString),
+    Bearer(&'a SecretString),
+    Basic(&'a str, &'a SecretString),
 }
 
 /// A reply that was read whole (and capped).
@@ -422,11 +453,27 @@ impl Client {
             .inner
             .request(method.clone(), url.clone())
             .header("Accept", "application/json");
-        if let Auth::XAuthToken(t) = auth {
-            let mut v = reqwest::header::HeaderValue::from_str(t.expose_secret())
-                .map_err(|_| anyhow::anyhow!("the cached token is not a valid header value"))?;
+        let header = match auth {
+            Auth::None => None,
+            Auth::XAuthToken(t) => Some(("X-Auth-Token", t.expose_secret().to_string())),
+            Auth::Bearer(t) => Some(("Authorization", format!("Bearer {}", t.expose_secret()))),
+            Auth::Basic(u, p) => {
+                use base64::Engine as _;
+                let raw = zeroize::Zeroizing::new(format!("{u}:{}", p.expose_secret()));
+                let enc = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
+                Some(("Authorization", format!("Basic {enc}")))
+            }
+        };
+        if let Some((name, value)) = header {
+            let value = zeroize::Zeroizing::new(value);
+            let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                anyhow::anyhow!(
+                    "the credential of remote {} is not a valid header value",
+                    self.name
+                )
+            })?;
             v.set_sensitive(true);
-            rb = rb.header("X-Auth-Token", v);
+            rb = rb.header(name, v);
         }
         if let Some(b) = body {
             rb = rb.json(b);
