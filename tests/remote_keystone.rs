@@ -216,6 +216,11 @@ fn push_list_token_revoke_checked_against_keystone() {
     let (st, v) = ks.api("GET", &format!("/v3/credentials/{}", sha256_hex(&id)), None);
     assert_eq!(st, 200);
     assert_eq!(v["credential"]["project_id"], s.user.project_id.as_str());
+    let shown = s.ok(&["show", "app"]);
+    assert!(
+        shown.contains(&format!("remotes      ks ({})", sha256_hex(&id))),
+        "{shown}"
+    );
     let link = &s.key(&id)["remotes"][0];
     assert_eq!(link["remote"], "ks");
     assert_eq!(link["remote_id"], sha256_hex(&id).as_str());
