@@ -131,6 +131,32 @@ fn push_refusals_and_server_errors_leave_the_key_unpushed() {
 }
 
 #[test]
+fn create_with_a_failing_push_keeps_the_key_local_and_says_how_to_retry() {
+    let server = fake_keystone(|_| Response::json(500, json!({"error": {"message": "boom"}})));
+    let s = Setup::new(&server, &[]);
+    let (code, out, err) = s.keyctl(&["--json", "create", "--name", "k2", "--remote", "fk"]);
+    assert_eq!(code, 6, "{err}");
+    // The secret was still shown once, and is stored; the key is not marked pushed.
+    let v = json(&out);
+    let id = v["id"].as_str().unwrap();
+    assert!(v.get("remotes").is_none(), "{out}");
+    assert!(
+        err.contains(&format!("keyctl push {id} --remote fk")),
+        "{err}"
+    );
+    assert_eq!(s.ss.secret_tool_lookup(id).as_deref(), v["secret"].as_str());
+    let reg = s.home.registry();
+    let k = reg["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap()
+        .clone();
+    assert!(k.get("remotes").is_none());
+}
+
+#[test]
 fn a_cached_token_that_keystone_rejects_is_replaced_once() {
     let posts = AtomicUsize::new(0);
     let server = fake_keystone(move |r| {

@@ -137,6 +137,10 @@ fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
     if let Some(secret) = &secret {
         cfg.secret_store = store::put_new(ctx, &slot, &label, secret)?;
     }
+    // A token cached for a remote this one replaces (--force) belongs to someone else.
+    if let Ok(s) = store::open(ctx, cfg.secret_store) {
+        let _ = s.delete(&remote::token_slot(&a.name));
+    }
     let undo = |ctx: &Ctx| {
         if let Ok(s) = store::open(ctx, cfg.secret_store) {
             let _ = s.delete(&slot);
