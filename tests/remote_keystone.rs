@@ -21,12 +21,7 @@ struct Setup {
 impl Setup {
     fn new(prefix: &str, role: Option<&str>) -> Setup {
         let ks = keystone();
-        let user = ks.user(prefix, role);
-        let s = Setup {
-            ss: SecretService::start(),
-            home: Home::new(),
-            user,
-        };
+        let s = Setup::bare(ks.user(prefix, role));
         let (code, _, err) = s.keyctl_in(
             &[
                 "remote",
@@ -43,6 +38,15 @@ impl Setup {
         );
         assert_eq!(code, 0, "remote add: {err}");
         s
+    }
+
+    /// A Secret Service and an empty home for `user`, no remote yet.
+    fn bare(user: User) -> Setup {
+        Setup {
+            ss: SecretService::start(),
+            home: Home::new(),
+            user,
+        }
     }
 
     fn keyctl_in(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
@@ -449,4 +453,54 @@ fn an_unreachable_remote_changes_nothing_locally() {
     s.ok(&["--yes", "revoke", "k", "--local-only"]);
     assert!(s.key(&id)["revoked_at"].is_string());
     assert!(s.ss.secret_tool_lookup(&id).is_none());
+}
+
+#[test]
+fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
+    let ks = keystone();
+    let user = ks.user("appcred", Some("member"));
+    let token = ks.login(&user.name, &user.password, &user.project);
+    let (st, v) = ks.api_as(
+        &token,
+        "POST",
+        &format!("/v3/users/{}/application_credentials", user.id),
+        Some(serde_json::json!({"application_credential": {"name": "keyctl-test"}})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let ac_id = v["application_credential"]["id"].as_str().unwrap();
+    let ac_secret = v["application_credential"]["secret"].as_str().unwrap();
+    let s = Setup::bare(user);
+    let (code, _, err) = s.keyctl_in(
+        &[
+            "remote",
+            "add",
+            "ac",
+            "--url",
+            &ks.url,
+            "--application-credential",
+            ac_id,
+        ],
+        ac_secret,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        s.ss.secret_tool_lookup("remote:ac").as_deref(),
+        Some(ac_secret)
+    );
+    let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
+    assert!(config.contains("auth: application-credential"), "{config}");
+    assert!(!config.contains(ac_secret));
+    let out = s.ok(&["--json", "remote", "test", "ac"]);
+    assert_eq!(json(&out)["user_id"], s.user.id.as_str());
+    // Keystone 30 will not let delegated (application-credential) tokens touch
+    // /v3/credentials: the push is refused and the key stays local, unmarked.
+    let (id, _) = s.create("k", &[]);
+    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "ac"]);
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains("Delegated tokens cannot access credentials"),
+        "{err}"
+    );
+    assert!(s.key(&id).get("remotes").is_none());
+    assert!(ks.ec2_of(&s.user.id).is_empty());
 }
