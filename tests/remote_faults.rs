@@ -123,6 +123,20 @@ fn push_refusals_and_server_errors_leave_the_key_unpushed() {
         "HTTP 500 (boom)",
     );
     push_fails_with(|| Response::raw(201, "{not json"), 6, "malformed reply");
+    // A server that echoes the request body in its error: the secret is not repeated.
+    let server = fake_keystone(|r| {
+        Response::json(
+            400,
+            json!({"error": {"message": format!("bad input: {}", r.body)}}),
+        )
+    });
+    let s = Setup::new(&server, &[]);
+    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("bad input"), "{err}");
+    assert!(err.contains("[secret]"), "{err}");
+    assert!(!err.contains(&s.secret), "{err}");
+    s.assert_untouched();
     push_fails_with(
         || Response::raw(201, vec![b' '; 5 * 1024 * 1024]),
         6,

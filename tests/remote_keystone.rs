@@ -308,6 +308,14 @@ fn revoke_of_a_credential_already_gone_is_success_with_a_note() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("already gone from remote ks"), "{err}");
     assert!(s.key(&id)["revoked_at"].is_string());
+
+    // Deleting a pushed key locally warns that it stays valid on the remote.
+    let (id2, _) = s.create("k2", &["--remote", "ks"]);
+    let (code, _, err) = s.keyctl(&["--yes", "delete", "k2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("still registered on remote ks"), "{err}");
+    assert_eq!(ks.ec2_of(&s.user.id).len(), 1);
+    assert!(s.registry_keys().iter().all(|k| k["id"] != id2.as_str()));
 }
 
 #[test]

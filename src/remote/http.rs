@@ -261,7 +261,9 @@ impl Remote for Http<'_> {
         }
         let reply = self.request(e, &vars, Some(secret), cred.as_ref(), false)?;
         if !reply.ok() {
-            return Err(self.client.failure(&reply, "register the key"));
+            return Err(self
+                .client
+                .failure_hiding(&reply, "register the key", Some(secret)));
         }
         let remote_id = if e.id_field.is_some() {
             let v: Value = self.client.json(&reply, "register the key")?;
@@ -336,7 +338,11 @@ impl Remote for Http<'_> {
         // The key itself is the credential here: the remote's own is not sent.
         let reply = self.request(e, &vars, Some(secret), None, false)?;
         if !reply.ok() {
-            return Err(self.client.failure(&reply, "exchange the key for a token"));
+            return Err(self.client.failure_hiding(
+                &reply,
+                "exchange the key for a token",
+                Some(secret),
+            ));
         }
         let v: Value = self.client.json(&reply, "exchange the key for a token")?;
         let token = self.field(&v, &e.token_field, "token")?;

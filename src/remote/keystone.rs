@@ -454,7 +454,9 @@ impl Remote for Keystone<'_> {
                     already: true,
                 })
             }
-            _ => Err(self.client.failure(&reply, "create a credential")),
+            _ => Err(self
+                .client
+                .failure_hiding(&reply, "create a credential", Some(secret))),
         }
     }
 

@@ -557,13 +557,24 @@ impl Client {
     /// else means the remote is not working (exit 6). The server's own message is kept,
     /// sanitized and cut short.
     pub fn failure(&self, reply: &Reply, what: &str) -> anyhow::Error {
-        let msg = server_message(&reply.body);
-        let text = format!(
-            "remote {} refused to {what}: HTTP {}{}",
-            self.name,
-            reply.status,
-            msg.map(|m| format!(" ({m})")).unwrap_or_default()
-        );
+        self.failure_hiding(reply, what, None)
+    }
+
+    /// [`Client::failure`] for a request that carried `secret`: a server that echoes its
+    /// input in the error message must not put the secret into ours.
+    pub fn failure_hiding(
+        &self,
+        reply: &Reply,
+        what: &str,
+        secret: Option<&SecretString>,
+    ) -> anyhow::Error {
+        let msg = server_message(&reply.body).map(|m| match secret {
+            Some(s) if !s.expose_secret().is_empty() && m.contains(s.expose_secret()) => {
+                m.replace(s.expose_secret(), "[secret]")
+            }
+            _ => m,
+        });
+        let detail = msg.map(|m| format!(" ({m})")).unwrap_or_default();
         let hint = match reply.status {
             401 => "; check the remote's credentials with `keyctl remote test`",
             403 => "; the remote's user lacks the permission (an admin role may be needed)",
@@ -571,15 +582,15 @@ impl Client {
             _ => "",
         };
         if (400..500).contains(&reply.status) {
-            Error::RemoteRefused(format!("{text}{hint}")).into()
+            Error::RemoteRefused(format!(
+                "remote {} refused to {what}: HTTP {}{detail}{hint}",
+                self.name, reply.status
+            ))
+            .into()
         } else {
             Error::RemoteUnreachable(format!(
-                "remote {} failed to {what}: HTTP {}{}",
-                self.name,
-                reply.status,
-                server_message(&reply.body)
-                    .map(|m| format!(" ({m})"))
-                    .unwrap_or_default()
+                "remote {} failed to {what}: HTTP {}{detail}",
+                self.name, reply.status
             ))
             .into()
         }
