@@ -340,3 +340,80 @@ fn verbose_shows_requests_but_never_the_token() {
     assert!(ec2.body.contains("\"signature\""));
     assert_eq!(ec2.header("x-auth-token"), Some(TOKEN));
 }
+
+#[test]
+fn a_token_about_to_expire_is_not_reused() {
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let server = FakeServer::start(move |r| {
+        if r.path == "/v3/auth/tokens" {
+            return Response::json(
+                201,
+                json!({"token": {"expires_at": soon, "user": {"id": "u1"}, "project": {"id": "p1"}}}),
+            )
+            .header("X-Subject-Token", TOKEN);
+        }
+        Response::json(201, json!({"credential": {"id": "cid"}}))
+    });
+    let s = Setup::new(&server, &[]);
+    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    assert_eq!(code, 0, "{err}");
+    // add logged in once; the token expires within the 5-minute margin, so push logs in again.
+    assert_eq!(server.count("POST", "/v3/auth/tokens"), 2);
+}
+
+#[test]
+fn revoke_from_one_remote_keeps_the_key_while_another_holds_it() {
+    let a = fake_keystone(|r| match r.method.as_str() {
+        "POST" => Response::json(201, json!({"credential": {"id": "on-a"}})),
+        _ => Response::raw(204, ""),
+    });
+    let b = fake_keystone(|r| match r.method.as_str() {
+        "POST" => Response::json(201, json!({"credential": {"id": "on-b"}})),
+        _ => Response::raw(204, ""),
+    });
+    let s = Setup::new(&a, &[]);
+    let mut c = s.ss.cmd(&s.home);
+    c.args([
+        "remote",
+        "add",
+        "fb",
+        "--url",
+        &b.url,
+        "--user",
+        "u",
+        "--project",
+        "p",
+    ]);
+    assert_eq!(run(c, "pw").0, 0);
+    for r in ["fk", "fb"] {
+        let (code, _, err) = s.keyctl(&["push", "k", "--remote", r]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k", "--remote", "fb"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("stays active locally (still on fk)"), "{err}");
+    assert_eq!(b.count("DELETE", "/v3/credentials/on-b"), 1);
+    assert_eq!(a.count("DELETE", "/v3/credentials/"), 0);
+    let k = &s.home.registry()["keys"][0];
+    assert!(k.get("revoked_at").is_none());
+    assert_eq!(k["remotes"].as_array().unwrap().len(), 1);
+    assert_eq!(k["remotes"][0]["remote"], "fk");
+    assert!(s.ss.secret_tool_lookup(&s.id).is_some());
+
+    // A revoke naming a remote the key is not on is refused and changes nothing.
+    let before = s.home.registry();
+    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k", "--remote", "fb"]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(s.home.registry(), before);
+    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k", "--jobs", "0"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(a.count("DELETE", "/v3/credentials/on-a"), 1);
+    assert!(s.home.registry()["keys"][0]["revoked_at"].is_string());
+    assert!(s.ss.secret_tool_lookup(&s.id).is_none());
+}
