@@ -118,6 +118,150 @@ pub enum Command {
     /// Print the man page (roff)
     #[command(hide = true)]
     Manpage,
+    /// Configure remote services that keys are pushed to
+    #[command(subcommand)]
+    Remote(RemoteCmd),
+    /// Register a key with a remote
+    Push(PushArgs),
+    /// Revoke keys: on their remotes first, then locally (the secret is deleted)
+    Revoke(RevokeArgs),
+    /// Exchange a key and its secret for a short-lived token from a remote
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCmd {
+    /// Add a remote (its password or application-credential secret from stdin or a
+    /// no-echo prompt; kept in the secret store, never in config.yaml)
+    Add(Box<RemoteAddArgs>),
+    /// The configured remotes
+    #[command(visible_alias = "ls")]
+    List,
+    /// Forget a remote and its stored credential and token
+    #[command(visible_alias = "rm")]
+    Remove(RemoteNameArg),
+    /// Log in afresh and say as whom
+    Test(RemoteNameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteAddArgs {
+    /// A name for the remote
+    pub name: String,
+    /// What kind of service it is
+    #[arg(long = "type", value_enum, default_value_t = crate::remote::RemoteType::Keystone)]
+    pub kind: crate::remote::RemoteType,
+    /// Base URL (https, or http on loopback only), e.g. https://keystone.example:5000
+    #[arg(long, required_unless_present = "region")]
+    pub url: Option<String>,
+    /// Soda Cloud region, instead of --url
+    #[arg(long, value_enum, conflicts_with = "url")]
+    pub region: Option<RegionArg>,
+    /// User name (keystone password auth; soda: the admin API key ID; http: Basic user)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Project name to scope tokens to (password auth)
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Domain name of the user and project
+    #[arg(long, default_value = "Default")]
+    pub domain: String,
+    /// Authenticate with this Keystone application credential ID instead of a password
+    #[arg(long, value_name = "ID", conflicts_with_all = ["user", "project"])]
+    pub application_credential: Option<String>,
+    /// http: a shipped endpoint profile (multicloud, ovh); otherwise describe the
+    /// endpoints under `http:` in config.yaml
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// http: how requests authenticate with the stored secret
+    #[arg(long, value_enum)]
+    pub auth: Option<HttpAuthArg>,
+    /// http: authenticate with the token of this keystone remote (SODA Multicloud)
+    #[arg(long, value_name = "NAME")]
+    pub auth_remote: Option<String>,
+    /// PEM file of a private CA to trust for this remote
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// How long to wait for a connection (e.g. 5s)
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// How long a whole request may take (e.g. 30s)
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Save without logging in first
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Replace a remote of the same name
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RegionArg {
+    /// https://cloud.soda.io
+    Eu,
+    /// https://cloud.us.soda.io
+    Us,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HttpAuthArg {
+    /// HTTP Basic with --user and the secret
+    Basic,
+    /// Authorization: Bearer SECRET
+    Bearer,
+    /// X-Auth-Token: SECRET
+    XAuthToken,
+    /// No credential
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteNameArg {
+    /// Remote name
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Key ID or unique name
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// The remote to register it with
+    #[arg(long, value_name = "NAME")]
+    pub remote: String,
+    /// Make the credential belong to this user (needs an admin's remote)
+    #[arg(long, value_name = "USER")]
+    pub for_user: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Key IDs or unique names
+    #[arg(value_name = "KEY", required_unless_present = "all_expired")]
+    pub keys: Vec<String>,
+    /// Only this remote (default: every remote the key was pushed to)
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Every expired key that is not revoked yet
+    #[arg(long)]
+    pub all_expired: bool,
+    /// Revoke locally without asking the remotes (when a remote is gone for good)
+    #[arg(long)]
+    pub local_only: bool,
+    /// How many remote requests at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Key ID or unique name
+    #[arg(value_name = "KEY")]
+    pub key: String,
+    /// The remote that issues the token
+    #[arg(long, value_name = "NAME")]
+    pub remote: String,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +287,15 @@ pub struct CreateArgs {
     /// Secret prefix for services that expect their own, e.g. sk_soika_
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
+    /// Push the new key to this remote (a failed push leaves the key local only)
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Let the remote mint the pair and store what it shows once (needs --remote)
+    #[arg(long, requires = "remote")]
+    pub server_side: bool,
+    /// Make the credential belong to this user (needs --remote with an admin's remote)
+    #[arg(long, value_name = "USER", requires = "remote")]
+    pub for_user: Option<String>,
     #[command(flatten)]
     pub render: RenderArgs,
 }
@@ -264,6 +417,9 @@ pub struct ListArgs {
     /// Only keys that expire within WINDOW (e.g. 7d); exit 11 when there are any
     #[arg(long, value_name = "WINDOW")]
     pub expiring: Option<String>,
+    /// Compare with the credentials on this remote
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,9 @@ pub struct Config {
     pub expiring_window: Option<String>,
     /// The team store (`vault:` section): address, mount, prefix.
     pub vault: Option<crate::store::vault::VaultConfig>,
+    /// Remote services by name (`keyctl remote add`); never holds a secret.
+    #[serde(default)]
+    pub remotes: std::collections::BTreeMap<String, crate::remote::RemoteConfig>,
 }
 
 impl Config {

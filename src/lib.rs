@@ -16,6 +16,7 @@ pub mod input;
 pub mod key;
 pub mod output;
 pub mod registry;
+pub mod remote;
 pub mod render;
 pub mod store;
 pub mod yamlblock;

@@ -44,8 +44,23 @@ pub struct KeyRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Remotes that confirmed they hold this key (see `keyctl push`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<RemoteLink>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where a key was pushed: written only after the remote confirmed it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RemoteLink {
+    pub remote: String,
+    /// The remote's own ID of the credential (Keystone: sha256 of the access key).
+    pub remote_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub pushed_at: OffsetDateTime,
 }
 
 impl KeyRecord {

@@ -19,6 +19,7 @@ use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(ctx, args.kind);
+    let remote = super::push::CreateRemote::of(&args);
     let format = match args.format {
         FormatArg::Standard => Format::Standard,
         FormatArg::Aksk => Format::Aksk,
@@ -45,13 +46,28 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         None => unused_name(ctx, kind)?,
     };
 
-    let minted = key::mint(format, &prefix);
     let settings = Settings::resolve(kind, &args.render, OutputFormat::Yaml, None)?;
     // `config` renders for the same host later unless told otherwise.
     let mut extra = serde_json::Map::new();
     if args.render.region.is_some() || args.render.host.is_some() {
         extra.insert(render::HOST_FIELD.into(), settings.host.clone().into());
     }
+    if args.render.dry_run {
+        let sample = key::mint(format, &prefix);
+        let parts = KeyParts {
+            kind,
+            id: &sample.id,
+            name: &name,
+            secret: sample.secret.expose_secret(),
+        };
+        Delivery::prepare(&args.render, settings, &parts)?.deliver(ctx, &parts)?;
+        ctx.out
+            .note("dry run: no key was created (the key shown is a sample)");
+        return Ok(());
+    }
+
+    let (minted, link) = super::push::mint_for_create(ctx, &remote, format, &prefix)?;
+    let links: Vec<_> = link.into_iter().collect();
     let parts = KeyParts {
         kind,
         id: &minted.id,
@@ -59,13 +75,8 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         secret: minted.secret.expose_secret(),
     };
     // A bad --write FILE fails here, before anything is stored.
-    let delivery = Delivery::prepare(&args.render, settings, &parts)?;
-    if delivery.dry_run {
-        delivery.deliver(ctx, &parts)?;
-        ctx.out
-            .note("dry run: no key was created (the key shown is a sample)");
-        return Ok(());
-    }
+    let delivery = Delivery::prepare(&args.render, settings, &parts)
+        .inspect_err(|_| super::push::undo_server_mint(ctx, &remote, &links))?;
     let rec = KeyRecord {
         id: minted.id.clone(),
         name: name.clone(),
@@ -77,9 +88,14 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
+        remotes: links.clone(),
         extra,
     };
-    let rec = store_new_key(ctx, rec, &minted.secret)?;
+    let mut rec = store_new_key(ctx, rec, &minted.secret)
+        .inspect_err(|_| super::push::undo_server_mint(ctx, &remote, &links))?;
+    // A failed push keeps the key (stored, local only): it is still shown once below, and
+    // the push error decides the exit code.
+    let pushed = super::push::push_after_create(ctx, &mut rec, &remote);
 
     ctx.out.note(&format!(
         "created {} key '{}' ({}), secret in the {} store; `keyctl config {}` renders it again",
@@ -116,7 +132,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             (None, Some(_)) => Some(render::render(&delivery.settings, &parts)?),
             _ => None,
         };
-        return crate::output::print_json(
+        crate::output::print_json(
             &ctx.out,
             &Created {
                 view: KeyView::of(&rec, now),
@@ -124,12 +140,13 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
                 written: written.map(|p| p.display().to_string()),
                 snippet: snippet.as_deref().map(String::as_str),
             },
-        );
+        )?;
+        return pushed;
     }
     if written.is_none() {
         delivery.deliver(ctx, &parts)?;
     }
-    Ok(())
+    pushed
 }
 
 /// A default name not yet in the registry (a clash of 30 random bits is rare; retry).

@@ -7,16 +7,22 @@ use crate::registry::Registry;
 use crate::store;
 
 pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
-    let (id, name, kind) = {
+    let (id, name, kind, pushed) = {
         let reg = crate::catalog::load_for(ctx, key)?;
         let k = reg.resolve(key)?;
-        (k.id.clone(), k.name.clone(), k.store)
+        let pushed: Vec<&str> = k.remotes.iter().map(|l| l.remote.as_str()).collect();
+        (k.id.clone(), k.name.clone(), k.store, pushed.join(", "))
     };
     let place = if kind == store::StoreKind::Vault {
         "the team store, for every machine"
     } else {
         "this machine"
     };
+    if !pushed.is_empty() {
+        ctx.out.warn(&format!(
+            "key {id} is still registered on remote {pushed}: deleting it here does not revoke it there (`keyctl revoke {id}` does)"
+        ));
+    }
     input::confirm(
         ctx,
         &format!("delete key '{name}' ({id}) and its secret from {place}"),

@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
+        remotes: Vec::new(),
         extra: Default::default(),
     };
     let rec = store_new_key(ctx, rec, &secret)?;

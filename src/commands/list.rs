@@ -13,6 +13,9 @@ use crate::output;
 use crate::registry::KeyRecord;
 
 pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+    if let Some(r) = &args.remote {
+        return super::remote::compare(ctx, r);
+    }
     let kind = args.kind.map(|k| resolve_kind(ctx, k));
     let window = args
         .expiring

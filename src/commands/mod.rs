@@ -8,9 +8,13 @@ pub mod delete;
 pub mod doctor;
 pub mod import;
 pub mod list;
+pub mod push;
+pub mod remote;
+pub mod revoke;
 pub mod run;
 pub mod secret;
 pub mod show;
+pub mod token;
 
 use secrecy::SecretString;
 use serde::Serialize;
@@ -37,6 +41,10 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Run(a) => run::run(ctx, a),
         Command::Completions(a) => crate::complete::print_script(a.shell),
         Command::Manpage => crate::complete::print_manpage(),
+        Command::Remote(c) => remote::run(ctx, c),
+        Command::Push(a) => push::run(ctx, a),
+        Command::Revoke(a) => revoke::run(ctx, a),
+        Command::Token(a) => token::run(ctx, a),
     }
 }
 
@@ -69,6 +77,9 @@ pub struct KeyView<'a> {
     pub status: Status,
     pub scopes: &'a [String],
     pub store: StoreKind,
+    /// Remotes the key was pushed to.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub remotes: &'a [crate::registry::RemoteLink],
 }
 
 impl<'a> KeyView<'a> {
@@ -84,6 +95,7 @@ impl<'a> KeyView<'a> {
             status: k.status(now),
             scopes: &k.scopes,
             store: k.store,
+            remotes: &k.remotes,
         }
     }
 }

@@ -49,6 +49,18 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             k.description.clone().unwrap_or_else(|| "-".into()),
         ),
         ("secret", location),
+        (
+            "remotes",
+            if k.remotes.is_empty() {
+                "-".into()
+            } else {
+                k.remotes
+                    .iter()
+                    .map(|l| format!("{} ({})", l.remote, l.remote_id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
     ];
     crate::output::print_fields(&rows)
 }

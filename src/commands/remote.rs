@@ -1,0 +1,315 @@
+//! `keyctl remote add|list|remove|test`: the remotes' entries in config.yaml and their
+//! credentials in the secret store. `add` logs in before it saves (unless told not to),
+//! so a typo in a URL or password is found now, not at the first push.
+
+use serde::Serialize;
+
+use crate::cli::{HttpAuthArg, RegionArg, RemoteAddArgs, RemoteCmd};
+use crate::context::Ctx;
+use crate::error::{Error, usage};
+use crate::input;
+use crate::output::{self, quoted};
+use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
+use crate::store::{self, StoreKind};
+
+pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
+    match cmd {
+        RemoteCmd::Add(a) => add(ctx, *a),
+        RemoteCmd::List => list(ctx),
+        RemoteCmd::Remove(a) => remove(ctx, &a.name),
+        RemoteCmd::Test(a) => test(ctx, &a.name),
+    }
+}
+
+fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
+    remote::validate_name(&a.name)?;
+    let url = match (&a.url, a.region) {
+        (Some(u), _) => u.clone(),
+        (None, Some(RegionArg::Us)) => remote::soda::US.to_string(),
+        (None, _) => remote::soda::EU.to_string(),
+    };
+    if a.region.is_some() && a.kind != RemoteType::Soda {
+        return Err(usage("--region applies to --type soda only"));
+    }
+    remote::parse_url(&url)?;
+    if ctx.config.remotes.contains_key(&a.name) && !a.force {
+        return Err(Error::Conflict(format!(
+            "a remote named {} already exists; pass --force to replace it",
+            quoted(&a.name)
+        ))
+        .into());
+    }
+    let (auth, http) = match a.kind {
+        RemoteType::Keystone => {
+            if a.application_credential.is_some() {
+                (AuthMethod::ApplicationCredential, None)
+            } else if a.user.is_none() || a.project.is_none() {
+                return Err(usage(
+                    "a keystone remote needs --user and --project, or --application-credential ID",
+                ));
+            } else {
+                (AuthMethod::Password, None)
+            }
+        }
+        RemoteType::Soda => {
+            if a.user.is_none() {
+                return Err(usage(
+                    "a soda remote needs --user API_KEY_ID (an admin's key; its secret is read from stdin)",
+                ));
+            }
+            (AuthMethod::Basic, None)
+        }
+        RemoteType::Http => {
+            let spec = match &a.profile {
+                Some(p) => remote::http::profile(p)?,
+                None => Default::default(),
+            };
+            if let Some(k) = &a.auth_remote {
+                match ctx.config.remotes.get(k) {
+                    Some(c) if c.kind == RemoteType::Keystone => {}
+                    _ => {
+                        return Err(usage(format!(
+                            "--auth-remote {}: no keystone remote of that name",
+                            quoted(k)
+                        )));
+                    }
+                }
+            }
+            let auth = match (a.auth, &a.auth_remote) {
+                (Some(_), Some(_)) => {
+                    return Err(usage("--auth and --auth-remote exclude each other"));
+                }
+                (None, _) | (Some(HttpAuthArg::None), _) => AuthMethod::None,
+                (Some(HttpAuthArg::Basic), _) => AuthMethod::Basic,
+                (Some(HttpAuthArg::Bearer), _) => AuthMethod::Bearer,
+                (Some(HttpAuthArg::XAuthToken), _) => AuthMethod::XAuthToken,
+            };
+            (auth, Some(spec))
+        }
+    };
+    if a.kind != RemoteType::Http
+        && (a.profile.is_some() || a.auth.is_some() || a.auth_remote.is_some())
+    {
+        return Err(usage(
+            "--profile, --auth and --auth-remote apply to --type http only",
+        ));
+    }
+    if let Some(ca) = &a.ca_cert
+        && !ca.is_file()
+    {
+        return Err(usage(format!(
+            "--ca-cert {}: no such file",
+            quoted(&ca.display().to_string())
+        )));
+    }
+    let secret = match auth {
+        AuthMethod::None => None,
+        AuthMethod::Password => Some(input::read_secret(&format!(
+            "Password of {} on {url} (input hidden): ",
+            a.user.as_deref().unwrap_or("")
+        ))?),
+        AuthMethod::ApplicationCredential => Some(input::read_secret(
+            "Application credential secret (input hidden): ",
+        )?),
+        _ => Some(input::read_secret(
+            "Secret of the remote's credential (input hidden): ",
+        )?),
+    };
+    let mut cfg = RemoteConfig {
+        kind: a.kind,
+        url,
+        auth,
+        user: a.user,
+        project: a.project,
+        domain: (a.kind == RemoteType::Keystone).then_some(a.domain),
+        application_credential_id: a.application_credential,
+        ca_cert: a.ca_cert.map(|p| std::path::absolute(&p).unwrap_or(p)),
+        connect_timeout: a.connect_timeout,
+        timeout: a.timeout,
+        secret_store: StoreKind::Keyring,
+        auth_remote: a.auth_remote,
+        profile: a.profile,
+        http,
+        extra: Default::default(),
+    };
+    let slot = remote::credential_slot(&a.name);
+    let label = format!("keyctl credential of remote {}", a.name);
+    if let Some(secret) = &secret {
+        cfg.secret_store = store::put_new(ctx, &slot, &label, secret)?;
+    }
+    // A token cached for a remote this one replaces (--force) belongs to someone else.
+    if let Ok(s) = store::open(ctx, cfg.secret_store) {
+        let _ = s.delete(&remote::token_slot(&a.name));
+    }
+    let undo = |ctx: &Ctx| {
+        if let Ok(s) = store::open(ctx, cfg.secret_store) {
+            let _ = s.delete(&slot);
+            let _ = s.delete(&remote::token_slot(&a.name));
+        }
+    };
+    if !a.no_verify {
+        let who = remote::open_config(ctx, &a.name, cfg.clone()).and_then(|r| r.test());
+        if let Err(e) = who {
+            undo(ctx);
+            return Err(e.context(format!(
+                "remote {} was not saved (pass --no-verify to save it anyway)",
+                a.name
+            )));
+        }
+    }
+    let value = serde_yaml_ng::to_value(&cfg)?;
+    let saved = remote::edit_config(&ctx.paths.config_file, |m| {
+        m.insert(a.name.clone(), value);
+        Ok(())
+    });
+    if let Err(e) = saved {
+        undo(ctx);
+        return Err(e);
+    }
+    ctx.out.note(&format!(
+        "remote {} added; its credential is in the {} store",
+        a.name,
+        cfg.secret_store.as_str()
+    ));
+    Ok(())
+}
+
+fn list(ctx: &Ctx) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct View<'a> {
+        name: &'a str,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        url: &'a str,
+        auth: AuthMethod,
+        user: Option<&'a str>,
+        project: Option<&'a str>,
+        secret_store: StoreKind,
+    }
+    let views: Vec<View> = ctx
+        .config
+        .remotes
+        .iter()
+        .map(|(n, c)| View {
+            name: n,
+            kind: c.kind.as_str(),
+            url: &c.url,
+            auth: c.auth,
+            user: c.user.as_deref(),
+            project: c.project.as_deref(),
+            secret_store: c.secret_store,
+        })
+        .collect();
+    if ctx.out.json {
+        return output::print_json(&ctx.out, &views);
+    }
+    if views.is_empty() && ctx.out.stdout_tty {
+        ctx.out
+            .note("no remotes yet: `keyctl remote add NAME --url URL ...` adds one");
+        return Ok(());
+    }
+    let rows = views
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.to_string(),
+                v.kind.to_string(),
+                v.url.to_string(),
+                v.user
+                    .map_or_else(|| "(application credential)".into(), str::to_string),
+                v.project.unwrap_or("-").to_string(),
+            ]
+        })
+        .collect();
+    output::print_table(&ctx.out, &["NAME", "TYPE", "URL", "USER", "PROJECT"], rows)
+}
+
+fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let cfg = ctx.config.remotes.get(name).ok_or_else(|| {
+        Error::NotFound(format!(
+            "no remote named {} (see `keyctl remote list`)",
+            quoted(name)
+        ))
+    })?;
+    input::confirm(
+        ctx,
+        &format!("forget remote '{name}' and its stored credential (keys on it stay there)"),
+    )?;
+    remote::edit_config(&ctx.paths.config_file, |m| {
+        m.remove(name);
+        Ok(())
+    })?;
+    let st = store::open(ctx, cfg.secret_store)?;
+    st.delete(&remote::credential_slot(name))?;
+    st.delete(&remote::token_slot(name))?;
+    ctx.out.note(&format!("remote {name} removed"));
+    Ok(())
+}
+
+fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let who = remote::open(ctx, name)?.test()?;
+    if ctx.out.json {
+        return output::print_json(&ctx.out, &who);
+    }
+    println!(
+        "ok: logged in to {name} as user {} (project {}), token valid until {}",
+        who.user_id,
+        who.project_id.as_deref().unwrap_or("-"),
+        who.token_expires_at
+            .map_or_else(|| "-".into(), crate::expiry::rfc3339)
+    );
+    Ok(())
+}
+
+/// `keyctl list --remote R`: the remote's credentials side by side with the local keys,
+/// matched by key ID (= access key): on both, only local, or only on the remote.
+pub fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let creds = remote::open(ctx, name)?.list(None)?;
+    let reg = crate::registry::Registry::load(&ctx.paths.data)?;
+    #[derive(Serialize)]
+    struct Row {
+        id: String,
+        name: Option<String>,
+        #[serde(rename = "where")]
+        place: &'static str,
+        remote_id: Option<String>,
+        pushed: bool,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for k in reg.keys().iter().filter(|k| k.revoked_at.is_none()) {
+        let on = creds.iter().find(|c| c.access == k.id);
+        rows.push(Row {
+            id: k.id.clone(),
+            name: Some(k.name.clone()),
+            place: if on.is_some() { "both" } else { "local" },
+            remote_id: on.map(|c| c.remote_id.clone()),
+            pushed: k.remotes.iter().any(|l| l.remote == name),
+        });
+    }
+    for c in &creds {
+        if !rows.iter().any(|r| r.id == c.access) {
+            rows.push(Row {
+                id: c.access.clone(),
+                name: None,
+                place: "remote",
+                remote_id: Some(c.remote_id.clone()),
+                pushed: false,
+            });
+        }
+    }
+    if ctx.out.json {
+        return output::print_json(&ctx.out, &rows);
+    }
+    let table = rows
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.name.unwrap_or_else(|| "-".into()),
+                r.id,
+                r.place.to_string(),
+                r.remote_id.unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    output::print_table(&ctx.out, &["NAME", "ID", "WHERE", "REMOTE ID"], table)
+}

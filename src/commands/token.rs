@@ -1,0 +1,34 @@
+//! `keyctl token KEY --remote R`: exchange the key and its secret for a short-lived
+//! token. The token goes to stdout alone (for `$(keyctl token ...)`), or with its expiry
+//! under `--json`; the secret itself never leaves the machine (Keystone gets a signature).
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::cli::TokenArgs;
+use crate::context::Ctx;
+use crate::registry::Registry;
+use crate::remote;
+
+pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
+    let rec = Registry::load(&ctx.paths.data)?.resolve(&a.key)?.clone();
+    let secret = super::push::usable_secret(ctx, &rec)?;
+    let t = remote::open(ctx, &a.remote)?.token(&rec.id, &secret)?;
+    if ctx.out.json {
+        #[derive(Serialize)]
+        struct View<'a> {
+            token: &'a str,
+            #[serde(with = "time::serde::rfc3339::option")]
+            expires_at: Option<time::OffsetDateTime>,
+        }
+        return crate::output::print_json(
+            &ctx.out,
+            &View {
+                token: t.token.expose_secret(),
+                expires_at: t.expires_at,
+            },
+        );
+    }
+    println!("{}", t.token.expose_secret());
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! A JSON REST service described in config.yaml: which endpoint creates (push), mints
+//! (server-side), lists, revokes and exchanges keys for tokens, with templated paths and
+//! bodies and JSON pointers to the reply fields to read. Two profiles ship ready:
+//! SODA Multicloud's AK/SK API (behind a Keystone token) and an OVH-style
+//! `POST /iam/login` token exchange.
+//!
+//! Templates know `{access}`, `{secret}` (bodies only), `{remote_id}`, `{user_id}`,
+//! `{project_id}` and the remote's own `vars`. Values put in paths are percent-encoded.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{
+    Auth, AuthMethod, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, ServerMinted,
+    Token,
+};
+use crate::context::Ctx;
+use crate::error::{Error, usage};
+use crate::registry::RemoteLink;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HttpSpec {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// Register a client-made key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<Endpoint>,
+    /// Let the service mint a pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mint: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Endpoint>,
+    /// A cheap authenticated GET for `remote test`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Endpoint>,
+}
+
+/// One request and where to find things in its reply (JSON pointers, e.g. `/token`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_field: Option<String>,
+    /// list: the array of credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_field: Option<String>,
+}
+
+fn ep(method: &str, path: &str) -> Endpoint {
+    Endpoint {
+        method: method.into(),
+        path: path.into(),
+        body: None,
+        id_field: None,
+        access_field: None,
+        secret_field: None,
+        items: None,
+        token_field: None,
+        expires_field: None,
+    }
+}
+
+pub const PROFILES: &[&str] = &["multicloud", "ovh"];
+
+/// The endpoints of a shipped profile.
+pub fn profile(name: &str) -> anyhow::Result<HttpSpec> {
+    match name {
+        // SODA Multicloud: AK/SK pairs minted per user and project, behind a Keystone token.
+        "multicloud" => Ok(HttpSpec {
+            mint: Some(Endpoint {
+                body: Some(
+                    serde_json::json!({"user_id": "{user_id}", "project_id": "{project_id}"}),
+                ),
+                access_field: Some("/access_key".into()),
+                secret_field: Some("/secret_key".into()),
+                ..ep("POST", "/v1/{project_id}/aksks")
+            }),
+            revoke: Some(ep("DELETE", "/v1/{project_id}/aksks/{user_id}")),
+            test: Some(ep("GET", "/v1/{project_id}/aksks/{user_id}")),
+            ..Default::default()
+        }),
+        // OVH-style: an API key and secret exchanged for a short-lived token.
+        "ovh" => Ok(HttpSpec {
+            token: Some(Endpoint {
+                body: Some(serde_json::json!({
+                    "auth_mode": "apikey", "apikey": "{access}", "secretkey": "{secret}"})),
+                token_field: Some("/token".into()),
+                expires_field: Some("/expires_at".into()),
+                ..ep("POST", "/iam/login")
+            }),
+            ..Default::default()
+        }),
+        other => Err(usage(format!(
+            "unknown --profile {}: known profiles are {}",
+            crate::output::quoted(other),
+            PROFILES.join(", ")
+        ))),
+    }
+}
+
+pub struct Http<'a> {
+    ctx: &'a Ctx,
+    name: String,
+    cfg: RemoteConfig,
+    spec: HttpSpec,
+    client: Client,
+    /// The Keystone remote whose token this one uses (`auth_remote`).
+    keystone: Option<super::keystone::Keystone<'a>>,
+}
+
+/// Template values for one request.
+type Vars = BTreeMap<String, String>;
+
+impl<'a> Http<'a> {
+    pub fn new(ctx: &'a Ctx, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+        let spec = cfg.http.clone().unwrap_or_default();
+        let keystone = match &cfg.auth_remote {
+            None => None,
+            Some(k) => {
+                let kc = ctx.config.remotes.get(k).ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "remote {name} uses the token of remote {k}, which is not configured"
+                    ))
+                })?;
+                Some(super::keystone::Keystone::new(ctx, k, kc.clone())?)
+            }
+        };
+        Ok(Http {
+            client: Client::new(ctx, name, &cfg)?,
+            ctx,
+            name: name.to_string(),
+            cfg,
+            spec,
+            keystone,
+        })
+    }
+
+    fn endpoint<'s>(&'s self, e: &'s Option<Endpoint>, what: &str) -> anyhow::Result<&'s Endpoint> {
+        e.as_ref().ok_or_else(|| {
+            usage(format!(
+                "remote {} has no `{what}` endpoint in config.yaml (http.{what})",
+                self.name
+            ))
+        })
+    }
+
+    /// The request's credential and the base template values.
+    fn auth(&self) -> anyhow::Result<(Option<SecretString>, Vars)> {
+        let mut vars = self.spec.vars.clone();
+        if let Some(p) = &self.cfg.project {
+            vars.entry("project_id".into()).or_insert(p.clone());
+        }
+        if let Some(ks) = &self.keystone {
+            let (token, user_id, project_id) = ks.scoped_token()?;
+            vars.insert("user_id".into(), user_id);
+            if let Some(p) = project_id {
+                vars.insert("project_id".into(), p);
+            }
+            return Ok((Some(token), vars));
+        }
+        if let Some(u) = &self.cfg.user {
+            vars.entry("user_id".into()).or_insert(u.clone());
+        }
+        let secret = match self.cfg.auth {
+            AuthMethod::None => None,
+            _ => Some(super::credential(self.ctx, &self.name, &self.cfg)?),
+        };
+        Ok((secret, vars))
+    }
+
+    fn request(
+        &self,
+        e: &Endpoint,
+        vars: &Vars,
+        secret_in_body: Option<&SecretString>,
+        cred: Option<&SecretString>,
+        idempotent: bool,
+    ) -> anyhow::Result<super::Reply> {
+        let path = fill_path(&e.path, vars);
+        let url = self.client.url(&path)?;
+        let method = Method::from_bytes(e.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| usage(format!("remote {}: bad method {}", self.name, e.method)))?;
+        let body = e.body.as_ref().map(|b| fill_body(b, vars, secret_in_body));
+        let auth = match (self.cfg.auth, cred) {
+            (_, None) => Auth::None,
+            (_, Some(t)) if self.keystone.is_some() => Auth::XAuthToken(t),
+            (AuthMethod::Basic, Some(t)) => Auth::Basic(self.cfg.user.as_deref().unwrap_or(""), t),
+            (AuthMethod::Bearer, Some(t)) => Auth::Bearer(t),
+            (_, Some(t)) => Auth::XAuthToken(t),
+        };
+        self.client
+            .send(method, url, auth, body.as_ref(), idempotent)
+    }
+
+    fn field(&self, v: &Value, ptr: &Option<String>, what: &str) -> anyhow::Result<String> {
+        let p = ptr.as_deref().unwrap_or("");
+        v.pointer(p)
+            .and_then(|x| match x {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::RemoteUnreachable(format!(
+                    "remote {}'s reply has no {what} at {}",
+                    self.name,
+                    crate::output::quoted(p)
+                ))
+                .into()
+            })
+    }
+}
+
+impl Remote for Http<'_> {
+    fn test(&self) -> anyhow::Result<Identity> {
+        let (cred, vars) = self.auth()?;
+        if let Some(e) = &self.spec.test {
+            let reply = self.request(e, &vars, None, cred.as_ref(), true)?;
+            if !reply.ok() {
+                return Err(self.client.failure(&reply, "answer the test request"));
+            }
+        }
+        Ok(Identity {
+            user_id: vars.get("user_id").cloned().unwrap_or_else(|| "-".into()),
+            project_id: vars.get("project_id").cloned(),
+            token_expires_at: None,
+        })
+    }
+
+    fn push(
+        &self,
+        access: &str,
+        secret: &SecretString,
+        for_user: Option<&str>,
+    ) -> anyhow::Result<Pushed> {
+        let e = self.endpoint(&self.spec.push, "push")?;
+        let (cred, mut vars) = self.auth()?;
+        vars.insert("access".into(), access.into());
+        if let Some(u) = for_user {
+            vars.insert("user_id".into(), u.into());
+        }
+        let reply = self.request(e, &vars, Some(secret), cred.as_ref(), false)?;
+        if !reply.ok() {
+            return Err(self
+                .client
+                .failure_hiding(&reply, "register the key", Some(secret)));
+        }
+        let remote_id = if e.id_field.is_some() {
+            let v: Value = self.client.json(&reply, "register the key")?;
+            self.field(&v, &e.id_field, "credential ID")?
+        } else {
+            access.to_string()
+        };
+        Ok(Pushed {
+            remote_id,
+            user_id: vars.get("user_id").cloned(),
+            already: false,
+        })
+    }
+
+    fn revoke(&self, link: &RemoteLink) -> anyhow::Result<bool> {
+        let e = self.endpoint(&self.spec.revoke, "revoke")?;
+        let (cred, mut vars) = self.auth()?;
+        vars.insert("remote_id".into(), link.remote_id.clone());
+        if let Some(u) = &link.user_id {
+            vars.insert("user_id".into(), u.clone());
+        }
+        let reply = self.request(e, &vars, None, cred.as_ref(), true)?;
+        match reply.status {
+            s if (200..300).contains(&s) => Ok(true),
+            404 | 410 => Ok(false),
+            _ => Err(self.client.failure(&reply, "revoke the key")),
+        }
+    }
+
+    fn list(&self, for_user: Option<&str>) -> anyhow::Result<Vec<RemoteCred>> {
+        let e = self.endpoint(&self.spec.list, "list")?;
+        let (cred, mut vars) = self.auth()?;
+        if let Some(u) = for_user {
+            vars.insert("user_id".into(), u.into());
+        }
+        let reply = self.request(e, &vars, None, cred.as_ref(), true)?;
+        if !reply.ok() {
+            return Err(self.client.failure(&reply, "list keys"));
+        }
+        let v: Value = self.client.json(&reply, "list keys")?;
+        let items = v
+            .pointer(e.items.as_deref().unwrap_or(""))
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                Error::RemoteUnreachable(format!(
+                    "remote {}'s list reply has no array at {}",
+                    self.name,
+                    e.items.as_deref().unwrap_or("(root)")
+                ))
+            })?;
+        items
+            .iter()
+            .map(|it| {
+                let access = self.field(it, &e.access_field, "access key")?;
+                let remote_id = match &e.id_field {
+                    Some(_) => self.field(it, &e.id_field, "ID")?,
+                    None => access.clone(),
+                };
+                Ok(RemoteCred {
+                    access,
+                    remote_id,
+                    user_id: None,
+                })
+            })
+            .collect()
+    }
+
+    fn token(&self, access: &str, secret: &SecretString) -> anyhow::Result<Token> {
+        let e = self.endpoint(&self.spec.token, "token")?;
+        let mut vars = self.spec.vars.clone();
+        vars.insert("access".into(), access.into());
+        // The key itself is the credential here: the remote's own is not sent.
+        let reply = self.request(e, &vars, Some(secret), None, false)?;
+        if !reply.ok() {
+            return Err(self.client.failure_hiding(
+                &reply,
+                "exchange the key for a token",
+                Some(secret),
+            ));
+        }
+        let v: Value = self.client.json(&reply, "exchange the key for a token")?;
+        let token = self.field(&v, &e.token_field, "token")?;
+        let expires_at = e
+            .expires_field
+            .as_deref()
+            .and_then(|p| v.pointer(p))
+            .and_then(Value::as_str)
+            .and_then(|s| {
+                OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+            });
+        Ok(Token {
+            token: SecretString::from(token),
+            expires_at,
+        })
+    }
+
+    fn mint(&self, for_user: Option<&str>) -> anyhow::Result<ServerMinted> {
+        let e = self.endpoint(&self.spec.mint, "mint")?;
+        let (cred, mut vars) = self.auth()?;
+        if let Some(u) = for_user {
+            vars.insert("user_id".into(), u.into());
+        }
+        let reply = self.request(e, &vars, None, cred.as_ref(), false)?;
+        if !reply.ok() {
+            return Err(self.client.failure(&reply, "mint a key"));
+        }
+        let v: Value = self.client.json(&reply, "mint a key")?;
+        let access = self.field(&v, &e.access_field, "access key")?;
+        let secret = SecretString::from(self.field(&v, &e.secret_field, "secret")?);
+        let remote_id = match &e.id_field {
+            Some(_) => self.field(&v, &e.id_field, "ID")?,
+            None => access.clone(),
+        };
+        Ok(ServerMinted {
+            access,
+            secret,
+            remote_id,
+            user_id: vars.get("user_id").cloned(),
+        })
+    }
+}
+
+/// `{name}` in a path, each value percent-encoded; unknown names stay as they are.
+fn fill_path(t: &str, vars: &Vars) -> String {
+    let mut s = t.to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{k}}}"), &super::keystone::urlencode(v));
+    }
+    s
+}
+
+/// The body template with string values filled in; `{secret}` only from the key.
+fn fill_body(t: &Value, vars: &Vars, secret: Option<&SecretString>) -> Value {
+    match t {
+        Value::String(s) => {
+            if s == "{secret}" {
+                return Value::String(
+                    secret
+                        .map(|x| x.expose_secret().to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            let mut out = s.clone();
+            for (k, v) in vars {
+                out = out.replace(&format!("{{{k}}}"), v);
+            }
+            Value::String(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| fill_body(x, vars, secret)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), fill_body(x, vars, secret)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_paths_encoded_and_bodies_verbatim() {
+        let mut v = Vars::new();
+        v.insert("project_id".into(), "p 1".into());
+        v.insert("access".into(), "AK".into());
+        assert_eq!(fill_path("/v1/{project_id}/aksks", &v), "/v1/p%201/aksks");
+        let b = fill_body(
+            &serde_json::json!({"a": "{access}", "s": "{secret}", "n": 3}),
+            &v,
+            Some(&SecretString::from("SK".to_string())),
+        );
+        assert_eq!(b, serde_json::json!({"a": "AK", "s": "SK", "n": 3}));
+    }
+}

@@ -1,0 +1,326 @@
+//! A real OpenStack Keystone for the remote tests: installed from PyPI into a cached
+//! venv by scripts/test, started once per test binary on a free loopback port with
+//! SQLite in a temp dir, and stopped when the test binary exits (a shell watcher kills
+//! gunicorn once this process is gone, since statics are never dropped).
+//!
+//! Tests make their own users and projects through the admin API, so they run in
+//! parallel, and check results against Keystone's own API rather than through keyctl.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-test-pw";
+
+pub struct Keystone {
+    pub url: String,
+    pub admin_token: String,
+    pub dir: PathBuf,
+    http: reqwest::blocking::Client,
+    /// The shell that runs gunicorn and stops it when this process is gone.
+    _watcher: std::process::Child,
+}
+
+/// A user with a project of its own, made for one test.
+pub struct User {
+    pub name: String,
+    pub id: String,
+    pub project: String,
+    pub project_id: String,
+    pub password: String,
+}
+
+static KEYSTONE: OnceLock<Keystone> = OnceLock::new();
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub fn keystone() -> &'static Keystone {
+    KEYSTONE.get_or_init(Keystone::start)
+}
+
+fn venv() -> PathBuf {
+    std::env::var_os("KEYCTL_TEST_KEYSTONE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-env/keystone"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn manage(venv: &Path, conf: &Path, args: &[&str]) {
+    let o = Command::new(venv.join("bin/keystone-manage"))
+        .arg("--config-file")
+        .arg(conf)
+        .args(args)
+        .output()
+        .expect("run keystone-manage");
+    assert!(
+        o.status.success(),
+        "keystone-manage {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl Keystone {
+    fn start() -> Keystone {
+        let venv = venv();
+        assert!(
+            venv.join("bin/gunicorn").is_file() && venv.join("bin/keystone-manage").is_file(),
+            "Keystone is not installed in {}: run the README's test command (scripts/test), which installs keystone==30.0.0 and gunicorn from PyPI into that venv",
+            venv.display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("keyctl-keystone-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let conf = dir.join("keystone.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[DEFAULT]\nlog_file = {d}/keystone.log\n\
+                 [database]\nconnection = sqlite:///{d}/keystone.db\n\
+                 [token]\nprovider = fernet\n\
+                 [fernet_tokens]\nkey_repository = {d}/fernet-keys\n\
+                 [credential]\nkey_repository = {d}/credential-keys\n\
+                 [identity]\npassword_hash_rounds = 4\n\
+                 [auth]\nmethods = password,token,application_credential,ec2credential\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let user =
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        let group =
+            String::from_utf8(Command::new("id").arg("-gn").output().unwrap().stdout).unwrap();
+        let (user, group) = (user.trim(), group.trim());
+        manage(
+            &venv,
+            &conf,
+            &[
+                "fernet_setup",
+                "--keystone-user",
+                user,
+                "--keystone-group",
+                group,
+            ],
+        );
+        manage(
+            &venv,
+            &conf,
+            &[
+                "credential_setup",
+                "--keystone-user",
+                user,
+                "--keystone-group",
+                group,
+            ],
+        );
+        manage(&venv, &conf, &["db_sync"]);
+        let v3 = format!("{url}/v3/");
+        manage(
+            &venv,
+            &conf,
+            &[
+                "bootstrap",
+                "--bootstrap-password",
+                ADMIN_PASSWORD,
+                "--bootstrap-region-id",
+                "RegionOne",
+                "--bootstrap-public-url",
+                &v3,
+                "--bootstrap-admin-url",
+                &v3,
+                "--bootstrap-internal-url",
+                &v3,
+            ],
+        );
+        // One worker: SQLite under several writer processes answers "database is
+        // locked" as HTTP 500 now and then.
+        // oslo.config parses sys.argv: under gunicorn it would see gunicorn's flags.
+        std::fs::write(
+            dir.join("keyctl_ks_shim.py"),
+            "import sys\nsys.argv = sys.argv[:1]\nfrom keystone.wsgi.api import application\n",
+        )
+        .unwrap();
+        let script = format!(
+            "'{g}' --bind 127.0.0.1:{port} --workers 1 --timeout 120 --no-control-socket \
+             --chdir '{d}' keyctl_ks_shim:application >'{d}/gunicorn.log' 2>&1 & g=$!; \
+             while kill -0 {me} 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 0.5; done; \
+             kill $g 2>/dev/null; wait $g; rm -rf '{d}'",
+            g = venv.join("bin/gunicorn").display(),
+            d = dir.display(),
+            me = std::process::id(),
+        );
+        let watcher = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("OS_KEYSTONE_CONFIG_DIR", &dir)
+            .env("HOME", &dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gunicorn");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(&v3).send()
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Keystone did not answer on {v3} within 60 s; gunicorn log: {}",
+                std::fs::read_to_string(dir.join("gunicorn.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut ks = Keystone {
+            url,
+            admin_token: String::new(),
+            dir,
+            http,
+            _watcher: watcher,
+        };
+        ks.admin_token = ks.login("admin", ADMIN_PASSWORD, "admin");
+        ks
+    }
+
+    /// A project-scoped token for a user, straight from Keystone.
+    pub fn login(&self, user: &str, password: &str, project: &str) -> String {
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
+        let r = self
+            .http
+            .post(format!("{}/v3/auth/tokens", self.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "login of {user} failed");
+        r.headers()["x-subject-token"].to_str().unwrap().to_string()
+    }
+
+    /// An admin API call: (status, JSON body or Null).
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(&self.admin_token, method, path, body)
+    }
+
+    pub fn api_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self
+            .http
+            .request(m, format!("{}{path}", self.url))
+            .header("X-Auth-Token", token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Keystone's own view of a token (admin validation): its `token` object.
+    pub fn validate(&self, token: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}/v3/auth/tokens", self.url))
+            .header("X-Auth-Token", &self.admin_token)
+            .header("X-Subject-Token", token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "token does not validate");
+        r.json::<Value>().unwrap()["token"].clone()
+    }
+
+    fn role_id(&self, name: &str) -> String {
+        let (s, v) = self.api("GET", &format!("/v3/roles?name={name}"), None);
+        assert_eq!(s, 200);
+        v["roles"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    /// A new user with a project of its own; `role` on that project unless None.
+    pub fn user(&self, prefix: &str, role: Option<&str>) -> User {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let project = format!("p-{name}");
+        let (s, v) = self.api(
+            "POST",
+            "/v3/projects",
+            Some(json!({"project": {"name": project, "domain_id": "default"}})),
+        );
+        assert_eq!(s, 201, "create project: {v}");
+        let project_id = v["project"]["id"].as_str().unwrap().to_string();
+        let password = format!("pw-{name}");
+        let (s, v) = self.api(
+            "POST",
+            "/v3/users",
+            Some(json!({"user": {"name": name, "domain_id": "default",
+                "password": password, "default_project_id": project_id}})),
+        );
+        assert_eq!(s, 201, "create user: {v}");
+        let id = v["user"]["id"].as_str().unwrap().to_string();
+        if let Some(role) = role {
+            let rid = self.role_id(role);
+            let (s, _) = self.api(
+                "PUT",
+                &format!("/v3/projects/{project_id}/users/{id}/roles/{rid}"),
+                None,
+            );
+            assert_eq!(s, 204, "assign role");
+        }
+        User {
+            name,
+            id,
+            project,
+            project_id,
+            password,
+        }
+    }
+
+    /// The ec2 credentials Keystone holds for a user: (access, secret) pairs.
+    pub fn ec2_of(&self, user_id: &str) -> Vec<(String, String)> {
+        let (s, v) = self.api(
+            "GET",
+            &format!("/v3/credentials?user_id={user_id}&type=ec2"),
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let b: Value = serde_json::from_str(c["blob"].as_str().unwrap()).unwrap();
+                (
+                    b["access"].as_str().unwrap().to_string(),
+                    b["secret"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+}

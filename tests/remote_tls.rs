@@ -1,0 +1,108 @@
+//! `--ca-cert`: a remote behind a private CA is trusted with the CA's certificate and
+//! refused without it. The server is OpenSSL's own `s_server` with a certificate for
+//! 127.0.0.1 signed by a CA made in the test; its `-www` page answers any GET with 200, which is all the Soda
+//! remote's login check (`GET /api/v1/test-login`) needs.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ok(mut c: Command) {
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_private_ca_is_trusted_only_with_ca_cert() {
+    assert!(
+        Command::new("openssl").arg("version").output().is_ok(),
+        "openssl is not installed: run the README's test command (scripts/test), which installs the Debian package openssl"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let (ca, ca_key, cert, key) = (p("ca.pem"), p("ca.key"), p("cert.pem"), p("key.pem"));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+    ];
+    // A private CA, and a server certificate for 127.0.0.1 signed by it.
+    let mut c = Command::new("openssl");
+    c.args(["req", "-x509"]).args(ec);
+    c.args(["-subj", "/CN=keyctl test CA"]);
+    c.args(["-addext", "basicConstraints=critical,CA:TRUE"]);
+    c.arg("-keyout").arg(&ca_key).arg("-out").arg(&ca);
+    ok(c);
+    let mut c = Command::new("openssl");
+    c.args(["req", "-x509"]).args(ec);
+    c.args([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+    ]);
+    c.args(["-addext", "basicConstraints=critical,CA:FALSE"]);
+    c.arg("-CA").arg(&ca).arg("-CAkey").arg(&ca_key);
+    c.arg("-keyout").arg(&key).arg("-out").arg(&cert);
+    ok(c);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = Server(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}");
+    let ss = SecretService::start();
+    let home = Home::new();
+    let add = |name: &str, extra: &[&str]| {
+        let mut c = ss.cmd(&home);
+        c.args([
+            "remote", "add", name, "--type", "soda", "--url", &url, "--user", "id",
+        ])
+        .args(extra);
+        run(c, "secret")
+    };
+    let (code, _, err) = add("untrusted", &[]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(ss.secret_tool_lookup("remote:untrusted").is_none());
+    let (code, _, err) = add("trusted", &["--ca-cert", ca.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let config = std::fs::read_to_string(home.path().join("config.yaml")).unwrap();
+    assert!(config.contains("ca_cert:"), "{config}");
+}
