@@ -225,7 +225,7 @@ pub struct RemoteNameArg {
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Key ID or unique name
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub key: String,
     /// The remote to register it with
     #[arg(long, value_name = "NAME")]
@@ -238,7 +238,7 @@ pub struct PushArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Key IDs or unique names
-    #[arg(value_name = "KEY", required_unless_present = "all_expired")]
+    #[arg(value_name = "KEY", required_unless_present = "all_expired", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub keys: Vec<String>,
     /// Only this remote (default: every remote the key was pushed to)
     #[arg(long, value_name = "NAME")]
@@ -257,7 +257,7 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// Key ID or unique name
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub key: String,
     /// The remote that issues the token
     #[arg(long, value_name = "NAME")]

@@ -791,3 +791,37 @@ fn namespaces_keep_teams_apart() {
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("in namespace other"), "{err}");
 }
+
+#[test]
+fn revoke_on_one_machine_is_seen_on_the_other() {
+    let bao = DevServer::start();
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(&bao, &a, &["--name", "gone"]);
+    let id = k["id"].as_str().unwrap();
+    let mut c = bao.cmd(&a);
+    c.args(["revoke", "gone", "--yes"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("for every machine"), "{err}");
+    // OpenBao's own view: the record says revoked.
+    let stored = bao.api.key(id).expect("entry kept for the record");
+    assert!(stored["record"]["revoked_at"].is_string(), "{stored}");
+    // Machine B: refused, hidden from list, shown with --all.
+    let mut c = bao.cmd(&b);
+    c.args(["secret", "gone"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 8, "{err}");
+    assert!(out.is_empty());
+    let mut c = bao.cmd(&b);
+    c.args(["--json", "list"]);
+    assert_eq!(json(&ok(c)), json!([]));
+    let mut c = bao.cmd(&b);
+    c.args(["--json", "list", "--all"]);
+    assert_eq!(json(&ok(c))[0]["status"], "revoked");
+    // Revoking again is a no-op with a note, not an error.
+    let mut c = bao.cmd(&b);
+    c.args(["revoke", id, "--yes"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("already revoked"), "{err}");
+}

@@ -20,7 +20,7 @@ use crate::error::{Error, usage};
 use crate::expiry::Status;
 use crate::registry::{KeyRecord, Registry, RemoteLink};
 use crate::remote::{self, Remote};
-use crate::store;
+use crate::store::{self, StoreKind, vault::VaultStore};
 
 /// The outcome for one key: the links it was taken off, or the error.
 struct Outcome {
@@ -72,22 +72,52 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
                 )));
                 continue;
             }
+            // Still on another remote (revoke --remote R): stays usable locally.
+            let apply = |k: &mut KeyRecord| {
+                k.remotes
+                    .retain(|l| !o.revoked.iter().any(|r| r.remote == l.remote));
+                let local = k.remotes.is_empty() || a.local_only;
+                if local && k.revoked_at.is_none() {
+                    k.revoked_at = Some(now);
+                }
+                local
+            };
+            if o.rec.store == StoreKind::Vault {
+                // A team key's record lives in OpenBao/Vault: every machine sees the
+                // revocation there (check-and-set against concurrent writers).
+                let mut local = false;
+                match VaultStore::open(ctx).and_then(|v| {
+                    v.update_record(&o.rec.id, |k| {
+                        local = apply(k);
+                        true
+                    })
+                }) {
+                    Ok(k) => done.push((k, local)),
+                    Err(e) => failures.push(e.context(format!(
+                        "key {} was taken off its remotes but not marked revoked in the team store; run the same revoke again",
+                        o.rec.id
+                    ))),
+                }
+                continue;
+            }
             let Some(k) = reg.get_mut(&o.rec.id) else {
                 continue;
             };
-            k.remotes
-                .retain(|l| !o.revoked.iter().any(|r| r.remote == l.remote));
-            // Still on another remote (revoke --remote R): stays usable locally.
-            let local = k.remotes.is_empty() || a.local_only;
-            if local && k.revoked_at.is_none() {
-                k.revoked_at = Some(now);
-            }
+            let local = apply(k);
             done.push((k.clone(), local));
         }
         reg.save()?;
     }
     for (k, local) in &done {
-        if *local {
+        if *local && k.store == StoreKind::Vault {
+            // The team entry holds record and secret together; deleting it would erase
+            // the revocation other machines must see. The secret is refused everywhere
+            // from now on (status revoked).
+            ctx.out.note(&format!(
+                "revoked key '{}' ({}) in the team store, for every machine",
+                k.name, k.id
+            ));
+        } else if *local {
             // The entry says revoked already; a secret that will not go away is a warning.
             match store::open(ctx, k.store).and_then(|s| s.delete(&k.id)) {
                 Ok(_) => {}
@@ -141,7 +171,7 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
 }
 
 fn targets(ctx: &Ctx, a: &RevokeArgs) -> anyhow::Result<Vec<KeyRecord>> {
-    let reg = Registry::load(&ctx.paths.data)?;
+    let reg = crate::catalog::load(ctx)?;
     let now = OffsetDateTime::now_utc();
     let mut out: Vec<KeyRecord> = Vec::new();
     for key in &a.keys {
