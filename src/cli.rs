@@ -127,6 +127,11 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Exchange a key and its secret for a short-lived token from a remote
     Token(TokenArgs),
+    /// Replace a key: mint a successor, push and verify it, re-render; the old key is
+    /// revoked after a grace period
+    Rotate(RotateArgs),
+    /// Revoke rotated keys whose grace period is over (as `rotate --finish`)
+    Gc(GcArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +254,36 @@ pub struct RevokeArgs {
     /// Revoke locally without asking the remotes (when a remote is gone for good)
     #[arg(long)]
     pub local_only: bool,
+    /// How many remote requests at once
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub jobs: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Key ID or unique name
+    #[arg(
+        value_name = "KEY",
+        required_unless_present = "finish",
+        conflicts_with = "finish",
+        add = ArgValueCandidates::new(crate::complete::key_candidates)
+    )]
+    pub key: Option<String>,
+    /// How long the old key keeps working after the rotation (e.g. 24h, 7d, 0s)
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub grace: String,
+    /// Do not check the new key with a token exchange on its remotes
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Revoke the rotated keys whose grace period is over, instead of rotating
+    #[arg(long)]
+    pub finish: bool,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
     /// How many remote requests at once
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub jobs: usize,

@@ -85,6 +85,8 @@ pub enum Status {
     Expiring,
     Expired,
     Revoked,
+    /// Replaced by `keyctl rotate`; works until its grace period ends.
+    Superseded,
 }
 
 impl Status {
@@ -94,11 +96,12 @@ impl Status {
             Status::Expiring => "expiring",
             Status::Expired => "expired",
             Status::Revoked => "revoked",
+            Status::Superseded => "superseded",
         }
     }
 
     pub fn is_usable(self) -> bool {
-        matches!(self, Status::Active | Status::Expiring)
+        matches!(self, Status::Active | Status::Expiring | Status::Superseded)
     }
 }
 

@@ -47,6 +47,9 @@ pub struct KeyRecord {
     /// Remotes that confirmed they hold this key (see `keyctl push`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remotes: Vec<RemoteLink>,
+    /// Set by `keyctl rotate` on the key it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<Supersession>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -63,14 +66,31 @@ pub struct RemoteLink {
     pub pushed_at: OffsetDateTime,
 }
 
+/// A rotated key: still usable until its grace period ends, then revoked by
+/// `keyctl rotate --finish` or `keyctl gc`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Supersession {
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub revoke_after: OffsetDateTime,
+}
+
 impl KeyRecord {
     pub fn status(&self, now: OffsetDateTime) -> Status {
-        expiry::status(
+        match expiry::status(
             self.expires_at,
             self.revoked_at.is_some(),
             now,
             expiry::warn_window(),
-        )
+        ) {
+            Status::Active | Status::Expiring if self.superseded.is_some() => Status::Superseded,
+            s => s,
+        }
+    }
+
+    /// Neither revoked nor replaced: the key a name stands for.
+    pub fn is_live(&self) -> bool {
+        self.revoked_at.is_none() && self.superseded.is_none()
     }
 }
 
@@ -160,11 +180,7 @@ impl Registry {
         let mut by_name: Vec<&KeyRecord> =
             self.file.keys.iter().filter(|k| k.name == key).collect();
         if by_name.len() > 1 {
-            let live: Vec<&KeyRecord> = by_name
-                .iter()
-                .copied()
-                .filter(|k| k.revoked_at.is_none())
-                .collect();
+            let live: Vec<&KeyRecord> = by_name.iter().copied().filter(|k| k.is_live()).collect();
             if live.len() == 1 {
                 by_name = live;
             }
@@ -209,7 +225,7 @@ impl LockedRegistry {
             .file
             .keys
             .iter()
-            .any(|k| k.name == name && k.revoked_at.is_none())
+            .any(|k| k.name == name && k.is_live())
         {
             return Err(Error::Conflict(format!(
                 "a key named {} already exists; pick another --name",

@@ -88,6 +88,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
+        superseded: None,
         remotes: links.clone(),
         extra,
     };

@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         scopes: meta.scopes,
         store: StoreKind::Keyring,
         revoked_at: None,
+        superseded: None,
         remotes: Vec::new(),
         extra: Default::default(),
     };

@@ -11,6 +11,7 @@ pub mod list;
 pub mod push;
 pub mod remote;
 pub mod revoke;
+pub mod rotate;
 pub mod run;
 pub mod secret;
 pub mod show;
@@ -45,6 +46,8 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Push(a) => push::run(ctx, a),
         Command::Revoke(a) => revoke::run(ctx, a),
         Command::Token(a) => token::run(ctx, a),
+        Command::Rotate(a) => rotate::run(ctx, a),
+        Command::Gc(a) => rotate::finish(ctx, a.jobs),
     }
 }
 
@@ -80,6 +83,9 @@ pub struct KeyView<'a> {
     /// Remotes the key was pushed to.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub remotes: &'a [crate::registry::RemoteLink],
+    /// Set once `keyctl rotate` replaced the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<&'a crate::registry::Supersession>,
 }
 
 impl<'a> KeyView<'a> {
@@ -96,6 +102,7 @@ impl<'a> KeyView<'a> {
             scopes: &k.scopes,
             store: k.store,
             remotes: &k.remotes,
+            superseded: k.superseded.as_ref(),
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
 }
 
 /// Pushes one stored key and records the link.
-fn push_key(
+pub fn push_key(
     ctx: &Ctx,
     rec: &KeyRecord,
     remote_name: &str,

@@ -1,0 +1,221 @@
+//! `keyctl rotate` and `keyctl gc`: a successor with the same name, pushed to and
+//! verified on a real Keystone, the old key superseded then revoked after its grace
+//! period; and every failing step rolled back, checked in the registry, the keyring and
+//! Keystone itself.
+
+mod common;
+#[path = "common/keystone.rs"]
+mod keystone;
+
+use common::*;
+use keystone::{User, keystone};
+use serde_json::Value;
+
+struct Env {
+    ss: SecretService,
+    home: Home,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            ss: SecretService::start(),
+            home: Home::new(),
+        }
+    }
+
+    fn keyctl_in(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut c = self.ss.cmd(&self.home);
+        c.args(args);
+        run(c, stdin)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.keyctl_in(args, "");
+        assert_eq!(code, 0, "keyctl {args:?}: {err}");
+        out
+    }
+
+    fn keys(&self) -> Vec<Value> {
+        json(&self.ok(&["--json", "list", "--all"]))
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn add_remote(&self, name: &str, user: &User) {
+        let ks = keystone();
+        let args = [
+            "remote",
+            "add",
+            name,
+            "--url",
+            &ks.url,
+            "--user",
+            &user.name,
+            "--project",
+            &user.project,
+        ];
+        let (code, _, err) = self.keyctl_in(&args, &user.password);
+        assert_eq!(code, 0, "remote add: {err}");
+    }
+}
+
+fn secret_of(e: &Env, key: &str) -> String {
+    e.ok(&["secret", key]).trim().to_string()
+}
+
+#[test]
+fn local_rotation_keeps_the_name_and_gc_revokes_after_the_grace_period() {
+    let e = Env::new();
+    let old = json(&e.ok(&[
+        "--json",
+        "create",
+        "--name",
+        "svc",
+        "--expires",
+        "30d",
+        "--scope",
+        "read",
+    ]));
+    let old_id = old["id"].as_str().unwrap();
+    let config = e.home.dir.path().join("configuration.yml");
+    std::fs::write(&config, "# mine\ndata_source x:\n  type: postgres\n").unwrap();
+    let w = config.display().to_string();
+    let out = e.ok(&["rotate", "svc", "--grace", "1s", "--write", &w]);
+    assert!(
+        out.is_empty(),
+        "--write keeps stdout free of the secret: {out}"
+    );
+
+    let keys = e.keys();
+    assert_eq!(keys.len(), 2);
+    let new = keys.iter().find(|k| k["status"] == "active").unwrap();
+    let new_id = new["id"].as_str().unwrap();
+    assert_eq!(new["name"], "svc");
+    assert_eq!(new["scopes"], serde_json::json!(["read"]));
+    assert!(new["expires_at"].is_string());
+    let old_now = keys.iter().find(|k| k["id"] == old_id).unwrap();
+    assert_eq!(old_now["status"], "superseded");
+    // The name means the new key; the old one still works by ID during the grace period.
+    let new_secret = secret_of(&e, "svc");
+    assert_eq!(
+        e.ss.secret_tool_lookup(new_id).as_deref(),
+        Some(new_secret.as_str())
+    );
+    assert_eq!(secret_of(&e, old_id), old["secret"].as_str().unwrap());
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.starts_with("# mine\ndata_source x:\n  type: postgres\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&new_secret) && text.contains(new_id),
+        "{text}"
+    );
+
+    // A superseded key is not rotated twice.
+    let (code, _, err) = e.keyctl_in(&["rotate", old_id], "");
+    assert_eq!(code, 8, "{err}");
+
+    // gc before the end of the grace period does nothing; after it, revokes.
+    e.ok(&["gc", "--yes"]);
+    assert!(e.ss.secret_tool_lookup(old_id).is_some());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, _, err) = e.keyctl_in(&["gc"], "");
+    assert_eq!(code, 10, "gc asks before revoking: {err}");
+    e.ok(&["rotate", "--finish", "--yes"]);
+    let old_now = e.keys().into_iter().find(|k| k["id"] == old_id).unwrap();
+    assert_eq!(old_now["status"], "revoked");
+    assert!(e.ss.secret_tool_lookup(old_id).is_none());
+    assert_eq!(secret_of(&e, "svc"), new_secret);
+}
+
+#[test]
+fn rotation_on_keystone_pushes_verifies_and_finally_revokes_the_old_credential() {
+    let ks = keystone();
+    let user = ks.user("rot", Some("admin"));
+    let e = Env::new();
+    e.add_remote("ks", &user);
+    let old = json(&e.ok(&["--json", "create", "--name", "app", "--remote", "ks"]));
+    let old_id = old["id"].as_str().unwrap().to_string();
+    assert_eq!(ks.ec2_of(&user.id).len(), 1);
+
+    let (code, out, err) = e.keyctl_in(
+        &["-v", "--json", "rotate", "app", "--grace", "0s", "--yes"],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = json(out.lines().next().unwrap());
+    let new_id = r["id"].as_str().unwrap();
+    let new_secret = r["secret"].as_str().unwrap();
+    assert_eq!(r["replaces"], old_id.as_str());
+    assert!(
+        err.contains("ec2tokens"),
+        "the new key is verified by a token exchange: {err}"
+    );
+    assert!(!err.contains(new_secret));
+    // Keystone holds the new pair and no longer the old one (grace 0: revoked at once).
+    let creds = ks.ec2_of(&user.id);
+    assert_eq!(creds, vec![(new_id.to_string(), new_secret.to_string())]);
+    let keys = e.keys();
+    let old_now = keys.iter().find(|k| k["id"] == old_id.as_str()).unwrap();
+    assert_eq!(old_now["status"], "revoked");
+    let new = keys.iter().find(|k| k["id"] == new_id).unwrap();
+    assert_eq!(new["remotes"][0]["remote"], "ks");
+}
+
+#[test]
+fn a_failed_push_rolls_back_and_leaves_the_old_key_untouched() {
+    let ks = keystone();
+    let user = ks.user("rotfail", Some("member"));
+    let e = Env::new();
+    e.add_remote("ks", &user);
+    let old = json(&e.ok(&["--json", "create", "--name", "app", "--remote", "ks"]));
+    let reg_before = std::fs::read(e.home.path().join("keys.json")).unwrap();
+
+    // The remote's address now points at nothing listening.
+    let cfg_path = e.home.path().join("config.yaml");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, cfg.replace(&ks.url, "http://127.0.0.1:9")).unwrap();
+    let (code, out, err) = e.keyctl_in(&["rotate", "app"], "");
+    assert_eq!(code, 6, "{err}");
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("step 'push to ks'") && err.contains("rolled back"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(e.home.path().join("keys.json")).unwrap(),
+        reg_before
+    );
+    assert_eq!(secret_of(&e, "app"), old["secret"].as_str().unwrap());
+    assert_eq!(ks.ec2_of(&user.id).len(), 1);
+}
+
+#[test]
+fn a_member_remote_verifies_the_new_key_by_listing_it() {
+    // A member may not exchange EC2 tokens (Keystone answers 403), so the new key is
+    // checked by Keystone listing it instead.
+    let ks = keystone();
+    let user = ks.user("rotver", Some("member"));
+    let e = Env::new();
+    e.add_remote("ks", &user);
+    e.ok(&["create", "--name", "app", "--remote", "ks"]);
+    let (code, _, err) = e.keyctl_in(&["rotate", "app", "--grace", "1h"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("HTTP 403") && err.contains("lists the new key"),
+        "{err}"
+    );
+    let new_id = e
+        .keys()
+        .into_iter()
+        .find(|k| k["status"] == "active")
+        .unwrap()["id"]
+        .clone();
+    let on_keystone: Vec<String> = ks.ec2_of(&user.id).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(on_keystone.len(), 2, "old and new during the grace period");
+    assert!(on_keystone.iter().any(|a| *a == new_id));
+}
