@@ -15,7 +15,6 @@ use crate::error::usage;
 use crate::key::{self, Format};
 use crate::registry::{KeyRecord, Registry};
 use crate::render::{self, KeyParts, Settings};
-use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(ctx, args.kind);
@@ -78,19 +77,9 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let delivery = Delivery::prepare(&args.render, settings, &parts)
         .inspect_err(|_| super::push::undo_server_mint(ctx, &remote, &links))?;
     let rec = KeyRecord {
-        id: minted.id.clone(),
-        name: name.clone(),
-        kind,
-        format,
-        description: meta.description,
-        created_at: now,
-        expires_at: meta.expires_at,
-        scopes: meta.scopes,
-        store: StoreKind::Keyring,
-        revoked_at: None,
-        superseded: None,
         remotes: links.clone(),
         extra,
+        ..meta.record(minted.id.clone(), name.clone(), kind, format, now)
     };
     let mut rec = store_new_key(ctx, rec, &minted.secret)
         .inspect_err(|_| super::push::undo_server_mint(ctx, &remote, &links))?;

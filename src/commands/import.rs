@@ -8,8 +8,6 @@ use crate::cli::ImportArgs;
 use crate::context::Ctx;
 use crate::input;
 use crate::key::{self, Format};
-use crate::registry::KeyRecord;
-use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(ctx, args.kind);
@@ -22,21 +20,7 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         Ok(r) => r.format,
         Err(_) => Format::Standard,
     };
-    let rec = KeyRecord {
-        id: args.id,
-        name: args.name,
-        kind,
-        format,
-        description: meta.description,
-        created_at: now,
-        expires_at: meta.expires_at,
-        scopes: meta.scopes,
-        store: StoreKind::Keyring,
-        revoked_at: None,
-        superseded: None,
-        remotes: Vec::new(),
-        extra: Default::default(),
-    };
+    let rec = meta.record(args.id, args.name, kind, format, now);
     let rec = store_new_key(ctx, rec, &secret)?;
     if ctx.out.json {
         return crate::output::print_json(&ctx.out, &KeyView::of(&rec, now));

@@ -174,6 +174,34 @@ pub struct NewKeyMeta {
     pub scopes: Vec<String>,
 }
 
+impl NewKeyMeta {
+    /// A fresh record for a key that is about to be stored (`store` is decided then).
+    pub fn record(
+        self,
+        id: String,
+        name: String,
+        kind: Kind,
+        format: Format,
+        now: OffsetDateTime,
+    ) -> KeyRecord {
+        KeyRecord {
+            id,
+            name,
+            kind,
+            format,
+            description: self.description,
+            created_at: now,
+            expires_at: self.expires_at,
+            scopes: self.scopes,
+            store: StoreKind::Keyring,
+            revoked_at: None,
+            superseded: None,
+            remotes: Vec::new(),
+            extra: Default::default(),
+        }
+    }
+}
+
 pub fn new_key_meta(
     description: Option<String>,
     expires: &str,
