@@ -90,8 +90,12 @@ pub fn put_new(
                 Err(e) if is_unavailable(&e) => {
                     let fs = file::FileStore::new(&ctx.paths.data);
                     fs.set(id, label, secret)?;
+                    let why = format!("{e:#}");
+                    let why = why
+                        .strip_prefix("the OS keyring is unavailable: ")
+                        .unwrap_or(&why);
                     ctx.out.note(&format!(
-                        "no OS keyring answered ({e:#}); the secret is in the file store {} (plain text, mode 0600). Use --store keyring to require the keyring.",
+                        "the secret went to the file store {} (plain text, mode 0600) because no OS keyring answered: {why}; --store keyring makes that an error",
                         fs.path().display()
                     ));
                     Ok(StoreKind::File)
