@@ -396,3 +396,24 @@ fn a_revoked_keys_name_can_be_reused_and_resolves_to_the_live_key() {
     let (_, out, _) = code_of(&h, &["list", "--all", "--json"], "");
     assert_eq!(json(&out).as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn version_fast_path_says_what_clap_says() {
+    let fast = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let short = std::process::Command::new(BIN).arg("-V").output().unwrap();
+    // With a global flag in front, clap itself answers.
+    let clap = std::process::Command::new(BIN)
+        .args(["--quiet", "--version"])
+        .output()
+        .unwrap();
+    assert!(fast.status.success() && clap.status.success());
+    assert_eq!(fast.stdout, clap.stdout);
+    assert_eq!(short.stdout, clap.stdout);
+    assert_eq!(
+        String::from_utf8(fast.stdout).unwrap(),
+        format!("keyctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
