@@ -251,13 +251,15 @@ fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     if ctx.out.json {
         return output::print_json(&ctx.out, &who);
     }
-    println!(
+    use std::io::Write as _;
+    writeln!(
+        std::io::stdout(),
         "ok: logged in to {name} as user {} (project {}), token valid until {}",
         who.user_id,
         who.project_id.as_deref().unwrap_or("-"),
         who.token_expires_at
             .map_or_else(|| "-".into(), crate::expiry::rfc3339)
-    );
+    )?;
     Ok(())
 }
 

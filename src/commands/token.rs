@@ -29,6 +29,9 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
             },
         );
     }
-    println!("{}", t.token.expose_secret());
+    use std::io::Write as _;
+    let mut line = zeroize::Zeroizing::new(t.token.expose_secret().to_string());
+    line.push('\n');
+    std::io::stdout().write_all(line.as_bytes())?;
     Ok(())
 }
