@@ -1,7 +1,7 @@
 //! Which keys a command can see: this machine's registry, plus the team store's keys
 //! when the vault store is selected or configured, so machine B sees what machine A
-//! created. Read commands load keys through here; writes to the team store go through
-//! [`crate::store::vault::VaultStore`] with check-and-set.
+//! created. Read commands load keys through here, and `update` changes a record where it
+//! lives (the team store with check-and-set, or the local registry under its lock).
 
 use crate::cli::StoreChoice;
 use crate::context::Ctx;
@@ -40,4 +40,28 @@ pub fn load_for(ctx: &Ctx, key: &str) -> anyhow::Result<Registry> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Changes one key's record where it lives: in the team store with check-and-set, or
+/// in the local registry under its lock. Returns the record as saved.
+pub fn update(
+    ctx: &Ctx,
+    store: crate::store::StoreKind,
+    id: &str,
+    mut change: impl FnMut(&mut crate::registry::KeyRecord),
+) -> anyhow::Result<crate::registry::KeyRecord> {
+    if store == crate::store::StoreKind::Vault {
+        return VaultStore::open(ctx)?.update_record(id, |k| {
+            change(k);
+            true
+        });
+    }
+    let mut reg = Registry::lock(&ctx.paths.data)?;
+    let k = reg.get_mut(id).ok_or_else(|| {
+        crate::error::Error::NotFound(format!("key {id} is no longer in the registry"))
+    })?;
+    change(k);
+    let saved = k.clone();
+    reg.save()?;
+    Ok(saved)
 }

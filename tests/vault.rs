@@ -4,6 +4,8 @@
 //! failures a team meets (bad token, sealed server, wrong mount, server down).
 
 mod common;
+#[path = "common/keystone.rs"]
+mod keystone;
 #[path = "common/openbao.rs"]
 mod openbao;
 
@@ -824,4 +826,53 @@ fn revoke_on_one_machine_is_seen_on_the_other() {
     let (code, _, err) = run(c, "");
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("already revoked"), "{err}");
+}
+
+#[test]
+fn a_team_key_is_pushed_to_keystone_and_every_machine_sees_where() {
+    let bao = DevServer::start();
+    let ks = keystone::keystone();
+    let user = ks.user("team", Some("member"));
+    let (a, b) = (Home::new(), Home::new());
+    // The remote's password is this machine's own secret: it stays off OpenBao.
+    let mut c = bao.cmd(&a);
+    c.args([
+        "remote",
+        "add",
+        "ks",
+        "--url",
+        &ks.url,
+        "--user",
+        &user.name,
+        "--project",
+        &user.project,
+    ]);
+    let (code, _, err) = run(c, &user.password);
+    assert_eq!(code, 0, "{err}");
+    assert!(a.path().join("secrets.json").exists());
+    assert_eq!(bao.api.key_ids().len(), 0);
+
+    let k = create(&bao, &a, &["--name", "shared", "--remote", "ks"]);
+    let id = k["id"].as_str().unwrap();
+    let secret = k["secret"].as_str().unwrap();
+    assert!(
+        ks.ec2_of(&user.id)
+            .iter()
+            .any(|(acc, s)| acc == id && s == secret)
+    );
+    let stored = bao.api.key(id).unwrap();
+    assert_eq!(stored["record"]["remotes"][0]["remote"], "ks");
+    let mut c = bao.cmd(&b);
+    c.args(["show", "shared", "--json"]);
+    assert_eq!(json(&ok(c))["remotes"][0]["remote"], "ks");
+
+    // Pushing again is safe, and revoke takes it off Keystone and marks the team record.
+    let mut c = bao.cmd(&a);
+    c.args(["push", "shared", "--remote", "ks"]);
+    ok(c);
+    let mut c = bao.cmd(&a);
+    c.args(["revoke", "shared", "--yes"]);
+    ok(c);
+    assert!(ks.ec2_of(&user.id).iter().all(|(acc, _)| acc != id));
+    assert!(bao.api.key(id).unwrap()["record"]["revoked_at"].is_string());
 }

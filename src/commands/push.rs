@@ -10,12 +10,14 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::key::{self, Format};
 use crate::output::quoted;
-use crate::registry::{KeyRecord, Registry, RemoteLink};
+use crate::registry::{KeyRecord, RemoteLink};
 use crate::remote;
 use crate::store;
 
 pub fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
-    let rec = Registry::load(&ctx.paths.data)?.resolve(&a.key)?.clone();
+    let rec = crate::catalog::load_for(ctx, &a.key)?
+        .resolve(&a.key)?
+        .clone();
     if rec.revoked_at.is_some() {
         return Err(Error::Inactive(format!(
             "key '{}' ({}) is revoked; it cannot be pushed",
@@ -47,7 +49,7 @@ pub fn push_key(
         user_id: p.user_id,
         pushed_at: OffsetDateTime::now_utc(),
     };
-    record_link(ctx, &rec.id, link.clone()).map_err(|e| {
+    record_link(ctx, rec, link.clone()).map_err(|e| {
         e.context(format!(
             "key {} is on remote {remote_name} but the registry could not say so; `keyctl push {} --remote {remote_name}` again is safe",
             rec.id, rec.id
@@ -67,17 +69,13 @@ pub fn push_key(
     Ok(link)
 }
 
-/// Adds (or refreshes) a key's link to a remote, under the registry lock.
-fn record_link(ctx: &Ctx, id: &str, link: RemoteLink) -> anyhow::Result<()> {
-    let mut reg = Registry::lock(&ctx.paths.data)?;
-    let k = reg.get_mut(id).ok_or_else(|| {
-        Error::NotFound(format!(
-            "key {id} disappeared from the registry while it was pushed"
-        ))
+/// Adds (or refreshes) a key's link to a remote where its record lives.
+fn record_link(ctx: &Ctx, rec: &KeyRecord, link: RemoteLink) -> anyhow::Result<()> {
+    crate::catalog::update(ctx, rec.store, &rec.id, |k| {
+        k.remotes.retain(|l| l.remote != link.remote);
+        k.remotes.push(link.clone());
     })?;
-    k.remotes.retain(|l| l.remote != link.remote);
-    k.remotes.push(link);
-    reg.save()
+    Ok(())
 }
 
 /// The remote half of `create`'s flags, taken before the rest of the args are consumed.

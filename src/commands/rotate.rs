@@ -79,11 +79,11 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     let delivery = Delivery::prepare(&a.render, settings, &parts)?;
 
     // Step 1: the old key steps aside (so the name is free) and the successor is stored.
-    mark_superseded(ctx, &old.id, Some((&new.id, now + grace)))?;
+    mark_superseded(ctx, &old, Some((&new.id, now + grace)))?;
     let new = match super::store_new_key(ctx, new, &minted.secret) {
         Ok(n) => n,
         Err(e) => {
-            let _ = mark_superseded(ctx, &old.id, None);
+            let _ = mark_superseded(ctx, &old, None);
             return Err(step_failed(&old, "store the new key", e, &[]));
         }
     };
@@ -191,21 +191,19 @@ fn parse_grace(s: &str) -> anyhow::Result<Duration> {
     crate::expiry::parse_duration(s)
 }
 
-/// Sets (or, with None, clears) the old key's supersession, under the registry lock.
+/// Sets (or, with None, clears) the old key's supersession.
 fn mark_superseded(
     ctx: &Ctx,
-    old_id: &str,
+    old: &KeyRecord,
     by: Option<(&str, OffsetDateTime)>,
 ) -> anyhow::Result<()> {
-    let mut reg = Registry::lock(&ctx.paths.data)?;
-    let k = reg
-        .get_mut(old_id)
-        .ok_or_else(|| Error::NotFound(format!("key {old_id} left the registry meanwhile")))?;
-    k.superseded = by.map(|(id, t)| Supersession {
-        by: id.to_string(),
-        revoke_after: t,
-    });
-    reg.save()
+    crate::catalog::update(ctx, old.store, &old.id, |k| {
+        k.superseded = by.map(|(id, t)| Supersession {
+            by: id.to_string(),
+            revoke_after: t,
+        });
+    })?;
+    Ok(())
 }
 
 /// A token exchange proves the remote accepts the new secret. Where the remote has none
@@ -283,7 +281,7 @@ fn rollback(ctx: &Ctx, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) 
             ));
         }
     }
-    if let Err(e) = mark_superseded(ctx, &old.id, None) {
+    if let Err(e) = mark_superseded(ctx, old, None) {
         problems.push(format!("the old key is still marked superseded ({e:#})"));
     }
     problems

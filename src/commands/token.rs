@@ -7,11 +7,12 @@ use serde::Serialize;
 
 use crate::cli::TokenArgs;
 use crate::context::Ctx;
-use crate::registry::Registry;
 use crate::remote;
 
 pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
-    let rec = Registry::load(&ctx.paths.data)?.resolve(&a.key)?.clone();
+    let rec = crate::catalog::load_for(ctx, &a.key)?
+        .resolve(&a.key)?
+        .clone();
     let secret = super::push::usable_secret(ctx, &rec)?;
     let t = remote::open(ctx, &a.remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {

@@ -58,7 +58,9 @@ pub fn open(ctx: &Ctx, kind: StoreKind) -> anyhow::Result<Box<dyn SecretStore>> 
 }
 
 /// Stores a new secret where `--store` says, falling back under `auto`. Returns the
-/// store that took it.
+/// store that took it. With the vault store, only this machine's own secrets come here
+/// (a remote's credential; keys go to OpenBao/Vault with their record through
+/// `commands::store_new_key`), and they stay on this machine as under `auto`.
 pub fn put_new(
     ctx: &Ctx,
     id: &str,
@@ -66,10 +68,6 @@ pub fn put_new(
     secret: &SecretString,
 ) -> anyhow::Result<StoreKind> {
     match ctx.store {
-        // The vault store keeps the record with the secret: see commands::store_new_key.
-        StoreChoice::Vault => Err(anyhow::anyhow!(
-            "new vault keys are written with their record by VaultStore::create_key"
-        )),
         StoreChoice::File => {
             file::FileStore::new(&ctx.paths.data).set(id, label, secret)?;
             Ok(StoreKind::File)
@@ -78,7 +76,7 @@ pub fn put_new(
             keyring::KeyringStore::open()?.set(id, label, secret)?;
             Ok(StoreKind::Keyring)
         }
-        StoreChoice::Auto => {
+        StoreChoice::Auto | StoreChoice::Vault => {
             let attempt = keyring::KeyringStore::open().and_then(|s| s.set(id, label, secret));
             match attempt {
                 Ok(()) => {
