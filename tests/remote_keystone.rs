@@ -22,20 +22,7 @@ impl Setup {
     fn new(prefix: &str, role: Option<&str>) -> Setup {
         let ks = keystone();
         let s = Setup::bare(ks.user(prefix, role));
-        let (code, _, err) = s.keyctl_in(
-            &[
-                "remote",
-                "add",
-                "ks",
-                "--url",
-                &ks.url,
-                "--user",
-                &s.user.name,
-                "--project",
-                &s.user.project,
-            ],
-            &s.user.password,
-        );
+        let (code, _, err) = s.keyctl_in(&s.user.remote_add_args("ks", &ks.url), &s.user.password);
         assert_eq!(code, 0, "remote add: {err}");
         s
     }

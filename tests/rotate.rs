@@ -45,17 +45,7 @@ impl Env {
 
     fn add_remote(&self, name: &str, user: &User) {
         let ks = keystone();
-        let args = [
-            "remote",
-            "add",
-            name,
-            "--url",
-            &ks.url,
-            "--user",
-            &user.name,
-            "--project",
-            &user.project,
-        ];
+        let args = user.remote_add_args(name, &ks.url);
         let (code, _, err) = self.keyctl_in(&args, &user.password);
         assert_eq!(code, 0, "remote add: {err}");
     }

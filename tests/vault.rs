@@ -836,17 +836,7 @@ fn a_team_key_is_pushed_to_keystone_and_every_machine_sees_where() {
     let (a, b) = (Home::new(), Home::new());
     // The remote's password is this machine's own secret: it stays off OpenBao.
     let mut c = bao.cmd(&a);
-    c.args([
-        "remote",
-        "add",
-        "ks",
-        "--url",
-        &ks.url,
-        "--user",
-        &user.name,
-        "--project",
-        &user.project,
-    ]);
+    c.args(user.remote_add_args("ks", &ks.url));
     let (code, _, err) = run(c, &user.password);
     assert_eq!(code, 0, "{err}");
     assert!(a.path().join("secrets.json").exists());

@@ -2,14 +2,12 @@
 //! minting, or `--server-side`: let the remote mint). The registry records a push only
 //! after the remote confirmed it, so a failed push never leaves a key marked pushed.
 
-use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::cli::{CreateArgs, PushArgs};
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::key::{self, Format};
-use crate::output::quoted;
 use crate::registry::{KeyRecord, RemoteLink};
 use crate::remote;
 use crate::store;
@@ -160,14 +158,4 @@ pub fn push_after_create(ctx: &Ctx, rec: &mut KeyRecord, a: &CreateRemote) -> an
             rec.name, rec.id, rec.id
         ))),
     }
-}
-
-/// The secret of a key that is usable (not revoked).
-pub fn usable_secret(ctx: &Ctx, rec: &KeyRecord) -> anyhow::Result<SecretString> {
-    if rec.revoked_at.is_some() {
-        return Err(
-            Error::Inactive(format!("key {} ({}) is revoked", quoted(&rec.name), rec.id)).into(),
-        );
-    }
-    store::open(ctx, rec.store)?.get(&rec.id)
 }

@@ -20,7 +20,7 @@ use crate::error::{Error, usage};
 use crate::expiry::Status;
 use crate::registry::{KeyRecord, Registry, RemoteLink};
 use crate::remote::{self, Remote};
-use crate::store::{self, StoreKind, vault::VaultStore};
+use crate::store::{self, StoreKind};
 
 /// The outcome for one key: the links it was taken off, or the error.
 struct Outcome {
@@ -86,11 +86,8 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
                 // A team key's record lives in OpenBao/Vault: every machine sees the
                 // revocation there (check-and-set against concurrent writers).
                 let mut local = false;
-                match VaultStore::open(ctx).and_then(|v| {
-                    v.update_record(&o.rec.id, |k| {
-                        local = apply(k);
-                        true
-                    })
+                match crate::catalog::update(ctx, StoreKind::Vault, &o.rec.id, |k| {
+                    local = apply(k);
                 }) {
                     Ok(k) => done.push((k, local)),
                     Err(e) => failures.push(e.context(format!(

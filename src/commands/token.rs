@@ -2,18 +2,22 @@
 //! token. The token goes to stdout alone (for `$(keyctl token ...)`), or with its expiry
 //! under `--json`; the secret itself never leaves the machine (Keystone gets a signature).
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::cli::TokenArgs;
 use crate::context::Ctx;
+use crate::error::Error;
+use crate::output::quoted;
+use crate::registry::KeyRecord;
 use crate::remote;
+use crate::store;
 
 pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     let rec = crate::catalog::load_for(ctx, &a.key)?
         .resolve(&a.key)?
         .clone();
-    let secret = super::push::usable_secret(ctx, &rec)?;
+    let secret = usable_secret(ctx, &rec)?;
     let t = remote::open(ctx, &a.remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {
         #[derive(Serialize)]
@@ -35,4 +39,14 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     line.push('\n');
     std::io::stdout().write_all(line.as_bytes())?;
     Ok(())
+}
+
+/// The secret of a key that is usable (not revoked).
+fn usable_secret(ctx: &Ctx, rec: &KeyRecord) -> anyhow::Result<SecretString> {
+    if rec.revoked_at.is_some() {
+        return Err(
+            Error::Inactive(format!("key {} ({}) is revoked", quoted(&rec.name), rec.id)).into(),
+        );
+    }
+    store::open(ctx, rec.store)?.get(&rec.id)
 }

@@ -35,6 +35,23 @@ pub struct User {
     pub password: String,
 }
 
+impl User {
+    /// `keyctl remote add NAME ...` for this user on `url` (the password goes on stdin).
+    pub fn remote_add_args<'a>(&'a self, name: &'a str, url: &'a str) -> [&'a str; 9] {
+        [
+            "remote",
+            "add",
+            name,
+            "--url",
+            url,
+            "--user",
+            &self.name,
+            "--project",
+            &self.project,
+        ]
+    }
+}
+
 static KEYSTONE: OnceLock<Keystone> = OnceLock::new();
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
