@@ -127,6 +127,8 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Exchange a key and its secret for a short-lived token from a remote
     Token(TokenArgs),
+    /// Prove that stored keys still work against their services (exit 7 when refused)
+    Verify(VerifyArgs),
     /// Replace a key: mint a successor, push and verify it, re-render; the old key is
     /// revoked after a grace period
     Rotate(RotateArgs),
@@ -300,6 +302,25 @@ pub struct TokenArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Key ID or unique name
+    #[arg(
+        value_name = "KEY",
+        required_unless_present = "all",
+        conflicts_with = "all",
+        add = ArgValueCandidates::new(crate::complete::key_candidates)
+    )]
+    pub key: Option<String>,
+    /// Every key that is not expired or revoked
+    #[arg(long)]
+    pub all: bool,
+    /// Check on this remote (default: the remotes the key was pushed to, or the only Soda
+    /// remote for an imported key)
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct CreateArgs {
     /// What the key is for
     #[arg(long, value_enum, default_value_t = KindArg::Api)]
@@ -322,10 +343,12 @@ pub struct CreateArgs {
     /// Secret prefix for services that expect their own, e.g. sk_soika_
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
-    /// Push the new key to this remote (a failed push leaves the key local only)
+    /// Push the new key to this remote (a failed push leaves the key local only); a Soda
+    /// remote mints the key itself, and a runner key uses the only Soda remote by default
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
-    /// Let the remote mint the pair and store what it shows once (needs --remote)
+    /// Let the remote mint the pair and store what it shows once (needs --remote; implied
+    /// for Soda Cloud)
     #[arg(long, requires = "remote")]
     pub server_side: bool,
     /// Make the credential belong to this user (needs --remote with an admin's remote)
@@ -439,6 +462,9 @@ pub struct ImportArgs {
     /// A permission the key carries (repeatable)
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
+    /// Check the key on this remote right after storing it (as `keyctl verify`)
+    #[arg(long, value_name = "NAME")]
+    pub verify: Option<String>,
 }
 
 #[derive(Debug, Args)]

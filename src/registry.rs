@@ -58,12 +58,38 @@ pub struct KeyRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RemoteLink {
     pub remote: String,
-    /// The remote's own ID of the credential (Keystone: sha256 of the access key).
+    /// The remote's own ID of the credential (Keystone: sha256 of the access key; Soda
+    /// Cloud: the runner ID). Empty while unknown: Soda Cloud names no runner when it
+    /// mints a runner key, and the runner appears only once deployed. Written as `null`.
+    #[serde(
+        default,
+        serialize_with = "empty_as_null",
+        deserialize_with = "null_as_empty"
+    )]
     pub remote_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub pushed_at: OffsetDateTime,
+}
+
+impl RemoteLink {
+    /// The remote's ID of the credential, when known.
+    pub fn known_id(&self) -> Option<&str> {
+        Some(self.remote_id.as_str()).filter(|s| !s.is_empty())
+    }
+}
+
+fn empty_as_null<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_empty() {
+        s.serialize_none()
+    } else {
+        s.serialize_str(v)
+    }
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A rotated key: still usable until its grace period ends, then revoked by
@@ -86,6 +112,11 @@ impl KeyRecord {
             Status::Active | Status::Expiring if self.superseded.is_some() => Status::Superseded,
             s => s,
         }
+    }
+
+    /// The key's link to `remote`, if it was pushed there.
+    pub fn links_to(&self, remote: &str) -> Option<&RemoteLink> {
+        self.remotes.iter().find(|l| l.remote == remote)
     }
 
     /// Neither revoked nor replaced: the key a name stands for.

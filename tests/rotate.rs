@@ -196,7 +196,7 @@ fn a_member_remote_verifies_the_new_key_by_listing_it() {
     let (code, _, err) = e.keyctl_in(&["rotate", "app", "--grace", "1h"], "");
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("HTTP 403") && err.contains("lists the new key"),
+        err.contains("HTTP 403") && err.contains("it lists the key"),
         "{err}"
     );
     let new_id = e

@@ -32,6 +32,7 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         secret: secret.expose_secret(),
     };
     let delivery = Delivery::prepare(&args.render, settings, &parts)?;
+    delivery.confirm_replace(ctx, &k.id)?;
     delivery.deliver(ctx, &parts)
 }
 
@@ -41,6 +42,9 @@ pub struct Delivery {
     /// `--write`: the path as given and the planned edit.
     pub write: Option<(PathBuf, Plan)>,
     pub dry_run: bool,
+    /// The key ID of the `soda_cloud` block `--write` would replace, when it is another
+    /// key's: a working configuration is not replaced without asking.
+    pub replaces: Option<String>,
 }
 
 impl Delivery {
@@ -67,11 +71,34 @@ impl Delivery {
                 Some((path.clone(), plan))
             }
         };
+        let replaces = write
+            .as_ref()
+            .and_then(|(_, plan)| block_key_id(plan.old.as_deref()?))
+            .filter(|old| old != parts.id);
         Ok(Delivery {
             settings,
             write,
             dry_run: args.dry_run,
+            replaces,
         })
+    }
+
+    /// Asks before `--write` replaces the block of another key (on a terminal; `--yes`
+    /// otherwise, exit 10). `rotate --write` means the replacement and does not call it.
+    pub fn confirm_replace(&self, ctx: &Ctx, new_id: &str) -> anyhow::Result<()> {
+        let (Some(old), Some((path, _)), false) = (&self.replaces, &self.write, self.dry_run)
+        else {
+            return Ok(());
+        };
+        crate::input::confirm(
+            ctx,
+            &format!(
+                "{} holds the {BLOCK_KEY} block of key {} (a working configuration); replacing it with key {}",
+                path.display(),
+                crate::output::sanitize(old),
+                new_id
+            ),
+        )
     }
 
     pub fn deliver(&self, ctx: &Ctx, parts: &KeyParts) -> anyhow::Result<()> {
@@ -155,6 +182,16 @@ fn expected_block(settings: &Settings, parts: &KeyParts) -> Value {
         render::secret_value(settings, parts).into_owned().into(),
     );
     Value::Mapping(m)
+}
+
+/// `soda_cloud.api_key_id` of a configuration file's text, when it has one.
+fn block_key_id(text: &str) -> Option<String> {
+    let doc: Value = serde_yaml_ng::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    match doc.get(BLOCK_KEY)?.get("api_key_id")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 fn print_stdout(text: &str) -> anyhow::Result<()> {

@@ -21,16 +21,32 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         Err(_) => Format::Standard,
     };
     let rec = meta.record(args.id, args.name, kind, format, now);
+    // --verify R: the service must accept the key before it is kept.
+    if let Some(r) = &args.verify {
+        let how = crate::remote::open(ctx, r)?
+            .verify(&rec.id, &secret, None)
+            .map_err(|e| e.context(format!("key {} was not imported", rec.id)))?;
+        ctx.out
+            .note(&format!("key {} works on remote {r}: {how}", rec.id));
+    }
     let rec = store_new_key(ctx, rec, &secret)?;
+    drop(secret);
     if ctx.out.json {
         return crate::output::print_json(&ctx.out, &KeyView::of(&rec, now));
     }
     ctx.out.note(&format!(
-        "imported {} key '{}' ({}), secret in the {} store",
+        "imported {} key '{}' ({}), secret in the {} store; `keyctl config {}` renders its snippet",
         rec.kind,
         rec.name,
         rec.id,
-        rec.store.as_str()
+        rec.store.as_str(),
+        rec.name
     ));
+    if let (None, Some(r)) = (&args.verify, super::push::only_soda_remote(ctx)) {
+        ctx.out.note(&format!(
+            "check that Soda Cloud accepts it: `keyctl verify {} --remote {r}`",
+            rec.name
+        ));
+    }
     Ok(())
 }

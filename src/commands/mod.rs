@@ -16,6 +16,7 @@ pub mod run;
 pub mod secret;
 pub mod show;
 pub mod token;
+pub mod verify;
 
 use secrecy::SecretString;
 use serde::Serialize;
@@ -46,6 +47,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Push(a) => push::run(ctx, a),
         Command::Revoke(a) => revoke::run(ctx, a),
         Command::Token(a) => token::run(ctx, a),
+        Command::Verify(a) => verify::run(ctx, a),
         Command::Rotate(a) => rotate::run(ctx, a),
         Command::Gc(a) => rotate::finish(ctx, a.jobs),
     }

@@ -76,25 +76,70 @@ fn record_link(ctx: &Ctx, rec: &KeyRecord, link: RemoteLink) -> anyhow::Result<(
     Ok(())
 }
 
-/// The remote half of `create`'s flags, taken before the rest of the args are consumed.
+/// The remote half of `create`: which remote, and who mints the pair.
 pub struct CreateRemote {
-    remote: Option<String>,
-    server_side: bool,
+    pub remote: Option<String>,
+    /// The remote mints the pair (`--server-side`, and always for Soda Cloud).
+    pub server_side: bool,
     for_user: Option<String>,
+    /// The Soda Cloud host of a Soda remote, for the snippet (`cloud.us.soda.io`).
+    pub soda_host: Option<String>,
 }
 
 impl CreateRemote {
-    pub fn of(a: &CreateArgs) -> Self {
-        CreateRemote {
-            remote: a.remote.clone(),
-            server_side: a.server_side,
-            for_user: a.for_user.clone(),
+    /// `--remote R` as given; for a runner key with no `--remote`, the one Soda remote
+    /// when exactly one is configured. Soda Cloud mints every key itself, so a Soda
+    /// remote implies `--server-side`, and an API key (minted only in its UI) is refused
+    /// with the way forward.
+    pub fn resolve(ctx: &Ctx, a: &CreateArgs, kind: key::Kind) -> anyhow::Result<Self> {
+        let remote = match &a.remote {
+            Some(r) => Some(r.clone()),
+            None if kind == key::Kind::Runner => only_soda_remote(ctx),
+            None => None,
+        };
+        let soda = match &remote {
+            Some(r) => {
+                let cfg = ctx.config.remotes.get(r).ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "no remote named {} (see `keyctl remote list`)",
+                        crate::output::quoted(r)
+                    ))
+                })?;
+                (cfg.kind == remote::RemoteType::Soda).then(|| remote::soda::host_of(cfg))
+            }
+            None => None,
+        };
+        if soda.is_some() && kind == key::Kind::Api {
+            return Err(crate::error::usage(format!(
+                "Soda Cloud mints API keys only in its UI: create one there (your profile, API keys), then `keyctl import --kind api --name NAME --id KEY_ID` (secret on stdin) and `keyctl config NAME`; remote {} mints runner keys (`--kind runner`)",
+                remote.as_deref().unwrap_or("")
+            )));
         }
+        Ok(CreateRemote {
+            server_side: a.server_side || soda.is_some(),
+            soda_host: soda.flatten(),
+            remote,
+            for_user: a.for_user.clone(),
+        })
     }
 }
 
-/// `create --remote R --server-side`: the remote mints the pair. Otherwise mints
-/// locally. The link is returned so the registry entry is born pushed.
+/// The name of the only Soda remote, if exactly one is configured.
+pub fn only_soda_remote(ctx: &Ctx) -> Option<String> {
+    let mut soda = ctx
+        .config
+        .remotes
+        .iter()
+        .filter(|(_, c)| c.kind == remote::RemoteType::Soda);
+    match (soda.next(), soda.next()) {
+        (Some((name, _)), None) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// `create --remote R --server-side` (and every Soda remote): the remote mints the pair.
+/// Otherwise mints locally. The link is returned so the registry entry is born pushed;
+/// its remote ID is empty where the remote names none (Soda Cloud).
 pub fn mint_for_create(
     ctx: &Ctx,
     a: &CreateRemote,
@@ -105,41 +150,39 @@ pub fn mint_for_create(
         return Ok((key::mint(format, prefix), None));
     };
     let m = remote::open(ctx, name)?.mint(a.for_user.as_deref())?;
-    key::validate_id(&m.access).map_err(|e| {
-        Error::RemoteRefused(format!(
-            "remote {name} minted a key ID keyctl cannot store ({e:#}); revoke it there by hand"
-        ))
-    })?;
     let link = RemoteLink {
         remote: name.clone(),
         remote_id: m.remote_id,
         user_id: m.user_id,
         pushed_at: OffsetDateTime::now_utc(),
     };
-    Ok((
-        key::Minted {
-            id: m.access,
-            secret: m.secret,
-        },
-        Some(link),
-    ))
+    let minted = key::Minted {
+        id: m.access,
+        secret: m.secret,
+    };
+    if let Err(e) = key::validate_id(&minted.id) {
+        rescue_secret(name, &minted);
+        return Err(Error::RemoteRefused(format!(
+            "remote {name} minted a key ID keyctl cannot store ({e:#})"
+        ))
+        .into());
+    }
+    Ok((minted, Some(link)))
 }
 
-/// After a server-side mint whose local storing failed: take the credential back, so
-/// no key exists that nobody holds the secret of.
-pub fn undo_server_mint(ctx: &Ctx, a: &CreateRemote, rec_links: &[RemoteLink]) {
-    if !a.server_side {
-        return;
-    }
-    for l in rec_links {
-        let r = remote::open(ctx, &l.remote).and_then(|r| r.revoke(l));
-        if let Err(e) = r {
-            ctx.out.warn(&format!(
-                "the key minted on remote {} could not be taken back ({e:#}); delete credential {} there by hand",
-                l.remote, l.remote_id
-            ));
-        }
-    }
+/// The last resort for a server-minted pair that could not be stored: the service shows
+/// the secret only once, so it is printed once on stderr (never lost), with a warning.
+pub fn rescue_secret(remote_name: &str, m: &key::Minted) {
+    use secrecy::ExposeSecret as _;
+    // Printed even under -q: this is the only copy.
+    eprintln!(
+        "keyctl: warning: remote {remote_name} minted a key that could not be stored; it is shown this once, keep it now (then `keyctl import`):"
+    );
+    eprintln!(
+        "  key ID: {}\n  secret: {}",
+        crate::output::sanitize(&m.id),
+        m.secret.expose_secret()
+    );
 }
 
 /// `create --remote R` without `--server-side`: push the stored key. A failure leaves

@@ -278,21 +278,37 @@ pub fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         pushed: bool,
     }
     let mut rows: Vec<Row> = Vec::new();
+    let mut matched: Vec<&remote::RemoteCred> = Vec::new();
     for k in reg.keys().iter().filter(|k| k.revoked_at.is_none()) {
-        let on = creds.iter().find(|c| c.access == k.id);
+        let link = k.links_to(name);
+        // Where the remote lists no key IDs (Soda runners), a key is matched by the name
+        // its runner registered under; a rotated key's name belongs to its successor.
+        let on = creds.iter().find(|c| {
+            if c.access.is_empty() {
+                link.is_some() && k.superseded.is_none() && c.name.as_deref() == Some(&k.name)
+            } else {
+                c.access == k.id
+            }
+        });
+        if let (Some(c), Some(l)) = (on, link)
+            && l.known_id().is_none()
+        {
+            learn_remote_id(ctx, k, name, &c.remote_id);
+        }
+        matched.extend(on);
         rows.push(Row {
             id: k.id.clone(),
             name: Some(k.name.clone()),
             place: if on.is_some() { "both" } else { "local" },
             remote_id: on.map(|c| c.remote_id.clone()),
-            pushed: k.remotes.iter().any(|l| l.remote == name),
+            pushed: link.is_some(),
         });
     }
     for c in &creds {
-        if !rows.iter().any(|r| r.id == c.access) {
+        if !matched.iter().any(|m| std::ptr::eq(*m, c)) {
             rows.push(Row {
                 id: c.access.clone(),
-                name: None,
+                name: c.name.clone(),
                 place: "remote",
                 remote_id: Some(c.remote_id.clone()),
                 pushed: false,
@@ -305,13 +321,40 @@ pub fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let table = rows
         .into_iter()
         .map(|r| {
+            let remote_id = match (r.remote_id, r.pushed) {
+                (Some(id), _) => id,
+                (None, true) => "(not listed)".into(),
+                (None, false) => "-".into(),
+            };
             vec![
                 r.name.unwrap_or_else(|| "-".into()),
-                r.id,
+                if r.id.is_empty() { "-".into() } else { r.id },
                 r.place.to_string(),
-                r.remote_id.unwrap_or_else(|| "-".into()),
+                remote_id,
             ]
         })
         .collect();
     output::print_table(&ctx.out, &["NAME", "ID", "WHERE", "REMOTE ID"], table)
+}
+
+/// Records a remote ID learned from the remote's listing (a Soda runner that registered
+/// under the key's name), so `revoke` can use it. A failure is only a warning.
+fn learn_remote_id(ctx: &Ctx, k: &crate::registry::KeyRecord, remote: &str, id: &str) {
+    let saved = crate::catalog::update(ctx, k.store, &k.id, |rec| {
+        for l in rec.remotes.iter_mut().filter(|l| l.remote == remote) {
+            if l.known_id().is_none() {
+                l.remote_id = id.to_string();
+            }
+        }
+    });
+    match saved {
+        Ok(_) => ctx.out.note(&format!(
+            "key '{}' ({}) belongs to {remote}'s runner {id} (matched by name); recorded for revoke",
+            k.name, k.id
+        )),
+        Err(e) => ctx.out.warn(&format!(
+            "key {} belongs to runner {id} on {remote}, but that could not be recorded: {e:#}",
+            k.id
+        )),
+    }
 }

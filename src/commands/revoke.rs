@@ -277,6 +277,21 @@ fn revoke_one(
                 }
                 None => continue,
             };
+            let l = match learn_id(ctx, r.as_ref(), l, &rec) {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    revoked.push(l.clone());
+                    continue;
+                }
+                Err(e) => {
+                    return Outcome {
+                        result: Err(e),
+                        rec,
+                        revoked,
+                    };
+                }
+            };
+            let l = &l;
             match r.revoke(l) {
                 Ok(true) => revoked.push(l.clone()),
                 Ok(false) => {
@@ -303,6 +318,37 @@ fn revoke_one(
         revoked,
         result: Ok(()),
     }
+}
+
+/// A link whose remote ID was unknown when it was recorded (a Soda runner key: the runner
+/// appears only once deployed) gets it from the remote, by the key's name. A rotated
+/// key's name belongs to its successor now, so its runner is never looked up by name:
+/// it is left to Soda Cloud's UI and the key is revoked here (Ok(None), with a warning).
+fn learn_id(
+    ctx: &Ctx,
+    r: &dyn Remote,
+    l: &RemoteLink,
+    rec: &KeyRecord,
+) -> anyhow::Result<Option<RemoteLink>> {
+    if l.known_id().is_some() {
+        return Ok(Some(l.clone()));
+    }
+    if rec.superseded.is_some() {
+        ctx.out.warn(&format!(
+            "key {} was rotated and its runner was never matched on remote {}: if a runner still uses it, delete that runner in Soda Cloud (Runners)",
+            rec.id, l.remote
+        ));
+        return Ok(None);
+    }
+    let mut known = l.clone();
+    if let Some(id) = r.find_id(l, &rec.name)? {
+        ctx.out.debug(&format!(
+            "remote {}: key {} belongs to runner {id}",
+            l.remote, rec.id
+        ));
+        known.remote_id = id;
+    }
+    Ok(Some(known))
 }
 
 fn progress(ctx: &Ctx, total: usize) -> Option<indicatif::ProgressBar> {

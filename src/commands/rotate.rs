@@ -51,7 +51,9 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         _ => old.kind.default_prefix().to_string(),
     };
     drop(old_secret);
-    let minted = key::mint(old.format, &prefix);
+    // A key of a remote that mints its own (Soda Cloud) gets its successor from there.
+    let minter = old.remotes.iter().find(|l| mints_own_keys(ctx, &l.remote));
+    let (minted, born) = successor(ctx, minter, old.format, &prefix)?;
     let new = KeyRecord {
         id: minted.id.clone(),
         name: old.name.clone(),
@@ -64,7 +66,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         store: StoreKind::Keyring,
         revoked_at: None,
         superseded: None,
-        remotes: Vec::new(),
+        remotes: born.iter().cloned().collect(),
         extra: old.extra.clone(),
     };
     let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
@@ -83,14 +85,22 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     let new = match super::store_new_key(ctx, new, &minted.secret) {
         Ok(n) => n,
         Err(e) => {
+            if let Some(l) = &born {
+                super::push::rescue_secret(&l.remote, &minted);
+            }
             let _ = mark_superseded(ctx, &old, None);
             return Err(step_failed(&old, "store the new key", e, &[]));
         }
     };
 
-    // Steps 2 and 3: push to every remote of the old key, then prove the key works there.
-    let mut pushed: Vec<RemoteLink> = Vec::new();
-    for l in &old.remotes {
+    // Steps 2 and 3: push to every other remote of the old key, then prove the key works
+    // on each.
+    let mut pushed: Vec<RemoteLink> = born.iter().cloned().collect();
+    for l in old
+        .remotes
+        .iter()
+        .filter(|l| born.as_ref().is_none_or(|b| b.remote != l.remote))
+    {
         match super::push::push_key(ctx, &new, &l.remote, l.user_id.as_deref()) {
             Ok(link) => pushed.push(link),
             Err(e) => {
@@ -206,53 +216,62 @@ fn mark_superseded(
     Ok(())
 }
 
-/// A token exchange proves the remote accepts the new secret. Where the remote has none
-/// (Soda Cloud) or will not exchange for this user (Keystone lets only admins check EC2
-/// signatures: HTTP 403), the remote's own list must show the new key instead.
+/// The remote's own proof that it accepts the new secret (`Remote::verify`).
 fn verify(
     ctx: &Ctx,
     link: &RemoteLink,
     id: &str,
     secret: &secrecy::SecretString,
 ) -> anyhow::Result<()> {
-    let name = &link.remote;
-    let r = crate::remote::open(ctx, name)?;
-    let why = match r.token(id, secret) {
-        Ok(_) => {
-            ctx.out.debug(&format!(
-                "remote {name} issued a token for the new key {id}"
-            ));
-            return Ok(());
-        }
-        Err(e) if is_usage(&e) => "it has no token exchange".to_string(),
-        Err(e) if format!("{e:#}").contains("HTTP 403") => {
-            "this remote's user may not exchange tokens (HTTP 403)".to_string()
-        }
-        Err(e) => return Err(e),
-    };
-    match r.list(link.user_id.as_deref()) {
-        Ok(creds) if creds.iter().any(|c| c.access == id) => {
-            ctx.out.note(&format!(
-                "remote {name}: {why}; it lists the new key, which is the check made instead"
-            ));
-            Ok(())
-        }
-        Ok(_) => Err(Error::RemoteRefused(format!(
-            "remote {name} does not list the new key {id} after accepting its push"
-        ))
-        .into()),
-        Err(e) if is_usage(&e) => {
-            ctx.out.note(&format!(
-                "remote {name}: {why} and no list; the new key is verified by its push only"
-            ));
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    let how =
+        crate::remote::open(ctx, &link.remote)?.verify(id, secret, link.user_id.as_deref())?;
+    ctx.out
+        .note(&format!("remote {}: the new key works: {how}", link.remote));
+    Ok(())
 }
 
-fn is_usage(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<Error>(), Some(Error::Usage(_)))
+/// Remotes that mint every key themselves and take none from clients (Soda Cloud).
+fn mints_own_keys(ctx: &Ctx, remote: &str) -> bool {
+    ctx.config
+        .remotes
+        .get(remote)
+        .is_some_and(|c| c.kind == crate::remote::RemoteType::Soda)
+}
+
+/// The successor pair: minted by `minter` when the old key's remote mints its own keys
+/// (the link is born pushed), else locally.
+fn successor(
+    ctx: &Ctx,
+    minter: Option<&RemoteLink>,
+    format: key::Format,
+    prefix: &str,
+) -> anyhow::Result<(key::Minted, Option<RemoteLink>)> {
+    let Some(l) = minter else {
+        return Ok((key::mint(format, prefix), None));
+    };
+    let m = crate::remote::open(ctx, &l.remote)?
+        .mint(None)
+        .map_err(|e| {
+            e.context(format!(
+                "rotation failed at step 'mint on {}'; nothing was changed",
+                l.remote
+            ))
+        })?;
+    let minted = key::Minted {
+        id: m.access,
+        secret: m.secret,
+    };
+    if let Err(e) = key::validate_id(&minted.id) {
+        super::push::rescue_secret(&l.remote, &minted);
+        return Err(e);
+    }
+    let link = RemoteLink {
+        remote: l.remote.clone(),
+        remote_id: m.remote_id,
+        user_id: m.user_id,
+        pushed_at: OffsetDateTime::now_utc(),
+    };
+    Ok((minted, Some(link)))
 }
 
 /// Undoes a rotation: the successor off its remotes and out of the store and registry,
@@ -260,6 +279,14 @@ fn is_usage(e: &anyhow::Error) -> bool {
 fn rollback(ctx: &Ctx, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) -> Vec<String> {
     let mut problems = Vec::new();
     for l in pushed {
+        if l.known_id().is_none() {
+            // A Soda runner key that was never deployed has no runner to delete.
+            ctx.out.warn(&format!(
+                "remote {} minted the new key {}, which no runner uses; Soda Cloud has no API to delete an undeployed runner key",
+                l.remote, new.id
+            ));
+            continue;
+        }
         if let Err(e) = crate::remote::open(ctx, &l.remote).and_then(|r| r.revoke(l)) {
             problems.push(format!(
                 "the new key is still on remote {} ({e:#}); `keyctl revoke {}` retries",

@@ -326,6 +326,7 @@ impl Remote for Http<'_> {
                     access,
                     remote_id,
                     user_id: None,
+                    name: None,
                 })
             })
             .collect()

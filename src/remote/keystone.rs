@@ -501,6 +501,7 @@ impl Remote for Keystone<'_> {
                     access: blob.access,
                     remote_id: c.id,
                     user_id: c.user_id,
+                    name: None,
                 })
             })
             .collect())

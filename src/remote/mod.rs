@@ -113,10 +113,14 @@ pub struct RemoteConfig {
 /// A credential as the remote lists it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RemoteCred {
-    /// The key ID (EC2 access key).
+    /// The key ID (EC2 access key); empty where the remote does not say it (Soda Cloud's
+    /// runners carry no key ID).
     pub access: String,
     pub remote_id: String,
     pub user_id: Option<String>,
+    /// The name the remote shows (a Soda runner's `name`, which its Helm chart sets to the
+    /// key's name): how a key is matched where no key ID is listed.
+    pub name: Option<String>,
 }
 
 /// What a push did.
@@ -166,6 +170,52 @@ pub trait Remote: Sync {
     fn list(&self, for_user: Option<&str>) -> anyhow::Result<Vec<RemoteCred>>;
     fn token(&self, access: &str, secret: &SecretString) -> anyhow::Result<Token>;
     fn mint(&self, for_user: Option<&str>) -> anyhow::Result<ServerMinted>;
+
+    /// Proves that a stored key still works on this remote and says how. The default is a
+    /// token exchange; where the remote has none, or lets only admins exchange (HTTP 403),
+    /// its listing must show the key instead. A remote with a check of its own (Soda
+    /// Cloud's test-login) overrides it. A refusal is [`Error::RemoteRefused`].
+    fn verify(
+        &self,
+        access: &str,
+        secret: &SecretString,
+        user_id: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let why = match self.token(access, secret) {
+            Ok(_) => return Ok("it issued a token for the key".into()),
+            Err(e) if is_usage(&e) => "it has no token exchange",
+            Err(e) if format!("{e:#}").contains("HTTP 403") => {
+                "this remote's user may not exchange tokens (HTTP 403)"
+            }
+            Err(e) => return Err(e),
+        };
+        match self.list(user_id) {
+            Ok(creds) if creds.iter().any(|c| c.access == access) => {
+                Ok(format!("{why}; it lists the key"))
+            }
+            Ok(_) => Err(Error::RemoteRefused(format!(
+                "the remote does not list key {access} ({why})"
+            ))
+            .into()),
+            Err(e) if is_usage(&e) => Ok(format!(
+                "{why} and no list: it cannot be checked there (the push was accepted)"
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The remote's ID of a credential that was unknown when it was recorded (a Soda
+    /// runner appears only once deployed), looked up by the key's name. None while the
+    /// remote does not show it.
+    fn find_id(&self, _link: &RemoteLink, _key_name: &str) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// A usage error: the remote type cannot do what was asked.
+pub fn is_usage(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Usage(_))))
 }
 
 /// Opens the remote configured as `name`.
@@ -409,7 +459,9 @@ impl Client {
     }
 
     /// Sends one request. `idempotent` requests are retried (twice, with backoff) when
-    /// the remote could not be reached or answered 429/502/503/504.
+    /// the remote could not be reached or answered 502/503/504. A 429 is retried for every
+    /// request (the server did nothing), after the wait its `Retry-After` asks for (up to
+    /// a minute: Soda Cloud counts per minute), with a note on stderr.
     pub fn send(
         &self,
         method: reqwest::Method,
@@ -418,12 +470,24 @@ impl Client {
         body: Option<&serde_json::Value>,
         idempotent: bool,
     ) -> anyhow::Result<Reply> {
-        let attempts = if idempotent { 3 } else { 1 };
+        const ATTEMPTS: u32 = 3;
         let mut delay = Duration::from_millis(200);
-        for attempt in 1..=attempts {
-            let last = attempt == attempts;
+        for attempt in 1..=ATTEMPTS {
+            let last = attempt == ATTEMPTS;
             match self.send_once(&method, &url, &auth, body) {
-                Ok(r) if !last && matches!(r.status, 429 | 502 | 503 | 504) => {
+                Ok(r) if !last && r.status == 429 => {
+                    let wait = retry_after(&r)
+                        .unwrap_or(delay)
+                        .min(Duration::from_secs(60));
+                    self.out.note(&format!(
+                        "remote {} is rate-limiting (HTTP 429); waiting {} s as it asks, then retrying ({attempt}/{})",
+                        self.name,
+                        wait.as_secs_f64().ceil(),
+                        ATTEMPTS - 1
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Ok(r) if idempotent && !last && matches!(r.status, 502..=504) => {
                     let wait = retry_after(&r)
                         .unwrap_or(delay)
                         .min(Duration::from_secs(10));
@@ -435,7 +499,7 @@ impl Client {
                     ));
                     std::thread::sleep(wait);
                 }
-                Err(e) if !last && is_unreachable(&e) => {
+                Err(e) if idempotent && !last && is_unreachable(&e) => {
                     self.out
                         .debug(&format!("{e:#}; retrying in {} ms", delay.as_millis()));
                     std::thread::sleep(delay);

@@ -1,24 +1,33 @@
-//! Soda Cloud's REST API as a remote. Soda Cloud mints its API keys itself, so the
-//! remote supports server-side keys only: `POST /api/v1/runners` creates a self-hosted
-//! runner and returns its key ID and secret once; `DELETE /api/v1/runners/{id}` takes
-//! it back; `GET /api/v1/runners` pages through them. Requests use HTTP Basic with an
-//! admin's key ID and secret; `GET /api/v1/test-login` checks them.
+//! Soda Cloud's REST API as a remote, on its published contract (Soda Cloud API v4,
+//! "Runners", OpenAPI 3.1.0 on docs.soda.io; `GET /api/v1/test-login` from Soda's public
+//! API v1 definition). Requests use HTTP Basic with an admin's API key ID and secret.
+//!
+//! Soda Cloud mints every key itself, so this remote never takes a client-made key:
+//! - `POST /api/v1/runners` (no body) mints a runner key and answers `apiKeyId` and
+//!   `apiKeySecret`, shown this once, and **no runner ID**: the runner appears in
+//!   `GET /api/v1/runners` only once a runner deployed with that key registers, under
+//!   the name its Helm values give it (keyctl writes the key's name there).
+//! - Runners carry no key ID, so a key is matched to its runner by that name, and the
+//!   runner ID is learned then (`find_id`). `DELETE /api/v1/runners/{id}` takes a runner
+//!   ID, never a key ID; without one the remote side cannot be revoked here.
+//! - API keys for Soda Core are minted only in Soda Cloud's UI (`keyctl import`).
+//! - A key is verified with `GET /api/v1/test-login`, authenticated as the key itself.
 
 use reqwest::Method;
 use secrecy::SecretString;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::{
     Auth, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, ServerMinted, Token,
 };
 use crate::context::Ctx;
 use crate::error::{Error, usage};
+use crate::output::quoted;
 use crate::registry::RemoteLink;
 
 pub const EU: &str = "https://cloud.soda.io";
 pub const US: &str = "https://cloud.us.soda.io";
-/// Soda allows 60 requests a minute; large pages keep `list` well under that.
+/// The largest page Soda allows (10..=1000): `list` stays far under 60 requests a minute.
 const PAGE: usize = 1000;
 
 pub struct Soda<'a> {
@@ -28,17 +37,36 @@ pub struct Soda<'a> {
     client: Client,
 }
 
+/// `PublicApiListRunnersResponse` (every field required by the definition).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Page {
-    #[serde(default)]
-    content: Vec<Value>,
-    #[serde(default = "yes")]
+    content: Vec<Runner>,
     last: bool,
 }
 
-fn yes() -> bool {
-    true
+/// `PublicApiRunnerDTO`, the fields keyctl reads. No key ID: the API has none.
+#[derive(Deserialize)]
+struct Runner {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `PublicApiCreateRunnerResponse`: all there is.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Created {
+    api_key_id: String,
+    api_key_secret: SecretString,
+}
+
+/// `PublicApiTestLoginResponse`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LoggedIn {
+    #[serde(default)]
+    organisation_name: Option<String>,
 }
 
 impl<'a> Soda<'a> {
@@ -51,88 +79,101 @@ impl<'a> Soda<'a> {
         })
     }
 
-    fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-        idempotent: bool,
-    ) -> anyhow::Result<super::Reply> {
+    fn call(&self, method: Method, path: &str, idempotent: bool) -> anyhow::Result<super::Reply> {
         let secret = super::credential(self.ctx, &self.name, &self.cfg)?;
         let user = self.cfg.user.as_deref().unwrap_or("");
         self.client.send(
             method,
             self.client.url(path)?,
             Auth::Basic(user, &secret),
-            body,
+            None,
             idempotent,
         )
     }
+
+    /// Every runner, a page of 1000 at a time.
+    fn runners(&self) -> anyhow::Result<Vec<Runner>> {
+        let mut out = Vec::new();
+        for page in 0.. {
+            let path = format!("api/v1/runners?page={page}&size={PAGE}");
+            let reply = self.call(Method::GET, &path, true)?;
+            if !reply.ok() {
+                return Err(self.client.failure(&reply, "list runners"));
+            }
+            let p: Page = self.client.json(&reply, "list runners")?;
+            let empty = p.content.is_empty();
+            out.extend(p.content);
+            if p.last || empty {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+/// The host of a Soda remote's URL, for the snippets of the keys it mints.
+pub fn host_of(cfg: &RemoteConfig) -> Option<String> {
+    super::parse_url(&cfg.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
 }
 
 impl Remote for Soda<'_> {
     fn test(&self) -> anyhow::Result<Identity> {
-        let reply = self.call(Method::GET, "api/v1/test-login", None, true)?;
+        let reply = self.call(Method::GET, "api/v1/test-login", true)?;
         if !reply.ok() {
             return Err(self.client.failure(&reply, "accept the login"));
         }
+        let who: LoggedIn = self.client.json(&reply, "test-login")?;
         Ok(Identity {
             user_id: self.cfg.user.clone().unwrap_or_default(),
-            project_id: None,
+            project_id: who.organisation_name,
             token_expires_at: None,
         })
     }
 
     fn push(&self, _: &str, _: &SecretString, _: Option<&str>) -> anyhow::Result<Pushed> {
         Err(usage(format!(
-            "Soda Cloud mints its own keys and does not take client-made ones: use `keyctl create --kind runner --remote {} --server-side`",
+            "Soda Cloud mints its own keys and does not take client-made ones: `keyctl create --kind runner --remote {}` asks it for a runner key; API keys are created in Soda Cloud (profile, API keys) and kept with `keyctl import`",
             self.name
         )))
     }
 
     fn revoke(&self, link: &RemoteLink) -> anyhow::Result<bool> {
-        let path = format!(
-            "api/v1/runners/{}",
-            super::keystone::urlencode(&link.remote_id)
-        );
-        let reply = self.call(Method::DELETE, &path, None, true)?;
+        let Some(id) = link.known_id() else {
+            return Err(Error::NotFound(format!(
+                "Soda Cloud has no runner for this key yet (a runner appears once deployed, under the key's name), so remote {} cannot delete it: delete the runner in Soda Cloud (Runners) if there is one, then `--local-only` revokes the key here",
+                self.name
+            ))
+            .into());
+        };
+        let path = format!("api/v1/runners/{}", super::keystone::urlencode(id));
+        let reply = self.call(Method::DELETE, &path, true)?;
         match reply.status {
             s if (200..300).contains(&s) => Ok(true),
+            // The ID came from Soda's own listing, so a 404 means it is gone now.
             404 => Ok(false),
-            _ => Err(self.client.failure(&reply, "delete the runner")),
+            400 => Err(self.client.failure(
+                &reply,
+                &format!(
+                    "delete runner {id}: Soda Cloud refuses while the runner is in use; stop the runner deployment (helm uninstall) first, then revoke again"
+                ),
+            )),
+            _ => Err(self.client.failure(&reply, &format!("delete runner {id}"))),
         }
     }
 
     fn list(&self, _for_user: Option<&str>) -> anyhow::Result<Vec<RemoteCred>> {
-        let mut out = Vec::new();
-        for page in 0.. {
-            let path = format!("api/v1/runners?page={page}&size={PAGE}");
-            let reply = self.call(Method::GET, &path, None, true)?;
-            if !reply.ok() {
-                return Err(self.client.failure(&reply, "list runners"));
-            }
-            let p: Page = self.client.json(&reply, "list runners")?;
-            for r in &p.content {
-                let Some(id) = text(r, "id") else { continue };
-                out.push(RemoteCred {
-                    access: text(r, "apiKeyId").unwrap_or_else(|| id.clone()),
-                    remote_id: id,
-                    user_id: None,
-                });
-            }
-            if p.last || p.content.is_empty() {
-                break;
-            }
-        }
-        Ok(out)
+        Ok(self
+            .runners()?
+            .into_iter()
+            .map(|r| RemoteCred {
+                access: String::new(),
+                remote_id: r.id,
+                user_id: None,
+                name: r.name,
+            })
+            .collect())
     }
 
     fn token(&self, _: &str, _: &SecretString) -> anyhow::Result<Token> {
@@ -147,36 +188,68 @@ impl Remote for Soda<'_> {
                 "Soda Cloud runner keys belong to the organization: drop --for-user",
             ));
         }
-        let body = serde_json::json!({ "name": format!("keyctl-{}", crate::key::default_name(crate::key::Kind::Runner)) });
-        let reply = self.call(Method::POST, "api/v1/runners", Some(&body), false)?;
+        // No body: the operation defines none. Never retried on failure (each success
+        // mints a key), except a 429, which minted nothing.
+        let reply = self.call(Method::POST, "api/v1/runners", false)?;
         if !reply.ok() {
-            return Err(self.client.failure(&reply, "create a runner"));
+            return Err(self.client.failure(&reply, "create a runner key"));
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Created {
-            api_key_id: String,
-            api_key_secret: SecretString,
-            #[serde(default)]
-            id: Option<Value>,
-        }
-        let c: Created = self.client.json(&reply, "create a runner")?;
-        let remote_id = match c.id {
-            Some(Value::String(s)) => s,
-            Some(Value::Number(n)) => n.to_string(),
-            _ => {
-                return Err(Error::RemoteUnreachable(format!(
-                    "remote {} created a runner but did not say its ID; delete the runner with key {} in Soda Cloud",
-                    self.name, c.api_key_id
-                ))
-                .into());
-            }
-        };
+        let c: Created = self.client.json(&reply, "create a runner key")?;
         Ok(ServerMinted {
             access: c.api_key_id,
             secret: c.api_key_secret,
-            remote_id,
+            remote_id: String::new(),
             user_id: None,
         })
+    }
+
+    fn verify(
+        &self,
+        access: &str,
+        secret: &SecretString,
+        _: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let reply = self.client.send(
+            Method::GET,
+            self.client.url("api/v1/test-login")?,
+            Auth::Basic(access, secret),
+            None,
+            true,
+        )?;
+        if !reply.ok() {
+            return Err(self.client.failure_hiding(
+                &reply,
+                &format!("accept key {}", quoted(access)),
+                Some(secret),
+            ));
+        }
+        let who: LoggedIn = self.client.json(&reply, "test-login")?;
+        Ok(match who.organisation_name {
+            Some(org) => format!(
+                "Soda Cloud accepted it (GET /api/v1/test-login, organization {})",
+                quoted(&org)
+            ),
+            None => "Soda Cloud accepted it (GET /api/v1/test-login)".into(),
+        })
+    }
+
+    fn find_id(&self, link: &RemoteLink, key_name: &str) -> anyhow::Result<Option<String>> {
+        if let Some(id) = link.known_id() {
+            return Ok(Some(id.to_string()));
+        }
+        let mut named = self
+            .runners()?
+            .into_iter()
+            .filter(|r| r.name.as_deref() == Some(key_name));
+        match (named.next(), named.next()) {
+            (Some(r), None) => Ok(Some(r.id)),
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => Err(Error::Conflict(format!(
+                "remote {} has more than one runner named {}; delete the right one in Soda Cloud, then `--local-only` revokes the key here",
+                self.name,
+                quoted(key_name)
+            ))
+            .into()),
+        }
     }
 }

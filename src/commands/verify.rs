@@ -1,0 +1,134 @@
+//! `keyctl verify KEY|--all [--remote R]`: proves that stored keys still work against the
+//! services they belong to, before a rollout rather than after it. Each remote type knows
+//! its own proof (`Remote::verify`): Soda Cloud's `GET /api/v1/test-login` as the key
+//! itself, a token exchange, or a listing that shows the key. Exit 0 when every key
+//! works; a refusal exits 7 and an unreachable service 6, as everywhere else.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::cli::VerifyArgs;
+use crate::context::Ctx;
+use crate::error::{Error, usage};
+use crate::registry::KeyRecord;
+use crate::store;
+
+#[derive(Serialize)]
+struct Checked {
+    id: String,
+    name: String,
+    remote: String,
+    works: bool,
+    detail: String,
+}
+
+pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let targets: Vec<KeyRecord> = match (&a.key, a.all) {
+        (Some(key), false) => {
+            let k = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
+            let status = k.status(now);
+            if !status.is_usable() {
+                return Err(Error::Inactive(format!(
+                    "key '{}' ({}) is {}; there is nothing to verify",
+                    k.name,
+                    k.id,
+                    status.as_str()
+                ))
+                .into());
+            }
+            vec![k]
+        }
+        (None, true) => crate::catalog::load(ctx)?
+            .keys()
+            .iter()
+            .filter(|k| k.status(now).is_usable())
+            .cloned()
+            .collect(),
+        _ => return Err(usage("verify needs KEY or --all")),
+    };
+    let mut results: Vec<Checked> = Vec::new();
+    let mut failures: Vec<anyhow::Error> = Vec::new();
+    for k in &targets {
+        let remotes = remotes_of(ctx, k, a.remote.as_deref());
+        if remotes.is_empty() {
+            let msg = format!(
+                "key '{}' ({}) is registered with no service, so nothing can prove it works; `--remote R` names one",
+                k.name, k.id
+            );
+            if a.all {
+                ctx.out.note(&msg);
+                continue;
+            }
+            return Err(usage(msg));
+        }
+        check(ctx, k, remotes, &mut results, &mut failures)?;
+    }
+    if ctx.out.json {
+        crate::output::print_json(&ctx.out, &results)?;
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        n => Err(failures
+            .remove(0)
+            .context(format!("{n} verifications failed; the first"))),
+    }
+}
+
+/// Checks one key on `remotes`, collecting what each said.
+fn check(
+    ctx: &Ctx,
+    k: &KeyRecord,
+    remotes: Vec<String>,
+    results: &mut Vec<Checked>,
+    failures: &mut Vec<anyhow::Error>,
+) -> anyhow::Result<()> {
+    let secret = store::open(ctx, k.store)?.get(&k.id)?;
+    for name in remotes {
+        let user = k.links_to(&name).and_then(|l| l.user_id.clone());
+        let outcome =
+            crate::remote::open(ctx, &name).and_then(|r| r.verify(&k.id, &secret, user.as_deref()));
+        let (works, detail) = match outcome {
+            Ok(how) => {
+                ctx.out.note(&format!(
+                    "key '{}' ({}) works on remote {name}: {how}",
+                    k.name, k.id
+                ));
+                (true, how)
+            }
+            Err(e) => {
+                let detail = format!("{e:#}");
+                ctx.out.warn(&format!(
+                    "key '{}' ({}) does not work on remote {name}: {detail}",
+                    k.name, k.id
+                ));
+                failures.push(e.context(format!(
+                    "key '{}' ({}) failed verification on remote {name}",
+                    k.name, k.id
+                )));
+                (false, detail)
+            }
+        };
+        results.push(Checked {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            remote: name,
+            works,
+            detail,
+        });
+    }
+    Ok(())
+}
+
+/// The remotes a key is checked on: `--remote R`; else every remote it was pushed to;
+/// else, for a key Soda Cloud minted in its UI and that was imported, the one Soda remote.
+fn remotes_of(ctx: &Ctx, k: &KeyRecord, only: Option<&str>) -> Vec<String> {
+    if let Some(r) = only {
+        return vec![r.to_string()];
+    }
+    if !k.remotes.is_empty() {
+        return k.remotes.iter().map(|l| l.remote.clone()).collect();
+    }
+    super::push::only_soda_remote(ctx).into_iter().collect()
+}

@@ -1,0 +1,600 @@
+//! The paths a Soda Cloud user takes, against a Soda Cloud stand-in that answers exactly
+//! what Soda publishes and nothing more, and against Prism serving a transcription of
+//! that definition (`tests/specs/soda-cloud.yaml`), which rejects any request the
+//! definition does not allow.
+//!
+//! Definitions followed: "Soda Cloud API v4", Runners (OpenAPI 3.1.0 published inline on
+//! docs.soda.io, REST API reference): `POST /api/v1/runners` has no request body and answers
+//! `PublicApiCreateRunnerResponse` = {apiKeyId, apiKeySecret} (no runner ID); runners
+//! (`PublicApiRunnerDTO`) carry no key ID and appear only once a runner deployed with the
+//! key registers; `GET /api/v1/runners` pages with size 10..=1000; `DELETE
+//! /api/v1/runners/{runnerId}` answers 200 {}, 400 while the runner is in use, 404 when
+//! unknown; errors are `ErrorResponse` {code, message}. `GET /api/v1/test-login` (Soda's
+//! public API v1 definition) answers `PublicApiTestLoginResponse` {organisationName}.
+
+mod common;
+#[path = "common/fake_http.rs"]
+mod fake_http;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use common::*;
+use fake_http::{FakeServer, Request, Response};
+use serde_json::{Value, json};
+
+const ADMIN_ID: &str = "2d1b6a3e-0c4f-4e0b-9d55-0a0000000001";
+const ADMIN_SECRET: &str = "admin-secret-Xy_0123456789abcdefghijklmnopqrstuvwxyzABCD";
+/// An API key created in Soda Cloud's UI (profile, API keys), which keyctl imports.
+const UI_KEY_ID: &str = "5c7e0b9a-1d2f-4a3b-8c4d-0b0000000002";
+const UI_KEY_SECRET: &str = "ui-secret-abcdefghijklmnopqrstuvwxyz0123456789_-ABCDEF";
+
+#[derive(Clone)]
+struct Runner {
+    id: String,
+    name: String,
+    in_use: bool,
+}
+
+/// What the stand-in keeps: the API keys it knows (admin, UI-made, minted for runners),
+/// the runners that registered, and every way a request broke the definition.
+#[derive(Default)]
+struct State {
+    keys: BTreeMap<String, String>,
+    runners: Vec<Runner>,
+    minted: usize,
+    /// Answer the next create with 429 and `Retry-After: 1`.
+    throttle_next_create: bool,
+    violations: Vec<String>,
+}
+
+struct Soda {
+    server: FakeServer,
+    state: Arc<Mutex<State>>,
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response {
+    Response::json(status, json!({"code": code, "message": message}))
+}
+
+fn basic_user(r: &Request, keys: &BTreeMap<String, String>) -> Option<String> {
+    let enc = r.header("authorization")?.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(enc).ok()?;
+    let (id, secret) = std::str::from_utf8(&raw).ok()?.split_once(':')?;
+    (keys.get(id).map(String::as_str) == Some(secret)).then(|| id.to_string())
+}
+
+fn runner_dto(r: &Runner) -> Value {
+    json!({
+        "id": r.id,
+        "isOnline": r.in_use,
+        "label": r.name,
+        "lastSeenTimestamp": "2026-11-28T10:00:00Z",
+        "name": r.name,
+        "type": "SELF_HOSTED",
+        "versions": {"library": "1.0.0", "runner": "1.2.0"}
+    })
+}
+
+impl Soda {
+    fn start() -> Soda {
+        let state = Arc::new(Mutex::new(State::default()));
+        {
+            let mut s = state.lock().unwrap();
+            s.keys.insert(ADMIN_ID.into(), ADMIN_SECRET.into());
+            s.keys.insert(UI_KEY_ID.into(), UI_KEY_SECRET.into());
+        }
+        let st = state.clone();
+        let server = FakeServer::start(move |r| handle(&mut st.lock().unwrap(), r));
+        Soda { server, state }
+    }
+
+    /// A runner deployed with the key's Helm values registers under `soda.agent.name`.
+    fn deploy(&self, name: &str, id: &str) {
+        self.state.lock().unwrap().runners.push(Runner {
+            id: id.into(),
+            name: name.into(),
+            in_use: false,
+        });
+    }
+
+    fn set_in_use(&self, id: &str, in_use: bool) {
+        for r in self.state.lock().unwrap().runners.iter_mut() {
+            if r.id == id {
+                r.in_use = in_use;
+            }
+        }
+    }
+
+    fn forget_key(&self, id: &str) {
+        self.state.lock().unwrap().keys.remove(id);
+    }
+
+    fn has_runner(&self, id: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .runners
+            .iter()
+            .any(|r| r.id == id)
+    }
+
+    fn violations(&self) -> Vec<String> {
+        self.state.lock().unwrap().violations.clone()
+    }
+}
+
+fn handle(s: &mut State, r: &Request) -> Response {
+    let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+    let caller = basic_user(r, &s.keys);
+    if caller.is_none() {
+        return error(401, "UNAUTHORIZED", "Unauthorized");
+    }
+    let admin = caller.as_deref() == Some(ADMIN_ID);
+    match (r.method.as_str(), path) {
+        ("GET", "/api/v1/test-login") => {
+            Response::json(200, json!({"organisationName": "Acme Data"}))
+        }
+        ("POST", "/api/v1/runners") => {
+            if !r.body.is_empty() || r.header("content-type").is_some() {
+                s.violations.push(format!(
+                    "POST /api/v1/runners defines no body, got {:?}",
+                    r.body
+                ));
+                return error(
+                    400,
+                    "BAD_REQUEST",
+                    "No supported content types, but request included a non-empty body",
+                );
+            }
+            if !admin {
+                return error(403, "FORBIDDEN", "MANAGE_DATASOURCES_AND_RUNNERS required");
+            }
+            if std::mem::take(&mut s.throttle_next_create) {
+                return error(429, "TOO_MANY_REQUESTS", "Too many requests")
+                    .header("Retry-After", "1");
+            }
+            s.minted += 1;
+            let id = format!("9e1d6c2b-7a4f-4b8e-a1c3-{:012}", s.minted);
+            let secret = format!(
+                "rk_{:04}-abcdefghijklmnopqrstuvwxyz0123456789_-ABCDEFG",
+                s.minted
+            );
+            s.keys.insert(id.clone(), secret.clone());
+            Response::json(200, json!({"apiKeyId": id, "apiKeySecret": secret}))
+        }
+        ("GET", "/api/v1/runners") => {
+            let q: BTreeMap<&str, &str> = query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .collect();
+            let size: usize = q.get("size").and_then(|v| v.parse().ok()).unwrap_or(10);
+            let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(0);
+            if !(10..=1000).contains(&size) {
+                s.violations
+                    .push(format!("page size {size} outside 10..=1000"));
+                return error(400, "BAD_REQUEST", "size must be between 10 and 1000");
+            }
+            let total = s.runners.len();
+            let content: Vec<Value> = s
+                .runners
+                .iter()
+                .skip(page * size)
+                .take(size)
+                .map(runner_dto)
+                .collect();
+            let pages = total.div_ceil(size).max(1);
+            Response::json(
+                200,
+                json!({
+                    "content": content,
+                    "first": page == 0,
+                    "last": page + 1 >= pages,
+                    "number": page,
+                    "size": size,
+                    "totalElements": total,
+                    "totalPages": pages
+                }),
+            )
+        }
+        ("DELETE", p) if p.starts_with("/api/v1/runners/") => {
+            let id = &p["/api/v1/runners/".len()..];
+            if !admin {
+                return error(403, "FORBIDDEN", "MANAGE_DATASOURCES_AND_RUNNERS required");
+            }
+            match s.runners.iter().position(|r| r.id == id) {
+                None => error(404, "NOT_FOUND", "Runner not found"),
+                Some(i) if s.runners[i].in_use => {
+                    error(400, "BAD_REQUEST", "Runner is still in use")
+                }
+                Some(i) => {
+                    s.runners.remove(i);
+                    Response::json(200, json!({}))
+                }
+            }
+        }
+        (m, p) => {
+            s.violations
+                .push(format!("{m} {p} is not in the definition"));
+            error(404, "NOT_FOUND", "no such operation")
+        }
+    }
+}
+
+struct Env {
+    ss: SecretService,
+    home: Home,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            ss: SecretService::start(),
+            home: Home::new(),
+        }
+    }
+
+    fn keyctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut c = self.ss.cmd(&self.home);
+        c.args(args);
+        run(c, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> (String, String) {
+        let (code, out, err) = self.keyctl(args, stdin);
+        assert_eq!(code, 0, "keyctl {args:?}: {err}");
+        (out, err)
+    }
+
+    fn add_soda(&self, url: &str) {
+        self.ok(
+            &[
+                "remote", "add", "soda", "--type", "soda", "--url", url, "--user", ADMIN_ID,
+            ],
+            ADMIN_SECRET,
+        );
+    }
+
+    fn key(&self, name_or_id: &str) -> Value {
+        let (out, _) = self.ok(&["--json", "show", name_or_id], "");
+        json(&out)
+    }
+}
+
+#[test]
+fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_registered() {
+    let soda = Soda::start();
+    let e = Env::new();
+    e.add_soda(&soda.server.url);
+
+    // No --remote and no --server-side: the only Soda remote mints the runner key.
+    let (out, err) = e.ok(
+        &[
+            "--json",
+            "create",
+            "--kind",
+            "runner",
+            "--name",
+            "prod-runner",
+        ],
+        "",
+    );
+    let created = json(&out);
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert!(id.starts_with("9e1d6c2b-"), "the ID is Soda's: {out}");
+    assert_eq!(
+        e.ss.secret_tool_lookup(&id).as_deref(),
+        Some(secret.as_str())
+    );
+    assert_eq!(created["remotes"][0]["remote"], "soda");
+    assert_eq!(created["remotes"][0]["remote_id"], Value::Null, "{out}");
+    assert!(err.contains("minted this runner key"), "{err}");
+    assert_eq!(soda.server.count("POST", "/api/v1/runners"), 1);
+
+    // The Helm values name the runner after the key and point at the remote's host.
+    let (values, _) = e.ok(&["config", "prod-runner"], "");
+    assert!(values.contains("name: \"prod-runner\""), "{values}");
+    assert!(
+        values.contains("endpoint: \"https://127.0.0.1\""),
+        "{values}"
+    );
+    assert!(values.contains(&id), "{values}");
+
+    // Not deployed yet: Soda lists no runner for it, so revoke refuses the remote side
+    // (and never sends a key ID where a runner ID belongs); the key stays as it was.
+    let (out, _) = e.ok(&["--json", "list", "--remote", "soda"], "");
+    let rows = json(&out);
+    assert_eq!(rows[0]["where"], "local", "{out}");
+    assert_eq!(rows[0]["pushed"], true, "{out}");
+    let (code, _, err) = e.keyctl(&["--yes", "revoke", "prod-runner"], "");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("Soda Cloud (Runners)") && err.contains("--local-only"),
+        "{err}"
+    );
+    assert_eq!(soda.server.count("DELETE", "/api/v1/runners"), 0);
+    assert_eq!(e.key("prod-runner")["status"], "active");
+    assert!(e.ss.secret_tool_lookup(&id).is_some());
+
+    // The runner registers under the key's name; `list --remote` matches it by name,
+    // shows the other runner as remote-only, and records the runner ID.
+    soda.deploy("prod-runner", "rn-1");
+    soda.deploy("someone-else", "rn-2");
+    let (out, err) = e.ok(&["--json", "list", "--remote", "soda"], "");
+    let rows = json(&out);
+    let row = |n: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row {n}: {out}"))
+    };
+    assert_eq!(row("prod-runner")["where"], "both");
+    assert_eq!(row("prod-runner")["remote_id"], "rn-1");
+    assert_eq!(row("someone-else")["where"], "remote");
+    assert!(err.contains("runner rn-1"), "{err}");
+    assert_eq!(e.key("prod-runner")["remotes"][0]["remote_id"], "rn-1");
+
+    // verify proves the key with test-login as the key itself.
+    let (_, err) = e.ok(&["verify", "prod-runner"], "");
+    assert!(err.contains("test-login"), "{err}");
+
+    // A runner still in use cannot be deleted: explained, key kept.
+    soda.set_in_use("rn-1", true);
+    let (code, _, err) = e.keyctl(&["--yes", "revoke", "prod-runner"], "");
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("stop the runner"), "{err}");
+    assert_eq!(e.key("prod-runner")["status"], "active");
+    soda.set_in_use("rn-1", false);
+    e.ok(&["--yes", "revoke", "prod-runner"], "");
+    assert!(!soda.has_runner("rn-1") && soda.has_runner("rn-2"));
+    assert_eq!(soda.server.count("DELETE", "/api/v1/runners/rn-1"), 2);
+    assert!(e.ss.secret_tool_lookup(&id).is_none());
+
+    // Once Soda has forgotten a key, verify says so with exit 7.
+    let (out, _) = e.ok(
+        &["--json", "create", "--kind", "runner", "--name", "gone"],
+        "",
+    );
+    let gone = json(&out)["id"].as_str().unwrap().to_string();
+    soda.forget_key(&gone);
+    let (code, _, err) = e.keyctl(&["verify", "gone"], "");
+    assert_eq!(code, 7, "{err}");
+
+    assert_eq!(soda.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn api_keys_come_from_soda_clouds_ui_through_import_and_are_verified() {
+    let soda = Soda::start();
+    let e = Env::new();
+    e.add_soda(&soda.server.url);
+
+    // Soda mints API keys only in its UI: create refuses with the way forward.
+    let (code, _, err) = e.keyctl(&["create", "--kind", "api", "--remote", "soda"], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("keyctl import --kind api"), "{err}");
+    assert_eq!(soda.server.count("POST", "/api/v1/runners"), 0);
+    assert!(!e.home.path().join("keys.json").exists() || e.home.registry()["keys"] == json!([]));
+
+    // import offers verify; --verify does it at once.
+    let (_, err) = e.ok(
+        &["import", "--kind", "api", "--name", "ci", "--id", UI_KEY_ID],
+        UI_KEY_SECRET,
+    );
+    assert!(err.contains("keyctl verify ci --remote soda"), "{err}");
+    let (_, err) = e.ok(&["verify", "ci"], "");
+    assert!(err.contains("organization 'Acme Data'"), "{err}");
+    let (out, _) = e.ok(&["--json", "verify", "--all"], "");
+    assert_eq!(json(&out)[0]["works"], true, "{out}");
+
+    // A wrong secret is refused by Soda (exit 7) at import time with --verify, and
+    // nothing is imported.
+    let (code, _, err) = e.keyctl(
+        &[
+            "import", "--kind", "api", "--name", "typo", "--id", "other-id", "--verify", "soda",
+        ],
+        "not-the-secret",
+    );
+    assert_eq!(code, 7, "{err}");
+    assert!(!err.contains("not-the-secret"), "{err}");
+    assert_eq!(e.keyctl(&["show", "typo"], "").0, 3);
+
+    // The snippet of an imported key is the soda_cloud block.
+    let (block, _) = e.ok(&["config", "ci"], "");
+    assert!(block.starts_with("soda_cloud:\n"), "{block}");
+    assert!(block.contains(UI_KEY_ID), "{block}");
+    assert_eq!(soda.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_rate_limited_create_waits_as_told_and_a_secret_that_cannot_be_stored_is_shown_once() {
+    let soda = Soda::start();
+    let e = Env::new();
+    // No keyring on this bus: the remote's own secret goes to the file store.
+    let headless = Home::new();
+    let mut add = headless.cmd();
+    add.args([
+        "remote",
+        "add",
+        "soda",
+        "--type",
+        "soda",
+        "--url",
+        &soda.server.url,
+        "--user",
+        ADMIN_ID,
+    ]);
+    let (code, _, err) = run(add, ADMIN_SECRET);
+    assert_eq!(code, 0, "{err}");
+
+    // --store keyring with no keyring: Soda has minted the key, keyctl cannot store it,
+    // so the secret is printed once on stderr rather than lost.
+    let mut c = headless.cmd();
+    c.args([
+        "--store", "keyring", "create", "--kind", "runner", "--name", "lost",
+    ]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("shown this once"), "{err}");
+    assert!(err.contains("rk_0001-"), "the secret is on stderr: {err}");
+
+    // A 429 is waited out as Retry-After says, with a note, then the mint goes through.
+    e.add_soda(&soda.server.url);
+    soda.state.lock().unwrap().throttle_next_create = true;
+    let (_, err) = e.ok(&["create", "--kind", "runner", "--name", "paced"], "");
+    assert!(
+        err.contains("rate-limiting") && err.contains("waiting 1 s"),
+        "{err}"
+    );
+    assert_eq!(soda.server.count("POST", "/api/v1/runners"), 3);
+    assert_eq!(soda.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn a_runner_key_is_rotated_on_soda_and_gc_deletes_only_a_known_old_runner() {
+    let soda = Soda::start();
+    let e = Env::new();
+    e.add_soda(&soda.server.url);
+    let (out, _) = e.ok(&["--json", "create", "--kind", "runner", "--name", "r"], "");
+    let old = json(&out)["id"].as_str().unwrap().to_string();
+    soda.deploy("r", "rn-old");
+    e.ok(&["list", "--remote", "soda"], "");
+
+    let (values, err) = e.ok(&["rotate", "r", "--grace", "1s"], "");
+    assert_eq!(soda.server.count("POST", "/api/v1/runners"), 2);
+    let new = e.key("r");
+    let new_id = new["id"].as_str().unwrap();
+    assert_ne!(new_id, old);
+    assert!(
+        values.contains(new_id) && values.contains("name: \"r\""),
+        "{values}"
+    );
+    assert!(err.contains("the new key works"), "{err}");
+    assert_eq!(e.key(&old)["status"], "superseded");
+
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    e.ok(&["--yes", "gc"], "");
+    assert!(!soda.has_runner("rn-old"), "gc deleted the old runner");
+    assert_eq!(e.key(&old)["status"], "revoked");
+
+    // A successor whose runner never registered: gc of it later cannot find its runner
+    // by name (the name is the successor's now), so it revokes locally and says so.
+    let (_, _) = e.ok(&["rotate", "r", "--grace", "1s"], "");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let deletes = soda.server.count("DELETE", "/api/v1/runners");
+    let (_, err) = e.ok(&["--yes", "gc"], "");
+    assert!(err.contains("delete that runner in Soda Cloud"), "{err}");
+    assert_eq!(soda.server.count("DELETE", "/api/v1/runners"), deletes);
+    assert_eq!(soda.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn write_over_another_keys_soda_cloud_block_asks_first() {
+    let e = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("configuration.yml");
+    let before = "data_source x:\n  type: postgres\nsoda_cloud:\n  host: cloud.soda.io\n  api_key_id: \"old-working-key\"\n  api_key_secret: \"s\"\n";
+    std::fs::write(&file, before).unwrap();
+    let path = file.to_str().unwrap();
+
+    // No terminal and no --yes: exit 10, nothing minted, the file as it was.
+    let (code, _, err) = e.keyctl(&["create", "--name", "n", "--write", path], "");
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("old-working-key"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    assert!(!e.home.path().join("keys.json").exists() || e.home.registry()["keys"] == json!([]));
+
+    let (_, err) = e.ok(&["--yes", "create", "--name", "n", "--write", path], "");
+    assert!(err.contains("registered with no service"), "{err}");
+    let id = e.key("n")["id"].as_str().unwrap().to_string();
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        after.contains(&id) && !after.contains("old-working-key"),
+        "{after}"
+    );
+    // The same key again: nothing to ask.
+    e.ok(&["config", "n", "--write", path], "");
+}
+
+/// Prism, serving the transcribed definition, validates every request keyctl makes; a
+/// request with a body on create is rejected by it (so the check can fail).
+#[test]
+fn every_soda_request_passes_prism_validation() {
+    let prism = std::env::var("KEYCTL_TEST_PRISM").unwrap_or_else(|_| {
+        panic!("KEYCTL_TEST_PRISM is not set: run the README's test command (scripts/test), which installs Prism (npm @stoplight/prism-cli)")
+    });
+    assert!(
+        std::path::Path::new(&prism).is_file(),
+        "Prism is not installed at {prism}: run scripts/test"
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/specs/soda-cloud.yaml");
+    let log_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(&prism)
+        .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string(), spec])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start prism");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Prism did not start: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!(
+                    "Prism exited ({s}): {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Kill(child)
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let e = Env::new();
+    e.add_soda(&url);
+    e.ok(&["create", "--kind", "runner", "--name", "p"], "");
+    e.ok(&["list", "--remote", "soda"], "");
+    e.ok(&["verify", "p"], "");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("Request received"), "{text}");
+    assert!(
+        !text.contains("Violation"),
+        "Prism found requests outside the definition:\n{text}"
+    );
+
+    // The validator is live: the request an older keyctl sent (a JSON body on create)
+    // is refused.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN_ID}:{ADMIN_SECRET}"));
+    write!(
+        s,
+        "POST /api/v1/runners HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{{\"name\":\"x\"}}"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+}
