@@ -158,9 +158,20 @@ pub struct RemoteAddArgs {
     /// What kind of service it is
     #[arg(long = "type", value_enum, default_value_t = crate::remote::RemoteType::Keystone)]
     pub kind: crate::remote::RemoteType,
-    /// Base URL (https, or http on loopback only), e.g. https://keystone.example:5000
-    #[arg(long, required_unless_present = "region")]
+    /// Base URL (https, or http on loopback only), e.g. https://keystone.example:5000/v3
+    #[arg(long, required_unless_present_any = ["region", "from_env", "os_cloud"])]
     pub url: Option<String>,
+    /// keystone: take the URL, user, project, domain, password and CA from the OS_*
+    /// variables of an openrc file (flags given here win)
+    #[arg(long, conflicts_with = "os_cloud")]
+    pub from_env: bool,
+    /// keystone: take them from cloud NAME of clouds.yaml (+ secure.yaml), where the
+    /// openstack CLI finds it
+    #[arg(long, value_name = "NAME")]
+    pub os_cloud: Option<String>,
+    /// http: a template variable of the remote, NAME=VALUE (repeatable), e.g. app_id=forepaas
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
     /// Soda Cloud region, instead of --url
     #[arg(long, value_enum, conflicts_with = "url")]
     pub region: Option<RegionArg>,
@@ -294,11 +305,19 @@ pub struct GcArgs {
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// Key ID or unique name
-    #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
-    pub key: String,
+    #[arg(
+        value_name = "KEY",
+        required_unless_present = "logout",
+        add = ArgValueCandidates::new(crate::complete::key_candidates)
+    )]
+    pub key: Option<String>,
     /// The remote that issues the token
     #[arg(long, value_name = "NAME")]
     pub remote: String,
+    /// End a token instead (read from stdin or a no-echo prompt), e.g. OVH's
+    /// DELETE /iam/logout
+    #[arg(long)]
+    pub logout: bool,
 }
 
 #[derive(Debug, Args)]

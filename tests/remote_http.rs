@@ -1,72 +1,182 @@
-//! The `http` remote's shipped profiles (SODA Multicloud AK/SK,
-//! OVH-style token exchange), against in-process servers that speak those protocols and
-//! check what keyctl sends (auth headers, bodies, paths).
+//! The `http` remote's shipped profiles on the services' real contracts
+//! (`notes/real-contracts.md`):
+//! - SODA Multicloud, against a stand-in that does what sodafoundation/strato's code does
+//!   (`api/pkg/aksk/router.go`, `api/pkg/aksk/service.go`,
+//!   `aksk/pkg/iam/driver/keystone/keystone.go`): it mints AK/SK pairs and keeps them as
+//!   ec2 credentials of the user in the **real Keystone** the tests run, lists them as a
+//!   JSON array, deletes *every* credential of the user on `DELETE .../aksks/{user}` and
+//!   answers errors in `text/plain`;
+//! - OVH Data Platform IAM ("API Reference: Identity Access Manager"): `POST /iam/login`
+//!   body {auth_mode, apikey, secretkey, app_id}, reply {uid, user, firstname, lastname,
+//!   civility, login, password_renew, password_expiration, token} (no expiry), and
+//!   `DELETE /iam/logout?app_id=..&token=..`;
+//! - a server that echoes the request in a plain-text error, for the masking of secrets.
 
 mod common;
 #[path = "common/fake_http.rs"]
 mod fake_http;
+#[path = "common/keystone.rs"]
+mod ks;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::*;
-use fake_http::{FakeServer, Response};
+use fake_http::{FakeServer, Request, Response};
+use ks::{User, keystone};
 use serde_json::{Value, json};
 
-fn keyctl(ss: &SecretService, home: &Home, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut c = ss.cmd(home);
-    c.args(args);
-    run(c, stdin)
+fn text(status: u16, body: &str) -> Response {
+    Response {
+        status,
+        headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+        body: body.as_bytes().to_vec(),
+        delay: std::time::Duration::ZERO,
+    }
 }
 
-const TOKEN: &str = "keystone-token-for-multicloud";
+const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const B62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn random(alphabet: &[u8], n: usize) -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut x = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ SEQ.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::SeqCst);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            alphabet[(x % alphabet.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+/// Every request the stand-in saw, and what broke strato's contract.
+#[derive(Default)]
+struct Seen {
+    user_wide_deletes: usize,
+    violations: Vec<String>,
+}
+
+/// SODA Multicloud's AK/SK API as strato implements it, on the real Keystone.
+fn multicloud(seen: Arc<Mutex<Seen>>) -> FakeServer {
+    FakeServer::start(move |r| {
+        let ks = keystone();
+        let Some(token) = r.header("x-auth-token") else {
+            return text(401, "Unauthorized: no X-Auth-Token");
+        };
+        // strato has Keystone check the token.
+        let (status, _) = ks.api_as(token, "GET", "/v3/auth/projects", None);
+        if status != 200 {
+            return text(401, "Unauthorized: invalid token");
+        }
+        let parts: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        match (r.method.as_str(), parts.as_slice()) {
+            ("POST", ["v1", project, "aksks"]) => {
+                // Decoded flat; the nested {"credential": ...} form has no projectId.
+                let b: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+                let (Some(p), Some(u)) = (b["project_id"].as_str(), b["user_id"].as_str()) else {
+                    seen.lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("body {}", r.body));
+                    return text(400, "projectId is blank");
+                };
+                if p != *project {
+                    return text(400, "project_id does not match the path");
+                }
+                let access = random(B32, 16);
+                let secret = random(B62, 32);
+                let blob = json!({"access": access, "secret": secret}).to_string();
+                let (s, v) = ks.api(
+                    "POST",
+                    "/v3/credentials",
+                    Some(json!({"credential": {"type": "ec2", "user_id": u,
+                        "project_id": p, "blob": blob}})),
+                );
+                if s != 201 {
+                    return text(500, &format!("keystone said {s}: {v}"));
+                }
+                Response::json(200, json!({"access_key": access, "secret_key": secret}))
+            }
+            ("GET", ["v1", project, "aksks", user]) => {
+                let list: Vec<Value> = ks
+                    .ec2_of(user)
+                    .into_iter()
+                    .map(|(a, s)| {
+                        json!({"project_id": project, "user_id": user, "type": "ec2",
+                            "blob": {"access_key": a, "secret_key": s}})
+                    })
+                    .collect();
+                Response::json(200, Value::Array(list))
+            }
+            ("DELETE", ["v1", _, "aksks", user]) => {
+                // Every credential of the user, whatever it is; 200 either way.
+                seen.lock().unwrap().user_wide_deletes += 1;
+                let (_, v) = ks.api("GET", &format!("/v3/credentials?user_id={user}"), None);
+                for c in v["credentials"].as_array().into_iter().flatten() {
+                    let id = c["id"].as_str().unwrap();
+                    ks.api("DELETE", &format!("/v3/credentials/{id}"), None);
+                }
+                Response::json(200, json!({}))
+            }
+            _ => {
+                seen.lock()
+                    .unwrap()
+                    .violations
+                    .push(format!("{} {}", r.method, r.path));
+                text(404, "404 page not found")
+            }
+        }
+    })
+}
+
+struct Env {
+    ss: SecretService,
+    home: Home,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            ss: SecretService::start(),
+            home: Home::new(),
+        }
+    }
+
+    fn keyctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut c = self.ss.cmd(&self.home);
+        c.args(args);
+        run(c, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: &str) -> (String, String) {
+        let (code, out, err) = self.keyctl(args, stdin);
+        assert_eq!(code, 0, "keyctl {args:?}: {err}");
+        (out, err)
+    }
+
+    fn add_keystone(&self, name: &str, user: &User) {
+        let ks = keystone();
+        self.ok(&user.remote_add_args(name, &ks.url), &user.password);
+    }
+}
 
 #[test]
-fn multicloud_profile_mints_and_deletes_aksk_behind_a_keystone_token() {
-    let server = FakeServer::start(|r| match (r.method.as_str(), r.path.as_str()) {
-        ("POST", "/v3/auth/tokens") => Response::json(
-            201,
-            json!({"token": {"expires_at": "2099-01-01T00:00:00Z",
-                    "user": {"id": "u1"}, "project": {"id": "p1"}}}),
-        )
-        .header("X-Subject-Token", TOKEN),
-        _ if r.header("x-auth-token") != Some(TOKEN) => {
-            Response::json(401, json!({"error": {"message": "no token"}}))
-        }
-        ("POST", "/v1/p1/aksks") => {
-            let b: Value = serde_json::from_str(&r.body).unwrap();
-            assert_eq!(b, json!({"user_id": "u1", "project_id": "p1"}));
-            Response::json(
-                200,
-                json!({"access_key": "AKMULTICLOUD0001", "secret_key": "SKmulticloud0123456789abcdefABCD"}),
-            )
-        }
-        ("GET", "/v1/p1/aksks/u1") => Response::json(200, json!({})),
-        ("DELETE", "/v1/p1/aksks/u1") => Response::raw(204, ""),
-        _ => Response::json(404, json!({})),
-    });
-    let ss = SecretService::start();
-    let home = Home::new();
-    let (code, _, err) = keyctl(
-        &ss,
-        &home,
-        &[
-            "remote",
-            "add",
-            "ks",
-            "--url",
-            &server.url,
-            "--user",
-            "u",
-            "--project",
-            "p",
-        ],
-        "pw",
-    );
-    assert_eq!(code, 0, "{err}");
-    // No secret of its own: it borrows ks's token, so nothing is read from stdin.
-    let (code, _, err) = keyctl(
-        &ss,
-        &home,
+fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
+    let ks = keystone();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = multicloud(seen.clone());
+    let user = ks.user("mc", Some("member"));
+    let admin = ks.user("mcadmin", Some("admin"));
+    let e = Env::new();
+    e.add_keystone("ks", &user);
+    e.add_keystone("ksadmin", &admin);
+    e.ok(
         &[
             "remote",
             "add",
@@ -82,73 +192,118 @@ fn multicloud_profile_mints_and_deletes_aksk_behind_a_keystone_token() {
         ],
         "",
     );
-    assert_eq!(code, 0, "{err}");
-    let config = std::fs::read_to_string(home.path().join("config.yaml")).unwrap();
-    assert!(config.contains("/v1/{project_id}/aksks"), "{config}");
 
-    let (code, out, err) = keyctl(
-        &ss,
-        &home,
+    let (out, _) = e.ok(
         &[
             "--json",
             "create",
             "--name",
-            "mc",
+            "mc1",
             "--remote",
             "mc",
             "--server-side",
         ],
         "",
     );
-    assert_eq!(code, 0, "{err}");
-    let v = json(&out);
-    assert_eq!(v["id"], "AKMULTICLOUD0001");
-    assert_eq!(
-        ss.secret_tool_lookup("AKMULTICLOUD0001").as_deref(),
-        Some("SKmulticloud0123456789abcdefABCD")
+    let mc1 = json(&out)["id"].as_str().unwrap().to_string();
+    let (out, _) = e.ok(
+        &[
+            "--json",
+            "create",
+            "--name",
+            "mc2",
+            "--remote",
+            "mc",
+            "--server-side",
+        ],
+        "",
     );
-    let (code, _, err) = keyctl(&ss, &home, &["--yes", "revoke", "mc"], "");
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(server.count("DELETE", "/v1/p1/aksks/u1"), 1);
+    let mc2 = json(&out)["id"].as_str().unwrap().to_string();
+    assert_eq!(mc1.len(), 16);
+    let on_keystone =
+        |u: &User| -> Vec<String> { ks.ec2_of(&u.id).into_iter().map(|(a, _)| a).collect() };
+    assert_eq!(on_keystone(&user).len(), 2);
 
-    // The profile has no list endpoint: a usage error that says where to add one.
-    let (code, _, err) = keyctl(&ss, &home, &["list", "--remote", "mc"], "");
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("http.list"), "{err}");
+    // A key keyctl holds that Multicloud never saw, and one Multicloud holds that
+    // keyctl never saw: list --remote tells them apart, as Keystone does.
+    e.ok(&["create", "--name", "only-here"], "");
+    let stranger = random(B32, 16);
+    let (s, _) = ks.api(
+        "POST",
+        "/v3/credentials",
+        Some(
+            json!({"credential": {"type": "ec2", "user_id": user.id, "project_id": user.project_id,
+            "blob": json!({"access": stranger, "secret": "x".repeat(32)}).to_string()}}),
+        ),
+    );
+    assert_eq!(s, 201);
+    let (out, _) = e.ok(&["--json", "list", "--remote", "mc"], "");
+    let rows = json(&out);
+    let place = |id: &str| -> String {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["where"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(place(&mc1), "both", "{out}");
+    assert_eq!(place(&mc2), "both", "{out}");
+    assert_eq!(place(&stranger), "remote", "{out}");
+    let only_here = e.keyctl(&["--json", "show", "only-here"], "").1;
+    assert_eq!(
+        place(json(&only_here)["id"].as_str().unwrap()),
+        "local",
+        "{out}"
+    );
+
+    // Revoking mc1 removes exactly mc1's credential, through Keystone; the user-wide
+    // DELETE of Multicloud is never sent.
+    e.ok(&["--yes", "revoke", "mc1"], "");
+    let left = on_keystone(&user);
+    assert!(
+        !left.contains(&mc1) && left.contains(&mc2) && left.contains(&stranger),
+        "{left:?}"
+    );
+    assert_eq!(seen.lock().unwrap().user_wide_deletes, 0);
+
+    // mc2 still authenticates: a signed ec2tokens request (validated by an admin remote).
+    let (out, _) = e.ok(&["--json", "token", "mc2", "--remote", "ksadmin"], "");
+    assert!(json(&out)["token"].as_str().is_some_and(|t| !t.is_empty()));
+    let (out, _) = e.ok(&["--json", "list", "--remote", "mc"], "");
+    let rows = json(&out);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != mc1.as_str()),
+        "{out}"
+    );
+    assert!(
+        seen.lock().unwrap().violations.is_empty(),
+        "{:?}",
+        seen.lock().unwrap().violations
+    );
 }
 
 #[test]
-fn ovh_profile_exchanges_key_and_secret_for_a_token() {
-    let seen_secret = Arc::new(std::sync::Mutex::new(None::<(String, String)>));
-    let seen = seen_secret.clone();
-    let server = FakeServer::start(move |r| {
-        if (r.method.as_str(), r.path.as_str()) != ("POST", "/iam/login") {
-            return Response::json(404, json!({}));
-        }
-        let b: Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(b["auth_mode"], "apikey");
-        assert!(r.header("authorization").is_none());
-        let pair = (
-            b["apikey"].as_str().unwrap().to_string(),
-            b["secretkey"].as_str().unwrap().to_string(),
-        );
-        let mut s = seen.lock().unwrap();
-        if let Some(known) = s.as_ref()
-            && known != &pair
-        {
-            return Response::json(401, json!({"message": "invalid credentials"}));
-        }
-        *s = Some(pair);
-        Response::json(
-            200,
-            json!({"token": "ovh-short-lived", "expires_at": "2099-01-01T00:00:00Z"}),
+fn a_plain_text_error_is_shown_on_one_line_with_every_secret_masked() {
+    // An echoing proxy: it answers 502 with the request in text/plain.
+    let server = FakeServer::start(|r: &Request| {
+        let headers: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        text(
+            400,
+            &format!(
+                "echo:\n{}\n{} {}\n{}",
+                r.body,
+                r.method,
+                r.path,
+                headers.join("\n")
+            ),
         )
     });
-    let ss = SecretService::start();
-    let home = Home::new();
-    let (code, _, err) = keyctl(
-        &ss,
-        &home,
+    let e = Env::new();
+    e.ok(
         &[
             "remote",
             "add",
@@ -159,35 +314,111 @@ fn ovh_profile_exchanges_key_and_secret_for_a_token() {
             "ovh",
             "--url",
             &server.url,
+            "--no-verify",
         ],
         "",
     );
-    assert_eq!(code, 0, "{err}");
-    let (code, out, _) = keyctl(&ss, &home, &["--json", "create", "--name", "k"], "");
-    assert_eq!(code, 0);
-    let k = json(&out);
-    let (code, out, err) = keyctl(
-        &ss,
-        &home,
-        &["-v", "--json", "token", "k", "--remote", "ovh"],
+    let (out, _) = e.ok(&["--json", "create", "--name", "k"], "");
+    let secret = json(&out)["secret"].as_str().unwrap().to_string();
+    let (code, _, err) = e.keyctl(&["token", "k", "--remote", "ovh"], "");
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("echo: {"), "the server's text is shown: {err}");
+    assert!(!err.contains(&secret), "{err}");
+    assert!(err.contains("[secret]"), "{err}");
+}
+
+/// OVH's documented reply to a login: exactly these fields.
+fn ovh_login_reply(token: &str) -> Value {
+    json!({"uid": "u-1", "user": "svc", "firstname": "", "lastname": "", "civility": "",
+        "login": "svc@example.com", "password_renew": false, "password_expiration": null,
+        "token": token})
+}
+
+#[test]
+fn ovh_login_sends_the_documented_body_claims_no_expiry_and_logs_out() {
+    let seen: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let log = seen.clone();
+    let server = FakeServer::start(move |r| {
+        log.lock().unwrap().push(r.clone());
+        match (r.method.as_str(), r.path.split('?').next().unwrap_or("")) {
+            ("POST", "/iam/login") => Response::json(200, ovh_login_reply("ovh-token-1")),
+            ("DELETE", "/iam/logout") => Response::json(200, json!({})),
+            _ => Response::json(404, json!({})),
+        }
+    });
+    let e = Env::new();
+    e.ok(
+        &[
+            "remote",
+            "add",
+            "ovh",
+            "--type",
+            "http",
+            "--profile",
+            "ovh",
+            "--url",
+            &server.url,
+            "--no-verify",
+        ],
         "",
     );
-    assert_eq!(code, 0, "{err}");
-    let t = json(&out);
-    assert_eq!(t["token"], "ovh-short-lived");
-    assert_eq!(t["expires_at"], "2099-01-01T00:00:00Z");
-    assert!(!err.contains("ovh-short-lived") && !err.contains(k["secret"].as_str().unwrap()));
-    assert_eq!(
-        seen_secret.lock().unwrap().clone().unwrap(),
-        (
-            k["id"].as_str().unwrap().to_string(),
-            k["secret"].as_str().unwrap().to_string()
-        )
+    e.ok(
+        &[
+            "remote",
+            "add",
+            "ovh-proj",
+            "--type",
+            "http",
+            "--profile",
+            "ovh",
+            "--var",
+            "app_id=my-project",
+            "--url",
+            &server.url,
+            "--no-verify",
+        ],
+        "",
     );
-    // Another key's secret is refused by the service: exit 7.
-    let (code, _, _) = keyctl(&ss, &home, &["create", "--name", "k2"], "");
-    assert_eq!(code, 0);
-    let (code, _, err) = keyctl(&ss, &home, &["token", "k2", "--remote", "ovh"], "");
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("invalid credentials"), "{err}");
+    // OVH mints its keys in its Control Panel: keyctl imports them.
+    let id = "ovh-Key-0123456789";
+    let secret = "ovhSecret0123456789abcdefghij";
+    e.ok(&["import", "--name", "ovhkey", "--id", id], secret);
+
+    let (out, err) = e.ok(&["-v", "--json", "token", "ovhkey", "--remote", "ovh"], "");
+    let t = json(&out);
+    assert_eq!(t, json!({"token": "ovh-token-1", "expires_at": null}));
+    assert!(
+        !err.contains("ovh-token-1") && !err.contains(secret),
+        "{err}"
+    );
+    e.ok(&["token", "ovhkey", "--remote", "ovh-proj"], "");
+    let reqs = seen.lock().unwrap().clone();
+    let bodies: Vec<Value> = reqs
+        .iter()
+        .filter(|r| r.path == "/iam/login")
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies[0],
+        json!({"auth_mode": "apikey", "apikey": id, "secretkey": secret, "app_id": "forepaas"})
+    );
+    assert_eq!(bodies[1]["app_id"], "my-project");
+    assert!(reqs.iter().all(|r| r.header("authorization").is_none()));
+
+    // --logout ends a token read from stdin.
+    let (_, err) = e.ok(
+        &["-v", "token", "--logout", "--remote", "ovh"],
+        "ovh-token-1",
+    );
+    assert!(
+        !err.contains("ovh-token-1"),
+        "the -v line masks the token: {err}"
+    );
+    let reqs = seen.lock().unwrap().clone();
+    let out = reqs
+        .iter()
+        .find(|r| r.method == "DELETE")
+        .expect("a logout request");
+    assert_eq!(out.path, "/iam/logout?app_id=forepaas&token=ovh-token-1");
 }

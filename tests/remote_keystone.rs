@@ -4,6 +4,8 @@
 //! outcome is checked against Keystone's own API, not only through keyctl.
 
 mod common;
+#[path = "common/fake_http.rs"]
+mod fake_http;
 #[path = "common/keystone.rs"]
 mod keystone;
 
@@ -498,4 +500,123 @@ fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
     );
     assert!(s.key(&id).get("remotes").is_none());
     assert!(ks.ec2_of(&s.user.id).is_empty());
+}
+
+/// Keystone under a path prefix, as devstack serves it (`http://host/identity/v3`): an
+/// in-process proxy that strips `/identity` and forwards to the real Keystone.
+fn identity_proxy() -> fake_http::FakeServer {
+    fake_http::FakeServer::start(|r| {
+        let ks = keystone();
+        let Some(path) = r.path.strip_prefix("/identity") else {
+            return fake_http::Response::json(404, serde_json::json!({}));
+        };
+        let client = reqwest::blocking::Client::new();
+        let mut rb = client.request(
+            reqwest::Method::from_bytes(r.method.as_bytes()).unwrap(),
+            format!("{}{path}", ks.url),
+        );
+        for (k, v) in &r.headers {
+            if ["x-auth-token", "x-subject-token", "content-type"]
+                .contains(&k.to_ascii_lowercase().as_str())
+            {
+                rb = rb.header(k, v);
+            }
+        }
+        let reply = rb.body(r.body.clone()).send().unwrap();
+        let status = reply.status().as_u16();
+        let mut out = fake_http::Response::raw(status, Vec::new());
+        if let Some(t) = reply.headers().get("x-subject-token") {
+            out = out.header("X-Subject-Token", t.to_str().unwrap());
+        }
+        out.body = reply.bytes().unwrap().to_vec();
+        out
+    })
+}
+
+#[test]
+fn every_auth_url_form_people_have_works_and_remote_test_names_the_endpoint() {
+    let ks = keystone();
+    let proxy = identity_proxy();
+    let s = Setup::bare(ks.user("urls", Some("member")));
+    let forms = [
+        format!("{}/v3", ks.url),
+        format!("{}/v3/", ks.url),
+        format!("{}/", ks.url),
+        format!("{}/identity", proxy.url),
+        format!("{}/identity/", proxy.url),
+        format!("{}/identity/v3", proxy.url),
+    ];
+    for (i, url) in forms.iter().enumerate() {
+        let name = format!("ks{i}");
+        let (code, _, err) = s.keyctl_in(&s.user.remote_add_args(&name, url), &s.user.password);
+        assert_eq!(code, 0, "remote add --url {url}: {err}");
+        let out = s.ok(&["remote", "test", &name]);
+        let root = url.trim_end_matches('/').trim_end_matches("/v3");
+        assert!(
+            out.contains(&format!("at {root}/v3 as user")),
+            "{url}: {out}"
+        );
+        // A push goes to the same Keystone whatever the form.
+        let (id, _) = s.create(&format!("k{i}"), &["--remote", &name]);
+        assert!(ks.ec2_of(&s.user.id).iter().any(|(a, _)| *a == id), "{url}");
+    }
+}
+
+#[test]
+fn remote_add_takes_openrc_variables_and_clouds_yaml_and_keeps_the_password_out_of_config() {
+    let ks = keystone();
+    let s = Setup::bare(ks.user("osenv", Some("member")));
+    let auth_url = format!("{}/v3", ks.url);
+
+    // An openrc file's variables.
+    let mut c = s.ss.cmd(&s.home);
+    c.args(["remote", "add", "fromenv", "--from-env"])
+        .env("OS_AUTH_URL", &auth_url)
+        .env("OS_USERNAME", &s.user.name)
+        .env("OS_PROJECT_NAME", &s.user.project)
+        .env("OS_USER_DOMAIN_NAME", "Default")
+        .env("OS_PROJECT_DOMAIN_NAME", "Default")
+        .env("OS_PASSWORD", &s.user.password);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("OS_* environment variables"), "{err}");
+    assert!(s.ok(&["remote", "test", "fromenv"]).contains(&s.user.id));
+
+    // clouds.yaml and secure.yaml where the openstack CLI reads them.
+    let dir = s.home.dir.path().join("user/.config/openstack");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("clouds.yaml"),
+        format!(
+            "clouds:\n  mycloud:\n    auth:\n      auth_url: {auth_url}\n      username: {}\n      project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n",
+            s.user.name, s.user.project
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("secure.yaml"),
+        format!(
+            "clouds:\n  mycloud:\n    auth:\n      password: {}\n",
+            s.user.password
+        ),
+    )
+    .unwrap();
+    s.ok(&["remote", "add", "cloud", "--os-cloud", "mycloud"]);
+    assert!(s.ok(&["remote", "test", "cloud"]).contains(&s.user.id));
+    let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
+    assert!(!config.contains(&s.user.password), "{config}");
+
+    // cacert is honoured: one that does not exist is named in the error.
+    std::fs::write(
+        dir.join("clouds.yaml"),
+        format!(
+            "clouds:\n  tls:\n    auth:\n      auth_url: {auth_url}\n      username: u\n      project_name: p\n    cacert: /nonexistent/ca.pem\n"
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = s.keyctl_in(&["remote", "add", "tls", "--os-cloud", "tls"], "pw");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    let (code, _, err) = s.keyctl(&["remote", "add", "x", "--os-cloud", "nosuch"]);
+    assert_eq!(code, 2, "{err}");
 }

@@ -21,8 +21,54 @@ pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     }
 }
 
-fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
+/// `--from-env` / `--os-cloud NAME`: the OpenStack settings the user already has.
+fn openstack(a: &RemoteAddArgs) -> anyhow::Result<Option<remote::openstack::Settings>> {
+    use remote::openstack;
+    let env = |k: &str| std::env::var(k).ok();
+    let s = if a.from_env {
+        openstack::from_env(env)?
+    } else if let Some(cloud) = &a.os_cloud {
+        let explicit = env("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from);
+        let home = dirs::home_dir();
+        openstack::from_clouds(
+            cloud,
+            &openstack::search_path("clouds.yaml", explicit.clone(), home.clone()),
+            &openstack::search_path("secure.yaml", explicit, home),
+        )?
+    } else {
+        return Ok(None);
+    };
+    if a.kind != RemoteType::Keystone {
+        return Err(usage(
+            "--from-env and --os-cloud apply to --type keystone only",
+        ));
+    }
+    Ok(Some(s))
+}
+
+fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     remote::validate_name(&a.name)?;
+    let os = openstack(&a)?;
+    if let Some(os) = &os {
+        // Flags given on the command line win over what the files say.
+        a.url = a.url.take().or_else(|| os.auth_url.clone());
+        if a.application_credential.is_none() && a.user.is_none() && os.username.is_none() {
+            a.application_credential = os.application_credential_id.clone();
+        }
+        if a.application_credential.is_none() {
+            a.user = a.user.take().or_else(|| os.username.clone());
+            a.project = a.project.take().or_else(|| os.project_name.clone());
+        }
+        if let (Some(d), "Default") = (&os.domain, a.domain.as_str()) {
+            a.domain = d.clone();
+        }
+        a.ca_cert = a.ca_cert.take().or_else(|| os.cacert.clone());
+        ctx.out
+            .note(&format!("remote {}: settings from {}", a.name, os.source));
+    }
+    if a.url.is_none() && a.region.is_none() {
+        return Err(usage("--url is needed (the settings named no auth_url)"));
+    }
     let url = match (&a.url, a.region) {
         (Some(u), _) => u.clone(),
         (None, Some(RegionArg::Us)) => remote::soda::US.to_string(),
@@ -60,10 +106,17 @@ fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
             (AuthMethod::Basic, None)
         }
         RemoteType::Http => {
-            let spec = match &a.profile {
+            let mut spec = match &a.profile {
                 Some(p) => remote::http::profile(p)?,
-                None => Default::default(),
+                None => remote::http::HttpSpec::default(),
             };
+            for v in &a.vars {
+                let (k, val) = v
+                    .split_once('=')
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| usage(format!("--var {}: write NAME=VALUE", quoted(v))))?;
+                spec.vars.insert(k.to_string(), val.to_string());
+            }
             if let Some(k) = &a.auth_remote {
                 match ctx.config.remotes.get(k) {
                     Some(c) if c.kind == RemoteType::Keystone => {}
@@ -88,10 +141,13 @@ fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
         }
     };
     if a.kind != RemoteType::Http
-        && (a.profile.is_some() || a.auth.is_some() || a.auth_remote.is_some())
+        && (a.profile.is_some()
+            || a.auth.is_some()
+            || a.auth_remote.is_some()
+            || !a.vars.is_empty())
     {
         return Err(usage(
-            "--profile, --auth and --auth-remote apply to --type http only",
+            "--profile, --auth, --auth-remote and --var apply to --type http only",
         ));
     }
     if let Some(ca) = &a.ca_cert
@@ -102,7 +158,13 @@ fn add(ctx: &Ctx, a: RemoteAddArgs) -> anyhow::Result<()> {
             quoted(&ca.display().to_string())
         )));
     }
+    let from_files = os.and_then(|o| match auth {
+        AuthMethod::Password => o.password,
+        AuthMethod::ApplicationCredential => o.application_credential_secret,
+        _ => None,
+    });
     let secret = match auth {
+        _ if from_files.is_some() => from_files,
         AuthMethod::None => None,
         AuthMethod::Password => Some(input::read_secret(&format!(
             "Password of {} on {url} (input hidden): ",
@@ -254,7 +316,8 @@ fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     writeln!(
         std::io::stdout(),
-        "ok: logged in to {name} as user {} (project {}), token valid until {}",
+        "ok: logged in to {name} at {} as user {} (project {}), token valid until {}",
+        who.endpoint,
         who.user_id,
         who.project_id.as_deref().unwrap_or("-"),
         who.token_expires_at

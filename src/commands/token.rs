@@ -1,6 +1,8 @@
 //! `keyctl token KEY --remote R`: exchange the key and its secret for a short-lived
 //! token. The token goes to stdout alone (for `$(keyctl token ...)`), or with its expiry
-//! under `--json`; the secret itself never leaves the machine (Keystone gets a signature).
+//! under `--json` (`expires_at` is null where the service does not say it, as OVH's does
+//! not); the secret itself never leaves the machine where the service checks a signature
+//! (Keystone). `--logout` ends a token read from stdin.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -14,9 +16,16 @@ use crate::remote;
 use crate::store;
 
 pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
-    let rec = crate::catalog::load_for(ctx, &a.key)?
-        .resolve(&a.key)?
-        .clone();
+    if a.logout {
+        // The token is a secret: stdin or a no-echo prompt, never argv.
+        let token = crate::input::read_secret("Token to end (input hidden): ")?;
+        remote::open(ctx, &a.remote)?.logout(&token)?;
+        ctx.out
+            .note(&format!("remote {}: the token was ended", a.remote));
+        return Ok(());
+    }
+    let key = a.key.as_deref().unwrap_or_default();
+    let rec = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
     let secret = usable_secret(ctx, &rec)?;
     let t = remote::open(ctx, &a.remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {

@@ -1,8 +1,20 @@
 //! A JSON REST service described in config.yaml: which endpoint creates (push), mints
 //! (server-side), lists, revokes and exchanges keys for tokens, with templated paths and
-//! bodies and JSON pointers to the reply fields to read. Two profiles ship ready:
-//! SODA Multicloud's AK/SK API (behind a Keystone token) and an OVH-style
-//! `POST /iam/login` token exchange.
+//! bodies and JSON pointers to the reply fields to read. Two profiles ship ready, on the
+//! services' real contracts (`notes/real-contracts.md`):
+//! - SODA Multicloud (sodafoundation/strato `api/pkg/aksk`): mint = `POST
+//!   /v1/{project_id}/aksks` with a flat body, list = `GET /v1/{project_id}/aksks/{user_id}`
+//!   (a JSON array). Its `DELETE /v1/{project_id}/aksks/{user_id}` removes every key of the
+//!   user (or, in other versions, none) and answers 200 either way, so revoke never sends
+//!   it: the AK/SK are Keystone ec2 credentials, and revoke deletes exactly that one
+//!   credential through the Keystone remote this one authenticates with.
+//! - OVH Data Platform IAM: `POST /iam/login` {auth_mode, apikey, secretkey, app_id} ->
+//!   `token` (no expiry in the reply: the lifetime is an IAM setting), and `DELETE
+//!   /iam/logout?app_id=..&token=..`. OVH mints its keys in its Control Panel.
+//!
+//! A remote added with a profile always uses the profile's current endpoints (its `vars`
+//! stay the remote's own), so a config.yaml written by an older keyctl never sends a
+//! request the service does not mean the way keyctl does.
 //!
 //! Templates know `{access}`, `{secret}` (bodies only), `{remote_id}`, `{user_id}`,
 //! `{project_id}` and the remote's own `vars`. Values put in paths are percent-encoded.
@@ -42,6 +54,13 @@ pub struct HttpSpec {
     /// A cheap authenticated GET for `remote test`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<Endpoint>,
+    /// End a token (`{token}` in the path or body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logout: Option<Endpoint>,
+    /// Revoke through the `auth_remote` Keystone: delete the key's ec2 credential there
+    /// (`DELETE /v3/credentials/{sha256(access)}`), exactly one key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoke_via_keystone: bool,
 }
 
 /// One request and where to find things in its reply (JSON pointers, e.g. `/token`).
@@ -89,25 +108,32 @@ pub fn profile(name: &str) -> anyhow::Result<HttpSpec> {
         "multicloud" => Ok(HttpSpec {
             mint: Some(Endpoint {
                 body: Some(
-                    serde_json::json!({"user_id": "{user_id}", "project_id": "{project_id}"}),
+                    serde_json::json!({"project_id": "{project_id}", "user_id": "{user_id}"}),
                 ),
                 access_field: Some("/access_key".into()),
                 secret_field: Some("/secret_key".into()),
                 ..ep("POST", "/v1/{project_id}/aksks")
             }),
-            revoke: Some(ep("DELETE", "/v1/{project_id}/aksks/{user_id}")),
+            list: Some(Endpoint {
+                items: Some(String::new()),
+                access_field: Some("/blob/access_key".into()),
+                ..ep("GET", "/v1/{project_id}/aksks/{user_id}")
+            }),
             test: Some(ep("GET", "/v1/{project_id}/aksks/{user_id}")),
+            revoke_via_keystone: true,
             ..Default::default()
         }),
-        // OVH-style: an API key and secret exchanged for a short-lived token.
+        // OVH Data Platform IAM ("API Reference: Identity Access Manager").
         "ovh" => Ok(HttpSpec {
+            vars: BTreeMap::from([("app_id".to_string(), "forepaas".to_string())]),
             token: Some(Endpoint {
                 body: Some(serde_json::json!({
-                    "auth_mode": "apikey", "apikey": "{access}", "secretkey": "{secret}"})),
+                    "auth_mode": "apikey", "apikey": "{access}", "secretkey": "{secret}",
+                    "app_id": "{app_id}"})),
                 token_field: Some("/token".into()),
-                expires_field: Some("/expires_at".into()),
                 ..ep("POST", "/iam/login")
             }),
+            logout: Some(ep("DELETE", "/iam/logout?app_id={app_id}&token={token}")),
             ..Default::default()
         }),
         other => Err(usage(format!(
@@ -133,7 +159,12 @@ type Vars = BTreeMap<String, String>;
 
 impl<'a> Http<'a> {
     pub fn new(ctx: &'a Ctx, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
-        let spec = cfg.http.clone().unwrap_or_default();
+        let mut spec = cfg.http.clone().unwrap_or_default();
+        if let Some(p) = cfg.profile.as_deref().filter(|p| PROFILES.contains(p)) {
+            let mut current = profile(p)?;
+            current.vars.extend(std::mem::take(&mut spec.vars));
+            spec = current;
+        }
         let keystone = match &cfg.auth_remote {
             None => None,
             Some(k) => {
@@ -241,6 +272,7 @@ impl Remote for Http<'_> {
             }
         }
         Ok(Identity {
+            endpoint: self.client.base.to_string(),
             user_id: vars.get("user_id").cloned().unwrap_or_else(|| "-".into()),
             project_id: vars.get("project_id").cloned(),
             token_expires_at: None,
@@ -279,6 +311,28 @@ impl Remote for Http<'_> {
     }
 
     fn revoke(&self, link: &RemoteLink) -> anyhow::Result<bool> {
+        if self.spec.revoke_via_keystone {
+            let ks = self.keystone.as_ref().ok_or_else(|| {
+                usage(format!(
+                    "remote {} revokes through its Keystone remote (--auth-remote), and has none",
+                    self.name
+                ))
+            })?;
+            // The link's remote ID is the access key (the service names no other).
+            let one = RemoteLink {
+                remote_id: super::keystone::credential_id(&link.remote_id),
+                ..link.clone()
+            };
+            let gone_now = ks.revoke(&one)?;
+            if ks.has_credential(&one.remote_id)? {
+                return Err(Error::RemoteUnreachable(format!(
+                    "remote {}: Keystone accepted the delete of credential {} but still has it",
+                    self.name, one.remote_id
+                ))
+                .into());
+            }
+            return Ok(gone_now);
+        }
         let e = self.endpoint(&self.spec.revoke, "revoke")?;
         let (cred, mut vars) = self.auth()?;
         vars.insert("remote_id".into(), link.remote_id.clone());
@@ -359,6 +413,22 @@ impl Remote for Http<'_> {
             token: SecretString::from(token),
             expires_at,
         })
+    }
+
+    fn logout(&self, token: &SecretString) -> anyhow::Result<()> {
+        let e = self.endpoint(&self.spec.logout, "logout")?;
+        let mut vars = self.spec.vars.clone();
+        vars.insert("token".into(), token.expose_secret().to_string());
+        self.client.hide(token.expose_secret());
+        self.client
+            .hide(&super::keystone::urlencode(token.expose_secret()));
+        let reply = self.request(e, &vars, None, None, true)?;
+        if !reply.ok() {
+            return Err(self
+                .client
+                .failure_hiding(&reply, "end the token", Some(token)));
+        }
+        Ok(())
     }
 
     fn mint(&self, for_user: Option<&str>) -> anyhow::Result<ServerMinted> {

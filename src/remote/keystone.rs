@@ -109,7 +109,8 @@ struct Blob {
 
 impl<'a> Keystone<'a> {
     pub fn new(ctx: &'a Ctx, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
-        let client = Client::new(ctx, name, &cfg)?;
+        let mut client = Client::new(ctx, name, &cfg)?;
+        client.base = identity_root(&client.base);
         Ok(Keystone {
             ctx,
             name: name.to_string(),
@@ -359,6 +360,19 @@ impl<'a> Keystone<'a> {
         }
     }
 
+    /// Whether Keystone still has credential `id` (after a revoke, to check it).
+    /// A non-admin gets 403 for an ID that does not exist: its own list decides then.
+    pub fn has_credential(&self, id: &str) -> anyhow::Result<bool> {
+        match self.get_credential(id) {
+            Ok(c) => Ok(c.is_some()),
+            Err(e) if format!("{e:#}").contains("HTTP 403") => {
+                let s = self.session()?;
+                Ok(self.list_raw(&s.user_id)?.iter().any(|c| c.id == id))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn get_credential(&self, id: &str) -> anyhow::Result<Option<Credential>> {
         let reply = self.call(Method::GET, &format!("v3/credentials/{id}"), None, true)?;
         match reply.status {
@@ -391,6 +405,7 @@ impl Remote for Keystone<'_> {
         let s = std::sync::Arc::new(self.authenticate()?);
         *self.session.lock().expect("session lock") = Some(s.clone());
         Ok(Identity {
+            endpoint: format!("{}v3", self.client.base),
             user_id: s.user_id.clone(),
             project_id: s.project_id.clone(),
             token_expires_at: Some(s.expires_at),
@@ -572,6 +587,20 @@ impl Remote for Keystone<'_> {
 }
 
 /// Percent-encodes all but RFC 3986 unreserved characters (AWS's and Python's quote).
+/// The Identity service's root, whatever form of URL people have: `OS_AUTH_URL` usually
+/// ends in `/v3` (`http://host:5000/v3`, devstack's `http://host/identity/v3`), some
+/// have none (`http://host/identity`). Requests add `v3/...` to the root.
+pub fn identity_root(url: &reqwest::Url) -> reqwest::Url {
+    let mut u = url.clone();
+    let path = u.path().trim_end_matches('/').to_string();
+    if let Some(root) = path.strip_suffix("/v3") {
+        u.set_path(&format!("{root}/"));
+    } else {
+        u.set_path(&format!("{path}/"));
+    }
+    u
+}
+
 pub fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -628,6 +657,23 @@ mod tests {
             credential_id("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn identity_root_accepts_every_auth_url_form() {
+        for (given, root) in [
+            ("http://h:5000", "http://h:5000/"),
+            ("http://h:5000/", "http://h:5000/"),
+            ("http://h:5000/v3", "http://h:5000/"),
+            ("http://h:5000/v3/", "http://h:5000/"),
+            ("https://h/identity", "https://h/identity/"),
+            ("https://h/identity/", "https://h/identity/"),
+            ("https://h/identity/v3", "https://h/identity/"),
+            ("https://h/identity/v3/", "https://h/identity/"),
+        ] {
+            let u = reqwest::Url::parse(given).unwrap();
+            assert_eq!(identity_root(&u).as_str(), root, "{given}");
+        }
     }
 
     #[test]

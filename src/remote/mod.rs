@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod keystone;
+pub mod openstack;
 pub mod soda;
 
 use std::collections::BTreeMap;
@@ -147,6 +148,8 @@ pub struct Token {
 /// Who the remote's own credentials authenticate as.
 #[derive(Serialize)]
 pub struct Identity {
+    /// The endpoint keyctl settled on (Keystone: the URL as given, with or without `/v3`).
+    pub endpoint: String,
     pub user_id: String,
     pub project_id: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -202,6 +205,11 @@ pub trait Remote: Sync {
             )),
             Err(e) => Err(e),
         }
+    }
+
+    /// Ends a token `token` issued (OVH's `DELETE /iam/logout`).
+    fn logout(&self, _token: &SecretString) -> anyhow::Result<()> {
+        Err(crate::error::usage("this remote has no logout endpoint"))
     }
 
     /// The remote's ID of a credential that was unknown when it was recorded (a Soda
@@ -364,6 +372,10 @@ pub struct Client {
     pub name: String,
     pub base: reqwest::Url,
     out: Output,
+    /// Every secret and token this client has sent (credentials in headers, secret-like
+    /// fields of bodies): masked in any error text a server sends back, so a server or
+    /// proxy that echoes the request never puts one into keyctl's output.
+    sent: std::sync::Mutex<Vec<zeroize::Zeroizing<String>>>,
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -448,7 +460,56 @@ impl Client {
             name: name.to_string(),
             base,
             out: ctx.out.clone(),
+            sent: Default::default(),
         })
+    }
+
+    /// Remembers a value to mask in error text from now on.
+    pub fn hide(&self, value: &str) {
+        if value.len() >= 4 {
+            self.sent
+                .lock()
+                .expect("sent lock")
+                .push(zeroize::Zeroizing::new(value.to_string()));
+        }
+    }
+
+    /// Every value this client sent that must not be shown, longest first.
+    fn mask(&self, text: &str) -> String {
+        let sent = self.sent.lock().expect("sent lock");
+        let mut values: Vec<&str> = sent.iter().map(|v| v.as_str()).collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = text.to_string();
+        for v in values {
+            if out.contains(v) {
+                out = out.replace(v, "[secret]");
+            }
+        }
+        out
+    }
+
+    /// Remembers the secret-like string fields of a request body (passwords, secrets,
+    /// tokens, keys), however deep.
+    fn hide_body(&self, v: &serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    let k = k.to_ascii_lowercase();
+                    match x {
+                        serde_json::Value::String(s)
+                            if ["secret", "password", "token", "blob"]
+                                .iter()
+                                .any(|w| k.contains(w)) =>
+                        {
+                            self.hide(s)
+                        }
+                        other => self.hide_body(other),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| self.hide_body(x)),
+            _ => {}
+        }
     }
 
     /// `path` relative to the remote's base URL.
@@ -533,8 +594,21 @@ impl Client {
                 Some(("Authorization", format!("Basic {enc}")))
             }
         };
+        match auth {
+            Auth::XAuthToken(t) | Auth::Bearer(t) | Auth::Basic(_, t) => {
+                self.hide(t.expose_secret())
+            }
+            Auth::None => {}
+        }
+        if let Some(b) = body {
+            self.hide_body(b);
+        }
         if let Some((name, value)) = header {
             let value = zeroize::Zeroizing::new(value);
+            if let Some((_, v)) = value.split_once(' ') {
+                // The encoded Basic pair decodes to the secret: masked as well.
+                self.hide(v);
+            }
             let mut v = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
                 anyhow::anyhow!(
                     "the credential of remote {} is not a valid header value",
@@ -548,7 +622,7 @@ impl Client {
             rb = rb.json(b);
         }
         let start = Instant::now();
-        let shown = sanitize(url.as_str());
+        let shown = self.mask(&sanitize(url.as_str()));
         let result = rb
             .send()
             .map_err(|e| transport_reason(&e))
@@ -632,11 +706,16 @@ impl Client {
         what: &str,
         secret: Option<&SecretString>,
     ) -> anyhow::Error {
-        let msg = server_message(&reply.body).map(|m| match secret {
-            Some(s) if !s.expose_secret().is_empty() && m.contains(s.expose_secret()) => {
-                m.replace(s.expose_secret(), "[secret]")
+        if let Some(s) = secret {
+            self.hide(s.expose_secret());
+        }
+        let msg = server_message(&reply.body).map(|m| self.mask(&m)).map(|m| {
+            // Cut after masking, so a cut never leaves part of a secret behind.
+            if m.chars().count() > 200 {
+                format!("{}...", m.chars().take(200).collect::<String>())
+            } else {
+                m
             }
-            _ => m,
         });
         let detail = msg.map(|m| format!(" ({m})")).unwrap_or_default();
         let hint = match reply.status {
@@ -692,18 +771,26 @@ pub fn is_unreachable(e: &anyhow::Error) -> bool {
         .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::RemoteUnreachable(_))))
 }
 
-/// `error.message` (Keystone, OpenStack), `message` or `error` from a JSON error body.
+/// The server's own words for an error: `error.message` (Keystone, OpenStack),
+/// `message` or `error` from a JSON body, or else a text body (SODA Multicloud answers
+/// `text/plain`) squeezed to one line. Control characters are removed; the caller masks
+/// and cuts it.
 fn server_message(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let m = v
-        .pointer("/error/message")
-        .or_else(|| v.get("message"))
-        .or_else(|| v.get("error").filter(|e| e.is_string()))
-        .and_then(|m| m.as_str())?;
-    let clean = sanitize(m);
-    Some(if clean.chars().count() > 200 {
-        format!("{}...", clean.chars().take(200).collect::<String>())
-    } else {
-        clean
-    })
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let m = v
+            .pointer("/error/message")
+            .or_else(|| v.get("message"))
+            .or_else(|| v.get("error").filter(|e| e.is_string()))
+            .and_then(|m| m.as_str());
+        if let Some(m) = m {
+            return Some(sanitize(m));
+        }
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() || line.starts_with('<') || line.starts_with('{') {
+        // Empty, an HTML error page (a proxy's), or JSON without a message.
+        return None;
+    }
+    Some(sanitize(&line))
 }

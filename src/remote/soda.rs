@@ -126,6 +126,7 @@ impl Remote for Soda<'_> {
         }
         let who: LoggedIn = self.client.json(&reply, "test-login")?;
         Ok(Identity {
+            endpoint: self.client.base.to_string(),
             user_id: self.cfg.user.clone().unwrap_or_default(),
             project_id: who.organisation_name,
             token_expires_at: None,
