@@ -109,8 +109,8 @@ pub enum Command {
     Delete(KeyArg),
     /// Validate a secret read from stdin, offline (prefix and checksum)
     Check,
-    /// Which store is in use, where secrets live, and what is missing
-    Doctor,
+    /// Which store is in use, where secrets live, and what is missing or left over
+    Doctor(DoctorArgs),
     /// Run CMD with the key's ID and secret in its environment
     Run(RunArgs),
     /// Print a shell completion script; key names complete from the registry
@@ -318,6 +318,14 @@ pub struct TokenArgs {
     /// DELETE /iam/logout
     #[arg(long)]
     pub logout: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Remove secrets that no key in the registry owns (left by an interrupted create);
+    /// asks first on a terminal, needs --yes otherwise
+    #[arg(long)]
+    pub fix: bool,
 }
 
 #[derive(Debug, Args)]

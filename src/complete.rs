@@ -19,8 +19,10 @@ use crate::registry::Registry;
 /// The variable the registration scripts set when they ask for completions.
 pub const VAR: &str = "KEYCTL_COMPLETE";
 
-pub fn answer_shell() {
-    if std::env::var_os(VAR).is_some() {
+/// Answers only when a shell asks: the registration scripts call `keyctl -- WORDS...`
+/// with the variable set. A variable merely exported in a shell changes nothing.
+pub fn answer_shell(args: &[OsString]) {
+    if std::env::var_os(VAR).is_some() && args.get(1).is_some_and(|a| a == "--") {
         clap_complete::CompleteEnv::with_factory(Cli::command)
             .var(VAR)
             .bin("keyctl")

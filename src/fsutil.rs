@@ -2,6 +2,14 @@
 //! (temp file in the same directory, fsync, rename, fsync of the directory) and
 //! serialized by an exclusive lock file, so that many keyctl processes at once lose
 //! nothing and a crash leaves either the old file or the new one.
+//!
+//! A file keyctl writes may hold a secret (the file store, a configuration file with a
+//! `soda_cloud` block), so a crash must not leave a *named* temporary copy behind either
+//! (in a git working tree it gets committed). On Linux the new content is written to an
+//! unnamed file (`O_TMPFILE`), named only once complete, and renamed over the target
+//! right away: the named copy exists for two system calls. Elsewhere, or where the file
+//! system has no `O_TMPFILE`, a named temporary file is used; either way, temporary files
+//! of our naming left by a killed keyctl are removed by the next write beside them.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -41,6 +49,27 @@ pub fn lock_exclusive(path: &Path) -> anyhow::Result<LockGuard> {
     Ok(LockGuard { _file: file })
 }
 
+/// How old a temporary file of ours must be before a later write removes it (a live
+/// writer holds its own for milliseconds).
+const STALE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Takes an exclusive lock without waiting: Err when another process holds it.
+pub fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
+    if let Some(dir) = path.parent() {
+        ensure_private_dir(dir)?;
+    }
+    let mut o = OpenOptions::new();
+    o.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let file = o
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    file.try_lock()
+        .map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
+    Ok(LockGuard { _file: file })
+}
+
 /// Replaces `path` with `bytes` atomically; the new file is 0600 from its first byte.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
@@ -48,8 +77,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let prefix = format!(".{}.", name.as_deref().unwrap_or("keyctl"));
+    #[cfg(target_os = "linux")]
+    if unnamed::write(dir, path, &prefix, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?
+    {
+        remove_stale(dir, &prefix);
+        return Ok(());
+    }
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.as_deref().unwrap_or("keyctl")))
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
@@ -69,7 +106,165 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
+    remove_stale(dir, &prefix);
     Ok(())
+}
+
+/// Removes `PREFIX*.tmp` files (our naming) older than [`STALE`]: what a killed keyctl
+/// left beside the file it was replacing.
+fn remove_stale(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let n = n.to_string_lossy();
+        if !(n.starts_with(prefix) && n.ends_with(".tmp")) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::ffi::CString;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    use std::path::Path;
+
+    /// Writes through an unnamed file; Ok(false) where the file system cannot.
+    pub fn write(dir: &Path, path: &Path, prefix: &str, bytes: &[u8]) -> std::io::Result<bool> {
+        let opened = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(dir);
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT)
+                ) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        let tmp = dir.join(format!("{prefix}{:016x}.tmp", rand::random::<u64>()));
+        let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let dst = CString::new(tmp.as_os_str().as_bytes())?;
+        // SAFETY: both paths are NUL-terminated C strings that outlive the call.
+        let linked = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                src.as_ptr(),
+                libc::AT_FDCWD,
+                dst.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if linked != 0 {
+            // No /proc (a chroot): the named path below does the job.
+            return Ok(false);
+        }
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(true)
+    }
+}
+
+/// Refuses a file keyctl keeps that is a symbolic link (writing it would replace the
+/// link and leave the target's old contents behind) and, for a file holding secrets
+/// (`secret`), one that group or others may read or that another user owns, as ssh
+/// refuses such a private key. A missing file is fine.
+pub fn check_private(path: &Path, secret: bool) -> anyhow::Result<()> {
+    let m = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if m.file_type().is_symlink() {
+        anyhow::bail!(
+            "{} is a symbolic link; keyctl keeps it as a regular file: move the file it points to in its place (or remove the link)",
+            path.display()
+        );
+    }
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if m.uid() != me {
+            anyhow::bail!(
+                "{} belongs to another user (uid {}); keyctl reads secrets only from its own files",
+                path.display(),
+                m.uid()
+            );
+        }
+        if m.mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "{} can be read or written by group or others (mode {:o}); `chmod 600 {}` fixes it",
+                path.display(),
+                m.mode() & 0o777,
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True when others than the owner may write `dir` (a keyctl home anyone can change).
+pub fn writable_by_others(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o022 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        false
+    }
+}
+
+/// serde_json's error without its quote of the input: a bare JSON string where a map
+/// belongs would otherwise put the string (a secret) into the message.
+pub fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "read error",
+        Category::Syntax => "not JSON",
+        Category::Data => "not the expected JSON structure",
+        Category::Eof => "cut short",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
 }
 
 /// Reads a file, `None` when it does not exist.

@@ -199,6 +199,54 @@ pub fn looks_like_secret(s: &str) -> bool {
     check(s).is_ok()
 }
 
+/// True when a keyctl secret stands anywhere inside `s` (`--description "see kca_..."`,
+/// `--scope kca_.../x`). Linear in the length of `s`: a standard secret is a prefix
+/// ending in `_` or `-` (at most 32 characters) and 49 base62 characters, so only the
+/// places after such a separator are tried; an aksk secret is 32 base62 characters
+/// standing alone.
+pub fn contains_secret(s: &str) -> bool {
+    const MAX_PREFIX: usize = 32;
+    let b = s.as_bytes();
+    let b62 = |c: &u8| BASE62.contains(c);
+    let tail = BODY_LEN + CHECK_LEN;
+    for (i, &c) in b.iter().enumerate() {
+        if !matches!(c, b'_' | b'-') || i + 1 + tail > b.len() {
+            continue;
+        }
+        let end = i + 1 + tail;
+        if !b[i + 1..end].iter().all(b62) {
+            continue;
+        }
+        let first = (i + 1).saturating_sub(MAX_PREFIX);
+        for start in first..=i {
+            let prefix_ok = b[start..=i]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'));
+            if prefix_ok && check(&s[start..end]).is_ok() {
+                return true;
+            }
+        }
+    }
+    let short = AKSK_BODY_LEN + CHECK_LEN;
+    let alnum = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let mut i = 0;
+    while i + short <= b.len() {
+        if !b[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_alphanumeric() {
+            j += 1;
+        }
+        if j - i == short && (i == 0 || !alnum(i - 1)) && check(&s[i..j]).is_ok() {
+            return true;
+        }
+        i = j;
+    }
+    false
+}
+
 /// Key names: what people type and scripts pass around, so they are kept to characters
 /// that need no quoting anywhere and cannot carry terminal escapes.
 pub fn validate_name(name: &str) -> anyhow::Result<()> {
@@ -304,6 +352,27 @@ pub fn default_name(kind: Kind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_found_inside_other_text_and_look_alikes_are_not() {
+        let m = mint(Format::Standard, "kca_");
+        let s = m.secret.expose_secret();
+        for text in [
+            format!("see {s} for details"),
+            format!("{s}/x"),
+            format!("scope={s}"),
+            format!("x{s}y"),
+        ] {
+            assert!(contains_secret(&text), "{text}");
+        }
+        let mut broken = s.to_string();
+        broken.pop();
+        broken.push(if s.ends_with('A') { 'B' } else { 'A' });
+        assert!(!contains_secret(&format!("see {broken}")));
+        assert!(!contains_secret("plain words, 0123456789abcdef0123456789abcdef"));
+        let a = mint(Format::Aksk, "");
+        assert!(contains_secret(&format!("k={}", a.secret.expose_secret())));
+    }
     use secrecy::ExposeSecret;
 
     #[test]

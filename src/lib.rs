@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod expiry;
 pub mod fsutil;
+pub mod harden;
 pub mod input;
 pub mod key;
 pub mod output;
@@ -39,7 +40,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
     // A shell asking for completions (KEYCTL_COMPLETE=bash keyctl -- ...) is answered here
     // and the process exits; otherwise this costs one environment lookup.
-    complete::answer_shell();
+    complete::answer_shell(&args);
+    harden::no_core_dumps();
     if let Some(pos) = secret_in_args(&args) {
         eprintln!(
             "keyctl: error: argument {pos} looks like a keyctl secret; secrets are never taken from the command line (shell history, process table): pipe it on stdin"
@@ -73,16 +75,13 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Position (1-based) of an argument that passes the keyctl secret checksum, also in
-/// `--flag=VALUE` form.
+/// Position (1-based) of an argument with a keyctl secret anywhere in it (a whole
+/// argument, `--flag=VALUE`, or inside a description or scope).
 fn secret_in_args(args: &[OsString]) -> Option<usize> {
     args.iter()
         .skip(1)
         .position(|a| {
-            let s = a.to_string_lossy();
-            key::looks_like_secret(&s)
-                || s.split_once('=')
-                    .is_some_and(|(_, v)| key::looks_like_secret(v))
+            key::contains_secret(&a.to_string_lossy())
         })
         .map(|i| i + 1)
 }

@@ -120,18 +120,27 @@ pub fn print_fields(rows: &[(&str, String)]) -> anyhow::Result<()> {
 
 /// Replaces control characters (escapes, newlines) with visible `\u{..}` forms.
 pub fn sanitize(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(unsafe_on_screen) {
         return s.to_string();
     }
     s.chars()
         .map(|c| {
-            if c.is_control() {
+            if unsafe_on_screen(c) {
                 c.escape_unicode().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// Control characters, and the invisible and bidirectional formatting characters that
+/// make text read differently from what it is (U+202E turns `txt.exe` into `exe.txt`).
+fn unsafe_on_screen(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// A string from outside, quoted and sanitized for an error message.

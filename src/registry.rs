@@ -154,6 +154,7 @@ impl Registry {
     /// Loads without locking; a missing file is an empty registry.
     pub fn load(data_dir: &Path) -> anyhow::Result<Registry> {
         let path = Self::path_in(data_dir);
+        fsutil::check_private(&path, false)?;
         let file = match fsutil::read_optional(&path)? {
             None => RegistryFile {
                 version: VERSION,
@@ -161,8 +162,9 @@ impl Registry {
             },
             Some(bytes) => serde_json::from_slice::<RegistryFile>(&bytes).map_err(|e| {
                 anyhow::anyhow!(
-                    "the key registry {} is corrupted ({e}); it was left untouched: restore it from a backup or move it aside",
-                    path.display()
+                    "the key registry {} is corrupted ({}); it was left untouched: restore it from a backup or move it aside",
+                    path.display(),
+                    fsutil::json_error(&e)
                 )
             })?,
         };

@@ -30,6 +30,37 @@ impl Plan {
     }
 }
 
+/// The largest configuration file `--write` reads.
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+/// Deeper nesting than this is no configuration file (and costs YAML parsers dearly).
+const MAX_DEPTH: usize = 64;
+
+/// The directory must take a new file (the edit is written beside the file and renamed),
+/// checked before anything is minted: an unnamed temporary file, gone when dropped.
+fn writable(dir: &Path, shown: &impl std::fmt::Display) -> anyhow::Result<()> {
+    tempfile::tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| usage(format!("cannot write {shown}: {} is not writable ({e})", dir.display())))
+}
+
+/// How deep `[`/`{` flow collections and indentation nest, roughly (quotes are not
+/// tracked, so this over-counts, never under-counts, brackets inside strings).
+fn depth(text: &str) -> usize {
+    let (mut flow, mut most) = (0usize, 0usize);
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        for c in line.chars() {
+            match c {
+                '[' | '{' => flow += 1,
+                ']' | '}' => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            most = most.max(flow + indent / 2);
+        }
+    }
+    most
+}
+
 /// Where the file's text is, with the reasons a file cannot be edited as errors that say
 /// which file and what is wrong with it.
 pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)> {
@@ -56,6 +87,7 @@ pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)>
                     dir.display()
                 )));
             }
+            writable(dir, &shown)?;
             return Ok((path.to_path_buf(), None));
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
@@ -67,8 +99,33 @@ pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)>
             "{shown} is a directory; --write needs the path of a configuration file"
         )));
     }
-    let bytes =
-        Zeroizing::new(std::fs::read(&target).with_context(|| format!("cannot read {shown}"))?);
+    // A device, FIFO or socket is no configuration file: /dev/zero would be read forever,
+    // and replacing /dev/null (as root) would break the system.
+    let meta = std::fs::metadata(&target).with_context(|| format!("cannot read {shown}"))?;
+    if !meta.is_file() {
+        return Err(usage(format!(
+            "{shown} is not a regular file (a device, FIFO or socket); --write needs a configuration file"
+        )));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(usage(format!(
+            "{shown} is larger than {} MiB; that is no Soda configuration file",
+            MAX_FILE / 1024 / 1024
+        )));
+    }
+    if let Some(dir) = target.parent() {
+        writable(dir, &shown)?;
+    }
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(&target).with_context(|| format!("cannot read {shown}"))?,
+            MAX_FILE + 1,
+        ),
+        &mut raw,
+    )
+    .with_context(|| format!("cannot read {shown}"))?;
+    let bytes = Zeroizing::new(raw);
     let text = std::str::from_utf8(&bytes).map_err(|e| {
         usage(format!(
             "{shown} is not UTF-8 text (byte {})",
@@ -89,7 +146,7 @@ pub fn plan(
     expected: &Value,
 ) -> anyhow::Result<Plan> {
     let shown = shown.display();
-    let Some(old_text) = old else {
+    let Some(old_original) = old else {
         let new = block("\n");
         verify(&shown, &Value::Null, &new, key, expected)?;
         return Ok(Plan {
@@ -98,6 +155,14 @@ pub fn plan(
             new,
         });
     };
+    // A UTF-8 byte order mark stays where it was; the rest is edited without it.
+    let bom = if old_original.starts_with('\u{feff}') { "\u{feff}" } else { "" };
+    let old_text = Zeroizing::new(old_original[bom.len()..].to_string());
+    if depth(&old_text) > MAX_DEPTH {
+        return Err(usage(format!(
+            "{shown} nests deeper than {MAX_DEPTH} levels; that is no Soda configuration file"
+        )));
+    }
     let before = parse(&old_text).map_err(|e| {
         let e = e.to_string();
         if e.contains("more than one document") {
@@ -140,6 +205,7 @@ pub fn plan(
         )));
     }
     let mut new = Zeroizing::new(String::with_capacity(old_text.len() + 1024));
+    new.push_str(bom);
     match (present.is_some(), spans.as_slice()) {
         (true, [(start, end)]) => {
             let mut b = block(eol);
@@ -173,10 +239,10 @@ pub fn plan(
             )));
         }
     }
-    verify(&shown, &before, &new, key, expected)?;
+    verify(&shown, &before, &new[bom.len()..], key, expected)?;
     Ok(Plan {
         target,
-        old: Some(old_text),
+        old: Some(old_original),
         new,
     })
 }

@@ -10,8 +10,14 @@ use crate::input;
 use crate::key::{self, Kind};
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
-    let secret = input::read_secret("Secret to check (input hidden): ")?;
-    let result = key::check(secret.expose_secret());
+    // Input that cannot be a secret at all (several lines, not UTF-8, too long) is an
+    // invalid secret like any other: exit 9, not a usage error.
+    let read = input::read_secret("Secret to check (input hidden): ");
+    let result = match &read {
+        Ok(secret) => key::check(secret.expose_secret()),
+        Err(e) if crate::remote::is_usage(e) => Err(format!("{e:#}")),
+        Err(_) => return read.map(|_| ()),
+    };
     if ctx.out.json {
         #[derive(Serialize)]
         struct Report<'a> {

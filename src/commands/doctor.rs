@@ -1,5 +1,8 @@
 //! `keyctl doctor`: which store is in use, where secrets live, and what is missing. It
 //! tells the truth about plain-text storage instead of hiding it (gh's cli/cli#5961).
+//! It also finds what an interrupted command can leave: secrets no key owns (a `create`
+//! killed between storing the secret and writing the registry) and keys whose secret is
+//! gone; `--fix` removes the orphans, after asking.
 
 use serde::Serialize;
 
@@ -30,12 +33,19 @@ struct Report {
     new_secrets_go_to: Option<&'static str>,
     /// The team store, when selected or configured.
     vault: Option<crate::store::vault::Health>,
+    /// Secrets that no key or remote owns: `store:ID`.
+    orphans: Vec<String>,
+    /// Keys (not revoked) whose secret is missing from their store.
+    missing_secrets: Vec<String>,
+    /// False when keyctl runs non-dumpable with no core limit (Linux); null elsewhere.
+    core_dumps_possible: Option<bool>,
     problems: Vec<String>,
 }
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    let (keys, in_keyring, in_file) = match Registry::load(&ctx.paths.data) {
+    let registry = Registry::load(&ctx.paths.data);
+    let (keys, in_keyring, in_file) = match &registry {
         Ok(r) => {
             let n = |s| r.keys().iter().filter(|k| k.store == s).count();
             (r.keys().len(), n(StoreKind::Keyring), n(StoreKind::File))
@@ -45,6 +55,25 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             (0, 0, 0)
         }
     };
+    for (path, secret) in [
+        (Registry::path_in(&ctx.paths.data), false),
+        (FileStore::new(&ctx.paths.data).path().to_path_buf(), true),
+    ] {
+        if let Err(e) = crate::fsutil::check_private(&path, secret) {
+            problems.push(format!("{e:#}"));
+        }
+    }
+    if crate::fsutil::writable_by_others(&ctx.paths.data) {
+        problems.push(format!(
+            "the keyctl home {} can be written by group or others: `chmod 700 {}` fixes it",
+            ctx.paths.data.display(),
+            ctx.paths.data.display()
+        ));
+    }
+    let core_dumps_possible = crate::harden::core_dumps_possible();
+    if core_dumps_possible == Some(true) {
+        problems.push("this keyctl could dump core with a secret in memory".into());
+    }
     let probe = KeyringStore::open().and_then(|s| match s.get("keyctl-doctor-probe") {
         Ok(_) => Ok(s.location()),
         Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::NotFound(_))) => Ok(s.location()),
@@ -89,6 +118,84 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
     if ctx.store == StoreChoice::Keyring && !keyring_available {
         problems.push("--store keyring is selected but no OS keyring answers".into());
     }
+    // What interrupted commands left: secrets nobody owns, keys without their secret.
+    let mut orphans: Vec<(StoreKind, String)> = Vec::new();
+    let mut missing_secrets: Vec<String> = Vec::new();
+    if let Ok(reg) = &registry {
+        let owned = |id: &str| {
+            reg.keys().iter().any(|k| k.id == id)
+                || id
+                    .strip_prefix("remote:")
+                    .or_else(|| id.strip_prefix("token:"))
+                    .is_some_and(|r| ctx.config.remotes.contains_key(r))
+                || id == "keyctl-doctor-probe"
+        };
+        let mut held: Vec<(StoreKind, Vec<String>)> = Vec::new();
+        if file_store_exists {
+            match fs.ids() {
+                Ok(ids) => held.push((StoreKind::File, ids)),
+                Err(e) => problems.push(format!("{e:#}")),
+            }
+        }
+        if keyring_available {
+            match KeyringStore::open().and_then(|k| k.ids()) {
+                Ok(ids) => held.push((StoreKind::Keyring, ids)),
+                Err(e) => problems.push(format!("the keyring could not be searched: {e:#}")),
+            }
+        }
+        for (store, ids) in &held {
+            orphans.extend(
+                ids.iter()
+                    .filter(|id| !owned(id))
+                    .map(|id| (*store, id.clone())),
+            );
+        }
+        for k in reg.keys().iter().filter(|k| k.revoked_at.is_none()) {
+            let Some((_, ids)) = held.iter().find(|(s, _)| *s == k.store) else {
+                continue;
+            };
+            if !ids.contains(&k.id) {
+                missing_secrets.push(k.id.clone());
+                problems.push(format!(
+                    "key '{}' ({}) has no secret in the {} store any more: `keyctl revoke {} --local-only` records that, or `keyctl delete {}` forgets it",
+                    k.name,
+                    k.id,
+                    k.store.as_str(),
+                    k.id,
+                    k.id
+                ));
+            }
+        }
+    }
+    if !orphans.is_empty() && !fix {
+        problems.push(format!(
+            "{} secret{} that no key owns (left by an interrupted create): `keyctl doctor --fix` removes {}",
+            orphans.len(),
+            if orphans.len() == 1 { "" } else { "s" },
+            if orphans.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    if fix && !orphans.is_empty() {
+        let list: Vec<String> = orphans
+            .iter()
+            .map(|(s, id)| format!("{id} ({})", s.as_str()))
+            .collect();
+        crate::input::confirm(
+            ctx,
+            &format!(
+                "remove {} secret{} that no key owns: {}",
+                orphans.len(),
+                if orphans.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            ),
+        )?;
+        for (store, id) in &orphans {
+            crate::store::open(ctx, *store)?.delete(id)?;
+            ctx.out
+                .note(&format!("removed orphaned secret {id} from the {} store", store.as_str()));
+        }
+        orphans.clear();
+    }
     if let Some(other) = clashing_keyctl() {
         problems.push(format!(
             "{other} is another program (Debian's keyutils ships a kernel-keyring tool named keyctl); PATH order decides which one runs"
@@ -122,6 +229,12 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         file_store_exists,
         new_secrets_go_to,
         vault,
+        orphans: orphans
+            .iter()
+            .map(|(s, id)| format!("{}:{id}", s.as_str()))
+            .collect(),
+        missing_secrets,
+        core_dumps_possible,
         problems,
     };
     if ctx.out.json {
@@ -142,8 +255,12 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             (
                 "registry",
                 format!(
-                    "{} ({} keys: {} in keyring, {} in file)",
-                    r.registry, r.keys, r.keys_in_keyring, r.keys_in_file
+                    "{} ({} key{}: {} in keyring, {} in file)",
+                    r.registry,
+                    r.keys,
+                    if r.keys == 1 { "" } else { "s" },
+                    r.keys_in_keyring,
+                    r.keys_in_file
                 ),
             ),
             (

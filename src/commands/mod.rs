@@ -39,7 +39,7 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Config(a) => config::run(ctx, a),
         Command::Delete(a) => delete::run(ctx, &a.key),
         Command::Check => check::run(ctx),
-        Command::Doctor => doctor::run(ctx),
+        Command::Doctor(a) => doctor::run(ctx, a.fix),
         Command::Run(a) => run::run(ctx, a),
         Command::Completions(a) => crate::complete::print_script(a.shell),
         Command::Manpage => crate::complete::print_manpage(),

@@ -30,19 +30,73 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         ));
     }
     let grace = parse_grace(&a.grace)?;
-    let (old, old_secret) = super::usable_secret(ctx, key, false)?;
-    if old.superseded.is_some() {
-        return Err(Error::Inactive(format!(
-            "key '{}' ({}) was already rotated; rotate its successor instead",
-            old.name, old.id
-        ))
-        .into());
-    }
-    if old.store == StoreKind::Vault {
+    let (found, old_secret) = super::usable_secret(ctx, key, false)?;
+    if found.store == StoreKind::Vault {
         return Err(usage(
             "rotating team-store keys is not supported yet: create a new key and revoke the old one",
         ));
     }
+    // One rotation of a key at a time; the second fails at once, having changed nothing.
+    let _lock = crate::fsutil::try_lock(&ctx.paths.data.join(format!("rotate-{}.lock", found.id)))
+        .map_err(|_| {
+            Error::Conflict(format!(
+                "another keyctl is rotating key '{}' ({}) right now; nothing was changed",
+                found.name, found.id
+            ))
+        })?;
+    // Read again under the lock: a rotation may have finished (or been cut short) since.
+    let reg = Registry::load(&ctx.paths.data)?;
+    let old = reg
+        .keys()
+        .iter()
+        .find(|k| k.id == found.id)
+        .cloned()
+        .ok_or_else(|| Error::NotFound(format!("key {} is no longer in the registry", found.id)))?;
+    let resume = match &old.superseded {
+        None => None,
+        Some(sup) => match reg.keys().iter().find(|k| k.id == sup.by) {
+            // A supersession by a key that was never recorded (or was revoked since): clear
+            // it and start over.
+            Some(n) if n.revoked_at.is_some() => {
+                mark_superseded(ctx, &old, None)?;
+                ctx.out.note(&format!(
+                    "key {}'s successor {} was revoked; rotating it afresh",
+                    old.id, n.id
+                ));
+                None
+            }
+            None => {
+                mark_superseded(ctx, &old, None)?;
+                ctx.out.note(&format!(
+                    "an interrupted rotation left key {} marked superseded by {}, which does not exist; cleared",
+                    old.id, sup.by
+                ));
+                None
+            }
+            // An interrupted rotation whose successor is not on every remote yet: finish it.
+            Some(n)
+                if n.is_live()
+                    && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none()) =>
+            {
+                ctx.out.note(&format!(
+                    "finishing the interrupted rotation of '{}': successor {}",
+                    old.name, n.id
+                ));
+                Some(n.clone())
+            }
+            Some(_) => {
+                return Err(Error::Inactive(format!(
+                    "key '{}' ({}) was already rotated; rotate its successor instead",
+                    old.name, old.id
+                ))
+                .into());
+            }
+        },
+    };
+    let old = KeyRecord {
+        superseded: None,
+        ..old
+    };
 
     // The successor: same shape, same lifetime, same prefix as the old secret.
     let now = OffsetDateTime::now_utc();
@@ -51,10 +105,28 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         _ => old.kind.default_prefix().to_string(),
     };
     drop(old_secret);
-    // A key of a remote that mints its own (Soda Cloud) gets its successor from there.
-    let minter = old.remotes.iter().find(|l| mints_own_keys(ctx, &l.remote));
-    let (minted, born) = successor(ctx, minter, old.format, &prefix)?;
-    let new = KeyRecord {
+    let (minted, born, new) = match resume {
+        Some(n) => {
+            let secret = store::open(ctx, n.store)?.get(&n.id)?;
+            let born = n.remotes.first().cloned();
+            (
+                key::Minted {
+                    id: n.id.clone(),
+                    secret,
+                },
+                born,
+                Some(n),
+            )
+        }
+        None => {
+            // A key of a remote that mints its own (Soda Cloud) gets its successor there.
+            let minter = old.remotes.iter().find(|l| mints_own_keys(ctx, &l.remote));
+            let (m, b) = successor(ctx, minter, old.format, &prefix)?;
+            (m, b, None)
+        }
+    };
+    let fresh = new.is_none();
+    let new = new.unwrap_or_else(|| KeyRecord {
         id: minted.id.clone(),
         name: old.name.clone(),
         kind: old.kind,
@@ -68,7 +140,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         superseded: None,
         remotes: born.iter().cloned().collect(),
         extra: old.extra.clone(),
-    };
+    });
     let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
     let settings = Settings::resolve(old.kind, &a.render, OutputFormat::Yaml, remembered)?;
     let parts = KeyParts {
@@ -80,26 +152,30 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     // A bad --write FILE fails here, before anything changes.
     let delivery = Delivery::prepare(&a.render, settings, &parts)?;
 
-    // Step 1: the old key steps aside (so the name is free) and the successor is stored.
-    mark_superseded(ctx, &old, Some((&new.id, now + grace)))?;
-    let new = match super::store_new_key(ctx, new, &minted.secret) {
-        Ok(n) => n,
-        Err(e) => {
-            if let Some(l) = &born {
-                super::push::rescue_secret(&l.remote, &minted);
+    // Step 1, one registry write: the successor is recorded and the old key steps aside
+    // together (the successor's secret is stored just before; a crash in between leaves
+    // only a secret nobody owns, which `keyctl doctor --fix` removes).
+    let new = if fresh {
+        match commit_successor(ctx, &old, new, &minted.secret, now + grace) {
+            Ok(n) => n,
+            Err(e) => {
+                if let Some(l) = &born {
+                    super::push::rescue_secret(&l.remote, &minted);
+                }
+                return Err(step_failed(&old, "store the new key", e, &[]));
             }
-            let _ = mark_superseded(ctx, &old, None);
-            return Err(step_failed(&old, "store the new key", e, &[]));
         }
+    } else {
+        new
     };
 
     // Steps 2 and 3: push to every other remote of the old key, then prove the key works
     // on each.
-    let mut pushed: Vec<RemoteLink> = born.iter().cloned().collect();
+    let mut pushed: Vec<RemoteLink> = new.remotes.clone();
     for l in old
         .remotes
         .iter()
-        .filter(|l| born.as_ref().is_none_or(|b| b.remote != l.remote))
+        .filter(|l| new.links_to(&l.remote).is_none())
     {
         match super::push::push_key(ctx, &new, &l.remote, l.user_id.as_deref()) {
             Ok(link) => pushed.push(link),
@@ -171,6 +247,23 @@ pub fn finish(ctx: &Ctx, jobs: usize) -> anyhow::Result<()> {
         .iter()
         .filter(|k| k.revoked_at.is_none())
         .filter(|k| k.superseded.as_ref().is_some_and(|s| s.revoke_after <= now))
+        .filter(|k| {
+            // Never the only working key: the successor must exist, be live and be on
+            // every remote the old key is on.
+            let sup = k.superseded.as_ref().expect("filtered");
+            let ready = reg.keys().iter().any(|n| {
+                n.id == sup.by
+                    && n.is_live()
+                    && k.remotes.iter().all(|l| n.links_to(&l.remote).is_some())
+            });
+            if !ready {
+                ctx.out.warn(&format!(
+                    "key '{}' ({}) is not revoked: its successor {} is missing, revoked or not on all its remotes; `keyctl rotate {}` finishes or undoes that rotation",
+                    k.name, k.id, sup.by, k.id
+                ));
+            }
+            ready
+        })
         .map(|k| k.id.clone())
         .collect();
     if due.is_empty() {
@@ -199,6 +292,37 @@ fn parse_grace(s: &str) -> anyhow::Result<Duration> {
         return Ok(Duration::ZERO);
     }
     crate::expiry::parse_duration(s)
+}
+
+/// Stores the successor's secret, then records it and the old key's supersession in one
+/// registry write. If the write fails, the secret is taken out again.
+fn commit_successor(
+    ctx: &Ctx,
+    old: &KeyRecord,
+    mut new: KeyRecord,
+    secret: &secrecy::SecretString,
+    revoke_after: OffsetDateTime,
+) -> anyhow::Result<KeyRecord> {
+    let label = format!("keyctl {} key {} ({})", new.kind, new.name, new.id);
+    new.store = store::put_new(ctx, &new.id, &label, secret)?;
+    let written = Registry::lock(&ctx.paths.data).and_then(|mut reg| {
+        let o = reg.get_mut(&old.id).ok_or_else(|| {
+            Error::NotFound(format!("key {} is no longer in the registry", old.id))
+        })?;
+        o.superseded = Some(Supersession {
+            by: new.id.clone(),
+            revoke_after,
+        });
+        reg.insert(new.clone())?;
+        reg.save()
+    });
+    if let Err(e) = written {
+        if let Ok(s) = store::open(ctx, new.store) {
+            let _ = s.delete(&new.id);
+        }
+        return Err(e);
+    }
+    Ok(new)
 }
 
 /// Sets (or, with None, clears) the old key's supersession.
@@ -295,22 +419,29 @@ fn rollback(ctx: &Ctx, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) 
         }
     }
     if problems.is_empty() {
-        if let Err(e) = store::open(ctx, new.store).and_then(|s| s.delete(&new.id)) {
-            problems.push(format!("the new key's secret could not be deleted ({e:#})"));
-        }
-        let removed = Registry::lock(&ctx.paths.data).and_then(|mut reg| {
+        // One registry write undoes both halves; the secret goes after it, so a crash in
+        // between leaves an orphaned secret (doctor --fix), never a key without one.
+        let undone = Registry::lock(&ctx.paths.data).and_then(|mut reg| {
             reg.remove(&new.id);
+            if let Some(o) = reg.get_mut(&old.id) {
+                o.superseded = None;
+            }
             reg.save()
         });
-        if let Err(e) = removed {
-            problems.push(format!(
-                "the new key could not be removed from the registry ({e:#})"
-            ));
+        match undone {
+            Ok(()) => {
+                if let Err(e) = store::open(ctx, new.store).and_then(|s| s.delete(&new.id)) {
+                    problems.push(format!("the new key's secret could not be deleted ({e:#})"));
+                }
+            }
+            Err(e) => problems.push(format!(
+                "the registry could not be restored ({e:#}); `keyctl rotate {}` again finishes or undoes it",
+                old.id
+            )),
         }
     }
-    if let Err(e) = mark_superseded(ctx, old, None) {
-        problems.push(format!("the old key is still marked superseded ({e:#})"));
-    }
+    // Otherwise the old key stays superseded by the new one (never two live keys of one
+    // name): once `keyctl revoke NEW` succeeds, `keyctl rotate OLD` starts afresh.
     problems
 }
 

@@ -32,16 +32,22 @@ impl FileStore {
         &self.path
     }
 
+    /// Every ID the file holds a secret for.
+    pub fn ids(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.load()?.into_keys().collect())
+    }
+
     fn load(&self) -> anyhow::Result<Secrets> {
+        fsutil::check_private(&self.path, true)?;
         let Some(bytes) = fsutil::read_optional(&self.path)? else {
             return Ok(Secrets::new());
         };
         let bytes = Zeroizing::new(bytes);
-        // serde_json's own error text holds positions only, never the content.
         serde_json::from_slice(&bytes).map_err(|e| {
             anyhow::anyhow!(
-                "the file store {} is corrupted ({e}); it was left untouched",
-                self.path.display()
+                "the file store {} is corrupted ({}); it was left untouched",
+                self.path.display(),
+                fsutil::json_error(&e)
             )
         })
     }

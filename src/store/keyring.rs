@@ -92,8 +92,29 @@ impl KeyringStore {
         Ok(KeyringStore { inner })
     }
 
+    /// Every username of an item with service `keyctl` (key IDs, and the `remote:` and
+    /// `token:` items of remotes), for `doctor`'s orphan check.
+    pub fn ids(&self) -> anyhow::Result<Vec<String>> {
+        let spec = HashMap::from([("service", SERVICE)]);
+        let found = self.inner.search(&spec).map_err(|e| translate(e, "-"))?;
+        Ok(found
+            .iter()
+            .filter_map(|e| e.get_specifiers())
+            .filter(|(service, _)| service == SERVICE)
+            .map(|(_, user)| user)
+            .collect())
+    }
+
     fn entry(&self, id: &str, label: Option<&str>) -> anyhow::Result<Entry> {
+        // Only the Secret Service store knows a `label` modifier; the Windows and macOS
+        // stores refuse an entry that carries one.
+        #[cfg(target_os = "linux")]
         let mods: HashMap<&str, &str> = label.map(|l| ("label", l)).into_iter().collect();
+        #[cfg(not(target_os = "linux"))]
+        let (mods, label): (HashMap<&str, &str>, Option<&str>) = {
+            let _ = label;
+            (HashMap::new(), None)
+        };
         self.inner
             .build(SERVICE, id, label.map(|_| &mods))
             .map_err(|e| translate(e, id))
