@@ -15,6 +15,8 @@ const MAX_SECRET: usize = 4096;
 /// newline removed.
 pub fn read_secret(prompt: &str) -> anyhow::Result<SecretString> {
     let raw = if std::io::stdin().is_terminal() {
+        #[cfg(unix)]
+        echo_guard::arm();
         Zeroizing::new(rpassword::prompt_password(prompt)?)
     } else {
         let mut buf = Zeroizing::new(Vec::new());
@@ -43,6 +45,48 @@ pub fn read_secret(prompt: &str) -> anyhow::Result<SecretString> {
         ));
     }
     Ok(SecretString::from(s.to_owned()))
+}
+
+/// The no-echo prompt turns the terminal's echo off; Ctrl-C (or a hang-up, or TERM)
+/// there would leave it off for the shell. A handler puts the saved settings back, then
+/// lets the signal do what it does by default.
+#[cfg(unix)]
+mod echo_guard {
+    use std::sync::OnceLock;
+
+    static SAVED: OnceLock<(libc::c_int, libc::termios)> = OnceLock::new();
+
+    extern "C" fn restore(sig: libc::c_int) {
+        if let Some((fd, t)) = SAVED.get() {
+            // SAFETY: tcsetattr, signal and raise are async-signal-safe; `t` is a copy
+            // made before the handler was installed and never changed after.
+            unsafe {
+                libc::tcsetattr(*fd, libc::TCSANOW, t);
+                libc::signal(sig, libc::SIG_DFL);
+                libc::raise(sig);
+            }
+        }
+    }
+
+    pub fn arm() {
+        // SAFETY: plain libc calls on a file descriptor we opened; the termios struct is
+        // plain data filled by tcgetattr.
+        unsafe {
+            let fd = libc::open(c"/dev/tty".as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+            if fd < 0 {
+                return;
+            }
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(fd, &mut t) != 0 || SAVED.set((fd, t)).is_err() {
+                libc::close(fd);
+                return;
+            }
+            let handler = restore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                libc::signal(sig, handler);
+            }
+        }
+    }
 }
 
 /// Asks before a destructive step. `--yes` answers for the user; without a terminal

@@ -369,7 +369,9 @@ mod tests {
         broken.pop();
         broken.push(if s.ends_with('A') { 'B' } else { 'A' });
         assert!(!contains_secret(&format!("see {broken}")));
-        assert!(!contains_secret("plain words, 0123456789abcdef0123456789abcdef"));
+        assert!(!contains_secret(
+            "plain words, 0123456789abcdef0123456789abcdef"
+        ));
         let a = mint(Format::Aksk, "");
         assert!(contains_secret(&format!("k={}", a.secret.expose_secret())));
     }

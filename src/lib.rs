@@ -80,9 +80,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
 fn secret_in_args(args: &[OsString]) -> Option<usize> {
     args.iter()
         .skip(1)
-        .position(|a| {
-            key::contains_secret(&a.to_string_lossy())
-        })
+        .position(|a| key::contains_secret(&a.to_string_lossy()))
         .map(|i| i + 1)
 }
 

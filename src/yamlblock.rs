@@ -38,9 +38,12 @@ const MAX_DEPTH: usize = 64;
 /// The directory must take a new file (the edit is written beside the file and renamed),
 /// checked before anything is minted: an unnamed temporary file, gone when dropped.
 fn writable(dir: &Path, shown: &impl std::fmt::Display) -> anyhow::Result<()> {
-    tempfile::tempfile_in(dir)
-        .map(drop)
-        .map_err(|e| usage(format!("cannot write {shown}: {} is not writable ({e})", dir.display())))
+    tempfile::tempfile_in(dir).map(drop).map_err(|e| {
+        usage(format!(
+            "cannot write {shown}: {} is not writable ({e})",
+            dir.display()
+        ))
+    })
 }
 
 /// How deep `[`/`{` flow collections and indentation nest, roughly (quotes are not
@@ -156,7 +159,11 @@ pub fn plan(
         });
     };
     // A UTF-8 byte order mark stays where it was; the rest is edited without it.
-    let bom = if old_original.starts_with('\u{feff}') { "\u{feff}" } else { "" };
+    let bom = if old_original.starts_with('\u{feff}') {
+        "\u{feff}"
+    } else {
+        ""
+    };
     let old_text = Zeroizing::new(old_original[bom.len()..].to_string());
     if depth(&old_text) > MAX_DEPTH {
         return Err(usage(format!(
@@ -301,9 +308,31 @@ pub fn masked_diff(plan: &Plan, shown: &Path, secrets: &[&str]) -> String {
         range(from, old_to - from),
         range(from, new_to - from)
     ));
+    // Every scalar under a secret-like key, whatever its style (quoted key, block
+    // scalar, value on the next line), from the parsed documents, plus the given ones.
+    let mut hidden: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+    for text in [old_text, plan.new.as_str()] {
+        if let Ok(doc) = parse(text.trim_start_matches('\u{feff}')) {
+            secret_scalars(&doc, false, &mut hidden);
+        }
+    }
+    // A multi-line value is masked line by line.
+    let mut pieces: Vec<String> = hidden
+        .iter()
+        .flat_map(|v| {
+            v.lines()
+                .map(str::trim)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|p| p.len() >= 4)
+        .collect();
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    pieces.dedup();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     let mut emit = |mark: char, l: &str| {
         o.push(mark);
-        o.push_str(&crate::output::sanitize(&mask_line(l, secrets)));
+        o.push_str(&crate::output::sanitize(&mask_line(l, &refs)));
         o.push('\n');
     };
     for l in &old[from..head] {
@@ -319,6 +348,38 @@ pub fn masked_diff(plan: &Plan, shown: &Path, secrets: &[&str]) -> String {
         emit(' ', l);
     }
     o
+}
+
+/// True for a mapping key that names a secret (`api_key_secret`, `"db password"`, ...).
+fn secret_like(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "private",
+        "credential",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// Collects the scalars under secret-like keys, at any depth.
+fn secret_scalars(v: &Value, under_secret: bool, out: &mut Vec<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, x) in m {
+                let named = k.as_str().is_some_and(secret_like);
+                secret_scalars(x, under_secret || named, out);
+            }
+        }
+        Value::Sequence(xs) => xs.iter().for_each(|x| secret_scalars(x, under_secret, out)),
+        Value::Tagged(t) => secret_scalars(&t.value, under_secret, out),
+        Value::String(s) if under_secret => out.push(s.clone()),
+        Value::Number(n) if under_secret => out.push(n.to_string()),
+        _ => {}
+    }
 }
 
 fn mask_line(line: &str, secrets: &[&str]) -> String {

@@ -85,17 +85,6 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     };
     let fs = FileStore::new(&ctx.paths.data);
     let file_store_exists = fs.path().exists();
-    #[cfg(unix)]
-    if let Ok(meta) = std::fs::metadata(fs.path()) {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode != 0o600 {
-            problems.push(format!(
-                "the file store {} has mode {mode:o}, not 600: run chmod 600 on it",
-                fs.path().display()
-            ));
-        }
-    }
     let vault = crate::store::vault::enabled(ctx).then(|| crate::store::vault::health(ctx));
     let vault_ok = vault.as_ref().is_some_and(|v| v.available);
     if let Some(v) = vault.as_ref().filter(|v| !v.available) {
@@ -131,7 +120,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
                 || id == "keyctl-doctor-probe"
         };
         let mut held: Vec<(StoreKind, Vec<String>)> = Vec::new();
-        if file_store_exists {
+        if file_store_exists && crate::fsutil::check_private(fs.path(), true).is_ok() {
             match fs.ids() {
                 Ok(ids) => held.push((StoreKind::File, ids)),
                 Err(e) => problems.push(format!("{e:#}")),
@@ -191,8 +180,10 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
         )?;
         for (store, id) in &orphans {
             crate::store::open(ctx, *store)?.delete(id)?;
-            ctx.out
-                .note(&format!("removed orphaned secret {id} from the {} store", store.as_str()));
+            ctx.out.note(&format!(
+                "removed orphaned secret {id} from the {} store",
+                store.as_str()
+            ));
         }
         orphans.clear();
     }

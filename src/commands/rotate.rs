@@ -75,8 +75,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
             }
             // An interrupted rotation whose successor is not on every remote yet: finish it.
             Some(n)
-                if n.is_live()
-                    && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none()) =>
+                if n.is_live() && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none()) =>
             {
                 ctx.out.note(&format!(
                     "finishing the interrupted rotation of '{}': successor {}",
