@@ -422,3 +422,45 @@ fn ovh_login_sends_the_documented_body_claims_no_expiry_and_logs_out() {
         .expect("a logout request");
     assert_eq!(out.path, "/iam/logout?app_id=forepaas&token=ovh-token-1");
 }
+
+#[test]
+fn every_remote_type_masks_what_an_echoing_server_sends_back() {
+    // Echoes headers and body in a JSON error message, as some proxies and debug
+    // servers do.
+    let server = FakeServer::start(|r: &Request| {
+        let headers: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        Response::json(
+            401,
+            json!({"error": {"message": format!("echo {} {}", headers.join(" "), r.body)}}),
+        )
+    });
+    let e = Env::new();
+    let password = "keystone-password-never-shown";
+    for (kind, extra) in [
+        ("keystone", &["--user", "u", "--project", "p"][..]),
+        ("soda", &["--user", "admin-id"][..]),
+        ("http", &["--auth", "bearer"][..]),
+    ] {
+        let mut args = vec!["remote", "add", kind, "--type", kind, "--url", &server.url];
+        args.extend_from_slice(extra);
+        if kind == "http" {
+            // An http remote checks its credential on its test endpoint.
+            args.extend_from_slice(&["--profile", "multicloud", "--auth-remote", "keystone"]);
+            args.retain(|a| *a != "--auth" && *a != "bearer");
+        }
+        let (code, _, err) = e.keyctl(&args, password);
+        assert_ne!(code, 0, "{kind}: {err}");
+        assert!(err.contains("echo"), "{kind}: {err}");
+        assert!(!err.contains(password), "{kind}: {err}");
+        use base64::Engine as _;
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin-id:{password}"));
+        assert!(!err.contains(&basic), "{kind}: {err}");
+        if kind == "keystone" {
+            // Saved without a login, so the http remote below can borrow it.
+            let mut args = args.clone();
+            args.push("--no-verify");
+            e.ok(&args, password);
+        }
+    }
+}

@@ -55,10 +55,11 @@ fn two_machines_share_keys_through_openbao() {
     let id = k["id"].as_str().unwrap();
     let secret = k["secret"].as_str().unwrap();
 
-    // What OpenBao holds, read with its own API: record and secret together, the name
-    // claimed for this ID, and nothing of the key in A's local registry.
+    // What OpenBao holds, read with its own API: the record, the secret at a path of its
+    // own, the name claimed for this ID, and nothing of the key in A's local registry.
     let stored = bao.api.key(id).expect("key in OpenBao");
-    assert_eq!(stored["secret"], secret);
+    assert_eq!(stored.get("secret"), None, "metadata only: {stored}");
+    assert_eq!(bao.api.secret(id).as_deref(), Some(secret));
     assert_eq!(stored["record"]["name"], "ci");
     assert_eq!(stored["record"]["scopes"], json!(["read"]));
     assert_eq!(bao.api.name_owner("ci").as_deref(), Some(id));
@@ -119,10 +120,7 @@ fn two_machines_share_keys_through_openbao() {
     c.args(["create", "--name", "ci"]);
     let (code, out, err) = run(c, "");
     assert_eq!(code, 4, "{err}");
-    assert!(
-        err.contains("a key named 'ci' already exists in OpenBao"),
-        "{err}"
-    );
+    assert!(err.contains("a key named 'ci' already exists"), "{err}");
     assert!(out.is_empty());
     assert_eq!(bao.api.key_ids().len(), 1);
 
@@ -628,7 +626,7 @@ fn concurrent_record_updates_lose_nothing() {
     let mut want: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
     want.sort_unstable();
     assert_eq!(scopes, want);
-    assert_eq!(b["data"]["data"]["secret"], k["secret"]);
+    assert_eq!(bao.api.secret(id).as_deref(), k["secret"].as_str());
     assert_eq!(
         b["data"]["metadata"]["version"], 21,
         "one version per update"
@@ -767,7 +765,7 @@ fn namespaces_keep_teams_apart() {
     let id = k["id"].as_str().unwrap();
     assert_eq!(bao.api.key(id), None, "written outside the namespace");
     c = reqwest::blocking::Client::new()
-        .get(format!("{}/v1/secret/data/keyctl/keys/{id}", bao.addr()))
+        .get(format!("{}/v1/secret/data/keyctl/secrets/{id}", bao.addr()))
         .header("X-Vault-Token", ROOT_TOKEN)
         .header("X-Vault-Namespace", "team")
         .send()
@@ -865,4 +863,135 @@ fn a_team_key_is_pushed_to_keystone_and_every_machine_sees_where() {
     ok(c);
     assert!(ks.ec2_of(&user.id).iter().all(|(acc, _)| acc != id));
     assert!(bao.api.key(id).unwrap()["record"]["revoked_at"].is_string());
+}
+
+/// The README's two policies, as written there.
+const LIST_ONLY_POLICY: &str = r#"
+path "secret/metadata/keyctl/*"   { capabilities = ["list"] }
+path "secret/data/keyctl/keys/*"  { capabilities = ["read"] }
+path "secret/data/keyctl/names/*" { capabilities = ["read"] }
+"#;
+const READ_ONLY_POLICY: &str = r#"
+path "secret/metadata/keyctl/*" { capabilities = ["list"] }
+path "secret/data/keyctl/*"     { capabilities = ["read"] }
+"#;
+
+fn token_with(bao: &DevServer, name: &str, policy: &str) -> String {
+    let (s, b) = bao.api.call(
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(json!({ "policy": policy })),
+    );
+    assert!(s == 200 || s == 204, "policy: {s} {b}");
+    let (s, b) = bao.api.call(
+        "POST",
+        "auth/token/create",
+        Some(json!({"policies": [name], "no_default_policy": false})),
+    );
+    assert_eq!(s, 200, "token: {b}");
+    b["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn list_reads_no_secret_and_policies_can_grant_list_without_read() {
+    // A raw audit log records every request and reply in clear: after `list`, `show`
+    // and `list --json`, the part written since holds no secret.
+    let audit = tempfile::tempdir().unwrap();
+    let log = audit.path().join("audit.log");
+    let bao = DevServer::start_audited(&log);
+    let home = Home::new();
+    let k = create(&bao, &home, &["--name", "svc"]);
+    let secret = k["secret"].as_str().unwrap().to_owned();
+    let created = std::fs::read_to_string(&log).unwrap_or_default().len();
+    assert!(
+        std::fs::read_to_string(&log).unwrap().contains(&secret),
+        "the raw audit log records the create, secret included"
+    );
+    for args in [&["list"][..], &["show", "svc"], &["--json", "list"]] {
+        let mut c = bao.cmd(&home);
+        c.args(args);
+        ok(c);
+    }
+    let text = std::fs::read_to_string(&log).unwrap()[created..].to_string();
+    assert!(text.contains("keyctl/keys"), "the audit log saw the reads");
+    assert!(!text.contains(&secret), "list or show read the secret");
+
+    // The list-only policy lists and shows, and cannot read a secret (exit 5).
+    let lister = token_with(&bao, "keyctl-list", LIST_ONLY_POLICY);
+    let mut c = vault_cmd(&home, bao.addr(), &lister);
+    c.args(["--json", "list"]);
+    assert_eq!(json(&ok(c))[0]["name"], "svc");
+    let mut c = vault_cmd(&home, bao.addr(), &lister);
+    c.args(["secret", "svc"]);
+    let (code, out, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(out.is_empty() && err.contains("permission denied"), "{err}");
+
+    // The read-only policy reads secrets and cannot create.
+    let reader = token_with(&bao, "keyctl-read", READ_ONLY_POLICY);
+    let mut c = vault_cmd(&home, bao.addr(), &reader);
+    c.args(["secret", "svc"]);
+    assert_eq!(ok(c).trim(), secret);
+    let mut c = vault_cmd(&home, bao.addr(), &reader);
+    c.args(["create", "--name", "nope"]);
+    assert_eq!(run(c, "").0, 5);
+}
+
+#[test]
+fn an_entry_of_an_older_keyctl_is_split_on_first_use_without_loss() {
+    let bao = DevServer::start();
+    let home = Home::new();
+    let id = "kclegacy0000000000";
+    let record = json!({"id": id, "name": "old", "kind": "api", "format": "standard",
+        "created_at": "2026-01-01T00:00:00Z", "scopes": [], "store": "vault"});
+    let (s, b) = bao.api.call(
+        "POST",
+        &format!("secret/data/keyctl/keys/{id}"),
+        Some(json!({"data": {"record": record, "secret": "legacy-secret-value"}})),
+    );
+    assert_eq!(s, 200, "{b}");
+    bao.api.call(
+        "POST",
+        "secret/data/keyctl/names/old",
+        Some(json!({"data": {"id": id}})),
+    );
+    let mut c = bao.cmd(&home);
+    c.args(["secret", "old"]);
+    assert_eq!(ok(c).trim(), "legacy-secret-value");
+    let stored = bao.api.key(id).unwrap();
+    assert_eq!(stored.get("secret"), None, "{stored}");
+    assert_eq!(bao.api.secret(id).as_deref(), Some("legacy-secret-value"));
+    let mut c = bao.cmd(&home);
+    c.args(["secret", "old"]);
+    assert_eq!(ok(c).trim(), "legacy-secret-value");
+}
+
+#[test]
+fn a_team_store_that_echoes_the_request_never_shows_the_token_or_secret() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = vec![0u8; 65536];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let echo = String::from_utf8_lossy(&buf[..n]).replace(['\r', '\n', '"', '\\'], " ");
+            let body = format!("{{\"errors\": [\"echo: {echo}\"]}}");
+            let _ = write!(
+                s,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let home = Home::new();
+    let token = "hvs.team-token-that-must-not-show";
+    let mut c = vault_cmd(&home, &addr, token);
+    c.args(["create", "--name", "x"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("echo:"), "{err}");
+    assert!(!err.contains(token), "{err}");
+    assert!(!err.contains("kca_"), "a secret shown: {err}");
 }

@@ -86,6 +86,12 @@ pub fn put_new(
                     Ok(StoreKind::Keyring)
                 }
                 Err(e) if is_unavailable(&e) => {
+                    if crate::fsutil::writable_by_others(&ctx.paths.data) {
+                        ctx.out.warn(&format!(
+                            "the keyctl home {} can be written by group or others; `chmod 700` it",
+                            ctx.paths.data.display()
+                        ));
+                    }
                     let fs = file::FileStore::new(&ctx.paths.data);
                     fs.set(id, label, secret)?;
                     let why = format!("{e:#}");

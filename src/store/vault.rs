@@ -4,8 +4,13 @@
 //! of its own.
 //!
 //! Layout under `MOUNT` (default `secret`) and `PREFIX` (default `keyctl`):
-//! - `PREFIX/keys/ID`: `{"record": <the registry's KeyRecord>, "secret": "..."}`, so
-//!   metadata and secret of a key appear together on every machine;
+//! - `PREFIX/keys/ID`: `{"record": <the registry's KeyRecord>}`, a key's metadata, which
+//!   `list` and `show` read;
+//! - `PREFIX/secrets/ID`: `{"secret": "..."}`, read only by what hands the secret out
+//!   (`secret`, `config`, `run`, `token`). Kept apart so that a policy can grant "list but
+//!   not read" (README), and `list` never downloads a secret. Entries written by an older
+//!   keyctl (record and secret together under `keys/ID`) are moved over on first read,
+//!   with check-and-set, secret first, so nothing is lost;
 //! - `PREFIX/names/NAME`: `{"id": ID}`, the claim that makes names unique team-wide.
 //!
 //! Every write is KV v2 check-and-set (`cas: 0` to create, `cas: version` to update), so
@@ -67,6 +72,9 @@ pub struct VaultStore {
     pub token_source: String,
     retry: Duration,
     client: Client,
+    /// The token and every secret this process sent: masked in any error text the
+    /// server (or a proxy echoing the request) sends back.
+    sent: std::sync::Mutex<Vec<Zeroizing<String>>>,
 }
 
 /// One HTTP answer, already classified.
@@ -93,10 +101,9 @@ impl Reply {
     }
 }
 
-/// A key entry as read back: its record, its secret and the KV version for CAS.
+/// A key's metadata as read back, and the KV version for CAS.
 pub struct Entry {
     pub record: KeyRecord,
-    pub secret: SecretString,
     pub version: u64,
 }
 
@@ -307,6 +314,7 @@ impl VaultStore {
             token_source,
             retry: Duration::from_secs(cfg.retry_seconds.unwrap_or(DEFAULT_RETRY)),
             client,
+            sent: Default::default(),
         })
     }
 
@@ -340,6 +348,10 @@ impl VaultStore {
     /// catching up, for at most the retry budget. Only answers the caller can act on come
     /// back: 2xx, 404 "no such secret", and check-and-set mismatches.
     fn call(&self, method: Method, url: &str, body: Option<&Value>) -> anyhow::Result<Reply> {
+        self.hide(self.token.expose_secret());
+        if let Some(s) = body.and_then(|b| b["data"]["secret"].as_str()) {
+            self.hide(s);
+        }
         let deadline = Instant::now() + self.retry;
         let mut pause = Duration::from_millis(100);
         loop {
@@ -410,9 +422,30 @@ impl VaultStore {
         }
     }
 
+    fn hide(&self, v: &str) {
+        if v.len() >= 4 {
+            self.sent
+                .lock()
+                .expect("sent lock")
+                .push(Zeroizing::new(v.to_string()));
+        }
+    }
+
+    /// The server's words with every value this process sent masked.
+    fn mask(&self, text: &str) -> String {
+        let sent = self.sent.lock().expect("sent lock");
+        let mut out = text.to_string();
+        for v in sent.iter() {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), "[secret]");
+            }
+        }
+        out
+    }
+
     /// Ok(Ok(reply)) for the caller, Ok(Err(why)) to retry, Err for a final failure.
     fn classify(&self, r: Reply) -> anyhow::Result<Result<Reply, String>> {
-        let errs = r.errors();
+        let errs = self.mask(&r.errors());
         let addr = &self.addr;
         match r.status {
             200..=299 => Ok(Ok(r)),
@@ -493,39 +526,72 @@ impl VaultStore {
             .unwrap_or_default())
     }
 
-    /// The key entry of `id`, or None.
+    /// The metadata of key `id`, or None. An entry an older keyctl wrote with the secret
+    /// inside is split on the way (secret to `secrets/ID` first, then the record alone).
     pub fn entry(&self, id: &str) -> anyhow::Result<Option<Entry>> {
         if !safe_segment(id) {
             return Ok(None);
         }
-        let Some((mut data, version)) = self.read(&format!("keys/{id}"))? else {
-            return Ok(None);
-        };
-        if data.is_null() {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((mut data, version)) = self.read(&format!("keys/{id}"))? else {
+                return Ok(None);
+            };
+            if data.is_null() {
+                return Ok(None);
+            }
+            let legacy = data.get_mut("secret").map(Value::take);
+            let mut record: KeyRecord = serde_json::from_value(data["record"].take())
+                .with_context(|| {
+                    format!(
+                        "the entry {} in OpenBao/Vault at {} has no valid key record",
+                        self.key_path(id),
+                        self.addr
+                    )
+                })?;
+            record.store = StoreKind::Vault;
+            let Some(Value::String(secret)) = legacy else {
+                return Ok(Some(Entry { record, version }));
+            };
+            let secret = SecretString::from(secret);
+            // Move the secret out: cas 0, so a secret already there (another machine
+            // migrating at the same time) is kept.
+            self.write(
+                &format!("secrets/{id}"),
+                0,
+                &json!({"secret": secret.expose_secret()}),
+            )?;
+            if self.write(&format!("keys/{id}"), version, &record_data(&record)?)? {
+                return Ok(Some(Entry {
+                    record,
+                    version: version + 1,
+                }));
+            }
+        }
+        Err(Error::Conflict(format!(
+            "key {id} kept changing in OpenBao/Vault at {} while keyctl read it; retry",
+            self.addr
+        ))
+        .into())
+    }
+
+    /// The secret of key `id`, or None.
+    pub fn secret_of(&self, id: &str) -> anyhow::Result<Option<(SecretString, u64)>> {
+        if !safe_segment(id) {
             return Ok(None);
         }
-        let secret = match data.get_mut("secret").map(Value::take) {
-            Some(Value::String(s)) => SecretString::from(s),
-            _ => anyhow::bail!(
-                "the entry {} in OpenBao/Vault at {} has no secret: it was not written by keyctl",
-                self.key_path(id),
-                self.addr
-            ),
-        };
-        let mut record: KeyRecord =
-            serde_json::from_value(data["record"].take()).with_context(|| {
-                format!(
-                    "the entry {} in OpenBao/Vault at {} has no valid key record",
-                    self.key_path(id),
-                    self.addr
-                )
-            })?;
-        record.store = StoreKind::Vault;
-        Ok(Some(Entry {
-            record,
-            secret,
-            version,
-        }))
+        if let Some((data, version)) = self.read(&format!("secrets/{id}"))?
+            && let Some(s) = data["secret"].as_str()
+        {
+            return Ok(Some((SecretString::from(s.to_owned()), version)));
+        }
+        // Not moved yet (an entry from an older keyctl): reading the entry moves it.
+        if self.entry(id)?.is_some()
+            && let Some((data, version)) = self.read(&format!("secrets/{id}"))?
+            && let Some(s) = data["secret"].as_str()
+        {
+            return Ok(Some((SecretString::from(s.to_owned()), version)));
+        }
+        Ok(None)
     }
 
     /// The ID claimed by `name`, or None.
@@ -587,13 +653,29 @@ impl VaultStore {
                 _ => return Err(taken().into()),
             }
         }
-        let data = entry_data(rec, secret)?;
-        match self.write(&format!("keys/{}", rec.id), 0, &data) {
+        let secret_rel = format!("secrets/{}", rec.id);
+        let secret_data = json!({"secret": secret.expose_secret()});
+        let written = self.write(&secret_rel, 0, &secret_data).and_then(|fresh| {
+            if !fresh {
+                // An earlier attempt of ours landed; anything else is another key's.
+                let ours = self
+                    .read(&secret_rel)?
+                    .is_some_and(|(d, _)| d["secret"].as_str() == Some(secret.expose_secret()));
+                if !ours {
+                    return Ok(false);
+                }
+            }
+            self.write(&format!("keys/{}", rec.id), 0, &record_data(rec)?)
+        });
+        match written {
             Ok(true) => Ok(()),
             Ok(false) => {
-                let ours = self.entry(&rec.id)?.is_some_and(|e| {
-                    e.secret.expose_secret().as_bytes() == secret.expose_secret().as_bytes()
-                });
+                let ours = self
+                    .read(&secret_rel)?
+                    .is_some_and(|(d, _)| d["secret"].as_str() == Some(secret.expose_secret()))
+                    && self
+                        .entry(&rec.id)?
+                        .is_some_and(|e| e.record.name == rec.name);
                 if ours {
                     return Ok(());
                 }
@@ -697,8 +779,7 @@ impl VaultStore {
     }
 
     fn write_entry(&self, id: &str, e: &Entry) -> anyhow::Result<bool> {
-        let data = entry_data(&e.record, &e.secret)?;
-        self.write(&format!("keys/{id}"), e.version, &data)
+        self.write(&format!("keys/{id}"), e.version, &record_data(&e.record)?)
     }
 
     /// `GET auth/token/lookup-self`: the token's remaining TTL in seconds (0 = never
@@ -748,15 +829,15 @@ impl SecretStore for VaultStore {
     /// keys go through [`VaultStore::create_key`], which writes the record with them.
     fn set(&self, id: &str, _label: &str, secret: &SecretString) -> anyhow::Result<()> {
         for _ in 0..CAS_ATTEMPTS {
-            let Some(mut e) = self.entry(id)? else {
+            let Some((_, version)) = self.secret_of(id)? else {
                 return Err(Error::NotFound(format!(
                     "OpenBao/Vault at {} has no key {id}",
                     self.addr
                 ))
                 .into());
             };
-            e.secret = SecretString::from(secret.expose_secret().to_owned());
-            if self.write_entry(id, &e)? {
+            let data = json!({"secret": secret.expose_secret()});
+            if self.write(&format!("secrets/{id}"), version, &data)? {
                 return Ok(());
             }
         }
@@ -764,7 +845,7 @@ impl SecretStore for VaultStore {
     }
 
     fn get(&self, id: &str) -> anyhow::Result<SecretString> {
-        self.entry(id)?.map(|e| e.secret).ok_or_else(|| {
+        self.secret_of(id)?.map(|(s, _)| s).ok_or_else(|| {
             Error::NotFound(format!(
                 "OpenBao/Vault at {} has no key {id} (deleted on another machine?)",
                 self.addr
@@ -780,6 +861,7 @@ impl SecretStore for VaultStore {
             return Ok(false);
         };
         self.destroy(&format!("keys/{id}"))?;
+        self.destroy(&format!("secrets/{id}"))?;
         if self.name_owner(&e.record.name)?.as_deref() == Some(id) {
             self.destroy(&format!("names/{}", e.record.name))?;
         }
@@ -787,11 +869,11 @@ impl SecretStore for VaultStore {
     }
 }
 
-/// The KV data of a key entry: its record (marked as kept in this store) and secret.
-fn entry_data(rec: &KeyRecord, secret: &SecretString) -> anyhow::Result<Value> {
+/// The KV data of a key's metadata entry: its record, marked as kept in this store.
+fn record_data(rec: &KeyRecord) -> anyhow::Result<Value> {
     let mut record = serde_json::to_value(rec)?;
     record["store"] = json!("vault");
-    Ok(json!({"record": record, "secret": secret.expose_secret()}))
+    Ok(json!({ "record": record }))
 }
 
 /// A key ID or name that is one harmless path segment.

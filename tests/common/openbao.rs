@@ -85,6 +85,12 @@ impl Api {
         }
     }
 
+    /// The secret of key `id` (`secret/keyctl/secrets/ID`), or None.
+    pub fn secret(&self, id: &str) -> Option<String> {
+        let (s, b) = self.call("GET", &format!("secret/data/keyctl/secrets/{id}"), None);
+        (s == 200).then(|| b["data"]["data"]["secret"].as_str().unwrap().to_owned())
+    }
+
     /// The IDs under `secret/keyctl/keys/`.
     pub fn key_ids(&self) -> Vec<String> {
         let (s, b) = self.call("LIST", "secret/metadata/keyctl/keys", None);
@@ -119,25 +125,43 @@ pub struct DevServer {
 
 impl DevServer {
     pub fn start() -> DevServer {
-        Self::start_with(false)
+        Self::start_with(false, None)
+    }
+
+    /// With a raw file audit device (OpenBao only takes them from its configuration):
+    /// every request and reply, in clear, appended to `log`.
+    pub fn start_audited(log: &Path) -> DevServer {
+        Self::start_with(false, Some(log))
     }
 
     /// With `-dev-tls`: https with a fresh CA, whose PEM is [`DevServer::ca_cert`].
     pub fn start_tls() -> DevServer {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
     pub fn ca_cert(&self) -> PathBuf {
         self._dir.path().join("tls/vault-ca.pem")
     }
 
-    fn start_with(tls: bool) -> DevServer {
+    fn start_with(tls: bool, audit: Option<&Path>) -> DevServer {
         let bin = bao_bin();
         let dir = scratch("keyctl-bao-");
         let port = free_ports();
         let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
         let mut cmd = Command::new(&bin);
         cmd.args(["server", "-dev"]);
+        if let Some(log) = audit {
+            let conf = dir.path().join("audit.hcl");
+            std::fs::write(
+                &conf,
+                format!(
+                    "audit \"file\" \"raw\" {{\n  options {{\n    file_path = \"{}\"\n    log_raw = \"true\"\n  }}\n}}\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            cmd.arg(format!("-config={}", conf.display()));
+        }
         if tls {
             std::fs::create_dir_all(dir.path().join("tls")).unwrap();
             cmd.arg("-dev-tls").arg(format!(
