@@ -446,3 +446,96 @@ fn a_running_keyctl_cannot_dump_core() {
     let report = json(&ok(&home, &["--json", "doctor"]));
     assert_eq!(report["core_dumps_possible"], false, "{report}");
 }
+
+#[test]
+fn doctor_finds_keyring_items_no_key_owns_and_keys_whose_secret_vanished() {
+    let ss = SecretService::start();
+    let home = Home::new();
+    let keyctl_ss = |args: &[&str]| {
+        let mut c = ss.cmd(&home);
+        c.args(args);
+        run(c, "")
+    };
+    let (code, out, err) = keyctl_ss(&["--json", "create", "--name", "kept"]);
+    assert_eq!(code, 0, "{err}");
+    let kept = json(&out)["id"].as_str().unwrap().to_string();
+    let (code, out, _) = keyctl_ss(&["--json", "create", "--name", "vanishing"]);
+    assert_eq!(code, 0);
+    let vanishing = json(&out)["id"].as_str().unwrap().to_string();
+    // An item a killed create left, and a secret removed behind keyctl's back.
+    ss.secret_tool_store("kcorphan2222222222", "left-behind");
+    let clear = Command::new("secret-tool")
+        .args(["clear", "service", "keyctl", "username", &vanishing])
+        .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
+        .status()
+        .unwrap();
+    assert!(clear.success());
+
+    let (code, out, err) = keyctl_ss(&["--json", "doctor"]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(
+        report["orphans"],
+        serde_json::json!(["keyring:kcorphan2222222222"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["missing_secrets"],
+        serde_json::json!([vanishing]),
+        "{report}"
+    );
+    let (_, text, _) = keyctl_ss(&["doctor"]);
+    assert!(text.contains("2 keys:"), "plural: {text}");
+    assert!(
+        text.contains("no secret in the keyring store any more"),
+        "{text}"
+    );
+
+    let (code, _, err) = keyctl_ss(&["--yes", "doctor", "--fix"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("removed orphaned secret kcorphan2222222222"),
+        "{err}"
+    );
+    assert!(ss.secret_tool_lookup("kcorphan2222222222").is_none());
+    assert!(
+        ss.secret_tool_lookup(&kept).is_some(),
+        "a key's own secret is kept"
+    );
+}
+
+#[test]
+fn ctrl_c_at_the_hidden_prompt_gives_the_terminal_its_echo_back() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    // A pseudo-terminal from Python's pty module: keyctl prompts with echo off, gets a
+    // Ctrl-C, and the terminal must have echo on again afterwards.
+    let script = r#"
+import os, pty, sys, time, termios
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "--home", sys.argv[2], "--store", "file",
+                           "import", "--name", "x", "--id", "abc"])
+buf = b""
+deadline = time.time() + 20
+while b"input hidden" not in buf and time.time() < deadline:
+    buf += os.read(fd, 1024)
+time.sleep(0.2)
+during = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+os.write(fd, b"\x03")
+_, status = os.waitpid(pid, 0)
+after = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+print(during, after, os.WIFSIGNALED(status))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, BIN, home.path().to_str().unwrap()])
+        .output()
+        .expect("python3 (installed by scripts/test)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.trim(),
+        "False True True",
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

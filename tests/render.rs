@@ -621,7 +621,8 @@ fn write_changes_only_the_block_in_real_looking_files() {
             case.name
         );
 
-        let (code, out, err) = config(&home, &["core", "--region", "us", "--write", f_s]);
+        // The file holds another key's block: replacing it is confirmed with --yes.
+        let (code, out, err) = config(&home, &["core", "--yes", "--region", "us", "--write", f_s]);
         assert_eq!(code, 0, "{}: {err}", case.name);
         assert!(out.is_empty(), "{}: {out}", case.name);
         assert!(!err.contains(SECRET));
@@ -886,6 +887,7 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
     let mut c = ss.cmd(&home);
     c.args([
         "--json",
+        "--yes",
         "create",
         "--name",
         "j",

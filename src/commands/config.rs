@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         secret: secret.expose_secret(),
     };
     let delivery = Delivery::prepare(&args.render, settings, &parts)?;
-    delivery.confirm_replace(ctx, &k.id)?;
+    delivery.confirm_replace(ctx, &format!("key {}", k.id))?;
     delivery.deliver(ctx, &parts)
 }
 
@@ -85,7 +85,7 @@ impl Delivery {
 
     /// Asks before `--write` replaces the block of another key (on a terminal; `--yes`
     /// otherwise, exit 10). `rotate --write` means the replacement and does not call it.
-    pub fn confirm_replace(&self, ctx: &Ctx, new_id: &str) -> anyhow::Result<()> {
+    pub fn confirm_replace(&self, ctx: &Ctx, new: &str) -> anyhow::Result<()> {
         let (Some(old), Some((path, _)), false) = (&self.replaces, &self.write, self.dry_run)
         else {
             return Ok(());
@@ -93,10 +93,9 @@ impl Delivery {
         crate::input::confirm(
             ctx,
             &format!(
-                "{} holds the {BLOCK_KEY} block of key {} (a working configuration); replacing it with key {}",
+                "{} holds the {BLOCK_KEY} block of key {} (a working configuration); replacing it with {new}",
                 path.display(),
-                crate::output::sanitize(old),
-                new_id
+                crate::output::sanitize(old)
             ),
         )
     }

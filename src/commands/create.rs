@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             .note("dry run: no key was created (the key shown is a sample)");
         return Ok(());
     }
-    check.confirm_replace(ctx, "the new key")?;
+    check.confirm_replace(ctx, "a new key")?;
     drop(check);
 
     let (minted, link) = super::push::mint_for_create(ctx, &remote, format, &prefix)?;
