@@ -34,6 +34,14 @@ pub struct LockGuard {
 }
 
 pub fn lock_exclusive(path: &Path) -> anyhow::Result<LockGuard> {
+    let file = open_lock_file(path)?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(LockGuard { _file: file })
+}
+
+/// The lock file at `path` (0600, created with its directory when missing).
+fn open_lock_file(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent() {
         ensure_private_dir(dir)?;
     }
@@ -41,34 +49,21 @@ pub fn lock_exclusive(path: &Path) -> anyhow::Result<LockGuard> {
     o.create(true).truncate(false).write(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let file = o
-        .open(path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-    file.lock()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
+    o.open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))
+}
+
+/// Takes an exclusive lock without waiting: Err when another process holds it.
+pub fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
+    let file = open_lock_file(path)?;
+    file.try_lock()
+        .map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
     Ok(LockGuard { _file: file })
 }
 
 /// How old a temporary file of ours must be before a later write removes it (a live
 /// writer holds its own for milliseconds).
 const STALE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Takes an exclusive lock without waiting: Err when another process holds it.
-pub fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
-    if let Some(dir) = path.parent() {
-        ensure_private_dir(dir)?;
-    }
-    let mut o = OpenOptions::new();
-    o.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let file = o
-        .open(path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-    file.try_lock()
-        .map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
-    Ok(LockGuard { _file: file })
-}
 
 /// Replaces `path` with `bytes` atomically; the new file is 0600 from its first byte.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod harden;
 pub mod input;
 pub mod key;
+pub mod mask;
 pub mod output;
 pub mod registry;
 pub mod remote;

@@ -375,7 +375,7 @@ pub struct Client {
     /// Every secret and token this client has sent (credentials in headers, secret-like
     /// fields of bodies): masked in any error text a server sends back, so a server or
     /// proxy that echoes the request never puts one into keyctl's output.
-    sent: std::sync::Mutex<Vec<zeroize::Zeroizing<String>>>,
+    sent: crate::mask::Masker,
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -466,26 +466,11 @@ impl Client {
 
     /// Remembers a value to mask in error text from now on.
     pub fn hide(&self, value: &str) {
-        if value.len() >= 4 {
-            self.sent
-                .lock()
-                .expect("sent lock")
-                .push(zeroize::Zeroizing::new(value.to_string()));
-        }
+        self.sent.hide(value);
     }
 
-    /// Every value this client sent that must not be shown, longest first.
     fn mask(&self, text: &str) -> String {
-        let sent = self.sent.lock().expect("sent lock");
-        let mut values: Vec<&str> = sent.iter().map(|v| v.as_str()).collect();
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        let mut out = text.to_string();
-        for v in values {
-            if out.contains(v) {
-                out = out.replace(v, "[secret]");
-            }
-        }
-        out
+        self.sent.mask(text)
     }
 
     /// Remembers the secret-like string fields of a request body (passwords, secrets,

@@ -74,7 +74,7 @@ pub struct VaultStore {
     client: Client,
     /// The token and every secret this process sent: masked in any error text the
     /// server (or a proxy echoing the request) sends back.
-    sent: std::sync::Mutex<Vec<Zeroizing<String>>>,
+    sent: crate::mask::Masker,
 }
 
 /// One HTTP answer, already classified.
@@ -423,24 +423,11 @@ impl VaultStore {
     }
 
     fn hide(&self, v: &str) {
-        if v.len() >= 4 {
-            self.sent
-                .lock()
-                .expect("sent lock")
-                .push(Zeroizing::new(v.to_string()));
-        }
+        self.sent.hide(v);
     }
 
-    /// The server's words with every value this process sent masked.
     fn mask(&self, text: &str) -> String {
-        let sent = self.sent.lock().expect("sent lock");
-        let mut out = text.to_string();
-        for v in sent.iter() {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), "[secret]");
-            }
-        }
-        out
+        self.sent.mask(text)
     }
 
     /// Ok(Ok(reply)) for the caller, Ok(Err(why)) to retry, Err for a final failure.
