@@ -73,15 +73,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let prefix = format!(".{}.", name.as_deref().unwrap_or("keyctl"));
+    remove_stale(dir, &prefix);
+    // Our temporary files carry our PID, so the next run knows which ones nobody is
+    // writing any more.
+    let ours = format!("{prefix}pid{}.", std::process::id());
     #[cfg(target_os = "linux")]
-    if unnamed::write(dir, path, &prefix, bytes)
+    if unnamed::write(dir, path, &ours, bytes)
         .with_context(|| format!("cannot write {}", path.display()))?
     {
-        remove_stale(dir, &prefix);
         return Ok(());
     }
     let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
+        .prefix(&ours)
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
@@ -101,12 +104,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    remove_stale(dir, &prefix);
     Ok(())
 }
 
-/// Removes `PREFIX*.tmp` files (our naming) older than [`STALE`]: what a killed keyctl
-/// left beside the file it was replacing.
+/// Removes `PREFIX*.tmp` files of our naming that no running keyctl is writing: those
+/// whose process is gone (the PID in the name), or, named by an older keyctl without
+/// one, older than [`STALE`]. What a killed keyctl left beside the file it replaced.
 fn remove_stale(dir: &Path, prefix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -117,15 +120,40 @@ fn remove_stale(dir: &Path, prefix: &str) {
         if !(n.starts_with(prefix) && n.ends_with(".tmp")) {
             continue;
         }
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE);
-        if old {
+        let writer = n[prefix.len()..]
+            .strip_prefix("pid")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let abandoned = match writer {
+            Some(pid) => pid != std::process::id() && !alive(pid),
+            None => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE),
+        };
+        if abandoned {
             let _ = std::fs::remove_file(e.path());
         }
+    }
+}
+
+/// Whether process `pid` still exists.
+fn alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 

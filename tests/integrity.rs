@@ -131,6 +131,16 @@ fn a_killed_create_leaves_an_orphan_that_doctor_finds_and_fixes() {
         let name = format!("k{i}");
         kill_after(&home, &["create", "--name", &name], jitter(&mut seed, 25));
     }
+    // The next write removes whatever a killed one left; then no named temporary copy
+    // of the store is in the home.
+    ok(&home, &["create", "--name", "after"]);
+    let leftovers: Vec<String> = std::fs::read_dir(home.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let registry: Vec<String> = keys(&home)
         .iter()
         .map(|k| k["id"].as_str().unwrap().to_string())
@@ -218,6 +228,9 @@ fn a_killed_config_write_leaves_no_named_copy_of_the_secret() {
             &["--yes", "config", "w", "--write", &path],
             jitter(&mut seed, 20),
         );
+        // The next run removes what a killed one left in the instant between naming
+        // its temporary file and renaming it over the target.
+        ok(&home, &["--yes", "config", "w", "--write", &path]);
         let leaks = files_holding(dir.path(), &secret, &[conf.as_path()]);
         assert!(leaks.is_empty(), "a copy of the secret was left: {leaks:?}");
     }

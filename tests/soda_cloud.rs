@@ -385,7 +385,7 @@ fn api_keys_come_from_soda_clouds_ui_through_import_and_are_verified() {
         &["import", "--kind", "api", "--name", "ci", "--id", UI_KEY_ID],
         UI_KEY_SECRET,
     );
-    assert!(err.contains("keyctl verify ci --remote soda"), "{err}");
+    assert!(err.contains("`keyctl verify ci --remote soda`"), "{err}");
     let (_, err) = e.ok(&["verify", "ci"], "");
     assert!(err.contains("organization 'Acme Data'"), "{err}");
     let (out, _) = e.ok(&["--json", "verify", "--all"], "");

@@ -42,9 +42,19 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         rec.store.as_str(),
         rec.name
     ));
-    if let (None, Some(r)) = (&args.verify, super::push::only_soda_remote(ctx)) {
+    // The next step: prove the service accepts it, where one is configured.
+    let only = || {
+        let mut names = ctx.config.remotes.keys();
+        match (names.next(), names.next()) {
+            (Some(n), None) => Some(n.clone()),
+            _ => None,
+        }
+    };
+    if args.verify.is_none()
+        && let Some(r) = super::push::only_soda_remote(ctx).or_else(only)
+    {
         ctx.out.note(&format!(
-            "check that Soda Cloud accepts it: `keyctl verify {} --remote {r}`",
+            "check that the service accepts it: `keyctl verify {} --remote {r}`",
             rec.name
         ));
     }
