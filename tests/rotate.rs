@@ -117,7 +117,7 @@ fn local_rotation_keeps_the_name_and_gc_revokes_after_the_grace_period() {
     if before_gc < std::time::Duration::from_secs(9) {
         assert!(e.ss.secret_tool_lookup(old_id).is_some());
     }
-    std::thread::sleep(std::time::Duration::from_secs(10).saturating_sub(rotated.elapsed()));
+    std::thread::sleep(std::time::Duration::from_millis(11_500).saturating_sub(rotated.elapsed()));
     if e.ss.secret_tool_lookup(old_id).is_some() {
         let (code, _, err) = e.keyctl_in(&["gc"], "");
         assert_eq!(code, 10, "gc asks before revoking: {err}");
