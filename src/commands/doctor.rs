@@ -117,7 +117,6 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
                     .strip_prefix("remote:")
                     .or_else(|| id.strip_prefix("token:"))
                     .is_some_and(|r| ctx.config.remotes.contains_key(r))
-                || id == "keyctl-doctor-probe"
         };
         let mut held: Vec<(StoreKind, Vec<String>)> = Vec::new();
         if file_store_exists && crate::fsutil::check_private(fs.path(), true).is_ok() {

@@ -149,9 +149,20 @@ pub fn mint_for_create(
     let (Some(name), true) = (&a.remote, a.server_side) else {
         return Ok((key::mint(format, prefix), None));
     };
-    let m = remote::open(ctx, name)?.mint(a.for_user.as_deref())?;
+    let (minted, link) = server_mint(ctx, name, a.for_user.as_deref())?;
+    Ok((minted, Some(link)))
+}
+
+/// Asks remote `name` to mint a pair (for `create` and for `rotate`'s successor). A
+/// key ID keyctl cannot store is refused, with the secret shown once rather than lost.
+pub fn server_mint(
+    ctx: &Ctx,
+    name: &str,
+    for_user: Option<&str>,
+) -> anyhow::Result<(key::Minted, RemoteLink)> {
+    let m = remote::open(ctx, name)?.mint(for_user)?;
     let link = RemoteLink {
-        remote: name.clone(),
+        remote: name.to_string(),
         remote_id: m.remote_id,
         user_id: m.user_id,
         pushed_at: OffsetDateTime::now_utc(),
@@ -167,7 +178,7 @@ pub fn mint_for_create(
         ))
         .into());
     }
-    Ok((minted, Some(link)))
+    Ok((minted, link))
 }
 
 /// The last resort for a server-minted pair that could not be stored: the service shows

@@ -372,28 +372,12 @@ fn successor(
     let Some(l) = minter else {
         return Ok((key::mint(format, prefix), None));
     };
-    let m = crate::remote::open(ctx, &l.remote)?
-        .mint(None)
-        .map_err(|e| {
-            e.context(format!(
-                "rotation failed at step 'mint on {}'; nothing was changed",
-                l.remote
-            ))
-        })?;
-    let minted = key::Minted {
-        id: m.access,
-        secret: m.secret,
-    };
-    if let Err(e) = key::validate_id(&minted.id) {
-        super::push::rescue_secret(&l.remote, &minted);
-        return Err(e);
-    }
-    let link = RemoteLink {
-        remote: l.remote.clone(),
-        remote_id: m.remote_id,
-        user_id: m.user_id,
-        pushed_at: OffsetDateTime::now_utc(),
-    };
+    let (minted, link) = super::push::server_mint(ctx, &l.remote, None).map_err(|e| {
+        e.context(format!(
+            "rotation failed at step 'mint on {}'; nothing was changed",
+            l.remote
+        ))
+    })?;
     Ok((minted, Some(link)))
 }
 
