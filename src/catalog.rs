@@ -3,7 +3,7 @@
 //! created. Read commands load keys through here, and `update` changes a record where it
 //! lives (the team store with check-and-set, or the local registry under its lock).
 
-use crate::cli::StoreChoice;
+use crate::store::StoreChoice;
 use crate::context::Ctx;
 use crate::registry::Registry;
 use crate::store::vault::{self, VaultStore};

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
 
+use crate::output::ColorChoice;
+use crate::render::{OutputFormat, Region, SecretRef, SodaVersion};
+use crate::store::StoreChoice;
+
 /// Mint API keys, keep their secrets in the OS keyring, render ready-to-paste
 /// configuration, and push keys to or revoke them on remote services.
 #[derive(Debug, Parser)]
@@ -48,26 +52,6 @@ pub struct GlobalArgs {
     /// Answer yes to confirmations (needed for destructive commands without a terminal)
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreChoice {
-    /// The OS keyring when it answers, otherwise the file store (said on stderr)
-    Auto,
-    /// The OS keyring, or fail
-    Keyring,
-    /// A 0600 file under the keyctl home
-    File,
-    /// OpenBao / HashiCorp Vault KV v2, shared by a team (BAO_ADDR, BAO_TOKEN)
-    Vault,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -174,7 +158,7 @@ pub struct RemoteAddArgs {
     pub vars: Vec<String>,
     /// Soda Cloud region, instead of --url
     #[arg(long, value_enum, conflicts_with = "url")]
-    pub region: Option<RegionArg>,
+    pub region: Option<Region>,
     /// User name (keystone password auth; soda: the admin API key ID; http: Basic user)
     #[arg(long)]
     pub user: Option<String>,
@@ -212,14 +196,6 @@ pub struct RemoteAddArgs {
     /// Replace a remote of the same name
     #[arg(long)]
     pub force: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum RegionArg {
-    /// https://cloud.soda.io
-    Eu,
-    /// https://cloud.us.soda.io
-    Us,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -429,44 +405,19 @@ pub struct RenderArgs {
     pub soda_version: Option<SodaVersion>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// api: the soda_cloud block; runner: Helm values for the soda-agent chart
-    Yaml,
-    /// A `helm install soda-agent ...` line with the key in --set-string flags (runner)
-    HelmSet,
-    /// A Kubernetes Secret manifest (and, for a runner, the Helm values that use it)
-    K8sSecret,
-    /// SODA_API_KEY_ID=... and SODA_API_KEY_SECRET=... lines for sh
-    Env,
-    /// The yaml output's data as JSON
-    Json,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Region {
-    /// cloud.soda.io
-    Eu,
-    /// cloud.us.soda.io
-    Us,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SecretRef {
-    /// The secret itself
-    Literal,
-    /// A reference to the environment variable SODA_API_KEY_SECRET
-    Env,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SodaVersion {
-    /// Soda Core 3.x: ${SODA_API_KEY_SECRET}
-    #[value(name = "3")]
-    V3,
-    /// Soda Core 4.x: ${env.SODA_API_KEY_SECRET}
-    #[value(name = "4")]
-    V4,
+impl RenderArgs {
+    /// The choices as plain values for `render`.
+    pub fn choices(&self) -> crate::render::Choices {
+        crate::render::Choices {
+            output: self.output,
+            region: self.region,
+            host: self.host.clone(),
+            export: self.export,
+            secret_ref: self.secret_ref,
+            soda_version: self.soda_version,
+            write: self.write.is_some(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::cli::{GlobalArgs, StoreChoice};
+use crate::cli::GlobalArgs;
+use crate::store::StoreChoice;
 use crate::output::Output;
 
 /// Where local state lives.

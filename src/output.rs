@@ -7,7 +7,14 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
-use crate::cli::ColorChoice;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// `--color`: when stderr gets color.
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
 
 /// Settings for everything printed, resolved once from flags and environment.
 #[derive(Clone, Debug)]

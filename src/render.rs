@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::cli::{OutputFormat, Region, RenderArgs, SecretRef, SodaVersion};
 use crate::error::usage;
 use crate::key::Kind;
 use crate::output::quoted;
@@ -31,6 +30,75 @@ pub const HELM_NAMESPACE: &str = "soda-agent";
 /// The registry field (`KeyRecord::extra`) that remembers `--region`/`--host` from `create`.
 pub const HOST_FIELD: &str = "soda_host";
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// api: the soda_cloud block; runner: Helm values for the soda-agent chart
+    Yaml,
+    /// A `helm install soda-agent ...` line with the key in --set-string flags (runner)
+    HelmSet,
+    /// A Kubernetes Secret manifest (and, for a runner, the Helm values that use it)
+    K8sSecret,
+    /// SODA_API_KEY_ID=... and SODA_API_KEY_SECRET=... lines for sh
+    Env,
+    /// The yaml output's data as JSON
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Region {
+    /// cloud.soda.io
+    Eu,
+    /// cloud.us.soda.io
+    Us,
+}
+
+impl Region {
+    /// The region's Soda Cloud host name, bare (what Soda Core's `host` key takes).
+    pub fn host(self) -> &'static str {
+        match self {
+            Region::Eu => EU_HOST,
+            Region::Us => US_HOST,
+        }
+    }
+
+    /// The region's Soda Cloud API base URL.
+    pub fn url(self) -> String {
+        format!("https://{}", self.host())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecretRef {
+    /// The secret itself
+    #[default]
+    Literal,
+    /// A reference to the environment variable SODA_API_KEY_SECRET
+    Env,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SodaVersion {
+    /// Soda Core 3.x: ${SODA_API_KEY_SECRET}
+    #[value(name = "3")]
+    V3,
+    /// Soda Core 4.x: ${env.SODA_API_KEY_SECRET}
+    #[value(name = "4")]
+    V4,
+}
+
+/// What the user asked for (`--output`, `--region`, `--host`, ...), unchecked.
+#[derive(Clone, Debug, Default)]
+pub struct Choices {
+    pub output: Option<OutputFormat>,
+    pub region: Option<Region>,
+    pub host: Option<String>,
+    pub export: bool,
+    pub secret_ref: SecretRef,
+    pub soda_version: Option<SodaVersion>,
+    /// The snippet goes into a file (`--write`), not to stdout.
+    pub write: bool,
+}
+
 /// Resolved rendering settings: flags checked against each other and the key's kind.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -47,7 +115,7 @@ impl Settings {
     /// `--host` is given.
     pub fn resolve(
         kind: Kind,
-        args: &RenderArgs,
+        args: &Choices,
         default_format: OutputFormat,
         remembered: Option<&str>,
     ) -> anyhow::Result<Settings> {
@@ -76,7 +144,7 @@ impl Settings {
                 ));
             }
         }
-        if args.write.is_some() && (kind != Kind::Api || format != OutputFormat::Yaml) {
+        if args.write && (kind != Kind::Api || format != OutputFormat::Yaml) {
             return Err(usage(
                 "--write edits the soda_cloud block of a Soda configuration file, so it needs an api key and --output yaml; for other formats redirect stdout",
             ));
@@ -98,8 +166,7 @@ pub fn target_host(region: Option<Region>, host: Option<&str>) -> anyhow::Result
             validate_host(h)?;
             Ok(h.to_ascii_lowercase())
         }
-        (None, Some(Region::Us)) => Ok(US_HOST.into()),
-        (None, _) => Ok(EU_HOST.into()),
+        (None, r) => Ok(r.unwrap_or(Region::Eu).host().into()),
     }
 }
 

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use secrecy::ExposeSecret;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::cli::{ConfigArgs, OutputFormat, RenderArgs};
+use crate::cli::{ConfigArgs, RenderArgs};
+use crate::render::OutputFormat;
 use crate::context::Ctx;
 use crate::render::{self, EU_HOST, KeyParts, Settings};
 use crate::yamlblock::{self, Plan};
@@ -24,7 +25,7 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         OutputFormat::Yaml
     };
     let remembered = k.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
-    let settings = Settings::resolve(k.kind, &args.render, default, remembered)?;
+    let settings = Settings::resolve(k.kind, &args.render.choices(), default, remembered)?;
     let parts = KeyParts {
         kind: k.kind,
         id: &k.id,

@@ -10,7 +10,8 @@ use anyhow::Context as _;
 
 use super::config::Delivery;
 use super::push::CreateRemote;
-use crate::cli::{CreateArgs, FormatArg, OutputFormat};
+use crate::cli::{CreateArgs, FormatArg};
+use crate::render::OutputFormat;
 use crate::context::Ctx;
 use crate::error::usage;
 use crate::key::{self, Format};
@@ -52,7 +53,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     // A key a Soda remote mints is for that remote's region unless told otherwise.
     let settings = Settings::resolve(
         kind,
-        &args.render,
+        &args.render.choices(),
         OutputFormat::Yaml,
         remote.soda_host.as_deref(),
     )?;

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::cli::StoreChoice;
+use crate::store::StoreChoice;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::registry::Registry;

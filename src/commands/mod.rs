@@ -117,7 +117,7 @@ pub fn store_new_key(
     mut rec: KeyRecord,
     secret: &SecretString,
 ) -> anyhow::Result<KeyRecord> {
-    if ctx.store == crate::cli::StoreChoice::Vault {
+    if ctx.store == crate::store::StoreChoice::Vault {
         return store::vault::create_key(ctx, rec, secret);
     }
     let mut reg = Registry::lock(&ctx.paths.data)?;

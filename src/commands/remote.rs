@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::cli::{HttpAuthArg, RegionArg, RemoteAddArgs, RemoteCmd};
+use crate::cli::{HttpAuthArg, RemoteAddArgs, RemoteCmd};
+use crate::render::Region;
 use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::input;
@@ -71,8 +72,7 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     }
     let url = match (&a.url, a.region) {
         (Some(u), _) => u.clone(),
-        (None, Some(RegionArg::Us)) => remote::soda::US.to_string(),
-        (None, _) => remote::soda::EU.to_string(),
+        (None, r) => r.unwrap_or(Region::Eu).url(),
     };
     if a.region.is_some() && a.kind != RemoteType::Soda {
         return Err(usage("--region applies to --type soda only"));

@@ -11,7 +11,8 @@ use secrecy::ExposeSecret;
 use time::{Duration, OffsetDateTime};
 
 use super::config::Delivery;
-use crate::cli::{OutputFormat, RevokeArgs, RotateArgs};
+use crate::cli::{RevokeArgs, RotateArgs};
+use crate::render::OutputFormat;
 use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::key;
@@ -141,7 +142,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         extra: old.extra.clone(),
     });
     let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
-    let settings = Settings::resolve(old.kind, &a.render, OutputFormat::Yaml, remembered)?;
+    let settings = Settings::resolve(old.kind, &a.render.choices(), OutputFormat::Yaml, remembered)?;
     let parts = KeyParts {
         kind: old.kind,
         id: &minted.id,

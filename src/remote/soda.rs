@@ -25,8 +25,6 @@ use crate::error::{Error, usage};
 use crate::output::quoted;
 use crate::registry::RemoteLink;
 
-pub const EU: &str = "https://cloud.soda.io";
-pub const US: &str = "https://cloud.us.soda.io";
 /// The largest page Soda allows (10..=1000): `list` stays far under 60 requests a minute.
 const PAGE: usize = 1000;
 

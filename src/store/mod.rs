@@ -13,7 +13,6 @@ pub mod vault;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::StoreChoice;
 use crate::context::Ctx;
 use crate::error::Error;
 
@@ -34,6 +33,20 @@ impl StoreKind {
             StoreKind::Vault => "vault",
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+/// Where new secrets go (`--store`, `KEYCTL_STORE`, `store:` in config.yaml).
+pub enum StoreChoice {
+    /// The OS keyring when it answers, otherwise the file store (said on stderr)
+    Auto,
+    /// The OS keyring, or fail
+    Keyring,
+    /// A 0600 file under the keyctl home
+    File,
+    /// OpenBao / HashiCorp Vault KV v2, shared by a team (BAO_ADDR, BAO_TOKEN)
+    Vault,
 }
 
 /// A place that keeps secrets by key ID.

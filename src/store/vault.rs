@@ -110,7 +110,7 @@ pub struct Entry {
 /// True when the vault store takes part: selected with `--store vault`, or configured
 /// in config.yaml so keys created elsewhere show up here too.
 pub fn enabled(ctx: &Ctx) -> bool {
-    ctx.store == crate::cli::StoreChoice::Vault || ctx.config.vault.is_some()
+    ctx.store == crate::store::StoreChoice::Vault || ctx.config.vault.is_some()
 }
 
 /// `keyctl create`/`import` with `--store vault`: the name must be free on this machine
