@@ -58,7 +58,7 @@ pub fn update(
     }
     let mut reg = Registry::lock(&ctx.paths.data)?;
     let k = reg.get_mut(id).ok_or_else(|| {
-        crate::error::Error::NotFound(format!("key {id} is no longer in the registry"))
+        crate::error::Error::not_found(format!("key {id} is no longer in the registry"))
     })?;
     change(k);
     let saved = k.clone();

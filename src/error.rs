@@ -2,46 +2,98 @@
 //! becomes a process exit code.
 //!
 //! Exit codes are a documented contract (README "Exit codes"): scripts branch on them,
-//! so every failure that a script may want to tell apart has its own variant here and
+//! so every failure that a script may want to tell apart has its own [`Kind`] here and
 //! its own number, and no other module picks numbers.
 
 use std::process::ExitCode;
 
-/// Failures a caller (a script) can tell apart by exit code.
-///
-/// Messages never contain secret material: variants carry only what the caller chose
-/// to put in them, and callers never pass a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
+/// What kind of failure an error is: each kind a script may want to tell apart has its
+/// own exit code ([`Kind::code`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
     /// Bad flag value or input; clap's own errors share this code.
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    NotFound(String),
+    Usage,
+    NotFound,
     /// A name already taken, or a KEY that matches more than one key.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    StoreUnavailable(String),
-    #[error("{0}")]
-    RemoteUnreachable(String),
-    #[error("{0}")]
-    RemoteRefused(String),
+    Conflict,
+    StoreUnavailable,
+    RemoteUnreachable,
+    RemoteRefused,
     /// The key exists but is expired or revoked.
-    #[error("{0}")]
-    Inactive(String),
+    Inactive,
     /// `keyctl check`: the secret is not well-formed.
-    #[error("{0}")]
-    InvalidSecret(String),
+    InvalidSecret,
     /// A destructive command needs `--yes` (or a terminal to ask on).
-    #[error("{0}")]
-    ConfirmationRequired(String),
+    ConfirmationRequired,
     /// `keyctl list --expiring`: at least one key expires within the window.
-    #[error("{0}")]
-    Expiring(String),
+    Expiring,
     /// `keyctl run`: the command could not be started (as a shell says 127).
-    #[error("{0}")]
-    CommandFailed(String),
+    CommandNotStarted,
+}
+
+/// A failure a caller (a script) can tell apart by exit code.
+///
+/// The message never contains secret material: it holds only what the caller chose to
+/// put in it, and callers never pass a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Error {
+    kind: Kind,
+    msg: String,
+    /// The outcome is unknown (the service went away mid-request), so repeating the
+    /// command is the way forward and nothing may be undone as if it had failed.
+    outcome_unknown: bool,
+}
+
+impl Error {
+    pub fn new(kind: Kind, msg: impl Into<String>) -> Error {
+        Error {
+            kind,
+            msg: msg.into(),
+            outcome_unknown: false,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Marks the failure as one whose effect on the service is unknown.
+    pub fn outcome_unknown(mut self) -> Error {
+        self.outcome_unknown = true;
+        self
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Error {
+        Error::new(Kind::NotFound, msg)
+    }
+    pub fn conflict(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Conflict, msg)
+    }
+    pub fn store_unavailable(msg: impl Into<String>) -> Error {
+        Error::new(Kind::StoreUnavailable, msg)
+    }
+    pub fn remote_unreachable(msg: impl Into<String>) -> Error {
+        Error::new(Kind::RemoteUnreachable, msg)
+    }
+    pub fn remote_refused(msg: impl Into<String>) -> Error {
+        Error::new(Kind::RemoteRefused, msg)
+    }
+    pub fn inactive(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Inactive, msg)
+    }
+    pub fn invalid_secret(msg: impl Into<String>) -> Error {
+        Error::new(Kind::InvalidSecret, msg)
+    }
+    pub fn confirmation_required(msg: impl Into<String>) -> Error {
+        Error::new(Kind::ConfirmationRequired, msg)
+    }
+    pub fn expiring(msg: impl Into<String>) -> Error {
+        Error::new(Kind::Expiring, msg)
+    }
+    pub fn command_not_started(msg: impl Into<String>) -> Error {
+        Error::new(Kind::CommandNotStarted, msg)
+    }
 }
 
 /// Exit codes, in one table; README's table lists the same numbers and
@@ -62,32 +114,43 @@ pub mod code {
     pub const COMMAND_NOT_STARTED: u8 = 127;
 }
 
-impl Error {
-    pub fn code(&self) -> u8 {
+impl Kind {
+    pub fn code(self) -> u8 {
         match self {
-            Error::Usage(_) => code::USAGE,
-            Error::NotFound(_) => code::NOT_FOUND,
-            Error::Conflict(_) => code::CONFLICT,
-            Error::StoreUnavailable(_) => code::STORE_UNAVAILABLE,
-            Error::RemoteUnreachable(_) => code::REMOTE_UNREACHABLE,
-            Error::RemoteRefused(_) => code::REMOTE_REFUSED,
-            Error::Inactive(_) => code::INACTIVE,
-            Error::InvalidSecret(_) => code::INVALID_SECRET,
-            Error::ConfirmationRequired(_) => code::CONFIRMATION_REQUIRED,
-            Error::Expiring(_) => code::EXPIRING,
-            Error::CommandFailed(_) => code::COMMAND_NOT_STARTED,
+            Kind::Usage => code::USAGE,
+            Kind::NotFound => code::NOT_FOUND,
+            Kind::Conflict => code::CONFLICT,
+            Kind::StoreUnavailable => code::STORE_UNAVAILABLE,
+            Kind::RemoteUnreachable => code::REMOTE_UNREACHABLE,
+            Kind::RemoteRefused => code::REMOTE_REFUSED,
+            Kind::Inactive => code::INACTIVE,
+            Kind::InvalidSecret => code::INVALID_SECRET,
+            Kind::ConfirmationRequired => code::CONFIRMATION_REQUIRED,
+            Kind::Expiring => code::EXPIRING,
+            Kind::CommandNotStarted => code::COMMAND_NOT_STARTED,
         }
     }
 }
 
-/// The exit code for any error: the first [`Error`] in the context chain decides,
-/// anything else is a plain failure.
+/// The first [`Error`] in an error's context chain: what decides its kind and flags.
+fn find(err: &anyhow::Error) -> Option<&Error> {
+    err.chain().find_map(|e| e.downcast_ref::<Error>())
+}
+
+/// The kind of any error: that of the first [`Error`] in its context chain.
+pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
+    find(err).map(Error::kind)
+}
+
+/// True when the service may or may not have done what was asked (see
+/// [`Error::outcome_unknown`]).
+pub fn is_outcome_unknown(err: &anyhow::Error) -> bool {
+    find(err).is_some_and(|e| e.outcome_unknown)
+}
+
+/// The exit code for any error: its kind's, or a plain failure.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
-    let code = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<Error>())
-        .map_or(code::FAILURE, Error::code);
-    ExitCode::from(code)
+    ExitCode::from(kind_of(err).map_or(code::FAILURE, Kind::code))
 }
 
 /// True when the error is a closed stdout pipe (`keyctl list | head -1`): not a failure.
@@ -102,5 +165,5 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
-    Error::Usage(msg.into()).into()
+    Error::new(Kind::Usage, msg).into()
 }

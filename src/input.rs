@@ -96,7 +96,7 @@ pub fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(Error::ConfirmationRequired(format!(
+        return Err(Error::confirmation_required(format!(
             "{question} needs confirmation and stdin is not a terminal: pass --yes"
         ))
         .into());
@@ -108,6 +108,6 @@ pub fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<()> {
     if matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
         Ok(())
     } else {
-        Err(Error::ConfirmationRequired("not confirmed; nothing was changed".into()).into())
+        Err(Error::confirmation_required("not confirmed; nothing was changed").into())
     }
 }

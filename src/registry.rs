@@ -222,7 +222,7 @@ impl Registry {
             (Some(k), []) => Ok(k),
             (Some(k), [n]) if n.id == k.id => Ok(k),
             (None, [n]) => Ok(n),
-            (None, []) => Err(Error::NotFound(format!(
+            (None, []) => Err(Error::not_found(format!(
                 "no key with ID or name {} (see `keyctl list --all`)",
                 crate::output::quoted(key)
             ))
@@ -233,7 +233,7 @@ impl Registry {
                     .chain(by_name.iter().copied())
                     .map(|k| k.id.as_str())
                     .collect();
-                Err(Error::Conflict(format!(
+                Err(Error::conflict(format!(
                     "{} matches more than one key ({}); use the key ID",
                     crate::output::quoted(key),
                     ids.join(", ")
@@ -260,14 +260,14 @@ impl LockedRegistry {
             .iter()
             .any(|k| k.name == name && k.is_live())
         {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "a key named {} already exists; pick another --name",
                 crate::output::quoted(name)
             ))
             .into());
         }
         if self.reg.file.keys.iter().any(|k| k.id == id) {
-            return Err(Error::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "a key with ID {} already exists",
                 crate::output::quoted(id)
             ))

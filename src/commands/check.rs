@@ -58,6 +58,6 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Err(reason) => Err(Error::InvalidSecret(format!("invalid secret: {reason}")).into()),
+        Err(reason) => Err(Error::invalid_secret(format!("invalid secret: {reason}")).into()),
     }
 }

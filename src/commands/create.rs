@@ -190,7 +190,7 @@ fn where_registered(ctx: &Ctx, rec: &KeyRecord, remote: &CreateRemote) {
 fn name_free(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let reg = crate::catalog::load_for(ctx, name)?;
     if reg.keys().iter().any(|k| k.name == name && k.is_live()) {
-        return Err(crate::error::Error::Conflict(format!(
+        return Err(crate::error::Error::conflict(format!(
             "a key named {} already exists; pick another --name",
             crate::output::quoted(name)
         ))

@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     }
     let probe = KeyringStore::open().and_then(|s| match s.get("keyctl-doctor-probe") {
         Ok(_) => Ok(s.location()),
-        Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::NotFound(_))) => Ok(s.location()),
+        Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => Ok(s.location()),
         Err(e) => Err(e),
     });
     let (keyring_available, keyring_detail) = match probe {
@@ -287,9 +287,9 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     }
     if report.new_secrets_go_to.is_none() {
         if let Some(v) = report.vault.filter(|_| ctx.store == StoreChoice::Vault) {
-            return Err(Error::StoreUnavailable(v.detail).into());
+            return Err(Error::store_unavailable(v.detail).into());
         }
-        return Err(Error::StoreUnavailable(report.keyring_detail).into());
+        return Err(Error::store_unavailable(report.keyring_detail).into());
     }
     Ok(())
 }

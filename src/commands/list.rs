@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let count = keys.len();
     print_keys(ctx, keys, now)?;
     if let (Some(w), true) = (&args.expiring, count > 0) {
-        return Err(Error::Expiring(format!("{count} key(s) expire within {w}")).into());
+        return Err(Error::expiring(format!("{count} key(s) expire within {w}")).into());
     }
     Ok(())
 }

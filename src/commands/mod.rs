@@ -151,7 +151,7 @@ pub fn usable_secret(
     let k = reg.resolve(key)?.clone();
     let status = k.status(OffsetDateTime::now_utc());
     if !status.is_usable() && !allow_expired {
-        return Err(crate::error::Error::Inactive(format!(
+        return Err(crate::error::Error::inactive(format!(
             "key '{}' ({}) is {}; pass --allow-expired to use it anyway",
             k.name,
             k.id,

@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
         .resolve(&a.key)?
         .clone();
     if rec.revoked_at.is_some() {
-        return Err(Error::Inactive(format!(
+        return Err(Error::inactive(format!(
             "key '{}' ({}) is revoked; it cannot be pushed",
             rec.name, rec.id
         ))
@@ -100,7 +100,7 @@ impl CreateRemote {
         let soda = match &remote {
             Some(r) => {
                 let cfg = ctx.config.remotes.get(r).ok_or_else(|| {
-                    Error::NotFound(format!(
+                    Error::not_found(format!(
                         "no remote named {} (see `keyctl remote list`)",
                         crate::output::quoted(r)
                     ))
@@ -173,7 +173,7 @@ pub fn server_mint(
     };
     if let Err(e) = key::validate_id(&minted.id) {
         rescue_secret(name, &minted);
-        return Err(Error::RemoteRefused(format!(
+        return Err(Error::remote_refused(format!(
             "remote {name} minted a key ID keyctl cannot store ({e:#})"
         ))
         .into());

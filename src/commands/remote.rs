@@ -79,7 +79,7 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     }
     remote::parse_url(&url)?;
     if ctx.config.remotes.contains_key(&a.name) && !a.force {
-        return Err(Error::Conflict(format!(
+        return Err(Error::conflict(format!(
             "a remote named {} already exists; pass --force to replace it",
             quoted(&a.name)
         ))
@@ -288,7 +288,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
 
 fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let cfg = ctx.config.remotes.get(name).ok_or_else(|| {
-        Error::NotFound(format!(
+        Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
             quoted(name)
         ))

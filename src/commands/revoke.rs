@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
     if let Some(r) = &a.remote
         && !ctx.config.remotes.contains_key(r)
     {
-        return Err(Error::NotFound(format!(
+        return Err(Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
             crate::output::quoted(r)
         ))
@@ -192,7 +192,7 @@ fn targets(ctx: &Ctx, a: &RevokeArgs) -> anyhow::Result<Vec<KeyRecord>> {
     if let Some(r) = &a.remote {
         for k in &out {
             if !k.remotes.iter().any(|l| &l.remote == r) && !a.all_expired {
-                return Err(Error::NotFound(format!(
+                return Err(Error::not_found(format!(
                     "key '{}' ({}) was not pushed to remote {r}",
                     k.name, k.id
                 ))

@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     // One rotation of a key at a time; the second fails at once, having changed nothing.
     let _lock = crate::fsutil::try_lock(&ctx.paths.data.join(format!("rotate-{}.lock", found.id)))
         .map_err(|_| {
-            Error::Conflict(format!(
+            Error::conflict(format!(
                 "another keyctl is rotating key '{}' ({}) right now; nothing was changed",
                 found.name, found.id
             ))
@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         .iter()
         .find(|k| k.id == found.id)
         .cloned()
-        .ok_or_else(|| Error::NotFound(format!("key {} is no longer in the registry", found.id)))?;
+        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", found.id)))?;
     let resume = match &old.superseded {
         None => None,
         Some(sup) => match reg.keys().iter().find(|k| k.id == sup.by) {
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
                 Some(n.clone())
             }
             Some(_) => {
-                return Err(Error::Inactive(format!(
+                return Err(Error::inactive(format!(
                     "key '{}' ({}) was already rotated; rotate its successor instead",
                     old.name, old.id
                 ))
@@ -307,7 +307,7 @@ fn commit_successor(
     new.store = store::put_new(ctx, &new.id, &label, secret)?;
     let written = Registry::lock(&ctx.paths.data).and_then(|mut reg| {
         let o = reg.get_mut(&old.id).ok_or_else(|| {
-            Error::NotFound(format!("key {} is no longer in the registry", old.id))
+            Error::not_found(format!("key {} is no longer in the registry", old.id))
         })?;
         o.superseded = Some(Supersession {
             by: new.id.clone(),

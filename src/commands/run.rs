@@ -45,14 +45,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
     {
         use std::os::unix::process::CommandExt;
         let err = cmd.exec();
-        Err(anyhow::Error::new(crate::error::Error::CommandFailed(
+        Err(anyhow::Error::new(crate::error::Error::command_not_started(
             format!("cannot run {shown}: {err}"),
         )))
     }
     #[cfg(not(unix))]
     {
         let status = cmd.status().map_err(|e| {
-            anyhow::Error::new(crate::error::Error::CommandFailed(format!(
+            anyhow::Error::new(crate::error::Error::command_not_started(format!(
                 "cannot run {shown}: {e}"
             )))
         })?;

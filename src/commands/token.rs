@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
 fn usable_secret(ctx: &Ctx, rec: &KeyRecord) -> anyhow::Result<SecretString> {
     if rec.revoked_at.is_some() {
         return Err(
-            Error::Inactive(format!("key {} ({}) is revoked", quoted(&rec.name), rec.id)).into(),
+            Error::inactive(format!("key {} ({}) is revoked", quoted(&rec.name), rec.id)).into(),
         );
     }
     store::open(ctx, rec.store)?.get(&rec.id)

@@ -29,7 +29,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
             let k = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
             let status = k.status(now);
             if !status.is_usable() {
-                return Err(Error::Inactive(format!(
+                return Err(Error::inactive(format!(
                     "key '{}' ({}) is {}; there is nothing to verify",
                     k.name,
                     k.id,

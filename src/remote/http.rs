@@ -169,7 +169,7 @@ impl<'a> Http<'a> {
             None => None,
             Some(k) => {
                 let kc = ctx.config.remotes.get(k).ok_or_else(|| {
-                    Error::NotFound(format!(
+                    Error::not_found(format!(
                         "remote {name} uses the token of remote {k}, which is not configured"
                     ))
                 })?;
@@ -252,7 +252,7 @@ impl<'a> Http<'a> {
                 _ => None,
             })
             .ok_or_else(|| {
-                Error::RemoteUnreachable(format!(
+                Error::remote_unreachable(format!(
                     "remote {}'s reply has no {what} at {}",
                     self.name,
                     crate::output::quoted(p)
@@ -325,7 +325,7 @@ impl Remote for Http<'_> {
             };
             let gone_now = ks.revoke(&one)?;
             if ks.has_credential(&one.remote_id)? {
-                return Err(Error::RemoteUnreachable(format!(
+                return Err(Error::remote_unreachable(format!(
                     "remote {}: Keystone accepted the delete of credential {} but still has it",
                     self.name, one.remote_id
                 ))
@@ -362,7 +362,7 @@ impl Remote for Http<'_> {
             .pointer(e.items.as_deref().unwrap_or(""))
             .and_then(Value::as_array)
             .ok_or_else(|| {
-                Error::RemoteUnreachable(format!(
+                Error::remote_unreachable(format!(
                     "remote {}'s list reply has no array at {}",
                     self.name,
                     e.items.as_deref().unwrap_or("(root)")

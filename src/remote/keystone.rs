@@ -164,7 +164,7 @@ impl<'a> Keystone<'a> {
         let token = reply
             .header("x-subject-token")
             .ok_or_else(|| {
-                Error::RemoteUnreachable(format!(
+                Error::remote_unreachable(format!(
                     "remote {} answered the login without an X-Subject-Token header",
                     self.name
                 ))
@@ -300,7 +300,7 @@ impl<'a> Keystone<'a> {
 
     fn project_id(&self, s: &Session) -> anyhow::Result<String> {
         s.project_id.clone().ok_or_else(|| {
-            Error::RemoteRefused(format!(
+            Error::remote_refused(format!(
                 "the token of remote {} is not scoped to a project; ec2 credentials need one",
                 self.name
             ))
@@ -326,7 +326,7 @@ impl<'a> Keystone<'a> {
                 [one] => return Ok(one.id.clone()),
                 [] => {}
                 _ => {
-                    return Err(Error::Conflict(format!(
+                    return Err(Error::conflict(format!(
                         "remote {} has more than one user named {}; pass the user ID",
                         self.name,
                         quoted(who)
@@ -352,7 +352,7 @@ impl<'a> Keystone<'a> {
                 .to_string()),
             404 => {
                 Err(
-                    Error::NotFound(format!("remote {} has no user {}", self.name, quoted(who)))
+                    Error::not_found(format!("remote {} has no user {}", self.name, quoted(who)))
                         .into(),
                 )
             }
@@ -441,7 +441,7 @@ impl Remote for Keystone<'_> {
             }
             409 => {
                 let existing = self.get_credential(&id)?.ok_or_else(|| {
-                    Error::RemoteRefused(format!(
+                    Error::remote_refused(format!(
                         "remote {} says access key {access} is taken but cannot show it",
                         self.name
                     ))
@@ -457,7 +457,7 @@ impl Remote for Keystone<'_> {
                             .is_some_and(|s| s.expose_secret() == secret.expose_secret())
                 });
                 if !same {
-                    return Err(Error::RemoteRefused(format!(
+                    return Err(Error::remote_refused(format!(
                         "remote {} already has a credential with access key {access} and a different secret",
                         self.name
                     ))
@@ -529,7 +529,7 @@ impl Remote for Keystone<'_> {
         let reply = self.call(Method::POST, "v3/ec2tokens", Some(&body), false)?;
         if !reply.ok() {
             return Err(match reply.status {
-                401 | 404 => Error::RemoteRefused(format!(
+                401 | 404 => Error::remote_refused(format!(
                     "remote {} did not accept key {access} (HTTP {}): is it pushed, and is its secret the one Keystone has?",
                     self.name, reply.status
                 ))
@@ -540,7 +540,7 @@ impl Remote for Keystone<'_> {
         let token = reply
             .header("x-subject-token")
             .ok_or_else(|| {
-                Error::RemoteUnreachable(format!(
+                Error::remote_unreachable(format!(
                     "remote {} answered without an X-Subject-Token header",
                     self.name
                 ))

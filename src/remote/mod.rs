@@ -196,7 +196,7 @@ pub trait Remote: Sync {
             Ok(creds) if creds.iter().any(|c| c.access == access) => {
                 Ok(format!("{why}; it lists the key"))
             }
-            Ok(_) => Err(Error::RemoteRefused(format!(
+            Ok(_) => Err(Error::remote_refused(format!(
                 "the remote does not list key {access} ({why})"
             ))
             .into()),
@@ -222,14 +222,13 @@ pub trait Remote: Sync {
 
 /// A usage error: the remote type cannot do what was asked.
 pub fn is_usage(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Usage(_))))
+    crate::error::kind_of(e) == Some(crate::error::Kind::Usage)
 }
 
 /// Opens the remote configured as `name`.
 pub fn open<'a>(ctx: &'a Ctx, name: &str) -> anyhow::Result<Box<dyn Remote + 'a>> {
     let cfg = ctx.config.remotes.get(name).ok_or_else(|| {
-        Error::NotFound(format!(
+        Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
             quoted(name)
         ))
@@ -323,10 +322,8 @@ pub fn credential(ctx: &Ctx, name: &str, cfg: &RemoteConfig) -> anyhow::Result<S
     store::open(ctx, cfg.secret_store)?
         .get(&credential_slot(name))
         .map_err(|e| {
-            if e.chain()
-                .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::NotFound(_))))
-            {
-                Error::NotFound(format!(
+            if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) {
+                Error::not_found(format!(
                     "the credential of remote {} is missing from the {} store; add the remote again",
                     quoted(name),
                     cfg.secret_store.as_str()
@@ -634,7 +631,7 @@ impl Client {
                 self.out
                     .debug(&format!("{method} {shown} -> {status} in {ms} ms"));
                 if body.len() as u64 > MAX_REPLY {
-                    return Err(Error::RemoteUnreachable(format!(
+                    return Err(Error::remote_unreachable(format!(
                         "remote {} sent a reply larger than {} MiB to {method} {shown}",
                         self.name,
                         MAX_REPLY / 1024 / 1024
@@ -650,7 +647,7 @@ impl Client {
             Err(why) => {
                 self.out
                     .debug(&format!("{method} {shown} -> {why} after {ms} ms"));
-                Err(Error::RemoteUnreachable(format!(
+                Err(Error::remote_unreachable(format!(
                     "remote {} at {} is unreachable: {method} {shown} {why}",
                     self.name,
                     sanitize(self.base.as_str()),
@@ -668,7 +665,7 @@ impl Client {
         what: &str,
     ) -> anyhow::Result<T> {
         serde_json::from_slice(&reply.body).map_err(|e| {
-            Error::RemoteUnreachable(format!(
+            Error::remote_unreachable(format!(
                 "remote {} sent a malformed reply to {what} (HTTP {}: {e})",
                 self.name, reply.status
             ))
@@ -710,13 +707,13 @@ impl Client {
             _ => "",
         };
         if (400..500).contains(&reply.status) {
-            Error::RemoteRefused(format!(
+            Error::remote_refused(format!(
                 "remote {} refused to {what}: HTTP {}{detail}{hint}",
                 self.name, reply.status
             ))
             .into()
         } else {
-            Error::RemoteUnreachable(format!(
+            Error::remote_unreachable(format!(
                 "remote {} failed to {what}: HTTP {}{detail}",
                 self.name, reply.status
             ))
@@ -752,8 +749,7 @@ fn retry_after(r: &Reply) -> Option<Duration> {
 }
 
 pub fn is_unreachable(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::RemoteUnreachable(_))))
+    crate::error::kind_of(e) == Some(crate::error::Kind::RemoteUnreachable)
 }
 
 /// The server's own words for an error: `error.message` (Keystone, OpenStack),

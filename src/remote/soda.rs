@@ -141,7 +141,7 @@ impl Remote for Soda<'_> {
 
     fn revoke(&self, link: &RemoteLink) -> anyhow::Result<bool> {
         let Some(id) = link.known_id() else {
-            return Err(Error::NotFound(format!(
+            return Err(Error::not_found(format!(
                 "Soda Cloud has no runner for this key yet (a runner appears once deployed, under the key's name), so remote {} cannot delete it: delete the runner in Soda Cloud (Runners) if there is one, then `--local-only` revokes the key here",
                 self.name
             ))
@@ -244,7 +244,7 @@ impl Remote for Soda<'_> {
         match (named.next(), named.next()) {
             (Some(r), None) => Ok(Some(r.id)),
             (None, _) => Ok(None),
-            (Some(_), Some(_)) => Err(Error::Conflict(format!(
+            (Some(_), Some(_)) => Err(Error::conflict(format!(
                 "remote {} has more than one runner named {}; delete the right one in Soda Cloud, then `--local-only` revokes the key here",
                 self.name,
                 quoted(key_name)

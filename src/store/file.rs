@@ -103,7 +103,7 @@ impl SecretStore for FileStore {
     fn get(&self, id: &str) -> anyhow::Result<SecretString> {
         let mut secrets = self.load()?;
         secrets.remove(id).ok_or_else(|| {
-            Error::NotFound(format!(
+            Error::not_found(format!(
                 "the file store {} has no secret for key {id}",
                 self.path.display()
             ))

@@ -44,15 +44,15 @@ fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
 fn translate(e: keyring_core::Error, id: &str) -> anyhow::Error {
     use keyring_core::Error as K;
     match e {
-        K::NoEntry => Error::NotFound(format!(
+        K::NoEntry => Error::not_found(format!(
             "the OS keyring has no secret for key {id} (was it deleted outside keyctl?)"
         ))
         .into(),
         K::PlatformFailure(inner) | K::NoStorageAccess(inner) => {
-            Error::StoreUnavailable(unavailable_reason(&inner.to_string())).into()
+            Error::store_unavailable(unavailable_reason(&inner.to_string())).into()
         }
         K::NoDefaultStore => {
-            Error::StoreUnavailable("this platform has no supported OS keyring".into()).into()
+            Error::store_unavailable("this platform has no supported OS keyring").into()
         }
         K::BadEncoding(_) | K::BadDataFormat(..) => anyhow::anyhow!(
             "the OS keyring item for key {id} is not a text secret (changed outside keyctl?)"

@@ -14,7 +14,6 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Ctx;
-use crate::error::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,6 +123,5 @@ pub fn put_new(
 }
 
 pub fn is_unavailable(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::StoreUnavailable(_))))
+    crate::error::kind_of(e) == Some(crate::error::Kind::StoreUnavailable)
 }

@@ -126,7 +126,7 @@ pub fn create_key(
         .iter()
         .any(|k| k.name == rec.name || k.id == rec.id)
     {
-        return Err(Error::Conflict(format!(
+        return Err(Error::conflict(format!(
             "a key named {} already exists on this machine; pick another --name",
             crate::output::quoted(&rec.name)
         ))
@@ -148,7 +148,7 @@ pub fn create_key(
 pub fn delete_key(ctx: &Ctx, id: &str, name: &str) -> anyhow::Result<()> {
     let v = VaultStore::open(ctx)?;
     if !v.delete(id)? {
-        return Err(Error::NotFound(format!(
+        return Err(Error::not_found(format!(
             "OpenBao/Vault at {} has no key {id} (deleted on another machine?)",
             v.addr
         ))
@@ -260,8 +260,8 @@ impl VaultStore {
         token_source: String,
     ) -> anyhow::Result<VaultStore> {
         let addr = cfg.addr.as_deref().ok_or_else(|| {
-            Error::StoreUnavailable(
-                "the vault store needs a server address: set BAO_ADDR or VAULT_ADDR, or vault.addr in config.yaml".into(),
+            Error::store_unavailable(
+                "the vault store needs a server address: set BAO_ADDR or VAULT_ADDR, or vault.addr in config.yaml",
             )
         })?;
         let addr = check_addr(addr)?;
@@ -368,7 +368,7 @@ impl VaultStore {
             let why = match req.send() {
                 // An untrusted certificate will not fix itself: say so at once.
                 Err(e) if without_url(&e).contains("certificate") => {
-                    return Err(Error::StoreUnavailable(format!(
+                    return Err(Error::store_unavailable(format!(
                         "cannot verify the TLS certificate of OpenBao/Vault at {} ({}): if it uses a private CA, point BAO_CACERT (or vault.ca_cert) at its PEM file",
                         self.addr,
                         without_url(&e)
@@ -391,7 +391,7 @@ impl VaultStore {
                         Value::Null
                     } else {
                         serde_json::from_str(&text).map_err(|_| {
-                            Error::StoreUnavailable(format!(
+                            Error::store_unavailable(format!(
                                 "OpenBao/Vault at {} answered HTTP {status} with something that is not JSON: is it a Vault server?",
                                 self.addr
                             ))
@@ -410,11 +410,12 @@ impl VaultStore {
                 }
             };
             if Instant::now() + pause > deadline {
-                return Err(Error::StoreUnavailable(format!(
+                return Err(Error::store_unavailable(format!(
                     "OpenBao/Vault at {} is not available ({why}), still after {} s; retry later: keyctl's writes are check-and-set, so repeating the command is safe",
                     self.addr,
                     self.retry.as_secs()
                 ))
+                .outcome_unknown()
                 .into());
             }
             std::thread::sleep(pause);
@@ -436,7 +437,7 @@ impl VaultStore {
         let addr = &self.addr;
         match r.status {
             200..=299 => Ok(Ok(r)),
-            404 if errs.contains("no handler for route") => Err(Error::StoreUnavailable(format!(
+            404 if errs.contains("no handler for route") => Err(Error::store_unavailable(format!(
                 "OpenBao/Vault at {addr} has no KV v2 engine mounted at {}/{}: enable one (bao secrets enable -path={} kv-v2) or set vault.mount in config.yaml",
                 self.mount,
                 self.namespace.as_ref().map_or_else(String::new, |n| format!(" in namespace {n}")),
@@ -447,12 +448,12 @@ impl VaultStore {
             400 if r.is_cas_mismatch() => Ok(Ok(r)),
             // A follower right after the KV engine was enabled.
             400 if errs.contains("Waiting for the primary") => Ok(Err(errs)),
-            403 => Err(Error::StoreUnavailable(format!(
+            403 => Err(Error::store_unavailable(format!(
                 "OpenBao/Vault at {addr} rejected the token from {} (permission denied): log in again (bao login) or check its policy on {}/{}",
                 self.token_source, self.mount, self.prefix
             ))
             .into()),
-            503 if errs.to_lowercase().contains("sealed") => Err(Error::StoreUnavailable(format!(
+            503 if errs.to_lowercase().contains("sealed") => Err(Error::store_unavailable(format!(
                 "OpenBao/Vault at {addr} is sealed: unseal it (bao operator unseal) and retry"
             ))
             .into()),
@@ -467,7 +468,7 @@ impl VaultStore {
                     format!(": {}", crate::output::sanitize(&errs))
                 }
             ))),
-            s => Err(Error::StoreUnavailable(format!(
+            s => Err(Error::store_unavailable(format!(
                 "OpenBao/Vault at {addr} refused the request (HTTP {s}: {})",
                 crate::output::sanitize(&errs)
             ))
@@ -554,7 +555,7 @@ impl VaultStore {
                 }));
             }
         }
-        Err(Error::Conflict(format!(
+        Err(Error::conflict(format!(
             "key {id} kept changing in OpenBao/Vault at {} while keyctl read it; retry",
             self.addr
         ))
@@ -610,7 +611,7 @@ impl VaultStore {
     /// the key may exist.
     pub fn create_key(&self, rec: &KeyRecord, secret: &SecretString) -> anyhow::Result<()> {
         let taken = || {
-            Error::Conflict(format!(
+            Error::conflict(format!(
                 "a key named {} already exists in OpenBao/Vault at {}; pick another --name",
                 crate::output::quoted(&rec.name),
                 self.addr
@@ -667,19 +668,14 @@ impl VaultStore {
                     return Ok(());
                 }
                 let _ = self.destroy(&name_rel);
-                Err(Error::Conflict(format!(
+                Err(Error::conflict(format!(
                     "a key with ID {} already exists in OpenBao/Vault at {}",
                     rec.id, self.addr
                 ))
                 .into())
             }
             Err(e) => {
-                let unknown = e.chain().any(|c| {
-                    c.downcast_ref::<Error>().is_some_and(
-                        |x| matches!(x, Error::StoreUnavailable(m) if m.contains("retry later")),
-                    )
-                });
-                if !unknown {
+                if !crate::error::is_outcome_unknown(&e) {
                     let _ = self.destroy(&name_rel);
                 }
                 Err(e)
@@ -749,7 +745,7 @@ impl VaultStore {
     ) -> anyhow::Result<KeyRecord> {
         for _ in 0..CAS_ATTEMPTS {
             let mut e = self.entry(id)?.ok_or_else(|| {
-                Error::NotFound(format!("OpenBao/Vault at {} has no key {id}", self.addr))
+                Error::not_found(format!("OpenBao/Vault at {} has no key {id}", self.addr))
             })?;
             if !change(&mut e.record) {
                 return Ok(e.record);
@@ -758,7 +754,7 @@ impl VaultStore {
                 return Ok(e.record);
             }
         }
-        Err(Error::Conflict(format!(
+        Err(Error::conflict(format!(
             "key {id} kept changing in OpenBao/Vault at {} while keyctl updated it; retry",
             self.addr
         ))
@@ -817,7 +813,7 @@ impl SecretStore for VaultStore {
     fn set(&self, id: &str, _label: &str, secret: &SecretString) -> anyhow::Result<()> {
         for _ in 0..CAS_ATTEMPTS {
             let Some((_, version)) = self.secret_of(id)? else {
-                return Err(Error::NotFound(format!(
+                return Err(Error::not_found(format!(
                     "OpenBao/Vault at {} has no key {id}",
                     self.addr
                 ))
@@ -828,12 +824,12 @@ impl SecretStore for VaultStore {
                 return Ok(());
             }
         }
-        Err(Error::Conflict(format!("key {id} kept changing in OpenBao/Vault; retry")).into())
+        Err(Error::conflict(format!("key {id} kept changing in OpenBao/Vault; retry")).into())
     }
 
     fn get(&self, id: &str) -> anyhow::Result<SecretString> {
         self.secret_of(id)?.map(|(s, _)| s).ok_or_else(|| {
-            Error::NotFound(format!(
+            Error::not_found(format!(
                 "OpenBao/Vault at {} has no key {id} (deleted on another machine?)",
                 self.addr
             ))
@@ -922,8 +918,8 @@ fn find_token() -> anyhow::Result<(SecretString, String)> {
             }
         }
     }
-    Err(Error::StoreUnavailable(
-        "no OpenBao/Vault token: set BAO_TOKEN or VAULT_TOKEN, or log in with `bao login` (it writes ~/.vault-token)".into(),
+    Err(Error::store_unavailable(
+        "no OpenBao/Vault token: set BAO_TOKEN or VAULT_TOKEN, or log in with `bao login` (it writes ~/.vault-token)",
     )
     .into())
 }
