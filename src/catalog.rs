@@ -3,22 +3,21 @@
 //! created. Read commands load keys through here, and `update` changes a record where it
 //! lives (the team store with check-and-set, or the local registry under its lock).
 
-use crate::store::StoreChoice;
-use crate::context::Ctx;
+use crate::app::App;
 use crate::registry::Registry;
-use crate::store::vault::{self, VaultStore};
+use crate::store::StoreChoice;
 
 /// Every key: for `list`.
-pub fn load(ctx: &Ctx) -> anyhow::Result<Registry> {
-    let local = Registry::load(&ctx.paths.data)?;
-    if !vault::enabled(ctx) {
+pub fn load(app: &App) -> anyhow::Result<Registry> {
+    let local = Registry::load(&app.paths.data)?;
+    if !app.stores.vault_enabled() {
         return Ok(local);
     }
-    match VaultStore::open(ctx).and_then(|v| v.records()) {
+    match app.stores.vault().and_then(|v| v.records()) {
         Ok(shared) => Ok(local.with_shared(shared)),
         // Configured but not selected: local keys are still worth showing.
-        Err(e) if ctx.store != StoreChoice::Vault => {
-            ctx.out.warn(&format!("team store not listed: {e:#}"));
+        Err(e) if app.store != StoreChoice::Vault => {
+            app.out.warn(&format!("team store not listed: {e:#}"));
             Ok(local)
         }
         Err(e) => Err(e),
@@ -27,15 +26,15 @@ pub fn load(ctx: &Ctx) -> anyhow::Result<Registry> {
 
 /// The keys KEY (an ID or a name) can mean, enough for `Registry::resolve`: a few round
 /// trips to the team store instead of listing it.
-pub fn load_for(ctx: &Ctx, key: &str) -> anyhow::Result<Registry> {
-    let local = Registry::load(&ctx.paths.data)?;
-    if !vault::enabled(ctx) {
+pub fn load_for(app: &App, key: &str) -> anyhow::Result<Registry> {
+    let local = Registry::load(&app.paths.data)?;
+    if !app.stores.vault_enabled() {
         return Ok(local);
     }
-    match VaultStore::open(ctx).and_then(|v| v.lookup(key)) {
+    match app.stores.vault().and_then(|v| v.lookup(key)) {
         Ok(shared) => Ok(local.with_shared(shared)),
         Err(e) if local.resolve(key).is_ok() => {
-            ctx.out.warn(&format!("team store not consulted: {e:#}"));
+            app.out.warn(&format!("team store not consulted: {e:#}"));
             Ok(local)
         }
         Err(e) => Err(e),
@@ -45,18 +44,18 @@ pub fn load_for(ctx: &Ctx, key: &str) -> anyhow::Result<Registry> {
 /// Changes one key's record where it lives: in the team store with check-and-set, or
 /// in the local registry under its lock. Returns the record as saved.
 pub fn update(
-    ctx: &Ctx,
+    app: &App,
     store: crate::store::StoreKind,
     id: &str,
     mut change: impl FnMut(&mut crate::registry::KeyRecord),
 ) -> anyhow::Result<crate::registry::KeyRecord> {
     if store == crate::store::StoreKind::Vault {
-        return VaultStore::open(ctx)?.update_record(id, |k| {
+        return app.stores.vault()?.update_record(id, |k| {
             change(k);
             true
         });
     }
-    let mut reg = Registry::lock(&ctx.paths.data)?;
+    let mut reg = Registry::lock(&app.paths.data)?;
     let k = reg.get_mut(id).ok_or_else(|| {
         crate::error::Error::not_found(format!("key {id} is no longer in the registry"))
     })?;

@@ -12,8 +12,8 @@ use clap::CommandFactory;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
+use crate::app::Paths;
 use crate::cli::{Cli, Shell};
-use crate::context::Paths;
 use crate::registry::Registry;
 
 /// The variable the registration scripts set when they ask for completions.

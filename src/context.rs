@@ -1,50 +1,18 @@
-//! Resolved settings: raw flags, environment and config.yaml turned once into what the
-//! commands use (the "hiargs" step), so no command reads the environment itself.
+//! Resolved settings: raw flags, environment and config.yaml turned once into the run's
+//! [`App`] (the "hiargs" step), so nothing below the command line reads the environment.
 
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 
 use anyhow::Context as _;
+use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::app::{App, Paths};
 use crate::cli::GlobalArgs;
-use crate::store::StoreChoice;
 use crate::output::Output;
-
-/// Where local state lives.
-#[derive(Clone, Debug)]
-pub struct Paths {
-    /// The registry, lock files and the file store.
-    pub data: PathBuf,
-    pub config_file: PathBuf,
-    /// True when set by `--home`/`KEYCTL_HOME`.
-    pub explicit: bool,
-}
-
-impl Paths {
-    pub fn resolve(home: Option<&Path>) -> anyhow::Result<Paths> {
-        if let Some(h) = home {
-            if h.as_os_str().is_empty() {
-                return Err(crate::error::usage("--home / KEYCTL_HOME is empty"));
-            }
-            return Ok(Paths {
-                data: h.to_path_buf(),
-                config_file: h.join("config.yaml"),
-                explicit: true,
-            });
-        }
-        let data = dirs::data_dir()
-            .context("cannot find a data directory (set HOME or use --home)")?
-            .join("keyctl");
-        let config = dirs::config_dir()
-            .context("cannot find a config directory (set HOME or use --home)")?
-            .join("keyctl");
-        Ok(Paths {
-            data,
-            config_file: config.join("config.yaml"),
-            explicit: false,
-        })
-    }
-}
+use crate::store::vault::{TokenSource, VaultConfig, VaultSettings};
+use crate::store::{StoreChoice, Stores};
 
 /// config.yaml. Unknown keys are ignored, so files written for a newer keyctl still load.
 #[derive(Debug, Default, Deserialize)]
@@ -53,7 +21,7 @@ pub struct Config {
     /// How close to expiry a key shows as `expiring` (e.g. `14d`).
     pub expiring_window: Option<String>,
     /// The team store (`vault:` section): address, mount, prefix.
-    pub vault: Option<crate::store::vault::VaultConfig>,
+    pub vault: Option<VaultConfig>,
     /// Remote services by name (`keyctl remote add`); never holds a secret.
     #[serde(default)]
     pub remotes: std::collections::BTreeMap<String, crate::remote::RemoteConfig>,
@@ -70,38 +38,79 @@ impl Config {
     }
 }
 
-/// Everything a command needs to know about its invocation.
+/// Everything a command needs to know about its invocation: the run's [`App`], and what
+/// only the command line decides (whether confirmations are pre-answered).
 pub struct Ctx {
-    pub paths: Paths,
-    pub store: StoreChoice,
-    /// Where the store choice came from, for `doctor`.
-    pub store_source: &'static str,
-    pub out: Output,
+    pub app: App,
     pub yes: bool,
-    pub config: Config,
+}
+
+impl Deref for Ctx {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
 }
 
 impl Ctx {
     pub fn new(g: &GlobalArgs, out: Output) -> anyhow::Result<Ctx> {
         let paths = Paths::resolve(g.home.as_deref())?;
         let config = Config::load(&paths.config_file)?;
-        if let Some(w) = &config.expiring_window {
-            let d = crate::expiry::parse_duration(w)
-                .with_context(|| format!("expiring_window in {}", paths.config_file.display()))?;
-            crate::expiry::set_warn_window(d);
-        }
+        let warn_window = match &config.expiring_window {
+            Some(w) => crate::expiry::parse_duration(w)
+                .with_context(|| format!("expiring_window in {}", paths.config_file.display()))?,
+            None => crate::expiry::DEFAULT_WARN_WINDOW,
+        };
         let (store, store_source) = match (g.store, config.store) {
             (Some(s), _) => (s, "--store / KEYCTL_STORE"),
             (None, Some(s)) => (s, "config.yaml"),
             (None, None) => (StoreChoice::Auto, "default"),
         };
+        let vault = (store == StoreChoice::Vault || config.vault.is_some())
+            .then(|| vault_settings(config.vault.clone().unwrap_or_default()));
+        let stores = Stores::new(&paths.data, store, vault, &out);
         Ok(Ctx {
-            paths,
-            store,
-            store_source,
-            out,
+            app: App {
+                paths,
+                out,
+                store,
+                store_source,
+                warn_window,
+                remotes: config.remotes,
+                stores,
+            },
             yes: g.yes,
-            config,
         })
     }
+}
+
+/// The `vault:` section with the environment's overrides, the way the `bao`/`vault` CLIs
+/// behave: `BAO_*` first, then `VAULT_*`, then config.yaml. The token is `BAO_TOKEN`,
+/// `VAULT_TOKEN`, else the token helper's file `~/.vault-token` (read on first use).
+fn vault_settings(mut cfg: VaultConfig) -> VaultSettings {
+    cfg.addr = env("BAO_ADDR").or_else(|| env("VAULT_ADDR")).or(cfg.addr);
+    cfg.namespace = env("BAO_NAMESPACE")
+        .or_else(|| env("VAULT_NAMESPACE"))
+        .or(cfg.namespace);
+    cfg.ca_cert = env("BAO_CACERT")
+        .or_else(|| env("VAULT_CACERT"))
+        .map(Into::into)
+        .or(cfg.ca_cert);
+    let token = ["BAO_TOKEN", "VAULT_TOKEN"]
+        .into_iter()
+        .find_map(|var| {
+            let t = std::env::var(var).ok()?;
+            let t = t.trim();
+            (!t.is_empty()).then(|| TokenSource::Given {
+                token: SecretString::from(t.to_owned()),
+                source: var.to_owned(),
+            })
+        })
+        .or_else(|| dirs::home_dir().map(|h| TokenSource::File(h.join(".vault-token"))))
+        .unwrap_or(TokenSource::Missing);
+    VaultSettings { config: cfg, token }
 }

@@ -10,17 +10,6 @@ use crate::error::usage;
 /// `expiring_window:`.
 pub const DEFAULT_WARN_WINDOW: Duration = Duration::days(14);
 
-static WARN_WINDOW: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-
-/// Set once at start-up from config.yaml.
-pub fn set_warn_window(d: Duration) {
-    let _ = WARN_WINDOW.set(d);
-}
-
-pub fn warn_window() -> Duration {
-    WARN_WINDOW.get().copied().unwrap_or(DEFAULT_WARN_WINDOW)
-}
-
 /// Parses `90d`, `12h`, `2w`, `2027-01-31` (end of that day, UTC), an RFC 3339 time, or
 /// `never`. A time that is not in the future is refused: a key born expired is a typo.
 pub fn parse_expires(input: &str, now: OffsetDateTime) -> anyhow::Result<Option<OffsetDateTime>> {

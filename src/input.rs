@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Read, Write};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::context::Ctx;
 use crate::error::{Error, usage};
 
 const MAX_SECRET: usize = 4096;
@@ -91,8 +90,8 @@ mod echo_guard {
 
 /// Asks before a destructive step. `--yes` answers for the user; without a terminal
 /// there is nobody to ask, so the command fails with its own exit code.
-pub fn confirm(ctx: &Ctx, question: &str) -> anyhow::Result<()> {
-    if ctx.yes {
+pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {

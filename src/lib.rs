@@ -4,6 +4,7 @@
 //! `run` is the whole program: refuse secrets in argv, parse, resolve settings, dispatch
 //! to one module per subcommand, print any error once, and map it to an exit code.
 
+pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
@@ -16,6 +17,7 @@ pub mod harden;
 pub mod input;
 pub mod key;
 pub mod mask;
+pub mod net;
 pub mod output;
 pub mod registry;
 pub mod remote;
@@ -58,6 +60,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         cli.global.quiet,
         cli.global.verbose,
         cli.global.color,
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
     );
     let result = context::Ctx::new(&cli.global, out.clone())
         .and_then(|ctx| commands::dispatch(&ctx, cli.command));

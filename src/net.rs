@@ -162,7 +162,6 @@ impl std::fmt::Display for Transport {
 /// An HTTP client for one service.
 pub struct Client {
     inner: reqwest::blocking::Client,
-    base: Url,
     out: Output,
     /// Every secret and token this client has sent: masked in any text that comes back.
     sent: Masker,
@@ -194,21 +193,9 @@ impl Client {
         }
         Ok(Client {
             inner: b.build().context("cannot set up the HTTP client")?,
-            base: ep.base.clone(),
             out: out.clone(),
             sent: Masker::default(),
         })
-    }
-
-    pub fn base(&self) -> &Url {
-        &self.base
-    }
-
-    /// `path` relative to the base URL.
-    pub fn url(&self, path: &str) -> anyhow::Result<Url> {
-        self.base
-            .join(path.trim_start_matches('/'))
-            .with_context(|| format!("bad request path {}", quoted(path)))
     }
 
     /// Remembers a value to mask in text from the other side from now on.
@@ -299,9 +286,10 @@ impl Client {
             Ok(r) => self
                 .out
                 .debug(&format!("{method} {shown} -> {} in {ms} ms", r.status)),
-            Err(t) => self
-                .out
-                .debug(&format!("{method} {shown} -> {} after {ms} ms", self.mask(&t.detail))),
+            Err(t) => self.out.debug(&format!(
+                "{method} {shown} -> {} after {ms} ms",
+                self.mask(&t.detail)
+            )),
         }
         result.map_err(|t| Transport {
             kind: t.kind,

@@ -7,7 +7,6 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 /// `--color`: when stderr gets color.
 pub enum ColorChoice {
@@ -27,22 +26,31 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorChoice) -> Self {
-        let stdout_tty = std::io::stdout().is_terminal();
+    /// `no_color` is whether the `NO_COLOR` environment variable asks for no color
+    /// (honored under `--color auto`).
+    pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorChoice, no_color: bool) -> Self {
         let color = match color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stderr().is_terminal()
-            }
+            ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
         };
         Output {
             json,
             quiet,
             verbose,
             color,
-            stdout_tty,
+            stdout_tty: std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// Prints nothing on stderr (for library use and tests).
+    pub fn silent() -> Self {
+        Output {
+            json: false,
+            quiet: true,
+            verbose: 0,
+            color: false,
+            stdout_tty: false,
         }
     }
 

@@ -102,13 +102,9 @@ pub struct Supersession {
 }
 
 impl KeyRecord {
-    pub fn status(&self, now: OffsetDateTime) -> Status {
-        match expiry::status(
-            self.expires_at,
-            self.revoked_at.is_some(),
-            now,
-            expiry::warn_window(),
-        ) {
+    /// The key's status at `now`; within `warn_window` of its expiry it is `expiring`.
+    pub fn status(&self, now: OffsetDateTime, warn_window: time::Duration) -> Status {
+        match expiry::status(self.expires_at, self.revoked_at.is_some(), now, warn_window) {
             Status::Active | Status::Expiring if self.superseded.is_some() => Status::Superseded,
             s => s,
         }

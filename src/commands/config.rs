@@ -9,8 +9,8 @@ use secrecy::ExposeSecret;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::cli::{ConfigArgs, RenderArgs};
-use crate::render::OutputFormat;
 use crate::context::Ctx;
+use crate::render::OutputFormat;
 use crate::render::{self, EU_HOST, KeyParts, Settings};
 use crate::yamlblock::{self, Plan};
 
@@ -92,7 +92,7 @@ impl Delivery {
             return Ok(());
         };
         crate::input::confirm(
-            ctx,
+            ctx.yes,
             &format!(
                 "{} holds the {BLOCK_KEY} block of key {} (a working configuration); replacing it with {new}",
                 path.display(),

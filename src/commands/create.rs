@@ -11,11 +11,11 @@ use anyhow::Context as _;
 use super::config::Delivery;
 use super::push::CreateRemote;
 use crate::cli::{CreateArgs, FormatArg};
-use crate::render::OutputFormat;
 use crate::context::Ctx;
 use crate::error::usage;
 use crate::key::{self, Format};
 use crate::registry::{KeyRecord, Registry};
+use crate::render::OutputFormat;
 use crate::render::{self, KeyParts, Settings};
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
@@ -154,7 +154,7 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         crate::output::print_json(
             &ctx.out,
             &Created {
-                view: KeyView::of(&rec, now),
+                view: KeyView::of(&rec, now, ctx.warn_window),
                 secret: written.is_none().then_some(parts.secret),
                 written: written.map(|p| p.display().to_string()),
                 snippet: snippet.as_deref().map(String::as_str),

@@ -24,16 +24,16 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         ));
     }
     input::confirm(
-        ctx,
+        ctx.yes,
         &format!("delete key '{name}' ({id}) and its secret from {place}"),
     )?;
     if kind == store::StoreKind::Vault {
-        return store::vault::delete_key(ctx, &id, &name);
+        return store::vault::delete_key(&ctx.stores, &id, &name);
     }
     let mut reg = Registry::lock(&ctx.paths.data)?;
     // Resolve again under the lock: another process may have changed it meanwhile.
     let id = reg.reg.resolve(&id)?.id.clone();
-    let existed = store::open(ctx, kind)?.delete(&id)?;
+    let existed = ctx.stores.get(kind)?.delete(&id)?;
     reg.remove(&id);
     reg.save()?;
     if !existed {

@@ -6,10 +6,10 @@
 
 use serde::Serialize;
 
-use crate::store::StoreChoice;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::registry::Registry;
+use crate::store::StoreChoice;
 use crate::store::{SecretStore, StoreKind, file::FileStore, keyring::KeyringStore};
 
 #[derive(Serialize)]
@@ -76,7 +76,9 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     }
     let probe = KeyringStore::open().and_then(|s| match s.get("keyctl-doctor-probe") {
         Ok(_) => Ok(s.location()),
-        Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => Ok(s.location()),
+        Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => {
+            Ok(s.location())
+        }
         Err(e) => Err(e),
     });
     let (keyring_available, keyring_detail) = match probe {
@@ -85,7 +87,10 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     };
     let fs = FileStore::new(&ctx.paths.data);
     let file_store_exists = fs.path().exists();
-    let vault = crate::store::vault::enabled(ctx).then(|| crate::store::vault::health(ctx));
+    let vault = ctx
+        .stores
+        .vault_enabled()
+        .then(|| crate::store::vault::health(&ctx.stores));
     let vault_ok = vault.as_ref().is_some_and(|v| v.available);
     if let Some(v) = vault.as_ref().filter(|v| !v.available) {
         problems.push(format!("team store: {}", v.detail));
@@ -116,7 +121,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
                 || id
                     .strip_prefix("remote:")
                     .or_else(|| id.strip_prefix("token:"))
-                    .is_some_and(|r| ctx.config.remotes.contains_key(r))
+                    .is_some_and(|r| ctx.remotes.contains_key(r))
         };
         let mut held: Vec<(StoreKind, Vec<String>)> = Vec::new();
         if file_store_exists && crate::fsutil::check_private(fs.path(), true).is_ok() {
@@ -169,7 +174,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             .map(|(s, id)| format!("{id} ({})", s.as_str()))
             .collect();
         crate::input::confirm(
-            ctx,
+            ctx.yes,
             &format!(
                 "remove {} secret{} that no key owns: {}",
                 orphans.len(),
@@ -178,7 +183,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             ),
         )?;
         for (store, id) in &orphans {
-            crate::store::open(ctx, *store)?.delete(id)?;
+            ctx.stores.get(*store)?.delete(id)?;
             ctx.out.note(&format!(
                 "removed orphaned secret {id} from the {} store",
                 store.as_str()

@@ -23,7 +23,8 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let rec = meta.record(args.id, args.name, kind, format, now);
     // --verify R: the service must accept the key before it is kept.
     if let Some(r) = &args.verify {
-        let how = crate::remote::open(ctx, r)?
+        let how = ctx
+            .remote(r)?
             .verify(&rec.id, &secret, None)
             .map_err(|e| e.context(format!("key {} was not imported", rec.id)))?;
         ctx.out
@@ -32,7 +33,7 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let rec = store_new_key(ctx, rec, &secret)?;
     drop(secret);
     if ctx.out.json {
-        return crate::output::print_json(&ctx.out, &KeyView::of(&rec, now));
+        return crate::output::print_json(&ctx.out, &KeyView::of(&rec, now, ctx.warn_window));
     }
     ctx.out.note(&format!(
         "imported {} key '{}' ({}), secret in the {} store; `keyctl config {}` renders its snippet",
@@ -44,7 +45,7 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     ));
     // The next step: prove the service accepts it, where one is configured.
     let only = || {
-        let mut names = ctx.config.remotes.keys();
+        let mut names = ctx.remotes.keys();
         match (names.next(), names.next()) {
             (Some(n), None) => Some(n.clone()),
             _ => None,

@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         .keys()
         .iter()
         .filter(|k| {
-            let status = k.status(now);
+            let status = k.status(now, ctx.warn_window);
             kind.is_none_or(|want| k.kind == want)
                 && (args.all || status != Status::Revoked)
                 && window.is_none_or(|w| {
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
 fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::Result<()> {
     let keys = keys.into_iter();
     if ctx.out.json {
-        let views: Vec<KeyView> = keys.map(|k| KeyView::of(k, now)).collect();
+        let views: Vec<KeyView> = keys.map(|k| KeyView::of(k, now, ctx.warn_window)).collect();
         return output::print_json(&ctx.out, &views);
     }
     let rows: Vec<Vec<String>> = keys
@@ -58,7 +58,7 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
                 k.kind.to_string(),
                 expiry::day(k.created_at),
                 k.expires_at.map_or_else(|| "never".into(), expiry::day),
-                k.status(now).as_str().into(),
+                k.status(now, ctx.warn_window).as_str().into(),
                 k.store.as_str().into(),
             ]
         })

@@ -91,7 +91,7 @@ pub struct KeyView<'a> {
 }
 
 impl<'a> KeyView<'a> {
-    pub fn of(k: &'a KeyRecord, now: OffsetDateTime) -> Self {
+    pub fn of(k: &'a KeyRecord, now: OffsetDateTime, warn_window: time::Duration) -> Self {
         KeyView {
             id: &k.id,
             name: &k.name,
@@ -100,7 +100,7 @@ impl<'a> KeyView<'a> {
             description: k.description.as_deref(),
             created_at: k.created_at,
             expires_at: k.expires_at,
-            status: k.status(now),
+            status: k.status(now, warn_window),
             scopes: &k.scopes,
             store: k.store,
             remotes: &k.remotes,
@@ -118,15 +118,15 @@ pub fn store_new_key(
     secret: &SecretString,
 ) -> anyhow::Result<KeyRecord> {
     if ctx.store == crate::store::StoreChoice::Vault {
-        return store::vault::create_key(ctx, rec, secret);
+        return store::vault::create_key(&ctx.stores, rec, secret);
     }
     let mut reg = Registry::lock(&ctx.paths.data)?;
     reg.check_free(&rec.name, &rec.id)?;
     let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
-    rec.store = store::put_new(ctx, &rec.id, &label, secret)?;
+    rec.store = ctx.stores.put_new(&rec.id, &label, secret)?;
     let saved = reg.insert(rec.clone()).and_then(|()| reg.save());
     if let Err(e) = saved {
-        if let Ok(s) = store::open(ctx, rec.store) {
+        if let Ok(s) = ctx.stores.get(rec.store) {
             let _ = s.delete(&rec.id);
         }
         return Err(e);
@@ -149,7 +149,7 @@ pub fn usable_secret(
 ) -> anyhow::Result<(KeyRecord, SecretString)> {
     let reg = crate::catalog::load_for(ctx, key)?;
     let k = reg.resolve(key)?.clone();
-    let status = k.status(OffsetDateTime::now_utc());
+    let status = k.status(OffsetDateTime::now_utc(), ctx.warn_window);
     if !status.is_usable() && !allow_expired {
         return Err(crate::error::Error::inactive(format!(
             "key '{}' ({}) is {}; pass --allow-expired to use it anyway",
@@ -159,7 +159,7 @@ pub fn usable_secret(
         ))
         .into());
     }
-    let store = store::open(ctx, k.store)?;
+    let store = ctx.stores.get(k.store)?;
     ctx.out.debug(&format!(
         "reading the secret of {} from {}",
         k.id,

@@ -10,7 +10,6 @@ use crate::error::Error;
 use crate::key::{self, Format};
 use crate::registry::{KeyRecord, RemoteLink};
 use crate::remote;
-use crate::store;
 
 pub fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
     let rec = crate::catalog::load_for(ctx, &a.key)?
@@ -37,8 +36,8 @@ pub fn push_key(
     remote_name: &str,
     for_user: Option<&str>,
 ) -> anyhow::Result<RemoteLink> {
-    let r = remote::open(ctx, remote_name)?;
-    let secret = store::open(ctx, rec.store)?.get(&rec.id)?;
+    let r = ctx.remote(remote_name)?;
+    let secret = ctx.stores.get(rec.store)?.get(&rec.id)?;
     let p = r.push(&rec.id, &secret, for_user)?;
     drop(secret);
     let link = RemoteLink {
@@ -99,7 +98,7 @@ impl CreateRemote {
         };
         let soda = match &remote {
             Some(r) => {
-                let cfg = ctx.config.remotes.get(r).ok_or_else(|| {
+                let cfg = ctx.remotes.get(r).ok_or_else(|| {
                     Error::not_found(format!(
                         "no remote named {} (see `keyctl remote list`)",
                         crate::output::quoted(r)
@@ -127,7 +126,6 @@ impl CreateRemote {
 /// The name of the only Soda remote, if exactly one is configured.
 pub fn only_soda_remote(ctx: &Ctx) -> Option<String> {
     let mut soda = ctx
-        .config
         .remotes
         .iter()
         .filter(|(_, c)| c.kind == remote::RemoteType::Soda);
@@ -160,7 +158,7 @@ pub fn server_mint(
     name: &str,
     for_user: Option<&str>,
 ) -> anyhow::Result<(key::Minted, RemoteLink)> {
-    let m = remote::open(ctx, name)?.mint(for_user)?;
+    let m = ctx.remote(name)?.mint(for_user)?;
     let link = RemoteLink {
         remote: name.to_string(),
         remote_id: m.remote_id,

@@ -5,13 +5,13 @@
 use serde::Serialize;
 
 use crate::cli::{HttpAuthArg, RemoteAddArgs, RemoteCmd};
-use crate::render::Region;
 use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::input;
 use crate::output::{self, quoted};
 use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
-use crate::store::{self, StoreKind};
+use crate::render::Region;
+use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     match cmd {
@@ -77,8 +77,8 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     if a.region.is_some() && a.kind != RemoteType::Soda {
         return Err(usage("--region applies to --type soda only"));
     }
-    remote::parse_url(&url)?;
-    if ctx.config.remotes.contains_key(&a.name) && !a.force {
+    crate::net::parse_url(&url, "--url")?;
+    if ctx.remotes.contains_key(&a.name) && !a.force {
         return Err(Error::conflict(format!(
             "a remote named {} already exists; pass --force to replace it",
             quoted(&a.name)
@@ -118,7 +118,7 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
                 spec.vars.insert(k.to_string(), val.to_string());
             }
             if let Some(k) = &a.auth_remote {
-                match ctx.config.remotes.get(k) {
+                match ctx.remotes.get(k) {
                     Some(c) if c.kind == RemoteType::Keystone => {}
                     _ => {
                         return Err(usage(format!(
@@ -197,20 +197,20 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     let slot = remote::credential_slot(&a.name);
     let label = format!("keyctl credential of remote {}", a.name);
     if let Some(secret) = &secret {
-        cfg.secret_store = store::put_new(ctx, &slot, &label, secret)?;
+        cfg.secret_store = ctx.stores.put_new(&slot, &label, secret)?;
     }
     // A token cached for a remote this one replaces (--force) belongs to someone else.
-    if let Ok(s) = store::open(ctx, cfg.secret_store) {
+    if let Ok(s) = ctx.stores.get(cfg.secret_store) {
         let _ = s.delete(&remote::token_slot(&a.name));
     }
     let undo = |ctx: &Ctx| {
-        if let Ok(s) = store::open(ctx, cfg.secret_store) {
+        if let Ok(s) = ctx.stores.get(cfg.secret_store) {
             let _ = s.delete(&slot);
             let _ = s.delete(&remote::token_slot(&a.name));
         }
     };
     if !a.no_verify {
-        let who = remote::open_config(ctx, &a.name, cfg.clone()).and_then(|r| r.test());
+        let who = remote::open_config(ctx.deps(), &a.name, cfg.clone()).and_then(|r| r.test());
         if let Err(e) = who {
             undo(ctx);
             return Err(e.context(format!(
@@ -249,7 +249,6 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
         secret_store: StoreKind,
     }
     let views: Vec<View> = ctx
-        .config
         .remotes
         .iter()
         .map(|(n, c)| View {
@@ -287,21 +286,21 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let cfg = ctx.config.remotes.get(name).ok_or_else(|| {
+    let cfg = ctx.remotes.get(name).ok_or_else(|| {
         Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
             quoted(name)
         ))
     })?;
     input::confirm(
-        ctx,
+        ctx.yes,
         &format!("forget remote '{name}' and its stored credential (keys on it stay there)"),
     )?;
     remote::edit_config(&ctx.paths.config_file, |m| {
         m.remove(name);
         Ok(())
     })?;
-    let st = store::open(ctx, cfg.secret_store)?;
+    let st = ctx.stores.get(cfg.secret_store)?;
     st.delete(&remote::credential_slot(name))?;
     st.delete(&remote::token_slot(name))?;
     ctx.out.note(&format!("remote {name} removed"));
@@ -309,7 +308,7 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
 }
 
 fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let who = remote::open(ctx, name)?.test()?;
+    let who = ctx.remote(name)?.test()?;
     if ctx.out.json {
         return output::print_json(&ctx.out, &who);
     }
@@ -329,7 +328,7 @@ fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
 /// `keyctl list --remote R`: the remote's credentials side by side with the local keys,
 /// matched by key ID (= access key): on both, only local, or only on the remote.
 pub fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let creds = remote::open(ctx, name)?.list(None)?;
+    let creds = ctx.remote(name)?.list(None)?;
     let reg = crate::registry::Registry::load(&ctx.paths.data)?;
     #[derive(Serialize)]
     struct Row {

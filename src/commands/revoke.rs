@@ -19,8 +19,8 @@ use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::expiry::Status;
 use crate::registry::{KeyRecord, Registry, RemoteLink};
-use crate::remote::{self, Remote};
-use crate::store::{self, StoreKind};
+use crate::remote::Remote;
+use crate::store::StoreKind;
 
 /// The outcome for one key: the links it was taken off, or the error.
 struct Outcome {
@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(r) = &a.remote
-        && !ctx.config.remotes.contains_key(r)
+        && !ctx.remotes.contains_key(r)
     {
         return Err(Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
         ),
         many => format!("revoke {} keys and delete their secrets", many.len()),
     };
-    crate::input::confirm(ctx, &what)?;
+    crate::input::confirm(ctx.yes, &what)?;
     let outcomes = revoke_remotely(ctx, &a, targets)?;
     let now = OffsetDateTime::now_utc();
     let mut failures: Vec<anyhow::Error> = Vec::new();
@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
             ));
         } else if *local {
             // The entry says revoked already; a secret that will not go away is a warning.
-            match store::open(ctx, k.store).and_then(|s| s.delete(&k.id)) {
+            match ctx.stores.get(k.store).and_then(|s| s.delete(&k.id)) {
                 Ok(_) => {}
                 Err(e) => ctx.out.warn(&format!(
                     "key {} is revoked but its secret could not be deleted from the {} store: {e:#}",
@@ -184,7 +184,9 @@ fn targets(ctx: &Ctx, a: &RevokeArgs) -> anyhow::Result<Vec<KeyRecord>> {
     }
     if a.all_expired {
         for k in reg.keys() {
-            if k.status(now) == Status::Expired && !out.iter().any(|o| o.id == k.id) {
+            if k.status(now, ctx.warn_window) == Status::Expired
+                && !out.iter().any(|o| o.id == k.id)
+            {
                 out.push(k.clone());
             }
         }
@@ -224,7 +226,7 @@ fn revoke_remotely(
     };
     let mut remotes: BTreeMap<String, anyhow::Result<Box<dyn Remote + '_>>> = BTreeMap::new();
     for r in needed {
-        let opened = remote::open(ctx, &r);
+        let opened = ctx.remote(&r);
         remotes.insert(r, opened);
     }
     let bar = progress(ctx, total);

@@ -12,13 +12,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::config::Delivery;
 use crate::cli::{RevokeArgs, RotateArgs};
-use crate::render::OutputFormat;
 use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::key;
 use crate::registry::{KeyRecord, Registry, RemoteLink, Supersession};
+use crate::render::OutputFormat;
 use crate::render::{self, KeyParts, Settings};
-use crate::store::{self, StoreKind};
+use crate::store::StoreKind;
 
 pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     if a.finish {
@@ -52,7 +52,9 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         .iter()
         .find(|k| k.id == found.id)
         .cloned()
-        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", found.id)))?;
+        .ok_or_else(|| {
+            Error::not_found(format!("key {} is no longer in the registry", found.id))
+        })?;
     let resume = match &old.superseded {
         None => None,
         Some(sup) => match reg.keys().iter().find(|k| k.id == sup.by) {
@@ -107,7 +109,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     drop(old_secret);
     let (minted, born, new) = match resume {
         Some(n) => {
-            let secret = store::open(ctx, n.store)?.get(&n.id)?;
+            let secret = ctx.stores.get(n.store)?.get(&n.id)?;
             let born = n.remotes.first().cloned();
             (
                 key::Minted {
@@ -142,7 +144,12 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         extra: old.extra.clone(),
     });
     let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
-    let settings = Settings::resolve(old.kind, &a.render.choices(), OutputFormat::Yaml, remembered)?;
+    let settings = Settings::resolve(
+        old.kind,
+        &a.render.choices(),
+        OutputFormat::Yaml,
+        remembered,
+    )?;
     let parts = KeyParts {
         kind: old.kind,
         id: &minted.id,
@@ -304,7 +311,7 @@ fn commit_successor(
     revoke_after: OffsetDateTime,
 ) -> anyhow::Result<KeyRecord> {
     let label = format!("keyctl {} key {} ({})", new.kind, new.name, new.id);
-    new.store = store::put_new(ctx, &new.id, &label, secret)?;
+    new.store = ctx.stores.put_new(&new.id, &label, secret)?;
     let written = Registry::lock(&ctx.paths.data).and_then(|mut reg| {
         let o = reg.get_mut(&old.id).ok_or_else(|| {
             Error::not_found(format!("key {} is no longer in the registry", old.id))
@@ -317,7 +324,7 @@ fn commit_successor(
         reg.save()
     });
     if let Err(e) = written {
-        if let Ok(s) = store::open(ctx, new.store) {
+        if let Ok(s) = ctx.stores.get(new.store) {
             let _ = s.delete(&new.id);
         }
         return Err(e);
@@ -347,8 +354,9 @@ fn verify(
     id: &str,
     secret: &secrecy::SecretString,
 ) -> anyhow::Result<()> {
-    let how =
-        crate::remote::open(ctx, &link.remote)?.verify(id, secret, link.user_id.as_deref())?;
+    let how = ctx
+        .remote(&link.remote)?
+        .verify(id, secret, link.user_id.as_deref())?;
     ctx.out
         .note(&format!("remote {}: the new key works: {how}", link.remote));
     Ok(())
@@ -356,8 +364,7 @@ fn verify(
 
 /// Remotes that mint every key themselves and take none from clients (Soda Cloud).
 fn mints_own_keys(ctx: &Ctx, remote: &str) -> bool {
-    ctx.config
-        .remotes
+    ctx.remotes
         .get(remote)
         .is_some_and(|c| c.kind == crate::remote::RemoteType::Soda)
 }
@@ -395,7 +402,7 @@ fn rollback(ctx: &Ctx, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) 
             ));
             continue;
         }
-        if let Err(e) = crate::remote::open(ctx, &l.remote).and_then(|r| r.revoke(l)) {
+        if let Err(e) = ctx.remote(&l.remote).and_then(|r| r.revoke(l)) {
             problems.push(format!(
                 "the new key is still on remote {} ({e:#}); `keyctl revoke {}` retries",
                 l.remote, new.id
@@ -414,7 +421,7 @@ fn rollback(ctx: &Ctx, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) 
         });
         match undone {
             Ok(()) => {
-                if let Err(e) = store::open(ctx, new.store).and_then(|s| s.delete(&new.id)) {
+                if let Err(e) = ctx.stores.get(new.store).and_then(|s| s.delete(&new.id)) {
                     problems.push(format!("the new key's secret could not be deleted ({e:#})"));
                 }
             }

@@ -45,9 +45,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
     {
         use std::os::unix::process::CommandExt;
         let err = cmd.exec();
-        Err(anyhow::Error::new(crate::error::Error::command_not_started(
-            format!("cannot run {shown}: {err}"),
-        )))
+        Err(anyhow::Error::new(
+            crate::error::Error::command_not_started(format!("cannot run {shown}: {err}")),
+        ))
     }
     #[cfg(not(unix))]
     {

@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     let k = reg.resolve(key)?;
     let now = OffsetDateTime::now_utc();
     if ctx.out.json {
-        return crate::output::print_json(&ctx.out, &KeyView::of(k, now));
+        return crate::output::print_json(&ctx.out, &KeyView::of(k, now, ctx.warn_window));
     }
     let location = match k.store {
         StoreKind::Keyring => format!("OS keyring (service {SERVICE}, username {})", k.id),
@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             "file {} (plain text)",
             FileStore::new(&ctx.paths.data).path().display()
         ),
-        StoreKind::Vault => crate::store::vault::VaultStore::open(ctx).map_or_else(
+        StoreKind::Vault => ctx.stores.vault().map_or_else(
             |_| "OpenBao/Vault (not configured here)".into(),
             |v| format!("OpenBao/Vault at {}, {}", v.addr(), v.key_path(&k.id)),
         ),
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         ("id", k.id.clone()),
         ("kind", k.kind.to_string()),
         ("format", k.format.as_str().into()),
-        ("status", k.status(now).as_str().into()),
+        ("status", k.status(now, ctx.warn_window).as_str().into()),
         ("created", expiry::rfc3339(k.created_at)),
         (
             "expires",

@@ -12,14 +12,12 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::output::quoted;
 use crate::registry::KeyRecord;
-use crate::remote;
-use crate::store;
 
 pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     if a.logout {
         // The token is a secret: stdin or a no-echo prompt, never argv.
         let token = crate::input::read_secret("Token to end (input hidden): ")?;
-        remote::open(ctx, &a.remote)?.logout(&token)?;
+        ctx.remote(&a.remote)?.logout(&token)?;
         ctx.out
             .note(&format!("remote {}: the token was ended", a.remote));
         return Ok(());
@@ -27,7 +25,7 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     let key = a.key.as_deref().unwrap_or_default();
     let rec = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
     let secret = usable_secret(ctx, &rec)?;
-    let t = remote::open(ctx, &a.remote)?.token(&rec.id, &secret)?;
+    let t = ctx.remote(&a.remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {
         #[derive(Serialize)]
         struct View<'a> {
@@ -57,5 +55,5 @@ fn usable_secret(ctx: &Ctx, rec: &KeyRecord) -> anyhow::Result<SecretString> {
             Error::inactive(format!("key {} ({}) is revoked", quoted(&rec.name), rec.id)).into(),
         );
     }
-    store::open(ctx, rec.store)?.get(&rec.id)
+    ctx.stores.get(rec.store)?.get(&rec.id)
 }

@@ -11,7 +11,6 @@ use crate::cli::VerifyArgs;
 use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::registry::KeyRecord;
-use crate::store;
 
 #[derive(Serialize)]
 struct Checked {
@@ -27,7 +26,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     let targets: Vec<KeyRecord> = match (&a.key, a.all) {
         (Some(key), false) => {
             let k = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
-            let status = k.status(now);
+            let status = k.status(now, ctx.warn_window);
             if !status.is_usable() {
                 return Err(Error::inactive(format!(
                     "key '{}' ({}) is {}; there is nothing to verify",
@@ -42,7 +41,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
         (None, true) => crate::catalog::load(ctx)?
             .keys()
             .iter()
-            .filter(|k| k.status(now).is_usable())
+            .filter(|k| k.status(now, ctx.warn_window).is_usable())
             .cloned()
             .collect(),
         _ => return Err(usage("verify needs KEY or --all")),
@@ -84,11 +83,12 @@ fn check(
     results: &mut Vec<Checked>,
     failures: &mut Vec<anyhow::Error>,
 ) -> anyhow::Result<()> {
-    let secret = store::open(ctx, k.store)?.get(&k.id)?;
+    let secret = ctx.stores.get(k.store)?.get(&k.id)?;
     for name in remotes {
         let user = k.links_to(&name).and_then(|l| l.user_id.clone());
-        let outcome =
-            crate::remote::open(ctx, &name).and_then(|r| r.verify(&k.id, &secret, user.as_deref()));
+        let outcome = ctx
+            .remote(&name)
+            .and_then(|r| r.verify(&k.id, &secret, user.as_deref()));
         let (works, detail) = match outcome {
             Ok(how) => {
                 ctx.out.note(&format!(

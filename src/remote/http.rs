@@ -31,7 +31,6 @@ use super::{
     Auth, AuthMethod, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, ServerMinted,
     Token,
 };
-use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::registry::RemoteLink;
 
@@ -145,7 +144,7 @@ pub fn profile(name: &str) -> anyhow::Result<HttpSpec> {
 }
 
 pub struct Http<'a> {
-    ctx: &'a Ctx,
+    deps: super::Deps<'a>,
     name: String,
     cfg: RemoteConfig,
     spec: HttpSpec,
@@ -158,7 +157,7 @@ pub struct Http<'a> {
 type Vars = BTreeMap<String, String>;
 
 impl<'a> Http<'a> {
-    pub fn new(ctx: &'a Ctx, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+    pub fn new(deps: super::Deps<'a>, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
         let mut spec = cfg.http.clone().unwrap_or_default();
         if let Some(p) = cfg.profile.as_deref().filter(|p| PROFILES.contains(p)) {
             let mut current = profile(p)?;
@@ -168,17 +167,17 @@ impl<'a> Http<'a> {
         let keystone = match &cfg.auth_remote {
             None => None,
             Some(k) => {
-                let kc = ctx.config.remotes.get(k).ok_or_else(|| {
+                let kc = deps.remotes.get(k).ok_or_else(|| {
                     Error::not_found(format!(
                         "remote {name} uses the token of remote {k}, which is not configured"
                     ))
                 })?;
-                Some(super::keystone::Keystone::new(ctx, k, kc.clone())?)
+                Some(super::keystone::Keystone::new(deps, k, kc.clone())?)
             }
         };
         Ok(Http {
-            client: Client::new(ctx, name, &cfg)?,
-            ctx,
+            client: Client::new(deps.out, name, &cfg)?,
+            deps,
             name: name.to_string(),
             cfg,
             spec,
@@ -214,7 +213,7 @@ impl<'a> Http<'a> {
         }
         let secret = match self.cfg.auth {
             AuthMethod::None => None,
-            _ => Some(super::credential(self.ctx, &self.name, &self.cfg)?),
+            _ => Some(super::credential(self.deps.stores, &self.name, &self.cfg)?),
         };
         Ok((secret, vars))
     }
@@ -234,10 +233,10 @@ impl<'a> Http<'a> {
         let body = e.body.as_ref().map(|b| fill_body(b, vars, secret_in_body));
         let auth = match (self.cfg.auth, cred) {
             (_, None) => Auth::None,
-            (_, Some(t)) if self.keystone.is_some() => Auth::XAuthToken(t),
+            (_, Some(t)) if self.keystone.is_some() => Auth::Header("X-Auth-Token", t),
             (AuthMethod::Basic, Some(t)) => Auth::Basic(self.cfg.user.as_deref().unwrap_or(""), t),
             (AuthMethod::Bearer, Some(t)) => Auth::Bearer(t),
-            (_, Some(t)) => Auth::XAuthToken(t),
+            (_, Some(t)) => Auth::Header("X-Auth-Token", t),
         };
         self.client
             .send(method, url, auth, body.as_ref(), idempotent)

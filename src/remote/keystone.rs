@@ -23,11 +23,9 @@ use super::{
     Auth, AuthMethod, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, Reply,
     ServerMinted, Token,
 };
-use crate::context::Ctx;
 use crate::error::Error;
 use crate::output::quoted;
 use crate::registry::RemoteLink;
-use crate::store;
 
 /// A cached token is used until this long before Keystone says it expires.
 const TOKEN_MARGIN: time::Duration = time::Duration::minutes(5);
@@ -43,7 +41,7 @@ struct Session {
 }
 
 pub struct Keystone<'a> {
-    ctx: &'a Ctx,
+    deps: super::Deps<'a>,
     name: String,
     cfg: RemoteConfig,
     client: Client,
@@ -108,11 +106,11 @@ struct Blob {
 }
 
 impl<'a> Keystone<'a> {
-    pub fn new(ctx: &'a Ctx, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
-        let mut client = Client::new(ctx, name, &cfg)?;
+    pub fn new(deps: super::Deps<'a>, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+        let mut client = Client::new(deps.out, name, &cfg)?;
         client.base = identity_root(&client.base);
         Ok(Keystone {
-            ctx,
+            deps,
             name: name.to_string(),
             cfg,
             client,
@@ -121,7 +119,7 @@ impl<'a> Keystone<'a> {
     }
 
     fn auth_body(&self) -> anyhow::Result<Zeroizing<String>> {
-        let secret = super::credential(self.ctx, &self.name, &self.cfg)?;
+        let secret = super::credential(self.deps.stores, &self.name, &self.cfg)?;
         let domain = self.cfg.domain.as_deref().unwrap_or("Default");
         let body = match self.cfg.auth {
             AuthMethod::Password => json!({"auth": {
@@ -193,7 +191,7 @@ impl<'a> Keystone<'a> {
             .to_string(),
         );
         let label = format!("keyctl token of remote {}", self.name);
-        let r = store::open(self.ctx, self.cfg.secret_store).and_then(|st| {
+        let r = self.deps.stores.get(self.cfg.secret_store).and_then(|st| {
             st.set(
                 &super::token_slot(&self.name),
                 &label,
@@ -202,14 +200,14 @@ impl<'a> Keystone<'a> {
         });
         if let Err(e) = r {
             // Not fatal: the next command just logs in again.
-            self.ctx
+            self.deps
                 .out
                 .debug(&format!("cannot cache the token of {}: {e:#}", self.name));
         }
     }
 
     fn load_cache(&self) -> Option<Session> {
-        let st = store::open(self.ctx, self.cfg.secret_store).ok()?;
+        let st = self.deps.stores.get(self.cfg.secret_store).ok()?;
         let raw = st.get(&super::token_slot(&self.name)).ok()?;
         let v: serde_json::Value = serde_json::from_str(raw.expose_secret()).ok()?;
         let expires_at = OffsetDateTime::parse(
@@ -218,7 +216,7 @@ impl<'a> Keystone<'a> {
         )
         .ok()?;
         if expires_at - TOKEN_MARGIN <= OffsetDateTime::now_utc() {
-            self.ctx
+            self.deps
                 .out
                 .debug(&format!("cached token of {} is about to expire", self.name));
             return None;
@@ -236,7 +234,7 @@ impl<'a> Keystone<'a> {
     }
 
     fn forget_cache(&self) {
-        if let Ok(st) = store::open(self.ctx, self.cfg.secret_store) {
+        if let Ok(st) = self.deps.stores.get(self.cfg.secret_store) {
             let _ = st.delete(&super::token_slot(&self.name));
         }
     }
@@ -268,14 +266,14 @@ impl<'a> Keystone<'a> {
         let reply = self.client.send(
             method.clone(),
             url.clone(),
-            Auth::XAuthToken(&s.token),
+            Auth::Header("X-Auth-Token", &s.token),
             body,
             idempotent,
         )?;
         if reply.status != 401 || !s.cached {
             return Ok(reply);
         }
-        self.ctx.out.debug(&format!(
+        self.deps.out.debug(&format!(
             "remote {} rejected the cached token; logging in again",
             self.name
         ));
@@ -285,7 +283,7 @@ impl<'a> Keystone<'a> {
         self.client.send(
             method,
             url,
-            Auth::XAuthToken(&fresh.token),
+            Auth::Header("X-Auth-Token", &fresh.token),
             body,
             idempotent,
         )

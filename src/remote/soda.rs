@@ -20,7 +20,6 @@ use serde::Deserialize;
 use super::{
     Auth, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, ServerMinted, Token,
 };
-use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::output::quoted;
 use crate::registry::RemoteLink;
@@ -29,7 +28,7 @@ use crate::registry::RemoteLink;
 const PAGE: usize = 1000;
 
 pub struct Soda<'a> {
-    ctx: &'a Ctx,
+    deps: super::Deps<'a>,
     name: String,
     cfg: RemoteConfig,
     client: Client,
@@ -68,17 +67,17 @@ struct LoggedIn {
 }
 
 impl<'a> Soda<'a> {
-    pub fn new(ctx: &'a Ctx, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+    pub fn new(deps: super::Deps<'a>, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
         Ok(Soda {
-            client: Client::new(ctx, name, &cfg)?,
-            ctx,
+            client: Client::new(deps.out, name, &cfg)?,
+            deps,
             name: name.to_string(),
             cfg,
         })
     }
 
     fn call(&self, method: Method, path: &str, idempotent: bool) -> anyhow::Result<super::Reply> {
-        let secret = super::credential(self.ctx, &self.name, &self.cfg)?;
+        let secret = super::credential(self.deps.stores, &self.name, &self.cfg)?;
         let user = self.cfg.user.as_deref().unwrap_or("");
         self.client.send(
             method,
@@ -111,7 +110,7 @@ impl<'a> Soda<'a> {
 
 /// The host of a Soda remote's URL, for the snippets of the keys it mints.
 pub fn host_of(cfg: &RemoteConfig) -> Option<String> {
-    super::parse_url(&cfg.url)
+    crate::net::parse_url(&cfg.url, "--url")
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
 }

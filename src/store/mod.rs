@@ -10,10 +10,13 @@ pub mod file;
 pub mod keyring;
 pub mod vault;
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::context::Ctx;
+use crate::output::Output;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,63 +63,141 @@ pub trait SecretStore {
     fn delete(&self, id: &str) -> anyhow::Result<bool>;
 }
 
-/// Opens the store that holds existing secrets of `kind`.
-pub fn open(ctx: &Ctx, kind: StoreKind) -> anyhow::Result<Box<dyn SecretStore>> {
-    Ok(match kind {
-        StoreKind::Keyring => Box::new(keyring::KeyringStore::open()?),
-        StoreKind::File => Box::new(file::FileStore::new(&ctx.paths.data)),
-        StoreKind::Vault => Box::new(vault::VaultStore::open(ctx)?),
-    })
+/// The stores of one process, built once and shared: the keyring connection (about 9 ms
+/// on Linux) and the team store's client are made on first use and kept, so a command
+/// that reads several secrets connects once.
+pub struct Stores {
+    data: PathBuf,
+    choice: StoreChoice,
+    vault: Option<vault::VaultSettings>,
+    out: Output,
+    keyring: OnceLock<keyring::KeyringStore>,
+    file: file::FileStore,
+    team: OnceLock<vault::VaultStore>,
 }
 
-/// Stores a new secret where `--store` says, falling back under `auto`. Returns the
-/// store that took it. With the vault store, only this machine's own secrets come here
-/// (a remote's credential; keys go to OpenBao/Vault with their record through
-/// `commands::store_new_key`), and they stay on this machine as under `auto`.
-pub fn put_new(
-    ctx: &Ctx,
-    id: &str,
-    label: &str,
-    secret: &SecretString,
-) -> anyhow::Result<StoreKind> {
-    match ctx.store {
-        StoreChoice::File => {
-            file::FileStore::new(&ctx.paths.data).set(id, label, secret)?;
-            Ok(StoreKind::File)
+impl Stores {
+    /// `vault` is Some when the team store takes part: selected with `--store vault`, or
+    /// configured in config.yaml so keys created elsewhere show up here too.
+    pub fn new(
+        data: &Path,
+        choice: StoreChoice,
+        vault: Option<vault::VaultSettings>,
+        out: &Output,
+    ) -> Stores {
+        Stores {
+            data: data.to_path_buf(),
+            choice,
+            vault,
+            out: out.clone(),
+            keyring: OnceLock::new(),
+            file: file::FileStore::new(data),
+            team: OnceLock::new(),
         }
-        StoreChoice::Keyring => {
-            keyring::KeyringStore::open()?.set(id, label, secret)?;
-            Ok(StoreKind::Keyring)
+    }
+
+    /// The keyctl home, where the registry and the file store live.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Where new secrets go.
+    pub fn choice(&self) -> StoreChoice {
+        self.choice
+    }
+
+    pub fn out(&self) -> &Output {
+        &self.out
+    }
+
+    /// True when the team store takes part (see [`Stores::new`]).
+    pub fn vault_enabled(&self) -> bool {
+        self.vault.is_some()
+    }
+
+    pub fn keyring(&self) -> anyhow::Result<&keyring::KeyringStore> {
+        if let Some(k) = self.keyring.get() {
+            return Ok(k);
         }
-        StoreChoice::Auto | StoreChoice::Vault => {
-            let attempt = keyring::KeyringStore::open().and_then(|s| s.set(id, label, secret));
-            match attempt {
-                Ok(()) => {
-                    ctx.out.debug(&format!(
-                        "store auto: the OS keyring took the secret of {id}"
-                    ));
-                    Ok(StoreKind::Keyring)
-                }
-                Err(e) if is_unavailable(&e) => {
-                    if crate::fsutil::writable_by_others(&ctx.paths.data) {
-                        ctx.out.warn(&format!(
-                            "the keyctl home {} can be written by group or others; `chmod 700` it",
-                            ctx.paths.data.display()
+        let k = keyring::KeyringStore::open()?;
+        Ok(self.keyring.get_or_init(|| k))
+    }
+
+    pub fn file(&self) -> &file::FileStore {
+        &self.file
+    }
+
+    /// The team store; an error when it is neither selected nor configured.
+    pub fn vault(&self) -> anyhow::Result<&vault::VaultStore> {
+        if let Some(v) = self.team.get() {
+            return Ok(v);
+        }
+        let settings = self.vault.as_ref().ok_or_else(|| {
+            crate::error::Error::store_unavailable(
+                "the vault store is not configured: set BAO_ADDR and use --store vault, or add a vault: section to config.yaml",
+            )
+        })?;
+        let v = vault::VaultStore::open(settings, &self.out)?;
+        Ok(self.team.get_or_init(|| v))
+    }
+
+    /// The store that holds existing secrets of `kind`.
+    pub fn get(&self, kind: StoreKind) -> anyhow::Result<&dyn SecretStore> {
+        Ok(match kind {
+            StoreKind::Keyring => self.keyring()?,
+            StoreKind::File => self.file(),
+            StoreKind::Vault => self.vault()?,
+        })
+    }
+
+    /// Stores a new secret where `--store` says, falling back under `auto`. Returns the
+    /// store that took it. With the vault store, only this machine's own secrets come
+    /// here (a remote's credential; keys go to OpenBao/Vault with their record through
+    /// [`vault::create_key`]), and they stay on this machine as under `auto`.
+    pub fn put_new(
+        &self,
+        id: &str,
+        label: &str,
+        secret: &SecretString,
+    ) -> anyhow::Result<StoreKind> {
+        match self.choice {
+            StoreChoice::File => {
+                self.file.set(id, label, secret)?;
+                Ok(StoreKind::File)
+            }
+            StoreChoice::Keyring => {
+                self.keyring()?.set(id, label, secret)?;
+                Ok(StoreKind::Keyring)
+            }
+            StoreChoice::Auto | StoreChoice::Vault => {
+                let attempt = self.keyring().and_then(|s| s.set(id, label, secret));
+                match attempt {
+                    Ok(()) => {
+                        self.out.debug(&format!(
+                            "store auto: the OS keyring took the secret of {id}"
                         ));
+                        Ok(StoreKind::Keyring)
                     }
-                    let fs = file::FileStore::new(&ctx.paths.data);
-                    fs.set(id, label, secret)?;
-                    let why = format!("{e:#}");
-                    let why = why
-                        .strip_prefix("the OS keyring is unavailable: ")
-                        .unwrap_or(&why);
-                    ctx.out.note(&format!(
-                        "the secret went to the file store {} (plain text, mode 0600) because no OS keyring answered: {why}; --store keyring makes that an error",
-                        fs.path().display()
-                    ));
-                    Ok(StoreKind::File)
+                    Err(e) if is_unavailable(&e) => {
+                        if crate::fsutil::writable_by_others(&self.data) {
+                            self.out.warn(&format!(
+                                "the keyctl home {} can be written by group or others; `chmod 700` it",
+                                self.data.display()
+                            ));
+                        }
+                        self.file.set(id, label, secret)?;
+                        let why = format!("{e:#}");
+                        let why = why
+                            .strip_prefix("the OS keyring is unavailable: ")
+                            .unwrap_or(&why);
+                        self.out.note(&format!(
+                            "the secret went to the file store {} (plain text, mode 0600) because no OS keyring answered: {why}; --store keyring makes that an error",
+                            self.file.path().display()
+                        ));
+                        Ok(StoreKind::File)
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
             }
         }
     }

@@ -1,0 +1,81 @@
+//! The process's resolved settings and the services built from them, once: what every
+//! workflow works with. The command-line layer (`context`) makes the one [`App`] of a run
+//! from flags, environment and config.yaml; nothing below it reads the environment.
+//! Domain modules never see an `App`: workflows hand them the plain values or the one
+//! service they need.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::output::Output;
+use crate::remote::{self, Remote, RemoteConfig};
+use crate::store::{StoreChoice, Stores};
+
+/// Where local state lives.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The registry, lock files and the file store.
+    pub data: PathBuf,
+    pub config_file: PathBuf,
+    /// True when set by `--home`/`KEYCTL_HOME`.
+    pub explicit: bool,
+}
+
+impl Paths {
+    pub fn resolve(home: Option<&Path>) -> anyhow::Result<Paths> {
+        if let Some(h) = home {
+            if h.as_os_str().is_empty() {
+                return Err(crate::error::usage("--home / KEYCTL_HOME is empty"));
+            }
+            return Ok(Paths {
+                data: h.to_path_buf(),
+                config_file: h.join("config.yaml"),
+                explicit: true,
+            });
+        }
+        let data = dirs::data_dir()
+            .context("cannot find a data directory (set HOME or use --home)")?
+            .join("keyctl");
+        let config = dirs::config_dir()
+            .context("cannot find a config directory (set HOME or use --home)")?
+            .join("keyctl");
+        Ok(Paths {
+            data,
+            config_file: config.join("config.yaml"),
+            explicit: false,
+        })
+    }
+}
+
+/// Settings and services of one run.
+pub struct App {
+    pub paths: Paths,
+    pub out: Output,
+    /// Where new secrets go.
+    pub store: StoreChoice,
+    /// Where the store choice came from, for `doctor`.
+    pub store_source: &'static str,
+    /// How close to expiry a key shows as `expiring`.
+    pub warn_window: time::Duration,
+    /// Remote services by name (config.yaml's `remotes:`).
+    pub remotes: BTreeMap<String, RemoteConfig>,
+    pub stores: Stores,
+}
+
+impl App {
+    /// What a remote needs to be opened.
+    pub fn deps(&self) -> remote::Deps<'_> {
+        remote::Deps {
+            out: &self.out,
+            stores: &self.stores,
+            remotes: &self.remotes,
+        }
+    }
+
+    /// The remote configured as `name`.
+    pub fn remote(&self, name: &str) -> anyhow::Result<Box<dyn Remote + '_>> {
+        remote::open(self.deps(), name)
+    }
+}
