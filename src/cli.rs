@@ -406,6 +406,14 @@ pub struct RenderArgs {
 }
 
 impl RenderArgs {
+    /// Where the snippet goes, for [`crate::flow::deliver`].
+    pub fn target(&self) -> crate::flow::deliver::Target {
+        crate::flow::deliver::Target {
+            write: self.write.clone(),
+            dry_run: self.dry_run,
+        }
+    }
+
     /// The choices as plain values for `render`.
     pub fn choices(&self) -> crate::render::Choices {
         crate::render::Choices {

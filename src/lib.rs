@@ -5,13 +5,13 @@
 //! to one module per subcommand, print any error once, and map it to an exit code.
 
 pub mod app;
-pub mod catalog;
 pub mod cli;
 pub mod commands;
 pub mod complete;
 pub mod context;
 pub mod error;
 pub mod expiry;
+pub mod flow;
 pub mod fsutil;
 pub mod harden;
 pub mod input;

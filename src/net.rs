@@ -356,9 +356,28 @@ fn transport(e: &reqwest::Error) -> Transport {
     }
 }
 
+/// Percent-encodes all but RFC 3986 unreserved characters (AWS's and Python's quote),
+/// for a value that becomes part of a URL path or query.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urlencode_keeps_unreserved_only() {
+        assert_eq!(urlencode("a b/c~d:e"), "a%20b%2Fc~d%3Ae");
+    }
 
     #[test]
     fn https_required_except_on_loopback() {

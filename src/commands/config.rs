@@ -1,24 +1,16 @@
-//! `keyctl config KEY`: render a key's snippet again from its stored secret, and the
-//! delivery step `create` shares with it: print the snippet, or write it into a Soda
-//! configuration file (`--write`), or show that change as a masked diff (`--dry-run`).
-
-use std::io::Write as _;
-use std::path::PathBuf;
+//! `keyctl config KEY`: render a key's snippet again from its stored secret, delivered
+//! the way `create` delivers it (printed, `--write`, `--dry-run`).
 
 use secrecy::ExposeSecret;
-use serde_yaml_ng::{Mapping, Value};
 
-use crate::cli::{ConfigArgs, RenderArgs};
+use crate::cli::ConfigArgs;
 use crate::context::Ctx;
+use crate::flow::deliver::Delivery;
 use crate::render::OutputFormat;
-use crate::render::{self, EU_HOST, KeyParts, Settings};
-use crate::yamlblock::{self, Plan};
-
-/// The top-level key `--write` edits.
-pub const BLOCK_KEY: &str = "soda_cloud";
+use crate::render::{self, KeyParts, Settings};
 
 pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
-    let (k, secret) = super::usable_secret(ctx, &args.key.key, args.allow_expired)?;
+    let (k, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
     let default = if ctx.out.json && args.render.write.is_none() {
         OutputFormat::Json
     } else {
@@ -32,171 +24,7 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         name: &k.name,
         secret: secret.expose_secret(),
     };
-    let delivery = Delivery::prepare(&args.render, settings, &parts)?;
-    delivery.confirm_replace(ctx, &format!("key {}", k.id))?;
-    delivery.deliver(ctx, &parts)
-}
-
-/// Where a rendered key goes, checked before anything is stored or written.
-pub struct Delivery {
-    pub settings: Settings,
-    /// `--write`: the path as given and the planned edit.
-    pub write: Option<(PathBuf, Plan)>,
-    pub dry_run: bool,
-    /// The key ID of the `soda_cloud` block `--write` would replace, when it is another
-    /// key's: a working configuration is not replaced without asking.
-    pub replaces: Option<String>,
-}
-
-impl Delivery {
-    /// Reads and plans the `--write` edit, so that a bad FILE fails before `create`
-    /// mints anything.
-    pub fn prepare(
-        args: &RenderArgs,
-        settings: Settings,
-        parts: &KeyParts,
-    ) -> anyhow::Result<Delivery> {
-        let write = match &args.write {
-            None => None,
-            Some(path) => {
-                let (target, old) = yamlblock::read(path)?;
-                let expected = expected_block(&settings, parts);
-                let plan = yamlblock::plan(
-                    path,
-                    target,
-                    old,
-                    BLOCK_KEY,
-                    |eol| render::soda_cloud_block(&settings, parts, eol),
-                    &expected,
-                )?;
-                Some((path.clone(), plan))
-            }
-        };
-        let replaces = write
-            .as_ref()
-            .and_then(|(_, plan)| block_key_id(plan.old.as_deref()?))
-            .filter(|old| old != parts.id);
-        Ok(Delivery {
-            settings,
-            write,
-            dry_run: args.dry_run,
-            replaces,
-        })
-    }
-
-    /// Asks before `--write` replaces the block of another key (on a terminal; `--yes`
-    /// otherwise, exit 10). `rotate --write` means the replacement and does not call it.
-    pub fn confirm_replace(&self, ctx: &Ctx, new: &str) -> anyhow::Result<()> {
-        let (Some(old), Some((path, _)), false) = (&self.replaces, &self.write, self.dry_run)
-        else {
-            return Ok(());
-        };
-        crate::input::confirm(
-            ctx.yes,
-            &format!(
-                "{} holds the {BLOCK_KEY} block of key {} (a working configuration); replacing it with {new}",
-                path.display(),
-                crate::output::sanitize(old)
-            ),
-        )
-    }
-
-    pub fn deliver(&self, ctx: &Ctx, parts: &KeyParts) -> anyhow::Result<()> {
-        match &self.write {
-            Some((shown, plan)) if self.dry_run => {
-                let diff = yamlblock::masked_diff(plan, shown, &[parts.secret]);
-                if plan.changes() {
-                    print_stdout(&diff)?;
-                }
-                ctx.out.note(&format!(
-                    "dry run: {} {}",
-                    shown.display(),
-                    if plan.changes() {
-                        "would change as shown (secrets masked); nothing written"
-                    } else {
-                        "already holds this block; nothing to do"
-                    }
-                ));
-                Ok(())
-            }
-            Some((shown, plan)) => {
-                if let Some(why) = render::soda_caveat(&self.settings, parts) {
-                    ctx.out.warn(why);
-                }
-                if plan.changes() {
-                    yamlblock::commit(plan, shown)?;
-                }
-                ctx.out.note(&format!(
-                    "{} {BLOCK_KEY} block of {} ({})",
-                    match &plan.old {
-                        None => "created the file with the",
-                        Some(_) if plan.changes() => "wrote the",
-                        Some(_) => "unchanged:",
-                    },
-                    shown.display(),
-                    self.settings.host
-                ));
-                Ok(())
-            }
-            None => {
-                if self.settings.format == OutputFormat::HelmSet {
-                    self.helm_warning(ctx, parts);
-                }
-                if let Some(why) = render::soda_caveat(&self.settings, parts) {
-                    ctx.out.warn(why);
-                }
-                ctx.out.debug(&format!(
-                    "rendering {:?} for {} (host {})",
-                    self.settings.format, parts.id, self.settings.host
-                ));
-                let text = render::render(&self.settings, parts)?;
-                print_stdout(&text)
-            }
-        }
-    }
-
-    fn helm_warning(&self, ctx: &Ctx, parts: &KeyParts) {
-        let host = if self.settings.host == EU_HOST {
-            String::new()
-        } else {
-            format!(" --host {}", self.settings.host)
-        };
-        ctx.out.warn(&format!(
-            "secrets on a command line end up in shell history and the process table; to read them from a values file instead: helm install {} {} --namespace {} --create-namespace --values <(keyctl config {}{host})",
-            render::HELM_RELEASE,
-            render::HELM_CHART,
-            render::HELM_NAMESPACE,
-            crate::output::sanitize(&render::sh_quote(parts.name)),
-        ));
-    }
-}
-
-/// What the `soda_cloud` key must parse to once written: the strings themselves, so the
-/// check after the edit also proves the quoting round-trips.
-fn expected_block(settings: &Settings, parts: &KeyParts) -> Value {
-    let mut m = Mapping::new();
-    m.insert("host".into(), settings.host.clone().into());
-    m.insert("api_key_id".into(), parts.id.into());
-    m.insert(
-        "api_key_secret".into(),
-        render::secret_value(settings, parts).into_owned().into(),
-    );
-    Value::Mapping(m)
-}
-
-/// `soda_cloud.api_key_id` of a configuration file's text, when it has one.
-fn block_key_id(text: &str) -> Option<String> {
-    let doc: Value = serde_yaml_ng::from_str(text.trim_start_matches('\u{feff}')).ok()?;
-    match doc.get(BLOCK_KEY)?.get("api_key_id")? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn print_stdout(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
+    delivery.confirm_replace(ctx.yes, &format!("key {}", k.id))?;
+    delivery.deliver(&ctx.out, &parts)
 }

@@ -8,7 +8,7 @@ use crate::store;
 
 pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     let (id, name, kind, pushed) = {
-        let reg = crate::catalog::load_for(ctx, key)?;
+        let reg = crate::flow::catalog::load_for(ctx, key)?;
         let k = reg.resolve(key)?;
         let pushed: Vec<&str> = k.remotes.iter().map(|l| l.remote.as_str()).collect();
         (k.id.clone(), k.name.clone(), k.store, pushed.join(", "))

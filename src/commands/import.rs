@@ -3,9 +3,10 @@
 
 use time::OffsetDateTime;
 
-use super::{KeyView, new_key_meta, resolve_kind, store_new_key};
+use super::{KeyView, resolve_kind};
 use crate::cli::ImportArgs;
 use crate::context::Ctx;
+use crate::flow::keys::{new_key_meta, store_new_key};
 use crate::input;
 use crate::key::{self, Format};
 
@@ -52,7 +53,7 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         }
     };
     if args.verify.is_none()
-        && let Some(r) = super::push::only_soda_remote(ctx).or_else(only)
+        && let Some(r) = crate::flow::push::only_soda_remote(ctx).or_else(only)
     {
         ctx.out.note(&format!(
             "check that the service accepts it: `keyctl verify {} --remote {r}`",

@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(expiry::parse_duration)
         .transpose()?;
-    let reg = crate::catalog::load(ctx)?;
+    let reg = crate::flow::catalog::load(ctx)?;
     let now = OffsetDateTime::now_utc();
     let keys: Vec<_> = reg
         .keys()

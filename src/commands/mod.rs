@@ -18,7 +18,6 @@ pub mod show;
 pub mod token;
 pub mod verify;
 
-use secrecy::SecretString;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -26,8 +25,8 @@ use crate::cli::{Command, KindArg};
 use crate::context::Ctx;
 use crate::expiry::Status;
 use crate::key::{Format, Kind};
-use crate::registry::{KeyRecord, Registry};
-use crate::store::{self, StoreKind};
+use crate::registry::KeyRecord;
+use crate::store::StoreKind;
 
 pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
     match cmd {
@@ -107,123 +106,4 @@ impl<'a> KeyView<'a> {
             superseded: k.superseded.as_ref(),
         }
     }
-}
-
-/// Stores a new key: registry lock, name check, secret into the store, registry entry.
-/// If the registry cannot be written the secret is taken back out, so a failure leaves
-/// neither half behind. Returns the record as saved.
-pub fn store_new_key(
-    ctx: &Ctx,
-    mut rec: KeyRecord,
-    secret: &SecretString,
-) -> anyhow::Result<KeyRecord> {
-    if ctx.store == crate::store::StoreChoice::Vault {
-        return store::vault::create_key(&ctx.stores, rec, secret);
-    }
-    let mut reg = Registry::lock(&ctx.paths.data)?;
-    reg.check_free(&rec.name, &rec.id)?;
-    let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
-    rec.store = ctx.stores.put_new(&rec.id, &label, secret)?;
-    let saved = reg.insert(rec.clone()).and_then(|()| reg.save());
-    if let Err(e) = saved {
-        if let Ok(s) = ctx.stores.get(rec.store) {
-            let _ = s.delete(&rec.id);
-        }
-        return Err(e);
-    }
-    ctx.out.debug(&format!(
-        "registry {} updated; secret of {} in the {} store",
-        reg.reg.path().display(),
-        rec.id,
-        rec.store.as_str()
-    ));
-    Ok(rec)
-}
-
-/// The record and secret of KEY for commands that hand the secret out (`secret`,
-/// `config`, `run`): an expired or revoked key is refused unless `allow_expired`.
-pub fn usable_secret(
-    ctx: &Ctx,
-    key: &str,
-    allow_expired: bool,
-) -> anyhow::Result<(KeyRecord, SecretString)> {
-    let reg = crate::catalog::load_for(ctx, key)?;
-    let k = reg.resolve(key)?.clone();
-    let status = k.status(OffsetDateTime::now_utc(), ctx.warn_window);
-    if !status.is_usable() && !allow_expired {
-        return Err(crate::error::Error::inactive(format!(
-            "key '{}' ({}) is {}; pass --allow-expired to use it anyway",
-            k.name,
-            k.id,
-            status.as_str()
-        ))
-        .into());
-    }
-    let store = ctx.stores.get(k.store)?;
-    ctx.out.debug(&format!(
-        "reading the secret of {} from {}",
-        k.id,
-        store.location()
-    ));
-    let secret = store.get(&k.id)?;
-    Ok((k, secret))
-}
-
-/// Validated metadata shared by `create` and `import`.
-pub struct NewKeyMeta {
-    pub description: Option<String>,
-    pub expires_at: Option<OffsetDateTime>,
-    pub scopes: Vec<String>,
-}
-
-impl NewKeyMeta {
-    /// A fresh record for a key that is about to be stored (`store` is decided then).
-    pub fn record(
-        self,
-        id: String,
-        name: String,
-        kind: Kind,
-        format: Format,
-        now: OffsetDateTime,
-    ) -> KeyRecord {
-        KeyRecord {
-            id,
-            name,
-            kind,
-            format,
-            description: self.description,
-            created_at: now,
-            expires_at: self.expires_at,
-            scopes: self.scopes,
-            store: StoreKind::Keyring,
-            revoked_at: None,
-            superseded: None,
-            remotes: Vec::new(),
-            extra: Default::default(),
-        }
-    }
-}
-
-pub fn new_key_meta(
-    description: Option<String>,
-    expires: &str,
-    scopes: Vec<String>,
-    now: OffsetDateTime,
-) -> anyhow::Result<NewKeyMeta> {
-    if let Some(d) = &description {
-        crate::key::validate_description(d)?;
-    }
-    let expires_at = crate::expiry::parse_expires(expires, now)?;
-    let mut out: Vec<String> = Vec::new();
-    for s in scopes {
-        crate::key::validate_scope(&s)?;
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    Ok(NewKeyMeta {
-        description: description.filter(|d| !d.is_empty()),
-        expires_at,
-        scopes: out,
-    })
 }

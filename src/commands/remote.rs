@@ -402,7 +402,7 @@ pub fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
 /// Records a remote ID learned from the remote's listing (a Soda runner that registered
 /// under the key's name), so `revoke` can use it. A failure is only a warning.
 fn learn_remote_id(ctx: &Ctx, k: &crate::registry::KeyRecord, remote: &str, id: &str) {
-    let saved = crate::catalog::update(ctx, k.store, &k.id, |rec| {
+    let saved = crate::flow::catalog::update(ctx, k.store, &k.id, |rec| {
         for l in rec.remotes.iter_mut().filter(|l| l.remote == remote) {
             if l.known_id().is_none() {
                 l.remote_id = id.to_string();

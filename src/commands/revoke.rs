@@ -1,145 +1,27 @@
-//! `keyctl revoke KEY... | --all-expired`: take keys back from the remotes they were
-//! pushed to, then revoke them locally (status `revoked`, secret deleted, the entry kept
-//! for the record).
-//!
-//! Remote first: a key whose remote revoke failed keeps its secret and its links, and
-//! the error says how to force a local revoke (`--local-only`). Something already gone
-//! on the remote counts as revoked (with a note), so running the same command again
-//! after an interruption finishes the job. Remote requests run on a few threads at
-//! once; the registry is written once at the end, under its lock.
-
-use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::sync::Mutex;
-
-use time::OffsetDateTime;
+//! `keyctl revoke KEY... | --all-expired`: clap's arguments to a [`RevokeRequest`], and
+//! what was done printed ([`crate::flow::revoke`] does the work).
 
 use crate::cli::RevokeArgs;
 use crate::context::Ctx;
-use crate::error::{Error, usage};
-use crate::expiry::Status;
-use crate::registry::{KeyRecord, Registry, RemoteLink};
-use crate::remote::Remote;
-use crate::store::StoreKind;
-
-/// The outcome for one key: the links it was taken off, or the error.
-struct Outcome {
-    rec: KeyRecord,
-    revoked: Vec<RemoteLink>,
-    result: anyhow::Result<()>,
-}
+use crate::flow::revoke::{Report, RevokeRequest, revoke};
 
 pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
-    if a.jobs == 0 || a.jobs > 64 {
-        return Err(usage("--jobs must be between 1 and 64"));
-    }
-    let targets = targets(ctx, &a)?;
-    if targets.is_empty() {
-        ctx.out.note("no keys to revoke");
-        return Ok(());
-    }
-    if let Some(r) = &a.remote
-        && !ctx.remotes.contains_key(r)
-    {
-        return Err(Error::not_found(format!(
-            "no remote named {} (see `keyctl remote list`)",
-            crate::output::quoted(r)
-        ))
-        .into());
-    }
-
-    let what = match targets.as_slice() {
-        [one] => format!(
-            "revoke key '{}' ({}) and delete its secret",
-            one.name, one.id
-        ),
-        many => format!("revoke {} keys and delete their secrets", many.len()),
+    let req = RevokeRequest {
+        keys: a.keys,
+        remote: a.remote,
+        all_expired: a.all_expired,
+        local_only: a.local_only,
+        jobs: a.jobs,
+        assume_yes: ctx.yes,
     };
-    crate::input::confirm(ctx.yes, &what)?;
-    let outcomes = revoke_remotely(ctx, &a, targets)?;
-    let now = OffsetDateTime::now_utc();
-    let mut failures: Vec<anyhow::Error> = Vec::new();
-    let mut done: Vec<(KeyRecord, bool)> = Vec::new();
-    {
-        let mut reg = Registry::lock(&ctx.paths.data)?;
-        for o in outcomes {
-            if let Err(e) = o.result {
-                ctx.out
-                    .warn(&format!("key '{}' ({}): {e:#}", o.rec.name, o.rec.id));
-                failures.push(e.context(format!(
-                    "key {} was not revoked (its secret is kept); to revoke it locally anyway: `keyctl revoke {} --local-only`",
-                    o.rec.id, o.rec.id
-                )));
-                continue;
-            }
-            // Still on another remote (revoke --remote R): stays usable locally.
-            let apply = |k: &mut KeyRecord| {
-                k.remotes
-                    .retain(|l| !o.revoked.iter().any(|r| r.remote == l.remote));
-                let local = k.remotes.is_empty() || a.local_only;
-                if local && k.revoked_at.is_none() {
-                    k.revoked_at = Some(now);
-                }
-                local
-            };
-            if o.rec.store == StoreKind::Vault {
-                // A team key's record lives in OpenBao/Vault: every machine sees the
-                // revocation there (check-and-set against concurrent writers).
-                let mut local = false;
-                match crate::catalog::update(ctx, StoreKind::Vault, &o.rec.id, |k| {
-                    local = apply(k);
-                }) {
-                    Ok(k) => done.push((k, local)),
-                    Err(e) => failures.push(e.context(format!(
-                        "key {} was taken off its remotes but not marked revoked in the team store; run the same revoke again",
-                        o.rec.id
-                    ))),
-                }
-                continue;
-            }
-            let Some(k) = reg.get_mut(&o.rec.id) else {
-                continue;
-            };
-            let local = apply(k);
-            done.push((k.clone(), local));
-        }
-        reg.save()?;
+    match revoke(ctx, &req)? {
+        Some(report) => print_report(ctx, report),
+        None => Ok(()),
     }
-    for (k, local) in &done {
-        if *local && k.store == StoreKind::Vault {
-            // The team entry holds record and secret together; deleting it would erase
-            // the revocation other machines must see. The secret is refused everywhere
-            // from now on (status revoked).
-            ctx.out.note(&format!(
-                "revoked key '{}' ({}) in the team store, for every machine",
-                k.name, k.id
-            ));
-        } else if *local {
-            // The entry says revoked already; a secret that will not go away is a warning.
-            match ctx.stores.get(k.store).and_then(|s| s.delete(&k.id)) {
-                Ok(_) => {}
-                Err(e) => ctx.out.warn(&format!(
-                    "key {} is revoked but its secret could not be deleted from the {} store: {e:#}",
-                    k.id,
-                    k.store.as_str()
-                )),
-            }
-            ctx.out
-                .note(&format!("revoked key '{}' ({})", k.name, k.id));
-        } else {
-            ctx.out.note(&format!(
-                "key '{}' ({}) was taken off remote {}; it stays active locally (still on {})",
-                k.name,
-                k.id,
-                a.remote.as_deref().unwrap_or("-"),
-                k.remotes
-                    .iter()
-                    .map(|l| l.remote.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
+}
+
+/// `--json`: the keys gone through for; then the revoke's own result.
+pub fn print_report(ctx: &Ctx, report: Report) -> anyhow::Result<()> {
     if ctx.out.json {
         #[derive(serde::Serialize)]
         struct View<'a> {
@@ -147,221 +29,16 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
             name: &'a str,
             revoked: bool,
         }
-        let v: Vec<View> = done
+        let v: Vec<View> = report
+            .done
             .iter()
-            .map(|(k, l)| View {
-                id: &k.id,
-                name: &k.name,
-                revoked: *l,
+            .map(|d| View {
+                id: &d.rec.id,
+                name: &d.rec.name,
+                revoked: d.revoked,
             })
             .collect();
         crate::output::print_json(&ctx.out, &v)?;
     }
-    match failures.len() {
-        0 => Ok(()),
-        1 => Err(failures.remove(0)),
-        n => {
-            let first = failures.remove(0);
-            Err(first.context(format!("{n} keys were not revoked; the first")))
-        }
-    }
-}
-
-fn targets(ctx: &Ctx, a: &RevokeArgs) -> anyhow::Result<Vec<KeyRecord>> {
-    let reg = crate::catalog::load(ctx)?;
-    let now = OffsetDateTime::now_utc();
-    let mut out: Vec<KeyRecord> = Vec::new();
-    for key in &a.keys {
-        let k = reg.resolve(key)?;
-        if k.revoked_at.is_some() {
-            ctx.out
-                .note(&format!("key '{}' ({}) is already revoked", k.name, k.id));
-            continue;
-        }
-        if !out.iter().any(|o| o.id == k.id) {
-            out.push(k.clone());
-        }
-    }
-    if a.all_expired {
-        for k in reg.keys() {
-            if k.status(now, ctx.warn_window) == Status::Expired
-                && !out.iter().any(|o| o.id == k.id)
-            {
-                out.push(k.clone());
-            }
-        }
-    }
-    if let Some(r) = &a.remote {
-        for k in &out {
-            if !k.remotes.iter().any(|l| &l.remote == r) && !a.all_expired {
-                return Err(Error::not_found(format!(
-                    "key '{}' ({}) was not pushed to remote {r}",
-                    k.name, k.id
-                ))
-                .into());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Asks the remotes, `jobs` requests at a time; a progress bar on a terminal.
-fn revoke_remotely(
-    ctx: &Ctx,
-    a: &RevokeArgs,
-    targets: Vec<KeyRecord>,
-) -> anyhow::Result<Vec<Outcome>> {
-    let total = targets.len();
-    let needed: Vec<String> = if a.local_only {
-        Vec::new()
-    } else {
-        let mut v: Vec<String> = targets
-            .iter()
-            .flat_map(|k| k.remotes.iter().map(|l| l.remote.clone()))
-            .filter(|r| a.remote.as_ref().is_none_or(|want| want == r))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let mut remotes: BTreeMap<String, anyhow::Result<Box<dyn Remote + '_>>> = BTreeMap::new();
-    for r in needed {
-        let opened = ctx.remote(&r);
-        remotes.insert(r, opened);
-    }
-    let bar = progress(ctx, total);
-    let queue = Mutex::new(targets.into_iter());
-    let results = Mutex::new(Vec::with_capacity(total));
-    let workers = a.jobs.min(total).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let Some(rec) = queue.lock().expect("queue").next() else {
-                        break;
-                    };
-                    let o = revoke_one(ctx, a, &remotes, rec);
-                    if let Some(b) = &bar {
-                        b.inc(1);
-                    }
-                    results.lock().expect("results").push(o);
-                }
-            });
-        }
-    });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    Ok(results.into_inner().expect("results"))
-}
-
-fn revoke_one(
-    ctx: &Ctx,
-    a: &RevokeArgs,
-    remotes: &BTreeMap<String, anyhow::Result<Box<dyn Remote + '_>>>,
-    rec: KeyRecord,
-) -> Outcome {
-    let mut revoked = Vec::new();
-    if !a.local_only {
-        for l in rec
-            .remotes
-            .iter()
-            .filter(|l| a.remote.as_ref().is_none_or(|r| r == &l.remote))
-        {
-            let r = match remotes.get(&l.remote) {
-                Some(Ok(r)) => r,
-                Some(Err(e)) => {
-                    return Outcome {
-                        result: Err(anyhow::anyhow!("remote {}: {e:#}", l.remote)),
-                        rec,
-                        revoked,
-                    };
-                }
-                None => continue,
-            };
-            let l = match learn_id(ctx, r.as_ref(), l, &rec) {
-                Ok(Some(l)) => l,
-                Ok(None) => {
-                    revoked.push(l.clone());
-                    continue;
-                }
-                Err(e) => {
-                    return Outcome {
-                        result: Err(e),
-                        rec,
-                        revoked,
-                    };
-                }
-            };
-            let l = &l;
-            match r.revoke(l) {
-                Ok(true) => revoked.push(l.clone()),
-                Ok(false) => {
-                    ctx.out.note(&format!(
-                        "key {} was already gone from remote {}",
-                        rec.id, l.remote
-                    ));
-                    revoked.push(l.clone());
-                }
-                Err(e) => {
-                    return Outcome {
-                        result: Err(e),
-                        rec,
-                        revoked,
-                    };
-                }
-            }
-        }
-    } else {
-        revoked = rec.remotes.clone();
-    }
-    Outcome {
-        rec,
-        revoked,
-        result: Ok(()),
-    }
-}
-
-/// A link whose remote ID was unknown when it was recorded (a Soda runner key: the runner
-/// appears only once deployed) gets it from the remote, by the key's name. A rotated
-/// key's name belongs to its successor now, so its runner is never looked up by name:
-/// it is left to Soda Cloud's UI and the key is revoked here (Ok(None), with a warning).
-fn learn_id(
-    ctx: &Ctx,
-    r: &dyn Remote,
-    l: &RemoteLink,
-    rec: &KeyRecord,
-) -> anyhow::Result<Option<RemoteLink>> {
-    if l.known_id().is_some() {
-        return Ok(Some(l.clone()));
-    }
-    if rec.superseded.is_some() {
-        ctx.out.warn(&format!(
-            "key {} was rotated and its runner was never matched on remote {}: if a runner still uses it, delete that runner in Soda Cloud (Runners)",
-            rec.id, l.remote
-        ));
-        return Ok(None);
-    }
-    let mut known = l.clone();
-    if let Some(id) = r.find_id(l, &rec.name)? {
-        ctx.out.debug(&format!(
-            "remote {}: key {} belongs to runner {id}",
-            l.remote, rec.id
-        ));
-        known.remote_id = id;
-    }
-    Ok(Some(known))
-}
-
-fn progress(ctx: &Ctx, total: usize) -> Option<indicatif::ProgressBar> {
-    if total < 2 || ctx.out.quiet || ctx.out.json || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = indicatif::ProgressBar::new(total as u64);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("revoking {bar:30} {pos}/{len} keys {per_sec}")
-    {
-        b.set_style(style);
-    }
-    Some(b)
+    report.result
 }

@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
     if args.id_var == args.secret_var {
         return Err(usage("--id-var and --secret-var must differ"));
     }
-    let (rec, secret) = super::usable_secret(ctx, &args.key.key, args.allow_expired)?;
+    let (rec, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
     let (program, rest) = args
         .command
         .split_first()

@@ -8,7 +8,7 @@ use crate::expiry;
 use crate::store::{StoreKind, file::FileStore, keyring::SERVICE};
 
 pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
-    let reg = crate::catalog::load_for(ctx, key)?;
+    let reg = crate::flow::catalog::load_for(ctx, key)?;
     let k = reg.resolve(key)?;
     let now = OffsetDateTime::now_utc();
     if ctx.out.json {

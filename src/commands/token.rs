@@ -23,7 +23,9 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let key = a.key.as_deref().unwrap_or_default();
-    let rec = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
+    let rec = crate::flow::catalog::load_for(ctx, key)?
+        .resolve(key)?
+        .clone();
     let secret = usable_secret(ctx, &rec)?;
     let t = ctx.remote(&a.remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {

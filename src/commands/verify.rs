@@ -25,7 +25,9 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     let targets: Vec<KeyRecord> = match (&a.key, a.all) {
         (Some(key), false) => {
-            let k = crate::catalog::load_for(ctx, key)?.resolve(key)?.clone();
+            let k = crate::flow::catalog::load_for(ctx, key)?
+                .resolve(key)?
+                .clone();
             let status = k.status(now, ctx.warn_window);
             if !status.is_usable() {
                 return Err(Error::inactive(format!(
@@ -38,7 +40,7 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
             }
             vec![k]
         }
-        (None, true) => crate::catalog::load(ctx)?
+        (None, true) => crate::flow::catalog::load(ctx)?
             .keys()
             .iter()
             .filter(|k| k.status(now, ctx.warn_window).is_usable())
@@ -130,5 +132,7 @@ fn remotes_of(ctx: &Ctx, k: &KeyRecord, only: Option<&str>) -> Vec<String> {
     if !k.remotes.is_empty() {
         return k.remotes.iter().map(|l| l.remote.clone()).collect();
     }
-    super::push::only_soda_remote(ctx).into_iter().collect()
+    crate::flow::push::only_soda_remote(ctx)
+        .into_iter()
+        .collect()
 }

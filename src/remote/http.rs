@@ -420,7 +420,7 @@ impl Remote for Http<'_> {
         vars.insert("token".into(), token.expose_secret().to_string());
         self.client.hide(token.expose_secret());
         self.client
-            .hide(&super::keystone::urlencode(token.expose_secret()));
+            .hide(&crate::net::urlencode(token.expose_secret()));
         let reply = self.request(e, &vars, None, None, true)?;
         if !reply.ok() {
             return Err(self
@@ -460,7 +460,7 @@ impl Remote for Http<'_> {
 fn fill_path(t: &str, vars: &Vars) -> String {
     let mut s = t.to_string();
     for (k, v) in vars {
-        s = s.replace(&format!("{{{k}}}"), &super::keystone::urlencode(v));
+        s = s.replace(&format!("{{{k}}}"), &crate::net::urlencode(v));
     }
     s
 }

@@ -146,7 +146,7 @@ impl Remote for Soda<'_> {
             ))
             .into());
         };
-        let path = format!("api/v1/runners/{}", super::keystone::urlencode(id));
+        let path = format!("api/v1/runners/{}", crate::net::urlencode(id));
         let reply = self.call(Method::DELETE, &path, true)?;
         match reply.status {
             s if (200..300).contains(&s) => Ok(true),

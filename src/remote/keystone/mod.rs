@@ -9,21 +9,24 @@
 
 use std::sync::Mutex;
 
-use base64::Engine as _;
-use hmac::{KeyInit, Mac};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
+
+mod wire;
+
+use wire::{Blob, Credential, CredentialBody, CredentialList, IdOnly, TokenBody, ec2_signed};
+pub use wire::{credential_id, identity_root};
 
 use super::{
     Auth, AuthMethod, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, Reply,
     ServerMinted, Token,
 };
 use crate::error::Error;
+use crate::net::urlencode;
 use crate::output::quoted;
 use crate::registry::RemoteLink;
 
@@ -46,63 +49,6 @@ pub struct Keystone<'a> {
     cfg: RemoteConfig,
     client: Client,
     session: Mutex<Option<std::sync::Arc<Session>>>,
-}
-
-/// Keystone's credential ID for an ec2 access key: it ignores client-chosen IDs.
-pub fn credential_id(access: &str) -> String {
-    hex(&Sha256::digest(access.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[derive(Deserialize)]
-struct TokenBody {
-    token: TokenInfo,
-}
-
-#[derive(Deserialize)]
-struct TokenInfo {
-    #[serde(with = "time::serde::rfc3339")]
-    expires_at: OffsetDateTime,
-    user: IdOnly,
-    #[serde(default)]
-    project: Option<IdOnly>,
-}
-
-#[derive(Deserialize)]
-struct IdOnly {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct Credential {
-    id: String,
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    blob: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct CredentialBody {
-    credential: Credential,
-}
-
-#[derive(Deserialize)]
-struct CredentialList {
-    credentials: Vec<Credential>,
-}
-
-/// The ec2 blob. Its secret is read only to compare it; it is never printed.
-#[derive(Deserialize)]
-struct Blob {
-    access: String,
-    #[serde(default)]
-    secret: Option<SecretString>,
 }
 
 impl<'a> Keystone<'a> {
@@ -581,101 +527,5 @@ impl Remote for Keystone<'_> {
             secret: c.credential.secret,
             user_id: Some(user_id),
         })
-    }
-}
-
-/// Percent-encodes all but RFC 3986 unreserved characters (AWS's and Python's quote).
-/// The Identity service's root, whatever form of URL people have: `OS_AUTH_URL` usually
-/// ends in `/v3` (`http://host:5000/v3`, devstack's `http://host/identity/v3`), some
-/// have none (`http://host/identity`). Requests add `v3/...` to the root.
-pub fn identity_root(url: &reqwest::Url) -> reqwest::Url {
-    let mut u = url.clone();
-    let path = u.path().trim_end_matches('/').to_string();
-    if let Some(root) = path.strip_suffix("/v3") {
-        u.set_path(&format!("{root}/"));
-    } else {
-        u.set_path(&format!("{path}/"));
-    }
-    u
-}
-
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The `credentials` object of `POST /v3/ec2tokens`: a request signed with AWS
-/// signature version 2, which proves the secret without sending it.
-fn ec2_signed(access: &str, secret: &SecretString, now: OffsetDateTime) -> serde_json::Value {
-    let (host, verb, path) = ("keyctl", "POST", "/");
-    let ts = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let mut params = std::collections::BTreeMap::new();
-    params.insert("AWSAccessKeyId", access.to_string());
-    params.insert("Action", "GetToken".to_string());
-    params.insert("SignatureMethod", "HmacSHA256".to_string());
-    params.insert("SignatureVersion", "2".to_string());
-    params.insert("Timestamp", ts);
-    let qs: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-        .collect();
-    let to_sign = format!("{verb}\n{host}\n{path}\n{}", qs.join("&"));
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC takes any key length");
-    mac.update(to_sign.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    json!({
-        "access": access, "host": host, "verb": verb, "path": path,
-        "params": params, "signature": signature,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credential_id_is_sha256_of_access() {
-        assert_eq!(
-            credential_id("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
-    #[test]
-    fn identity_root_accepts_every_auth_url_form() {
-        for (given, root) in [
-            ("http://h:5000", "http://h:5000/"),
-            ("http://h:5000/", "http://h:5000/"),
-            ("http://h:5000/v3", "http://h:5000/"),
-            ("http://h:5000/v3/", "http://h:5000/"),
-            ("https://h/identity", "https://h/identity/"),
-            ("https://h/identity/", "https://h/identity/"),
-            ("https://h/identity/v3", "https://h/identity/"),
-            ("https://h/identity/v3/", "https://h/identity/"),
-        ] {
-            let u = reqwest::Url::parse(given).unwrap();
-            assert_eq!(identity_root(&u).as_str(), root, "{given}");
-        }
-    }
-
-    #[test]
-    fn urlencode_keeps_unreserved_only() {
-        assert_eq!(urlencode("a b/c~d:e"), "a%20b%2Fc~d%3Ae");
     }
 }

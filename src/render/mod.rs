@@ -17,6 +17,9 @@ use crate::error::usage;
 use crate::key::Kind;
 use crate::output::quoted;
 
+mod quote;
+pub use quote::{helm_escape, sh_quote, yaml_quote, yaml_quote_into};
+
 pub const EU_HOST: &str = "cloud.soda.io";
 pub const US_HOST: &str = "cloud.us.soda.io";
 pub const ID_VAR: &str = "SODA_API_KEY_ID";
@@ -483,103 +486,9 @@ fn buffer(k: &KeyParts) -> Zeroizing<String> {
     ))
 }
 
-/// A YAML double-quoted scalar that parses to exactly `s` under YAML 1.1 and 1.2: only
-/// printable ASCII stays as it is, everything else becomes an escape both versions know
-/// (`\/` is 1.2-only and is never written).
-pub fn yaml_quote_into(o: &mut String, s: &str) {
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            // Soda Core 3 runs the whole file through Jinja (`${ }`, `{% %}`, `{# #}`)
-            // before parsing it; an escaped brace is no delimiter to Jinja and still a
-            // brace to YAML.
-            '{' => o.push_str("\\x7B"),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            '\0' => o.push_str("\\0"),
-            ' '..='~' => o.push(c),
-            c if (c as u32) <= 0xFF => {
-                let _ = write!(o, "\\x{:02X}", c as u32);
-            }
-            c if (c as u32) <= 0xFFFF => {
-                let _ = write!(o, "\\u{:04X}", c as u32);
-            }
-            c => {
-                let _ = write!(o, "\\U{:08X}", c as u32);
-            }
-        }
-    }
-    o.push('"');
-}
-
-pub fn yaml_quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    yaml_quote_into(&mut o, s);
-    o
-}
-
-/// A word for POSIX sh. Plain when nothing in it is special (so the line also works as
-/// a docker `--env-file` entry), single-quoted otherwise. `~` stays quoted: sh
-/// expands `~` after `=` and `:` in assignments.
-pub fn sh_quote(s: &str) -> Cow<'_, str> {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-./:@%+,=".contains(&b));
-    if plain {
-        return Cow::Borrowed(s);
-    }
-    let mut o = String::with_capacity(s.len() + 8);
-    o.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            o.push_str("'\\''");
-        } else {
-            o.push(c);
-        }
-    }
-    o.push('\'');
-    Cow::Owned(o)
-}
-
-/// A value for Helm's `--set`/`--set-string`: Helm splits on `,`, reads a leading `{`
-/// as a list and takes `\` as an escape, and a backslash before any character means
-/// that character.
-pub fn helm_escape(s: &str) -> Cow<'_, str> {
-    if !s.contains(['\\', ',', '{', '}', '[', ']']) {
-        return Cow::Borrowed(s);
-    }
-    let mut o = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if matches!(c, '\\' | ',' | '{' | '}' | '[' | ']') {
-            o.push('\\');
-        }
-        o.push(c);
-    }
-    Cow::Owned(o)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn yaml_quote_escapes_what_parsers_treat_specially() {
-        assert_eq!(yaml_quote("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(yaml_quote("${X}{%"), r#""$\x7BX}\x7B%""#);
-        assert_eq!(
-            yaml_quote("\u{7f}\u{85}é\u{2028}😀"),
-            r#""\x7F\x85\xE9\u2028\U0001F600""#
-        );
-        for s in [
-            "", "null", "~", "yes", "0x1F", "1e3", "#x", "a: b", "- x", "&a *b !t",
-        ] {
-            let v: String = serde_yaml_ng::from_str(&yaml_quote(s)).unwrap();
-            assert_eq!(v, s);
-        }
-    }
 
     #[test]
     fn soda_4_references_are_recognised() {
@@ -612,11 +521,118 @@ mod tests {
         }
     }
 
+    fn choices(output: Option<OutputFormat>) -> Choices {
+        Choices {
+            output,
+            ..Choices::default()
+        }
+    }
+
     #[test]
-    fn sh_quote_plain_only_when_safe() {
-        assert_eq!(sh_quote("kca_AZ09-x"), "kca_AZ09-x");
-        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
-        assert_eq!(sh_quote("~x"), "'~x'");
-        assert_eq!(sh_quote(""), "''");
+    fn settings_default_to_yaml_for_the_eu_host() {
+        let s =
+            Settings::resolve(Kind::Api, &Choices::default(), OutputFormat::Yaml, None).unwrap();
+        assert_eq!(s.format, OutputFormat::Yaml);
+        assert_eq!(s.host, EU_HOST);
+        let us = Choices {
+            region: Some(Region::Us),
+            ..Choices::default()
+        };
+        let s = Settings::resolve(Kind::Api, &us, OutputFormat::Yaml, Some("x.example")).unwrap();
+        assert_eq!(s.host, US_HOST, "--region wins over the remembered host");
+        let s = Settings::resolve(
+            Kind::Api,
+            &Choices::default(),
+            OutputFormat::Yaml,
+            Some("Soda.Example.COM"),
+        )
+        .unwrap();
+        assert_eq!(
+            s.host, "soda.example.com",
+            "the remembered host, lowercased"
+        );
+    }
+
+    #[test]
+    fn settings_refuse_combinations_that_cannot_work() {
+        let refused = |kind, c: Choices, why: &str| {
+            let e = Settings::resolve(kind, &c, OutputFormat::Yaml, None).unwrap_err();
+            assert_eq!(crate::error::kind_of(&e), Some(crate::error::Kind::Usage));
+            assert!(format!("{e:#}").contains(why), "{e:#}");
+        };
+        refused(
+            Kind::Api,
+            Choices {
+                export: true,
+                ..choices(Some(OutputFormat::Yaml))
+            },
+            "--export applies to --output env only",
+        );
+        refused(
+            Kind::Api,
+            choices(Some(OutputFormat::HelmSet)),
+            "takes a runner key",
+        );
+        refused(
+            Kind::Runner,
+            Choices {
+                secret_ref: SecretRef::Env,
+                soda_version: Some(SodaVersion::V4),
+                ..Choices::default()
+            },
+            "--secret-ref env applies to the soda_cloud block",
+        );
+        refused(
+            Kind::Api,
+            Choices {
+                secret_ref: SecretRef::Env,
+                ..Choices::default()
+            },
+            "needs --soda-version",
+        );
+        refused(
+            Kind::Api,
+            Choices {
+                write: true,
+                ..choices(Some(OutputFormat::Env))
+            },
+            "--write edits the soda_cloud block",
+        );
+        refused(
+            Kind::Api,
+            Choices {
+                host: Some("https://x.example".into()),
+                ..Choices::default()
+            },
+            "has a scheme",
+        );
+    }
+
+    #[test]
+    fn the_secret_value_follows_the_reference_choice() {
+        let parts = KeyParts {
+            kind: Kind::Api,
+            id: "kcabc",
+            name: "n",
+            secret: "kca_s3cret",
+        };
+        let with = |secret_ref, soda_version| {
+            let c = Choices {
+                secret_ref,
+                soda_version,
+                ..Choices::default()
+            };
+            let s = Settings::resolve(Kind::Api, &c, OutputFormat::Yaml, None).unwrap();
+            secret_value(&s, &parts).into_owned()
+        };
+        assert_eq!(with(SecretRef::Literal, None), "kca_s3cret");
+        assert_eq!(
+            with(SecretRef::Env, Some(SodaVersion::V3)),
+            "${SODA_API_KEY_SECRET}"
+        );
+        assert_eq!(
+            with(SecretRef::Env, Some(SodaVersion::V4)),
+            "${env.SODA_API_KEY_SECRET}"
+        );
     }
 }

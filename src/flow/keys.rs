@@ -1,0 +1,130 @@
+//! Keys as the workflows handle them: storing a new one (registry and secret, both or
+//! neither), reading a usable secret, and the checked metadata `create` and `import`
+//! share.
+
+use secrecy::SecretString;
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::key::{Format, Kind};
+use crate::registry::{KeyRecord, Registry};
+use crate::store::{self, StoreChoice, StoreKind};
+
+/// Stores a new key: registry lock, name check, secret into the store, registry entry.
+/// If the registry cannot be written the secret is taken back out, so a failure leaves
+/// neither half behind. Returns the record as saved.
+pub fn store_new_key(
+    app: &App,
+    mut rec: KeyRecord,
+    secret: &SecretString,
+) -> anyhow::Result<KeyRecord> {
+    if app.store == StoreChoice::Vault {
+        return store::vault::create_key(&app.stores, rec, secret);
+    }
+    let mut reg = Registry::lock(&app.paths.data)?;
+    reg.check_free(&rec.name, &rec.id)?;
+    let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
+    rec.store = app.stores.put_new(&rec.id, &label, secret)?;
+    let saved = reg.insert(rec.clone()).and_then(|()| reg.save());
+    if let Err(e) = saved {
+        if let Ok(s) = app.stores.get(rec.store) {
+            let _ = s.delete(&rec.id);
+        }
+        return Err(e);
+    }
+    app.out.debug(&format!(
+        "registry {} updated; secret of {} in the {} store",
+        reg.reg.path().display(),
+        rec.id,
+        rec.store.as_str()
+    ));
+    Ok(rec)
+}
+
+/// The record and secret of KEY for commands that hand the secret out (`secret`,
+/// `config`, `run`): an expired or revoked key is refused unless `allow_expired`.
+pub fn usable_secret(
+    app: &App,
+    key: &str,
+    allow_expired: bool,
+) -> anyhow::Result<(KeyRecord, SecretString)> {
+    let reg = crate::flow::catalog::load_for(app, key)?;
+    let k = reg.resolve(key)?.clone();
+    let status = k.status(OffsetDateTime::now_utc(), app.warn_window);
+    if !status.is_usable() && !allow_expired {
+        return Err(crate::error::Error::inactive(format!(
+            "key '{}' ({}) is {}; pass --allow-expired to use it anyway",
+            k.name,
+            k.id,
+            status.as_str()
+        ))
+        .into());
+    }
+    let store = app.stores.get(k.store)?;
+    app.out.debug(&format!(
+        "reading the secret of {} from {}",
+        k.id,
+        store.location()
+    ));
+    let secret = store.get(&k.id)?;
+    Ok((k, secret))
+}
+
+/// Validated metadata shared by `create` and `import`.
+pub struct NewKeyMeta {
+    pub description: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub scopes: Vec<String>,
+}
+
+impl NewKeyMeta {
+    /// A fresh record for a key that is about to be stored (`store` is decided then).
+    pub fn record(
+        self,
+        id: String,
+        name: String,
+        kind: Kind,
+        format: Format,
+        now: OffsetDateTime,
+    ) -> KeyRecord {
+        KeyRecord {
+            id,
+            name,
+            kind,
+            format,
+            description: self.description,
+            created_at: now,
+            expires_at: self.expires_at,
+            scopes: self.scopes,
+            store: StoreKind::Keyring,
+            revoked_at: None,
+            superseded: None,
+            remotes: Vec::new(),
+            extra: Default::default(),
+        }
+    }
+}
+
+pub fn new_key_meta(
+    description: Option<String>,
+    expires: &str,
+    scopes: Vec<String>,
+    now: OffsetDateTime,
+) -> anyhow::Result<NewKeyMeta> {
+    if let Some(d) = &description {
+        crate::key::validate_description(d)?;
+    }
+    let expires_at = crate::expiry::parse_expires(expires, now)?;
+    let mut out: Vec<String> = Vec::new();
+    for s in scopes {
+        crate::key::validate_scope(&s)?;
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(NewKeyMeta {
+        description: description.filter(|d| !d.is_empty()),
+        expires_at,
+        scopes: out,
+    })
+}

@@ -1,0 +1,471 @@
+//! `keyctl rotate KEY`: replace a key without a gap. A successor with the same name,
+//! kind, format, scopes, lifetime and remotes is minted, stored, pushed to every remote
+//! the old key is on, verified there (token exchange), and rendered (`--write FILE`
+//! rewrites the config). Only then is the old key marked `superseded`; it keeps working
+//! for the grace period and is revoked by `keyctl rotate --finish` or `keyctl gc`.
+//!
+//! Any failing step rolls back: the successor is revoked where it was pushed and
+//! deleted locally, the old key is left as it was, and the error names the step.
+
+use secrecy::ExposeSecret;
+use time::{Duration, OffsetDateTime};
+
+use super::deliver::{Delivery, Target};
+use super::revoke::{Report, RevokeRequest};
+use crate::app::App;
+use crate::error::{Error, usage};
+use crate::key;
+use crate::registry::{KeyRecord, Registry, RemoteLink, Supersession};
+use crate::render::OutputFormat;
+use crate::render::{self, KeyParts, Settings};
+use crate::store::StoreKind;
+
+/// What to rotate and how.
+pub struct RotateRequest {
+    /// The key's ID or name.
+    pub key: String,
+    /// How long the old key keeps working (zero: revoked at once).
+    pub grace: Duration,
+    /// Skip proving on each remote that the new key works.
+    pub no_verify: bool,
+    pub render: render::Choices,
+    pub target: Target,
+    /// Confirmations are answered yes (`--yes`).
+    pub assume_yes: bool,
+}
+
+/// What a rotation did.
+pub struct Rotated {
+    pub new: KeyRecord,
+    pub old: KeyRecord,
+    /// The new secret, when it was not written to a file (for `--json`).
+    pub secret: Option<secrecy::SecretString>,
+    /// When `keyctl gc` revokes the old key (RFC 3339).
+    pub old_revoke_after: String,
+    pub pushed: Vec<RemoteLink>,
+    /// With no grace period, the old key's revocation.
+    pub old_revoked: Option<Report>,
+}
+
+/// Rotates the key `req` names (see the module docs for the steps).
+pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
+    let key = req.key.as_str();
+    let grace = req.grace;
+    let (found, old_secret) = super::keys::usable_secret(app, key, false)?;
+    if found.store == StoreKind::Vault {
+        return Err(usage(
+            "rotating team-store keys is not supported yet: create a new key and revoke the old one",
+        ));
+    }
+    // One rotation of a key at a time; the second fails at once, having changed nothing.
+    let _lock = crate::fsutil::try_lock(&app.paths.data.join(format!("rotate-{}.lock", found.id)))
+        .map_err(|_| {
+            Error::conflict(format!(
+                "another keyctl is rotating key '{}' ({}) right now; nothing was changed",
+                found.name, found.id
+            ))
+        })?;
+    // Read again under the lock: a rotation may have finished (or been cut short) since.
+    let reg = Registry::load(&app.paths.data)?;
+    let old = reg
+        .keys()
+        .iter()
+        .find(|k| k.id == found.id)
+        .cloned()
+        .ok_or_else(|| {
+            Error::not_found(format!("key {} is no longer in the registry", found.id))
+        })?;
+    let resume = match &old.superseded {
+        None => None,
+        Some(sup) => match reg.keys().iter().find(|k| k.id == sup.by) {
+            // A supersession by a key that was never recorded (or was revoked since): clear
+            // it and start over.
+            Some(n) if n.revoked_at.is_some() => {
+                mark_superseded(app, &old, None)?;
+                app.out.note(&format!(
+                    "key {}'s successor {} was revoked; rotating it afresh",
+                    old.id, n.id
+                ));
+                None
+            }
+            None => {
+                mark_superseded(app, &old, None)?;
+                app.out.note(&format!(
+                    "an interrupted rotation left key {} marked superseded by {}, which does not exist; cleared",
+                    old.id, sup.by
+                ));
+                None
+            }
+            // An interrupted rotation whose successor is not on every remote yet: finish it.
+            Some(n)
+                if n.is_live() && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none()) =>
+            {
+                app.out.note(&format!(
+                    "finishing the interrupted rotation of '{}': successor {}",
+                    old.name, n.id
+                ));
+                Some(n.clone())
+            }
+            Some(_) => {
+                return Err(Error::inactive(format!(
+                    "key '{}' ({}) was already rotated; rotate its successor instead",
+                    old.name, old.id
+                ))
+                .into());
+            }
+        },
+    };
+    let old = KeyRecord {
+        superseded: None,
+        ..old
+    };
+
+    // The successor: same shape, same lifetime, same prefix as the old secret.
+    let now = OffsetDateTime::now_utc();
+    let prefix = match key::check(old_secret.expose_secret()) {
+        Ok(r) if r.format == key::Format::Standard => r.prefix,
+        _ => old.kind.default_prefix().to_string(),
+    };
+    drop(old_secret);
+    let (minted, born, new) = match resume {
+        Some(n) => {
+            let secret = app.stores.get(n.store)?.get(&n.id)?;
+            let born = n.remotes.first().cloned();
+            (
+                key::Minted {
+                    id: n.id.clone(),
+                    secret,
+                },
+                born,
+                Some(n),
+            )
+        }
+        None => {
+            // A key of a remote that mints its own (Soda Cloud) gets its successor there.
+            let minter = old.remotes.iter().find(|l| mints_own_keys(app, &l.remote));
+            let (m, b) = successor(app, minter, old.format, &prefix)?;
+            (m, b, None)
+        }
+    };
+    let fresh = new.is_none();
+    let new = new.unwrap_or_else(|| KeyRecord {
+        id: minted.id.clone(),
+        name: old.name.clone(),
+        kind: old.kind,
+        format: old.format,
+        description: old.description.clone(),
+        created_at: now,
+        expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
+        scopes: old.scopes.clone(),
+        store: StoreKind::Keyring,
+        revoked_at: None,
+        superseded: None,
+        remotes: born.iter().cloned().collect(),
+        extra: old.extra.clone(),
+    });
+    let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
+    let settings = Settings::resolve(old.kind, &req.render, OutputFormat::Yaml, remembered)?;
+    let parts = KeyParts {
+        kind: old.kind,
+        id: &minted.id,
+        name: &old.name,
+        secret: minted.secret.expose_secret(),
+    };
+    // A bad --write FILE fails here, before anything changes.
+    let delivery = Delivery::prepare(&req.target, settings, &parts)?;
+
+    // Step 1, one registry write: the successor is recorded and the old key steps aside
+    // together (the successor's secret is stored just before; a crash in between leaves
+    // only a secret nobody owns, which `keyctl doctor --fix` removes).
+    let new = if fresh {
+        match commit_successor(app, &old, new, &minted.secret, now + grace) {
+            Ok(n) => n,
+            Err(e) => {
+                if let Some(l) = &born {
+                    super::push::rescue_secret(&l.remote, &minted);
+                }
+                return Err(step_failed(&old, "store the new key", e, &[]));
+            }
+        }
+    } else {
+        new
+    };
+
+    // Steps 2 and 3: push to every other remote of the old key, then prove the key works
+    // on each.
+    let mut pushed: Vec<RemoteLink> = new.remotes.clone();
+    for l in old
+        .remotes
+        .iter()
+        .filter(|l| new.links_to(&l.remote).is_none())
+    {
+        match super::push::push_key(app, &new, &l.remote, l.user_id.as_deref()) {
+            Ok(link) => pushed.push(link),
+            Err(e) => {
+                let problems = rollback(app, &old, &new, &pushed);
+                return Err(step_failed(
+                    &old,
+                    &format!("push to {}", l.remote),
+                    e,
+                    &problems,
+                ));
+            }
+        }
+    }
+    if !req.no_verify {
+        for l in &pushed {
+            if let Err(e) = verify(app, l, &new.id, &minted.secret) {
+                let problems = rollback(app, &old, &new, &pushed);
+                return Err(step_failed(
+                    &old,
+                    &format!("verify on {} (--no-verify skips it)", l.remote),
+                    e,
+                    &problems,
+                ));
+            }
+        }
+    }
+
+    // Step 4: the configuration the key is pasted into (with --json and no --write, the
+    // JSON below carries the secret instead).
+    let to_stdout = delivery.write.is_none();
+    if (!app.out.json || !to_stdout)
+        && let Err(e) = delivery.deliver(&app.out, &parts)
+    {
+        let problems = rollback(app, &old, &new, &pushed);
+        return Err(step_failed(&old, "render the new key", e, &problems));
+    }
+    let until = crate::expiry::rfc3339(now + grace);
+    app.out.note(&format!(
+        "rotated '{}': new key {}; old key {} is superseded and works until {until}, then `keyctl gc` revokes it",
+        new.name, new.id, old.id
+    ));
+    let old_revoked = if grace.is_zero() {
+        revoke(app, vec![old.id.clone()], 8, req.assume_yes)?
+    } else {
+        None
+    };
+    Ok(Rotated {
+        secret: to_stdout.then(|| minted.secret.clone()),
+        new,
+        old,
+        old_revoke_after: until,
+        pushed,
+        old_revoked,
+    })
+}
+
+/// `keyctl gc` / `rotate --finish`: revoke superseded keys past their grace period,
+/// remotes first (the same path as `keyctl revoke`).
+pub fn finish(app: &App, jobs: usize, assume_yes: bool) -> anyhow::Result<Option<Report>> {
+    let now = OffsetDateTime::now_utc();
+    let reg = Registry::load(&app.paths.data)?;
+    let due: Vec<String> = reg
+        .keys()
+        .iter()
+        .filter(|k| k.revoked_at.is_none())
+        .filter(|k| k.superseded.as_ref().is_some_and(|s| s.revoke_after <= now))
+        .filter(|k| {
+            // Never the only working key: the successor must exist, be live and be on
+            // every remote the old key is on.
+            let sup = k.superseded.as_ref().expect("filtered");
+            let ready = reg.keys().iter().any(|n| {
+                n.id == sup.by
+                    && n.is_live()
+                    && k.remotes.iter().all(|l| n.links_to(&l.remote).is_some())
+            });
+            if !ready {
+                app.out.warn(&format!(
+                    "key '{}' ({}) is not revoked: its successor {} is missing, revoked or not on all its remotes; `keyctl rotate {}` finishes or undoes that rotation",
+                    k.name, k.id, sup.by, k.id
+                ));
+            }
+            ready
+        })
+        .map(|k| k.id.clone())
+        .collect();
+    if due.is_empty() {
+        app.out
+            .note("no rotated key has reached the end of its grace period");
+        return Ok(None);
+    }
+    revoke(app, due, jobs, assume_yes)
+}
+
+fn revoke(
+    app: &App,
+    keys: Vec<String>,
+    jobs: usize,
+    assume_yes: bool,
+) -> anyhow::Result<Option<Report>> {
+    super::revoke::revoke(
+        app,
+        &RevokeRequest {
+            keys,
+            remote: None,
+            all_expired: false,
+            local_only: false,
+            jobs,
+            assume_yes,
+        },
+    )
+}
+
+pub fn parse_grace(s: &str) -> anyhow::Result<Duration> {
+    if s.trim() == "0" || s.trim() == "0s" {
+        return Ok(Duration::ZERO);
+    }
+    crate::expiry::parse_duration(s)
+}
+
+/// Stores the successor's secret, then records it and the old key's supersession in one
+/// registry write. If the write fails, the secret is taken out again.
+fn commit_successor(
+    app: &App,
+    old: &KeyRecord,
+    mut new: KeyRecord,
+    secret: &secrecy::SecretString,
+    revoke_after: OffsetDateTime,
+) -> anyhow::Result<KeyRecord> {
+    let label = format!("keyctl {} key {} ({})", new.kind, new.name, new.id);
+    new.store = app.stores.put_new(&new.id, &label, secret)?;
+    let written = Registry::lock(&app.paths.data).and_then(|mut reg| {
+        let o = reg.get_mut(&old.id).ok_or_else(|| {
+            Error::not_found(format!("key {} is no longer in the registry", old.id))
+        })?;
+        o.superseded = Some(Supersession {
+            by: new.id.clone(),
+            revoke_after,
+        });
+        reg.insert(new.clone())?;
+        reg.save()
+    });
+    if let Err(e) = written {
+        if let Ok(s) = app.stores.get(new.store) {
+            let _ = s.delete(&new.id);
+        }
+        return Err(e);
+    }
+    Ok(new)
+}
+
+/// Sets (or, with None, clears) the old key's supersession.
+fn mark_superseded(
+    app: &App,
+    old: &KeyRecord,
+    by: Option<(&str, OffsetDateTime)>,
+) -> anyhow::Result<()> {
+    crate::flow::catalog::update(app, old.store, &old.id, |k| {
+        k.superseded = by.map(|(id, t)| Supersession {
+            by: id.to_string(),
+            revoke_after: t,
+        });
+    })?;
+    Ok(())
+}
+
+/// The remote's own proof that it accepts the new secret (`Remote::verify`).
+fn verify(
+    app: &App,
+    link: &RemoteLink,
+    id: &str,
+    secret: &secrecy::SecretString,
+) -> anyhow::Result<()> {
+    let how = app
+        .remote(&link.remote)?
+        .verify(id, secret, link.user_id.as_deref())?;
+    app.out
+        .note(&format!("remote {}: the new key works: {how}", link.remote));
+    Ok(())
+}
+
+/// Remotes that mint every key themselves and take none from clients (Soda Cloud).
+fn mints_own_keys(app: &App, remote: &str) -> bool {
+    app.remotes
+        .get(remote)
+        .is_some_and(|c| c.kind == crate::remote::RemoteType::Soda)
+}
+
+/// The successor pair: minted by `minter` when the old key's remote mints its own keys
+/// (the link is born pushed), else locally.
+fn successor(
+    app: &App,
+    minter: Option<&RemoteLink>,
+    format: key::Format,
+    prefix: &str,
+) -> anyhow::Result<(key::Minted, Option<RemoteLink>)> {
+    let Some(l) = minter else {
+        return Ok((key::mint(format, prefix), None));
+    };
+    let (minted, link) = super::push::server_mint(app, &l.remote, None).map_err(|e| {
+        e.context(format!(
+            "rotation failed at step 'mint on {}'; nothing was changed",
+            l.remote
+        ))
+    })?;
+    Ok((minted, Some(link)))
+}
+
+/// Undoes a rotation: the successor off its remotes and out of the store and registry,
+/// the old key as it was. Returns what could not be undone.
+fn rollback(app: &App, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for l in pushed {
+        if l.known_id().is_none() {
+            // A Soda runner key that was never deployed has no runner to delete.
+            app.out.warn(&format!(
+                "remote {} minted the new key {}, which no runner uses; Soda Cloud has no API to delete an undeployed runner key",
+                l.remote, new.id
+            ));
+            continue;
+        }
+        if let Err(e) = app.remote(&l.remote).and_then(|r| r.revoke(l)) {
+            problems.push(format!(
+                "the new key is still on remote {} ({e:#}); `keyctl revoke {}` retries",
+                l.remote, new.id
+            ));
+        }
+    }
+    if problems.is_empty() {
+        // One registry write undoes both halves; the secret goes after it, so a crash in
+        // between leaves an orphaned secret (doctor --fix), never a key without one.
+        let undone = Registry::lock(&app.paths.data).and_then(|mut reg| {
+            reg.remove(&new.id);
+            if let Some(o) = reg.get_mut(&old.id) {
+                o.superseded = None;
+            }
+            reg.save()
+        });
+        match undone {
+            Ok(()) => {
+                if let Err(e) = app.stores.get(new.store).and_then(|s| s.delete(&new.id)) {
+                    problems.push(format!("the new key's secret could not be deleted ({e:#})"));
+                }
+            }
+            Err(e) => problems.push(format!(
+                "the registry could not be restored ({e:#}); `keyctl rotate {}` again finishes or undoes it",
+                old.id
+            )),
+        }
+    }
+    // Otherwise the old key stays superseded by the new one (never two live keys of one
+    // name): once `keyctl revoke NEW` succeeds, `keyctl rotate OLD` starts afresh.
+    problems
+}
+
+fn step_failed(
+    old: &KeyRecord,
+    step: &str,
+    e: anyhow::Error,
+    problems: &[String],
+) -> anyhow::Error {
+    let outcome = if problems.is_empty() {
+        "rolled back: the new key was revoked and deleted, the old key is untouched".to_string()
+    } else {
+        format!("rollback incomplete: {}", problems.join("; "))
+    };
+    e.context(format!(
+        "rotation of '{}' ({}) failed at step '{step}'; {outcome}",
+        old.name, old.id
+    ))
+}
