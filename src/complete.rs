@@ -8,22 +8,31 @@
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::CommandFactory;
 use clap_complete::engine::CompletionCandidate;
 use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
 use crate::app::Paths;
-use crate::cli::{Cli, Shell};
 use crate::registry::Registry;
+
+/// The shells `keyctl completions` writes a registration script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
 
 /// The variable the registration scripts set when they ask for completions.
 pub const VAR: &str = "KEYCTL_COMPLETE";
 
 /// Answers only when a shell asks: the registration scripts call `keyctl -- WORDS...`
 /// with the variable set. A variable merely exported in a shell changes nothing.
-pub fn answer_shell(args: &[OsString]) {
+/// `command` builds keyctl's clap command (the definitions in `cli`).
+pub fn answer_shell(args: &[OsString], command: fn() -> clap::Command) {
     if std::env::var_os(VAR).is_some() && args.get(1).is_some_and(|a| a == "--") {
-        clap_complete::CompleteEnv::with_factory(Cli::command)
+        clap_complete::CompleteEnv::with_factory(command)
             .var(VAR)
             .bin("keyctl")
             .completer("keyctl")
@@ -71,15 +80,16 @@ pub fn print_script(shell: Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn manpage() -> anyhow::Result<Vec<u8>> {
+/// The man page of `command` (keyctl's clap command).
+pub fn manpage(command: clap::Command) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+    clap_mangen::Man::new(command).render(&mut buf)?;
     Ok(buf)
 }
 
-pub fn print_manpage() -> anyhow::Result<()> {
+pub fn print_manpage(command: clap::Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(&manpage()?)?;
+    out.write_all(&manpage(command)?)?;
     out.flush()?;
     Ok(())
 }

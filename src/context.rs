@@ -72,7 +72,8 @@ impl Ctx {
         };
         let vault = (store == StoreChoice::Vault || config.vault.is_some())
             .then(|| vault_settings(config.vault.clone().unwrap_or_default()));
-        let stores = Stores::new(&paths.data, store, vault, &out);
+        let session_bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
+        let stores = Stores::new(&paths.data, store, vault, session_bus, &out);
         Ok(Ctx {
             app: App {
                 paths,

@@ -43,6 +43,8 @@ pub struct Error {
     /// The outcome is unknown (the service went away mid-request), so repeating the
     /// command is the way forward and nothing may be undone as if it had failed.
     outcome_unknown: bool,
+    /// The HTTP status of the service's answer, when the failure is one.
+    http_status: Option<u16>,
 }
 
 impl Error {
@@ -51,7 +53,14 @@ impl Error {
             kind,
             msg: msg.into(),
             outcome_unknown: false,
+            http_status: None,
         }
+    }
+
+    /// Records the HTTP status the service answered with.
+    pub fn with_http_status(mut self, status: u16) -> Error {
+        self.http_status = Some(status);
+        self
     }
 
     pub fn kind(&self) -> Kind {
@@ -148,6 +157,11 @@ pub fn is_outcome_unknown(err: &anyhow::Error) -> bool {
     find(err).is_some_and(|e| e.outcome_unknown)
 }
 
+/// The HTTP status of the service answer the error reports, if it is one.
+pub fn http_status(err: &anyhow::Error) -> Option<u16> {
+    find(err).and_then(|e| e.http_status)
+}
+
 /// The exit code for any error: its kind's, or a plain failure.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind_of(err).map_or(code::FAILURE, Kind::code))
@@ -166,4 +180,33 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     Error::new(Kind::Usage, msg).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn the_first_typed_error_in_the_chain_decides() {
+        let e: anyhow::Error = Error::not_found("no key x").into();
+        let e = e.context("while showing x");
+        assert_eq!(kind_of(&e), Some(Kind::NotFound));
+        assert_eq!(Kind::NotFound.code(), code::NOT_FOUND);
+        assert_eq!(format!("{e:#}"), "while showing x: no key x");
+        let plain = anyhow::anyhow!("disk full");
+        assert_eq!(kind_of(&plain), None);
+        assert_eq!(exit_code(&plain), ExitCode::from(code::FAILURE));
+    }
+
+    #[test]
+    fn flags_travel_with_the_error() {
+        let e: anyhow::Error = Error::store_unavailable("gone").outcome_unknown().into();
+        let e = Err::<(), _>(e).context("create").unwrap_err();
+        assert!(is_outcome_unknown(&e));
+        assert_eq!(http_status(&e), None);
+        let e: anyhow::Error = Error::remote_refused("no").with_http_status(403).into();
+        assert_eq!(http_status(&e), Some(403));
+        assert!(!is_outcome_unknown(&e));
+    }
 }

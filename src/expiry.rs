@@ -17,21 +17,25 @@ pub fn parse_expires(input: &str, now: OffsetDateTime) -> anyhow::Result<Option<
     if s.eq_ignore_ascii_case("never") {
         return Ok(None);
     }
-    let at = if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        t
-    } else if let Ok(d) = Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
-    {
-        d.with_time(Time::from_hms(23, 59, 59).expect("valid time"))
-            .assume_utc()
-    } else {
-        let d = parse_duration(s).map_err(|_| {
+    let at =
+        if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+            t
+        } else if let Ok(d) =
+            Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+        {
+            d.with_time(Time::from_hms(23, 59, 59).expect("valid time"))
+                .assume_utc()
+        } else {
+            let d = parse_duration(s).map_err(|e| {
+            let why = format!("{e:#}");
+            let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w).to_string();
             usage(format!(
-                "invalid --expires {}: use a duration (90d, 12h, 2w), a date (2027-01-31), an RFC 3339 time or 'never'",
+                "invalid --expires {}: {why}; or a date (2027-01-31), an RFC 3339 time, or never",
                 crate::output::quoted(input)
             ))
         })?;
-        now + d
-    };
+            now + d
+        };
     if at <= now {
         return Err(usage(format!(
             "invalid --expires {}: {} is not in the future",
@@ -42,18 +46,107 @@ pub fn parse_expires(input: &str, now: OffsetDateTime) -> anyhow::Result<Option<
     Ok(Some(at))
 }
 
-/// A window such as `7d` (for `list --expiring`).
+/// What a duration may say, for `--help` and error messages.
+pub const DURATION_FORMS: &str = "a number and a unit: s (seconds), min (minutes), h (hours), d (days), w (weeks), mo (months of 30 days), y (years of 365 days), combinable as 1h30min";
+
+/// A duration such as `7d`, `12h`, `1h30min` or `6mo` (for `--expires`, `--grace`,
+/// `list --expiring` and `expiring_window`). A bare `m` (or `M`) is refused: it means
+/// minutes to some tools and months to others, and a key that lives one minute
+/// instead of one month is a silent disaster.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let std = humantime::parse_duration(s.trim()).map_err(|e| {
+    let text = s.trim();
+    let bad = |why: &str| {
         usage(format!(
-            "invalid duration {}: {e}",
+            "invalid duration {}: {why}",
             crate::output::quoted(s)
         ))
-    })?;
-    if std.is_zero() {
+    };
+    if text.is_empty() {
+        return Err(bad(&format!("it is empty; use {DURATION_FORMS}")));
+    }
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(bad(&format!("expected a number; use {DURATION_FORMS}")));
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| bad("the number is too large"))?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let unit = &rest[..unit_len];
+        rest = rest[unit_len..].trim_start();
+        let one = match unit {
+            "s" | "sec" | "secs" | "second" | "seconds" => Duration::SECOND,
+            "min" | "mins" | "minute" | "minutes" => Duration::MINUTE,
+            "h" | "hr" | "hrs" | "hour" | "hours" => Duration::HOUR,
+            "d" | "day" | "days" => Duration::DAY,
+            "w" | "week" | "weeks" => Duration::WEEK,
+            "mo" | "month" | "months" => Duration::days(30),
+            "y" | "year" | "years" => Duration::days(365),
+            "m" | "M" => {
+                return Err(bad(&format!(
+                    "'{unit}' could mean minutes or months; write {n}min for minutes or {n}mo for months"
+                )));
+            }
+            "" => {
+                return Err(bad(&format!(
+                    "{n} has no unit; write {n}d for days, {n}h for hours ({DURATION_FORMS})"
+                )));
+            }
+            u => {
+                return Err(bad(&format!(
+                    "unknown unit '{}'; use {DURATION_FORMS}",
+                    crate::output::sanitize(u)
+                )));
+            }
+        };
+        let part = one.checked_mul(i32::try_from(n).map_err(|_| bad("the number is too large"))?);
+        total = part
+            .and_then(|p| total.checked_add(p))
+            .filter(|t| *t <= Duration::days(365 * 1000))
+            .ok_or_else(|| bad("it is too long (over 1000 years)"))?;
+    }
+    if total.is_zero() {
         return Err(usage("a duration of zero is not allowed"));
     }
-    Duration::try_from(std).map_err(|_| usage("duration too large"))
+    Ok(total)
+}
+
+/// "in 9 days", "3 hours ago", "now": how far `t` is from `now`, in one unit, for tables.
+pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let d = t - now;
+    let secs = d.whole_seconds().unsigned_abs();
+    // Rounded, not cut: a key made with --expires 9d reads "in 9 days" a second later.
+    let (size, unit) = match secs {
+        0..60 => return "now".into(),
+        60..3570 => (60, "minute"),
+        3570..84_600 => (3600, "hour"),
+        84_600..10_368_000 => (86_400, "day"),
+        10_368_000..63_072_000 => (2_592_000, "month"),
+        _ => (31_536_000, "year"),
+    };
+    let n = (secs + size / 2) / size;
+    let plural = if n == 1 { "" } else { "s" };
+    if d.is_positive() {
+        format!("in {n} {unit}{plural}")
+    } else {
+        format!("{n} {unit}{plural} ago")
+    }
+}
+
+/// "expires 2027-02-21 (in 90 days)" or "never expires": what `create`, `import` and
+/// `rotate` say about a new key.
+pub fn describe(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
+    match expires_at {
+        None => "never expires".into(),
+        Some(t) => format!("expires {} ({})", day(t), relative(t, now)),
+    }
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -169,5 +262,49 @@ mod tests {
             status(Some(NOW + Duration::days(30)), false, NOW, w),
             Status::Active
         );
+    }
+
+    #[test]
+    fn durations_and_the_ambiguous_m() {
+        assert_eq!(parse_duration("90d").unwrap(), Duration::days(90));
+        assert_eq!(parse_duration("1h30min").unwrap(), Duration::minutes(90));
+        assert_eq!(parse_duration("2w").unwrap(), Duration::weeks(2));
+        assert_eq!(parse_duration("6mo").unwrap(), Duration::days(180));
+        assert_eq!(parse_duration(" 1 y ").unwrap(), Duration::days(365));
+        let e = format!("{:#}", parse_duration("1m").unwrap_err());
+        assert!(e.contains("1min for minutes or 1mo for months"), "{e}");
+        assert!(parse_duration("1M").is_err());
+        let e = format!("{:#}", parse_expires("1m", NOW).unwrap_err());
+        assert!(
+            e.starts_with("invalid --expires '1m': 'm' could mean"),
+            "{e}"
+        );
+        for bad in ["", "d", "5", "5 parsecs", "0d", "99999999999d", "1.5d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_times_read_like_speech() {
+        assert_eq!(relative(NOW + Duration::days(9), NOW), "in 9 days");
+        assert_eq!(relative(NOW - Duration::days(3), NOW), "3 days ago");
+        assert_eq!(relative(NOW + Duration::hours(1), NOW), "in 1 hour");
+        assert_eq!(relative(NOW + Duration::seconds(20), NOW), "now");
+        assert_eq!(
+            relative(NOW + Duration::days(9) - Duration::seconds(2), NOW),
+            "in 9 days"
+        );
+        assert_eq!(relative(NOW + Duration::minutes(59), NOW), "in 59 minutes");
+        assert_eq!(
+            relative(NOW + Duration::minutes(-50), NOW),
+            "50 minutes ago"
+        );
+        assert_eq!(relative(NOW + Duration::days(200), NOW), "in 7 months");
+        assert_eq!(relative(NOW - Duration::days(800), NOW), "2 years ago");
+        assert_eq!(
+            describe(Some(NOW + Duration::days(90)), NOW),
+            "expires 2027-02-21 (in 90 days)"
+        );
+        assert_eq!(describe(None, NOW), "never expires");
     }
 }

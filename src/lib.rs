@@ -43,7 +43,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
     // A shell asking for completions (KEYCTL_COMPLETE=bash keyctl -- ...) is answered here
     // and the process exits; otherwise this costs one environment lookup.
-    complete::answer_shell(&args);
+    complete::answer_shell(&args, <Cli as clap::CommandFactory>::command);
     harden::no_core_dumps();
     if let Some(pos) = secret_in_args(&args) {
         eprintln!(
@@ -51,9 +51,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         );
         return ExitCode::from(error::code::USAGE);
     }
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e),
+        Err(e) => return clap_error(e, &args),
     };
     let out = Output::new(
         cli.global.json,
@@ -88,34 +88,25 @@ fn secret_in_args(args: &[OsString]) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// clap's errors, squeezed to one line; help and version go to stdout as usual.
-fn clap_error(e: clap::Error) -> ExitCode {
+/// clap's errors as one line (see `cli::errors`); help and version go to stdout as usual,
+/// and a bare `keyctl` prints the short help on stderr, with or without `KEYCTL_HOME`.
+fn clap_error(e: clap::Error, args: &[OsString]) -> ExitCode {
+    use clap::CommandFactory as _;
     use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        let _ = e.print();
-        return ExitCode::from(
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                error::code::USAGE
-            } else {
-                error::code::OK
-            },
-        );
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::from(error::code::OK)
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let help = Cli::command().render_help();
+            eprint!("{help}");
+            ExitCode::from(error::code::USAGE)
+        }
+        _ => {
+            let line = cli::errors::explain(&e, &Cli::command(), args);
+            eprintln!("keyctl: error: {}", output::sanitize(&line));
+            ExitCode::from(error::code::USAGE)
+        }
     }
-    let text = e.render().to_string();
-    let line: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
-        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
-        .collect();
-    eprintln!(
-        "keyctl: error: {} (see keyctl --help)",
-        output::sanitize(&line.join("; "))
-    );
-    ExitCode::from(error::code::USAGE)
 }

@@ -33,6 +33,8 @@ pub use reqwest::{Method, Url};
 
 /// How to reach one service.
 pub struct Endpoint<'a> {
+    /// What a person calls the service ("remote ks", "OpenBao/Vault"), for the spinner.
+    pub label: String,
     /// Already checked by [`parse_url`].
     pub base: Url,
     /// PEM file of a private CA to trust in addition to the system's roots.
@@ -162,6 +164,7 @@ impl std::fmt::Display for Transport {
 /// An HTTP client for one service.
 pub struct Client {
     inner: reqwest::blocking::Client,
+    label: String,
     out: Output,
     /// Every secret and token this client has sent: masked in any text that comes back.
     sent: Masker,
@@ -193,6 +196,7 @@ impl Client {
         }
         Ok(Client {
             inner: b.build().context("cannot set up the HTTP client")?,
+            label: ep.label.clone(),
             out: out.clone(),
             sent: Masker::default(),
         })
@@ -280,7 +284,11 @@ impl Client {
         let start = Instant::now();
         let method = &req.method;
         let shown = self.mask(&sanitize(req.url.as_str()));
+        let spinner = self
+            .out
+            .wait(format!("waiting for {} ({method} {shown})", self.label));
         let result = rb.send().map_err(|e| transport(&e)).and_then(read_capped);
+        drop(spinner);
         let ms = start.elapsed().as_millis();
         match &result {
             Ok(r) => self

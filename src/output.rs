@@ -3,8 +3,11 @@
 //! contents, server replies) so they cannot inject terminal escapes.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
-use comfy_table::{ContentArrangement, Table, presets};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Table, presets};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -23,23 +26,35 @@ pub struct Output {
     pub verbose: u8,
     pub color: bool,
     pub stdout_tty: bool,
+    /// Tables on stdout are colored (a terminal, and color not turned off).
+    pub color_stdout: bool,
+    /// Spinners and progress bars are drawn (stderr is a terminal, no `-q`, no `--json`).
+    pub animate: bool,
+    /// Claimed by the one spinner or progress bar on screen (clones share it), so
+    /// concurrent waits never draw over each other.
+    indicator: Arc<AtomicBool>,
 }
 
 impl Output {
     /// `no_color` is whether the `NO_COLOR` environment variable asks for no color
     /// (honored under `--color auto`).
     pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorChoice, no_color: bool) -> Self {
-        let color = match color {
+        let on = |tty: bool| match color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => !no_color && std::io::stderr().is_terminal(),
+            ColorChoice::Auto => !no_color && tty,
         };
+        let stdout_tty = std::io::stdout().is_terminal();
         Output {
             json,
             quiet,
             verbose,
-            color,
-            stdout_tty: std::io::stdout().is_terminal(),
+            color: on(std::io::stderr().is_terminal()),
+            stdout_tty,
+            // Piped output is TSV for scripts: never colored, whatever --color says.
+            color_stdout: stdout_tty && on(true),
+            animate: !quiet && !json && std::io::stderr().is_terminal(),
+            indicator: Arc::default(),
         }
     }
 
@@ -51,7 +66,90 @@ impl Output {
             verbose: 0,
             color: false,
             stdout_tty: false,
+            color_stdout: false,
+            animate: false,
+            indicator: Arc::default(),
         }
+    }
+
+    /// Says on stderr what keyctl waits for, once the wait passes [`WAIT_SHOWN_AFTER`]:
+    /// a spinner with `msg` and the time so far, cleared when the returned guard drops.
+    /// Nothing on a pipe, with `-q` or `--json`, or while another indicator is shown.
+    pub fn wait(&self, msg: impl Into<String>) -> Wait {
+        if !self.animate || self.indicator.swap(true, Ordering::AcqRel) {
+            return Wait { shared: None };
+        }
+        let shared = Arc::new(WaitShared {
+            state: Mutex::new((false, msg.into())),
+            wake: Condvar::new(),
+        });
+        let s = shared.clone();
+        let claim = self.indicator.clone();
+        let thread = std::thread::spawn(move || {
+            let bar = {
+                let g = s.state.lock().expect("wait lock");
+                let (g, _) = s
+                    .wake
+                    .wait_timeout_while(g, WAIT_SHOWN_AFTER, |(done, _)| !*done)
+                    .expect("wait lock");
+                if g.0 {
+                    claim.store(false, Ordering::Release);
+                    return;
+                }
+                let bar = indicatif::ProgressBar::with_draw_target(
+                    None,
+                    indicatif::ProgressDrawTarget::stderr(),
+                );
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{spinner} {wide_msg} {elapsed}")
+                {
+                    bar.set_style(style);
+                }
+                bar.set_message(sanitize(&g.1));
+                bar.enable_steady_tick(Duration::from_millis(100));
+                bar
+            };
+            let mut shown = String::new();
+            loop {
+                let g = s.state.lock().expect("wait lock");
+                let (g, _) = s
+                    .wake
+                    .wait_timeout_while(g, Duration::from_millis(100), |(done, _)| !*done)
+                    .expect("wait lock");
+                if g.0 {
+                    break;
+                }
+                if g.1 != shown {
+                    shown = g.1.clone();
+                    bar.set_message(sanitize(&shown));
+                }
+            }
+            bar.finish_and_clear();
+            claim.store(false, Ordering::Release);
+        });
+        Wait {
+            shared: Some((shared, thread)),
+        }
+    }
+
+    /// A progress bar for `total` steps of a bulk operation (`what` in its template,
+    /// e.g. "revoking"), or None where nothing is drawn or there is a single step.
+    pub fn progress(&self, total: usize, what: &str) -> Option<Progress> {
+        if total < 2 || !self.animate || self.indicator.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        let template = format!("{what} {{bar:30}} {{pos}}/{{len}} {{per_sec}}");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        Some(Progress {
+            bar,
+            claim: self.indicator.clone(),
+        })
     }
 
     /// A note for people on stderr; silenced by `--quiet`.
@@ -84,6 +182,58 @@ impl Output {
     }
 }
 
+/// How long a wait goes unannounced: shorter waits would only flicker.
+pub const WAIT_SHOWN_AFTER: Duration = Duration::from_millis(300);
+
+struct WaitShared {
+    /// Done, and the message to show.
+    state: Mutex<(bool, String)>,
+    wake: Condvar,
+}
+
+/// A wait in progress ([`Output::wait`]); the spinner goes when this drops.
+pub struct Wait {
+    shared: Option<(Arc<WaitShared>, std::thread::JoinHandle<()>)>,
+}
+
+impl Wait {
+    /// Changes what the spinner says ("retrying 2/3 in 1 s: connection refused").
+    pub fn set_message(&self, msg: impl Into<String>) {
+        if let Some((s, _)) = &self.shared {
+            s.state.lock().expect("wait lock").1 = msg.into();
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        if let Some((s, thread)) = self.shared.take() {
+            s.state.lock().expect("wait lock").0 = true;
+            s.wake.notify_all();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A progress bar on screen ([`Output::progress`]), cleared when dropped.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    claim: Arc<AtomicBool>,
+}
+
+impl Progress {
+    pub fn inc(&self) {
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+        self.claim.store(false, Ordering::Release);
+    }
+}
+
 /// Prints one JSON value (pretty on a terminal, compact otherwise) and a newline.
 pub fn print_json<T: Serialize + ?Sized>(out: &Output, value: &T) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
@@ -98,26 +248,142 @@ pub fn print_json<T: Serialize + ?Sized>(out: &Output, value: &T) -> anyhow::Res
     Ok(())
 }
 
+/// How a table cell reads at a glance, colored on a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    /// Active: green.
+    Good,
+    /// Expiring, superseded: yellow.
+    Warn,
+    /// Expired, revoked: red.
+    Bad,
+}
+
+/// One column of a table for people.
+pub struct Column {
+    pub header: &'static str,
+    /// Never wrapped and never dropped (IDs and names people copy).
+    pub keep: bool,
+    /// When the terminal is too narrow, droppable columns go in rising order of this.
+    pub drop_rank: u8,
+}
+
+impl Column {
+    pub const fn keep(header: &'static str) -> Column {
+        Column {
+            header,
+            keep: true,
+            drop_rank: u8::MAX,
+        }
+    }
+
+    pub const fn droppable(header: &'static str, drop_rank: u8) -> Column {
+        Column {
+            header,
+            keep: false,
+            drop_rank,
+        }
+    }
+}
+
 /// A table: boxed on a terminal; tab-separated without a header when piped, so that
 /// `cut -f` and `while read` keep working whatever the terminal width.
-pub fn print_table(out: &Output, header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+pub fn print_table(
+    out: &Output,
+    header: &[&'static str],
+    rows: Vec<Vec<String>>,
+) -> anyhow::Result<()> {
+    let cols: Vec<Column> = header.iter().map(|h| Column::droppable(h, 0)).collect();
+    let rows = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|c| (c, Tone::Plain)).collect())
+        .collect();
+    print_columns(out, &cols, rows, None)
+}
+
+/// A table whose key columns are never wrapped: on a terminal narrower than the table,
+/// low-value columns are dropped first (as gh does), then the rest may wrap. Cells are
+/// colored by tone where color is on. Piped, the TSV rows are `tsv` when given (stable
+/// values such as dates), else the cells.
+pub fn print_columns(
+    out: &Output,
+    cols: &[Column],
+    rows: Vec<Vec<(String, Tone)>>,
+    tsv: Option<Vec<Vec<String>>>,
+) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
-    if out.stdout_tty {
-        let mut t = Table::new();
-        t.load_style(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_header(header.to_vec());
-        for r in rows {
-            t.add_row(r.into_iter().map(|c| sanitize(&c)).collect::<Vec<_>>());
-        }
-        writeln!(w, "{t}")?;
-    } else {
-        for r in rows {
+    if !out.stdout_tty {
+        let plain: Vec<Vec<String>> = tsv.unwrap_or_else(|| {
+            rows.into_iter()
+                .map(|r| r.into_iter().map(|(c, _)| c).collect())
+                .collect()
+        });
+        for r in plain {
             let cells: Vec<String> = r.iter().map(|c| sanitize(c).replace('\t', " ")).collect();
             writeln!(w, "{}", cells.join("\t"))?;
         }
+        w.flush()?;
+        return Ok(());
     }
+    let rows: Vec<Vec<(String, Tone)>> = rows
+        .into_iter()
+        .map(|r| r.into_iter().map(|(c, t)| (sanitize(&c), t)).collect())
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].0.chars().count())
+            .chain([cols[i].header.len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let mut shown: Vec<usize> = (0..cols.len()).collect();
+    let mut t = Table::new();
+    if let Some(term) = t.width().map(usize::from) {
+        // Borders and padding take three columns per column, plus one.
+        let total = |shown: &[usize]| shown.iter().map(|&i| width(i) + 3).sum::<usize>() + 1;
+        while total(&shown) > term {
+            let Some(pos) = shown
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| !cols[**i].keep)
+                .min_by_key(|(_, i)| cols[**i].drop_rank)
+                .map(|(p, _)| p)
+            else {
+                break;
+            };
+            shown.remove(pos);
+        }
+    }
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(shown.iter().map(|&i| cols[i].header).collect::<Vec<_>>());
+    if out.color_stdout {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    for r in &rows {
+        t.add_row(shown.iter().map(|&i| {
+            let (text, tone) = &r[i];
+            let cell = Cell::new(text);
+            match (out.color_stdout, tone) {
+                (true, Tone::Good) => cell.fg(Color::Green),
+                (true, Tone::Warn) => cell.fg(Color::Yellow),
+                (true, Tone::Bad) => cell.fg(Color::Red),
+                _ => cell,
+            }
+        }));
+    }
+    for (pos, &i) in shown.iter().enumerate() {
+        if cols[i].keep
+            && let Some(c) = t.column_mut(pos)
+        {
+            c.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    writeln!(w, "{t}")?;
     w.flush()?;
     Ok(())
 }

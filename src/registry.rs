@@ -16,9 +16,29 @@ use crate::error::Error;
 use crate::expiry::{self, Status};
 use crate::fsutil;
 use crate::key::{Format, Kind};
-use crate::store::StoreKind;
 
 const VERSION: u32 = 1;
+
+/// Which store holds a key's secret: recorded with the key, so reads go to the right
+/// place whatever `--store` says today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Keyring,
+    File,
+    /// OpenBao / HashiCorp Vault KV v2, shared by a team's machines.
+    Vault,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Keyring => "keyring",
+            StoreKind::File => "file",
+            StoreKind::Vault => "vault",
+        }
+    }
+}
 
 /// One key's metadata.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::registry::Registry;
 use crate::store::StoreChoice;
-use crate::store::{SecretStore, StoreKind, file::FileStore, keyring::KeyringStore};
+use crate::store::{SecretStore, StoreKind, file::FileStore};
 
 #[derive(Serialize)]
 struct Report {
@@ -74,13 +74,16 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     if core_dumps_possible == Some(true) {
         problems.push("this keyctl could dump core with a secret in memory".into());
     }
-    let probe = KeyringStore::open().and_then(|s| match s.get("keyctl-doctor-probe") {
-        Ok(_) => Ok(s.location()),
-        Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => {
-            Ok(s.location())
-        }
-        Err(e) => Err(e),
-    });
+    let probe = ctx
+        .stores
+        .keyring()
+        .and_then(|s| match s.get("keyctl-doctor-probe") {
+            Ok(_) => Ok(s.location()),
+            Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => {
+                Ok(s.location())
+            }
+            Err(e) => Err(e),
+        });
     let (keyring_available, keyring_detail) = match probe {
         Ok(loc) => (true, format!("answers: {loc}")),
         Err(e) => (false, format!("{e:#}")),
@@ -131,7 +134,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             }
         }
         if keyring_available {
-            match KeyringStore::open().and_then(|k| k.ids()) {
+            match ctx.stores.keyring().and_then(|k| k.ids()) {
                 Ok(ids) => held.push((StoreKind::Keyring, ids)),
                 Err(e) => problems.push(format!("the keyring could not be searched: {e:#}")),
             }

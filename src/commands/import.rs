@@ -37,11 +37,12 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         return crate::output::print_json(&ctx.out, &KeyView::of(&rec, now, ctx.warn_window));
     }
     ctx.out.note(&format!(
-        "imported {} key '{}' ({}), secret in the {} store; `keyctl config {}` renders its snippet",
+        "imported {} key '{}' ({}), secret in the {} store, {}; `keyctl config {}` renders its snippet",
         rec.kind,
         rec.name,
         rec.id,
         rec.store.as_str(),
+        crate::expiry::describe(rec.expires_at, now),
         rec.name
     ));
     // The next step: prove the service accepts it, where one is configured.

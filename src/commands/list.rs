@@ -9,7 +9,7 @@ use crate::cli::ListArgs;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::expiry::{self, Status};
-use crate::output;
+use crate::output::{self, Column, Tone};
 use crate::registry::KeyRecord;
 
 pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
@@ -50,7 +50,15 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
         let views: Vec<KeyView> = keys.map(|k| KeyView::of(k, now, ctx.warn_window)).collect();
         return output::print_json(&ctx.out, &views);
     }
-    let rows: Vec<Vec<String>> = keys
+    let keys: Vec<&KeyRecord> = keys.collect();
+    if keys.is_empty() && ctx.out.stdout_tty {
+        ctx.out
+            .note("no keys yet: `keyctl create --kind api` mints one");
+        return Ok(());
+    }
+    // Piped: the stable TSV scripts read (dates, not "in 9 days").
+    let tsv: Vec<Vec<String>> = keys
+        .iter()
         .map(|k| {
             vec![
                 k.name.clone(),
@@ -63,16 +71,41 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
             ]
         })
         .collect();
-    if rows.is_empty() && ctx.out.stdout_tty {
-        ctx.out
-            .note("no keys yet: `keyctl create --kind api` mints one");
-        return Ok(());
-    }
-    output::print_table(
+    let rows: Vec<Vec<(String, Tone)>> = keys
+        .iter()
+        .map(|k| {
+            let status = k.status(now, ctx.warn_window);
+            let tone = match status {
+                Status::Active => Tone::Good,
+                Status::Expiring | Status::Superseded => Tone::Warn,
+                Status::Expired | Status::Revoked => Tone::Bad,
+            };
+            let expires = k
+                .expires_at
+                .map_or_else(|| "never".into(), |t| expiry::relative(t, now));
+            vec![
+                (k.name.clone(), Tone::Plain),
+                (k.id.clone(), Tone::Plain),
+                (k.kind.to_string(), Tone::Plain),
+                (expiry::day(k.created_at), Tone::Plain),
+                (expires, Tone::Plain),
+                (status.as_str().into(), tone),
+                (k.store.as_str().into(), Tone::Plain),
+            ]
+        })
+        .collect();
+    output::print_columns(
         &ctx.out,
         &[
-            "NAME", "ID", "KIND", "CREATED", "EXPIRES", "STATUS", "STORE",
+            Column::keep("NAME"),
+            Column::keep("ID"),
+            Column::droppable("KIND", 2),
+            Column::droppable("CREATED", 0),
+            Column::droppable("EXPIRES", 3),
+            Column::keep("STATUS"),
+            Column::droppable("STORE", 1),
         ],
         rows,
+        Some(tsv),
     )
 }

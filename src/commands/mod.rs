@@ -41,7 +41,9 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Doctor(a) => doctor::run(ctx, a.fix),
         Command::Run(a) => run::run(ctx, a),
         Command::Completions(a) => crate::complete::print_script(a.shell),
-        Command::Manpage => crate::complete::print_manpage(),
+        Command::Manpage => {
+            crate::complete::print_manpage(<crate::cli::Cli as clap::CommandFactory>::command())
+        }
         Command::Remote(c) => remote::run(ctx, c),
         Command::Push(a) => push::run(ctx, a),
         Command::Revoke(a) => revoke::run(ctx, a),

@@ -24,21 +24,16 @@ pub fn load(app: &App) -> anyhow::Result<Registry> {
     }
 }
 
-/// The keys KEY (an ID or a name) can mean, enough for `Registry::resolve`: a few round
-/// trips to the team store instead of listing it.
+/// The keys KEY (an ID or a name) can mean, enough for `Registry::resolve`. A key of this
+/// machine is answered locally, without waiting for the team store (which may be slow or
+/// down); otherwise a few round trips to the team store instead of listing it.
 pub fn load_for(app: &App, key: &str) -> anyhow::Result<Registry> {
     let local = Registry::load(&app.paths.data)?;
-    if !app.stores.vault_enabled() {
+    if !app.stores.vault_enabled() || local.resolve(key).is_ok() {
         return Ok(local);
     }
-    match app.stores.vault().and_then(|v| v.lookup(key)) {
-        Ok(shared) => Ok(local.with_shared(shared)),
-        Err(e) if local.resolve(key).is_ok() => {
-            app.out.warn(&format!("team store not consulted: {e:#}"));
-            Ok(local)
-        }
-        Err(e) => Err(e),
-    }
+    let shared = app.stores.vault()?.lookup(key)?;
+    Ok(local.with_shared(shared))
 }
 
 /// Changes one key's record where it lives: in the team store with check-and-set, or

@@ -144,11 +144,12 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
     let pushed = super::push::push_after_create(app, &mut rec, &remote);
 
     app.out.note(&format!(
-        "created {} key '{}' ({}), secret in the {} store; `keyctl config {}` renders it again",
+        "created {} key '{}' ({}), secret in the {} store, {}; `keyctl config {}` renders it again",
         rec.kind,
         rec.name,
         rec.id,
         rec.store.as_str(),
+        crate::expiry::describe(rec.expires_at, now),
         rec.name
     ));
     where_registered(app, &rec, &remote);

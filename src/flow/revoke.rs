@@ -8,7 +8,6 @@
 //! once; the registry is written once at the end, under its lock.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;
@@ -246,7 +245,7 @@ fn revoke_remotely(
         let opened = app.remote(&r);
         remotes.insert(r, opened);
     }
-    let bar = progress(app, total);
+    let bar = app.out.progress(total, "revoking");
     let queue = Mutex::new(targets.into_iter());
     let results = Mutex::new(Vec::with_capacity(total));
     let workers = req.jobs.min(total).max(1);
@@ -259,16 +258,14 @@ fn revoke_remotely(
                     };
                     let o = revoke_one(app, req, &remotes, rec);
                     if let Some(b) = &bar {
-                        b.inc(1);
+                        b.inc();
                     }
                     results.lock().expect("results").push(o);
                 }
             });
         }
     });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    drop(bar);
     Ok(results.into_inner().expect("results"))
 }
 
@@ -368,17 +365,4 @@ fn learn_id(
         known.remote_id = id;
     }
     Ok(Some(known))
-}
-
-fn progress(app: &App, total: usize) -> Option<indicatif::ProgressBar> {
-    if total < 2 || app.out.quiet || app.out.json || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = indicatif::ProgressBar::new(total as u64);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("revoking {bar:30} {pos}/{len} keys {per_sec}")
-    {
-        b.set_style(style);
-    }
-    Some(b)
 }

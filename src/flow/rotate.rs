@@ -237,8 +237,11 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
     }
     let until = crate::expiry::rfc3339(now + grace);
     app.out.note(&format!(
-        "rotated '{}': new key {}; old key {} is superseded and works until {until}, then `keyctl gc` revokes it",
-        new.name, new.id, old.id
+        "rotated '{}': new key {} ({}); old key {} is superseded and works until {until}, then `keyctl gc` revokes it",
+        new.name,
+        new.id,
+        crate::expiry::describe(new.expires_at, now),
+        old.id
     ));
     let old_revoked = if grace.is_zero() {
         revoke(app, vec![old.id.clone()], 8, req.assume_yes)?

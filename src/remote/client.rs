@@ -12,6 +12,14 @@ use crate::error::Error;
 use crate::net::{self, Auth, Method, Reply, TransportKind, Url};
 use crate::output::{Output, quoted, sanitize};
 
+/// A request that got no usable answer.
+struct Failed {
+    err: anyhow::Error,
+    timed_out: bool,
+    /// The transport's reason, short, for the spinner.
+    why: String,
+}
+
 /// The HTTP client of one remote ([`crate::net`]) and its name, for messages.
 pub struct Client {
     net: net::Client,
@@ -32,6 +40,7 @@ impl Client {
     pub fn new(out: &Output, name: &str, cfg: &RemoteConfig) -> anyhow::Result<Client> {
         let base = net::parse_url(&cfg.url, "--url")?;
         let endpoint = net::Endpoint {
+            label: format!("remote {name}"),
             base: base.clone(),
             ca_cert: cfg.ca_cert.as_deref(),
             connect_timeout: duration_of(
@@ -80,6 +89,19 @@ impl Client {
     ) -> anyhow::Result<Reply> {
         const ATTEMPTS: u32 = 3;
         let mut delay = Duration::from_millis(200);
+        let shown = self.mask(&sanitize(url.as_str()));
+        let spinner = self.out.wait(format!(
+            "waiting for remote {} ({method} {shown})",
+            self.name
+        ));
+        let retrying = |attempt: u32, wait: Duration, why: &str| {
+            spinner.set_message(format!(
+                "remote {}: retrying {}/{ATTEMPTS} in {} s: {why}",
+                self.name,
+                attempt + 1,
+                wait.as_secs_f64().ceil()
+            ));
+        };
         for attempt in 1..=ATTEMPTS {
             let last = attempt == ATTEMPTS;
             match self.send_once(&method, &url, &auth, body) {
@@ -94,6 +116,7 @@ impl Client {
                         wait.as_secs_f64().ceil(),
                         ATTEMPTS - 1
                     ));
+                    retrying(attempt, wait, "HTTP 429");
                     std::thread::sleep(wait);
                 }
                 Ok(r) if idempotent && !last && matches!(r.status, 502..=504) => {
@@ -107,14 +130,23 @@ impl Client {
                         self.name,
                         wait.as_millis()
                     ));
+                    retrying(attempt, wait, &format!("HTTP {}", r.status));
                     std::thread::sleep(wait);
                 }
-                Err(e) if idempotent && !last && is_unreachable(&e) => {
-                    self.out
-                        .debug(&format!("{e:#}; retrying in {} ms", delay.as_millis()));
+                // A server that did not answer within the timeout is not asked again
+                // (that would triple a long wait); one that refused or dropped the
+                // connection may be restarting.
+                Err(f) if idempotent && !last && !f.timed_out => {
+                    self.out.debug(&format!(
+                        "{:#}; retrying in {} ms",
+                        f.err,
+                        delay.as_millis()
+                    ));
+                    retrying(attempt, delay, &f.why);
                     std::thread::sleep(delay);
                 }
-                other => return other,
+                Err(f) => return Err(f.err),
+                Ok(r) => return Ok(r),
             }
             delay *= 3;
         }
@@ -127,7 +159,7 @@ impl Client {
         url: &Url,
         auth: &Auth<'_>,
         body: Option<&serde_json::Value>,
-    ) -> anyhow::Result<Reply> {
+    ) -> Result<Reply, Failed> {
         let auth = match auth {
             Auth::None => Auth::None,
             Auth::Header(n, t) => Auth::Header(n, t),
@@ -152,7 +184,11 @@ impl Client {
                     sanitize(self.base.as_str()),
                 )
             };
-            Error::remote_unreachable(msg).into()
+            Failed {
+                err: Error::remote_unreachable(msg).into(),
+                timed_out: t.kind == TransportKind::Timeout,
+                why: t.detail,
+            }
         })
     }
 
@@ -210,12 +246,14 @@ impl Client {
                 "remote {} refused to {what}: HTTP {}{detail}{hint}",
                 self.name, reply.status
             ))
+            .with_http_status(reply.status)
             .into()
         } else {
             Error::remote_unreachable(format!(
                 "remote {} failed to {what}: HTTP {}{detail}",
                 self.name, reply.status
             ))
+            .with_http_status(reply.status)
             .into()
         }
     }

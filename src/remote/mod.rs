@@ -188,7 +188,7 @@ pub trait Remote: Sync {
         let why = match self.token(access, secret) {
             Ok(_) => return Ok("it issued a token for the key".into()),
             Err(e) if is_usage(&e) => "it has no token exchange",
-            Err(e) if format!("{e:#}").contains("HTTP 403") => {
+            Err(e) if crate::error::http_status(&e) == Some(403) => {
                 "this remote's user may not exchange tokens (HTTP 403)"
             }
             Err(e) => return Err(e),

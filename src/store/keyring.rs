@@ -19,6 +19,7 @@ pub const SERVICE: &str = "keyctl";
 
 pub struct KeyringStore {
     inner: Arc<CredentialStore>,
+    session_bus: bool,
 }
 
 fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
@@ -41,7 +42,8 @@ fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
 }
 
 /// Turns a keyring error into ours, without the data some variants carry.
-fn translate(e: keyring_core::Error, id: &str) -> anyhow::Error {
+/// `session_bus`: whether a D-Bus session bus address is known (Linux), for the reason.
+fn translate(e: keyring_core::Error, id: &str, session_bus: bool) -> anyhow::Error {
     use keyring_core::Error as K;
     match e {
         K::NoEntry => Error::not_found(format!(
@@ -49,7 +51,7 @@ fn translate(e: keyring_core::Error, id: &str) -> anyhow::Error {
         ))
         .into(),
         K::PlatformFailure(inner) | K::NoStorageAccess(inner) => {
-            Error::store_unavailable(unavailable_reason(&inner.to_string())).into()
+            Error::store_unavailable(unavailable_reason(&inner.to_string(), session_bus)).into()
         }
         K::NoDefaultStore => {
             Error::store_unavailable("this platform has no supported OS keyring").into()
@@ -66,9 +68,8 @@ fn translate(e: keyring_core::Error, id: &str) -> anyhow::Error {
 }
 
 /// A one-line reason that tells a person what to do.
-fn unavailable_reason(raw: &str) -> String {
-    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS");
-    if cfg!(target_os = "linux") && bus.is_none() && raw.contains("connect") {
+fn unavailable_reason(raw: &str, session_bus: bool) -> String {
+    if cfg!(target_os = "linux") && !session_bus && raw.contains("connect") {
         "the OS keyring is unavailable: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"
             .into()
     } else if raw.contains("ServiceUnknown") || raw.contains("org.freedesktop.secrets") {
@@ -87,16 +88,21 @@ fn unavailable_reason(raw: &str) -> String {
 
 impl KeyringStore {
     /// Connects to the platform keyring (on Linux: the session bus, about 9 ms).
-    pub fn open() -> anyhow::Result<Self> {
-        let inner = platform_store().map_err(|e| translate(e, "-"))?;
-        Ok(KeyringStore { inner })
+    /// `session_bus`: whether `DBUS_SESSION_BUS_ADDRESS` is set (it shapes the error a
+    /// person sees when no keyring answers).
+    pub fn open(session_bus: bool) -> anyhow::Result<Self> {
+        let inner = platform_store().map_err(|e| translate(e, "-", session_bus))?;
+        Ok(KeyringStore { inner, session_bus })
     }
 
     /// Every username of an item with service `keyctl` (key IDs, and the `remote:` and
     /// `token:` items of remotes), for `doctor`'s orphan check.
     pub fn ids(&self) -> anyhow::Result<Vec<String>> {
         let spec = HashMap::from([("service", SERVICE)]);
-        let found = self.inner.search(&spec).map_err(|e| translate(e, "-"))?;
+        let found = self
+            .inner
+            .search(&spec)
+            .map_err(|e| translate(e, "-", self.session_bus))?;
         Ok(found
             .iter()
             .filter_map(|e| e.get_specifiers())
@@ -117,7 +123,7 @@ impl KeyringStore {
         };
         self.inner
             .build(SERVICE, id, label.map(|_| &mods))
-            .map_err(|e| translate(e, id))
+            .map_err(|e| translate(e, id, self.session_bus))
     }
 }
 
@@ -140,14 +146,14 @@ impl SecretStore for KeyringStore {
     fn set(&self, id: &str, label: &str, secret: &SecretString) -> anyhow::Result<()> {
         self.entry(id, Some(label))?
             .set_password(secret.expose_secret())
-            .map_err(|e| translate(e, id))
+            .map_err(|e| translate(e, id, self.session_bus))
     }
 
     fn get(&self, id: &str) -> anyhow::Result<SecretString> {
         let pw = self
             .entry(id, None)?
             .get_password()
-            .map_err(|e| translate(e, id))?;
+            .map_err(|e| translate(e, id, self.session_bus))?;
         Ok(SecretString::from(pw))
     }
 
@@ -155,7 +161,7 @@ impl SecretStore for KeyringStore {
         match self.entry(id, None)?.delete_credential() {
             Ok(()) => Ok(true),
             Err(keyring_core::Error::NoEntry) => Ok(false),
-            Err(e) => Err(translate(e, id)),
+            Err(e) => Err(translate(e, id, self.session_bus)),
         }
     }
 }

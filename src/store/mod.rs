@@ -14,28 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 
 use crate::output::Output;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    Keyring,
-    File,
-    /// OpenBao / HashiCorp Vault KV v2, shared by a team's machines.
-    Vault,
-}
-
-impl StoreKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreKind::Keyring => "keyring",
-            StoreKind::File => "file",
-            StoreKind::Vault => "vault",
-        }
-    }
-}
+pub use crate::registry::StoreKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,6 +53,8 @@ pub struct Stores {
     choice: StoreChoice,
     vault: Option<vault::VaultSettings>,
     out: Output,
+    /// Whether a D-Bus session bus address is set (Linux's keyring is reached over it).
+    session_bus: bool,
     keyring: OnceLock<keyring::KeyringStore>,
     file: file::FileStore,
     team: OnceLock<vault::VaultStore>,
@@ -83,6 +67,7 @@ impl Stores {
         data: &Path,
         choice: StoreChoice,
         vault: Option<vault::VaultSettings>,
+        session_bus: bool,
         out: &Output,
     ) -> Stores {
         Stores {
@@ -90,6 +75,7 @@ impl Stores {
             choice,
             vault,
             out: out.clone(),
+            session_bus,
             keyring: OnceLock::new(),
             file: file::FileStore::new(data),
             team: OnceLock::new(),
@@ -119,7 +105,7 @@ impl Stores {
         if let Some(k) = self.keyring.get() {
             return Ok(k);
         }
-        let k = keyring::KeyringStore::open()?;
+        let k = keyring::KeyringStore::open(self.session_bus)?;
         Ok(self.keyring.get_or_init(|| k))
     }
 

@@ -309,7 +309,7 @@ impl<'a> Keystone<'a> {
     pub fn has_credential(&self, id: &str) -> anyhow::Result<bool> {
         match self.get_credential(id) {
             Ok(c) => Ok(c.is_some()),
-            Err(e) if format!("{e:#}").contains("HTTP 403") => {
+            Err(e) if crate::error::http_status(&e) == Some(403) => {
                 let s = self.session()?;
                 Ok(self.list_raw(&s.user_id)?.iter().any(|c| c.id == id))
             }

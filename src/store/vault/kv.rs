@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::VaultStore;
+
+/// How long a refused connection is retried (a node restarting), against the whole
+/// retry budget for elections.
+const REFUSED_GRACE: Duration = Duration::from_secs(1);
 use crate::error::Error;
 use crate::net::{self, Auth, Method, TransportKind};
 
@@ -68,8 +72,12 @@ impl VaultStore {
             headers: &ns,
             body,
         };
-        let deadline = Instant::now() + self.retry;
+        let start = Instant::now();
+        let deadline = start + self.retry;
         let mut pause = Duration::from_millis(100);
+        let spinner = self
+            .out
+            .wait(format!("waiting for OpenBao/Vault at {}", self.addr));
         loop {
             let why = match self.client.send(&req) {
                 // An untrusted certificate will not fix itself: say so at once.
@@ -86,6 +94,11 @@ impl VaultStore {
                         self.addr
                     ))
                     .into());
+                }
+                // Nobody listens at the address: a wrong BAO_ADDR or a stopped server,
+                // not an election (a restarting node is given a second).
+                Err(t) if t.kind == TransportKind::Refused && start.elapsed() >= REFUSED_GRACE => {
+                    return Err(self.unavailable(&t.detail, start));
                 }
                 Err(t) => t.detail,
                 Ok(mut reply) => {
@@ -118,17 +131,29 @@ impl VaultStore {
                 }
             };
             if Instant::now() + pause > deadline {
-                return Err(Error::store_unavailable(format!(
-                    "OpenBao/Vault at {} is not available ({why}), still after {} s; retry later: keyctl's writes are check-and-set, so repeating the command is safe",
-                    self.addr,
-                    self.retry.as_secs()
-                ))
-                .outcome_unknown()
-                .into());
+                return Err(self.unavailable(&why, start));
             }
+            spinner.set_message(format!(
+                "OpenBao/Vault at {}: retrying in {} ms ({})",
+                self.addr,
+                pause.as_millis(),
+                why
+            ));
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(1));
         }
+    }
+
+    /// The final "not available" error: the outcome of a write is unknown (it may have
+    /// landed before the answer was lost), so repeating the command is the way forward.
+    fn unavailable(&self, why: &str, since: Instant) -> anyhow::Error {
+        Error::store_unavailable(format!(
+            "OpenBao/Vault at {} is not available ({why}), still after {:.0} s; retry later: keyctl's writes are check-and-set, so repeating the command is safe",
+            self.addr,
+            since.elapsed().as_secs_f64().max(1.0)
+        ))
+        .outcome_unknown()
+        .into()
     }
 
     fn mask(&self, text: &str) -> String {

@@ -97,6 +97,7 @@ pub struct VaultStore {
     pub token_source: String,
     retry: Duration,
     client: net::Client,
+    out: Output,
 }
 
 impl VaultStore {
@@ -152,6 +153,7 @@ impl VaultStore {
             }
         }
         let endpoint = net::Endpoint {
+            label: "OpenBao/Vault".into(),
             base,
             ca_cert: cfg.ca_cert.as_deref(),
             connect_timeout: Duration::from_secs(3),
@@ -171,6 +173,7 @@ impl VaultStore {
             token_source,
             retry: Duration::from_secs(cfg.retry_seconds.unwrap_or(DEFAULT_RETRY)),
             client,
+            out: out.clone(),
         })
     }
 

@@ -2,12 +2,16 @@
 //! here are the `--help` text, and completions and the man page are generated from these
 //! types. Logic lives in `commands/`.
 
+pub mod errors;
+pub mod examples;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::engine::ArgValueCandidates;
 
+use crate::complete::Shell;
 use crate::output::ColorChoice;
 use crate::render::{OutputFormat, Region, SecretRef, SodaVersion};
 use crate::store::StoreChoice;
@@ -19,7 +23,8 @@ use crate::store::StoreChoice;
     name = "keyctl",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_help = examples::TOP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -76,8 +81,10 @@ pub enum FormatArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mint a key, store its secret, print its configuration snippet once
+    #[command(after_help = examples::CREATE)]
     Create(CreateArgs),
     /// Store a key that a service minted (secret from stdin or a no-echo prompt)
+    #[command(after_help = examples::IMPORT)]
     Import(ImportArgs),
     /// Table of keys with their status
     #[command(visible_alias = "ls")]
@@ -87,6 +94,7 @@ pub enum Command {
     /// Print a key's raw secret on stdout, for scripts
     Secret(SecretArgs),
     /// Render a key's configuration snippet again from its stored secret
+    #[command(after_help = examples::CONFIG)]
     Config(ConfigArgs),
     /// Forget a key locally: its secret and its registry entry
     #[command(visible_alias = "rm")]
@@ -96,6 +104,7 @@ pub enum Command {
     /// Which store is in use, where secrets live, and what is missing or left over
     Doctor(DoctorArgs),
     /// Run CMD with the key's ID and secret in its environment
+    #[command(after_help = examples::RUN)]
     Run(RunArgs),
     /// Print a shell completion script; key names complete from the registry
     Completions(CompletionsArgs),
@@ -108,6 +117,7 @@ pub enum Command {
     /// Register a key with a remote
     Push(PushArgs),
     /// Revoke keys: on their remotes first, then locally (the secret is deleted)
+    #[command(after_help = examples::REVOKE)]
     Revoke(RevokeArgs),
     /// Exchange a key and its secret for a short-lived token from a remote
     Token(TokenArgs),
@@ -115,6 +125,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Replace a key: mint a successor, push and verify it, re-render; the old key is
     /// revoked after a grace period
+    #[command(after_help = examples::ROTATE)]
     Rotate(RotateArgs),
     /// Revoke rotated keys whose grace period is over (as `rotate --finish`)
     Gc(GcArgs),
@@ -124,6 +135,7 @@ pub enum Command {
 pub enum RemoteCmd {
     /// Add a remote (its password or application-credential secret from stdin or a
     /// no-echo prompt; kept in the secret store, never in config.yaml)
+    #[command(after_help = examples::REMOTE_ADD)]
     Add(Box<RemoteAddArgs>),
     /// The configured remotes
     #[command(visible_alias = "ls")]
@@ -258,7 +270,8 @@ pub struct RotateArgs {
         add = ArgValueCandidates::new(crate::complete::key_candidates)
     )]
     pub key: Option<String>,
-    /// How long the old key keeps working after the rotation (e.g. 24h, 7d, 0s)
+    /// How long the old key keeps working after the rotation: 24h, 7d, 0s (at once); units
+    /// s, min, h, d, w, mo, y
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     pub grace: String,
     /// Do not check the new key with a token exchange on its remotes
@@ -334,7 +347,9 @@ pub struct CreateArgs {
     /// Free text shown by `show`
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// 90d, 12h, 2w, 2027-01-31, an RFC 3339 time, or never
+    /// When the key expires: a duration from now (90d, 12h, 2w, 6mo, 1y, 1h30min; units s,
+    /// min, h, d, w, mo, y; a bare m is refused as ambiguous), a date (2027-01-31, end of
+    /// that day UTC), an RFC 3339 time (2027-01-31T12:00:00Z), or never
     #[arg(long, value_name = "WHEN", default_value = "never")]
     pub expires: String,
     /// A permission the key carries (repeatable)
@@ -442,7 +457,9 @@ pub struct ImportArgs {
     /// Free text shown by `show`
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// 90d, 12h, 2w, 2027-01-31, an RFC 3339 time, or never
+    /// When the key expires: a duration from now (90d, 12h, 2w, 6mo, 1y, 1h30min; units s,
+    /// min, h, d, w, mo, y; a bare m is refused as ambiguous), a date (2027-01-31, end of
+    /// that day UTC), an RFC 3339 time (2027-01-31T12:00:00Z), or never
     #[arg(long, value_name = "WHEN", default_value = "never")]
     pub expires: String,
     /// A permission the key carries (repeatable)
@@ -461,7 +478,7 @@ pub struct ListArgs {
     /// Include revoked keys
     #[arg(long)]
     pub all: bool,
-    /// Only keys that expire within WINDOW (e.g. 7d); exit 11 when there are any
+    /// Only keys that expire within WINDOW (7d, 12h, 1mo); exit 11 when there are any
     #[arg(long, value_name = "WINDOW")]
     pub expiring: Option<String>,
     /// Compare with the credentials on this remote
@@ -501,15 +518,6 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-    Powershell,
-    Elvish,
 }
 
 #[derive(Debug, Args)]
