@@ -61,6 +61,8 @@ pub struct App {
     pub warn_window: time::Duration,
     /// Remote services by name (config.yaml's `remotes:`).
     pub remotes: BTreeMap<String, RemoteConfig>,
+    /// config.yaml's `default_remote:`, for commands given no `--remote`.
+    pub default_remote: Option<String>,
     pub stores: Stores,
 }
 
@@ -71,6 +73,26 @@ impl App {
             out: &self.out,
             stores: &self.stores,
             remotes: &self.remotes,
+        }
+    }
+
+    /// The remote a command given no `--remote` means: `default_remote:` in config.yaml,
+    /// else the only remote configured; otherwise a usage error that lists them.
+    pub fn pick_remote(&self, given: Option<&str>, command: &str) -> anyhow::Result<String> {
+        if let Some(r) = given.or(self.default_remote.as_deref()) {
+            return Ok(r.to_string());
+        }
+        let names: Vec<&str> = self.remotes.keys().map(String::as_str).collect();
+        match names.as_slice() {
+            [one] => Ok((*one).to_string()),
+            [] => Err(crate::error::usage(format!(
+                "keyctl {command} needs a remote and none is configured: `keyctl remote add NAME ...` adds one"
+            ))),
+            many => Err(crate::error::usage(format!(
+                "keyctl {command} needs --remote NAME: {} remotes are configured ({}); or set default_remote: in config.yaml",
+                many.len(),
+                many.join(", ")
+            ))),
         }
     }
 

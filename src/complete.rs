@@ -80,16 +80,60 @@ pub fn print_script(shell: Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The man page of `command` (keyctl's clap command).
-pub fn manpage(command: clap::Command) -> anyhow::Result<Vec<u8>> {
+/// The man page of `command` (keyctl's clap command), with `extra` (roff sections)
+/// appended.
+pub fn manpage(command: clap::Command, extra: &str) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(command).render(&mut buf)?;
+    buf.extend_from_slice(extra.as_bytes());
     Ok(buf)
 }
 
-pub fn print_manpage(command: clap::Command) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(&manpage(command)?)?;
-    out.flush()?;
+/// Every man page: `keyctl.1` and one per visible subcommand (`keyctl-create.1`,
+/// `keyctl-remote-add.1`), so the references in each page's SUBCOMMANDS exist. `extra`
+/// goes on the top page.
+pub fn manpages(command: clap::Command, extra: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut command = command;
+    command.build();
+    let mut out = Vec::new();
+    walk(&command, "keyctl", extra, &mut out)?;
+    Ok(out)
+}
+
+fn walk(
+    cmd: &clap::Command,
+    name: &str,
+    extra: &str,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> anyhow::Result<()> {
+    let page = cmd.clone().display_name(name);
+    out.push((format!("{name}.1"), manpage(page, extra)?));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        walk(sub, &format!("{name}-{}", sub.get_name()), "", out)?;
+    }
+    Ok(())
+}
+
+/// Prints the top page, or with `dir` writes every page there.
+pub fn print_manpage(
+    command: clap::Command,
+    extra: &str,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Some(dir) = dir else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&manpage(command, extra)?)?;
+        out.flush()?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (file, page) in manpages(command, extra)? {
+        let path = dir.join(file);
+        std::fs::write(&path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }

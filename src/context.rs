@@ -25,6 +25,8 @@ pub struct Config {
     /// Remote services by name (`keyctl remote add`); never holds a secret.
     #[serde(default)]
     pub remotes: std::collections::BTreeMap<String, crate::remote::RemoteConfig>,
+    /// The remote `push`, `token` and `verify` use when given no `--remote`.
+    pub default_remote: Option<String>,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Ctx {
                 store_source,
                 warn_window,
                 remotes: config.remotes,
+                default_remote: config.default_remote,
                 stores,
             },
             yes: g.yes,

@@ -4,6 +4,7 @@
 
 pub mod errors;
 pub mod examples;
+pub mod reference;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -108,9 +109,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print a shell completion script; key names complete from the registry
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
+    /// Print the man page (roff), or write every page into a directory
     #[command(hide = true)]
-    Manpage,
+    Manpage(ManpageArgs),
     /// Configure remote services that keys are pushed to
     #[command(subcommand)]
     Remote(RemoteCmd),
@@ -233,9 +234,10 @@ pub struct PushArgs {
     /// Key ID or unique name
     #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub key: String,
-    /// The remote to register it with
+    /// The remote to register it with (default: `default_remote` in config.yaml, or the
+    /// only remote configured)
     #[arg(long, value_name = "NAME")]
-    pub remote: String,
+    pub remote: Option<String>,
     /// Make the credential belong to this user (needs an admin's remote)
     #[arg(long, value_name = "USER")]
     pub for_user: Option<String>,
@@ -300,9 +302,10 @@ pub struct TokenArgs {
         add = ArgValueCandidates::new(crate::complete::key_candidates)
     )]
     pub key: Option<String>,
-    /// The remote that issues the token
+    /// The remote that issues the token (default: `default_remote` in config.yaml, or the
+    /// only remote configured)
     #[arg(long, value_name = "NAME")]
-    pub remote: String,
+    pub remote: Option<String>,
     /// End a token instead (read from stdin or a no-echo prompt), e.g. OVH's
     /// DELETE /iam/logout
     #[arg(long)]
@@ -518,6 +521,13 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// Write keyctl.1 and a page per subcommand (keyctl-create.1, ...) here
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

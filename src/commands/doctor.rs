@@ -107,9 +107,28 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
         (_, true) => Some("keyring"),
         (StoreChoice::Keyring, false) => None,
     };
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
     if !keyring_available && in_keyring > 0 {
         problems.push(format!(
-            "{in_keyring} key(s) keep their secret in the OS keyring, which does not answer here"
+            "{} the OS keyring, which does not answer here",
+            plural(
+                in_keyring,
+                "key keeps its secret in",
+                "keys keep their secret in"
+            )
+        ));
+    }
+    if in_file > 0 {
+        problems.push(format!(
+            "{} plain text in the file store {}: with an OS keyring running (e.g. gnome-keyring on the D-Bus session bus), `keyctl rotate KEY` moves each to it; a team can use --store vault",
+            plural(in_file, "key keeps its secret in", "keys keep their secret in"),
+            FileStore::new(&ctx.paths.data).path().display()
         ));
     }
     if ctx.store == StoreChoice::Keyring && !keyring_available {

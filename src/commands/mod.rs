@@ -29,6 +29,14 @@ use crate::registry::KeyRecord;
 use crate::store::StoreKind;
 
 pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
+    let done = run(ctx, cmd);
+    if done.is_ok() {
+        ctx.stores.warn_file_fallback();
+    }
+    done
+}
+
+fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Create(a) => create::run(ctx, a),
         Command::Import(a) => import::run(ctx, a),
@@ -41,9 +49,11 @@ pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Doctor(a) => doctor::run(ctx, a.fix),
         Command::Run(a) => run::run(ctx, a),
         Command::Completions(a) => crate::complete::print_script(a.shell),
-        Command::Manpage => {
-            crate::complete::print_manpage(<crate::cli::Cli as clap::CommandFactory>::command())
-        }
+        Command::Manpage(a) => crate::complete::print_manpage(
+            <crate::cli::Cli as clap::CommandFactory>::command(),
+            &crate::cli::reference::man_sections(),
+            a.dir.as_deref(),
+        ),
         Command::Remote(c) => remote::run(ctx, c),
         Command::Push(a) => push::run(ctx, a),
         Command::Revoke(a) => revoke::run(ctx, a),

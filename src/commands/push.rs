@@ -17,7 +17,8 @@ pub fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let link = push_key(ctx, &rec, &a.remote, a.for_user.as_deref())?;
+    let remote = ctx.pick_remote(a.remote.as_deref(), "push")?;
+    let link = push_key(ctx, &rec, &remote, a.for_user.as_deref())?;
     if ctx.out.json {
         return crate::output::print_json(&ctx.out, &link);
     }

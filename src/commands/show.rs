@@ -15,6 +15,11 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         return crate::output::print_json(&ctx.out, &KeyView::of(k, now, ctx.warn_window));
     }
     let location = match k.store {
+        // Deleted by the revoke (a team key's stays, for the record).
+        _ if k.revoked_at.is_some() && k.store != StoreKind::Vault => format!(
+            "none: revoked on {}; its secret was deleted",
+            expiry::day(k.revoked_at.unwrap_or(now))
+        ),
         StoreKind::Keyring => format!("OS keyring (service {SERVICE}, username {})", k.id),
         StoreKind::File => format!(
             "file {} (plain text)",
@@ -31,10 +36,27 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         ("kind", k.kind.to_string()),
         ("format", k.format.as_str().into()),
         ("status", k.status(now, ctx.warn_window).as_str().into()),
+        (
+            "superseded",
+            k.superseded.as_ref().map_or_else(
+                || "-".into(),
+                |s| {
+                    format!(
+                        "by {}; this key is revoked after {} ({}) by `keyctl gc`",
+                        s.by,
+                        expiry::rfc3339(s.revoke_after),
+                        expiry::relative(s.revoke_after, now)
+                    )
+                },
+            ),
+        ),
         ("created", expiry::rfc3339(k.created_at)),
         (
             "expires",
-            k.expires_at.map_or_else(|| "never".into(), expiry::rfc3339),
+            k.expires_at.map_or_else(
+                || "never".into(),
+                |t| format!("{} ({})", expiry::rfc3339(t), expiry::relative(t, now)),
+            ),
         ),
         (
             "scopes",

@@ -14,12 +14,13 @@ use crate::output::quoted;
 use crate::registry::KeyRecord;
 
 pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
+    let remote = ctx.pick_remote(a.remote.as_deref(), "token")?;
     if a.logout {
         // The token is a secret: stdin or a no-echo prompt, never argv.
         let token = crate::input::read_secret("Token to end (input hidden): ")?;
-        ctx.remote(&a.remote)?.logout(&token)?;
+        ctx.remote(&remote)?.logout(&token)?;
         ctx.out
-            .note(&format!("remote {}: the token was ended", a.remote));
+            .note(&format!("remote {}: the token was ended", remote));
         return Ok(());
     }
     let key = a.key.as_deref().unwrap_or_default();
@@ -27,7 +28,7 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
         .resolve(key)?
         .clone();
     let secret = usable_secret(ctx, &rec)?;
-    let t = ctx.remote(&a.remote)?.token(&rec.id, &secret)?;
+    let t = ctx.remote(&remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {
         #[derive(Serialize)]
         struct View<'a> {

@@ -124,7 +124,8 @@ fn check(
 }
 
 /// The remotes a key is checked on: `--remote R`; else every remote it was pushed to;
-/// else, for a key Soda Cloud minted in its UI and that was imported, the one Soda remote.
+/// else, for a key Soda Cloud minted in its UI and that was imported, the one Soda remote;
+/// else `default_remote:` or the only remote configured.
 fn remotes_of(ctx: &Ctx, k: &KeyRecord, only: Option<&str>) -> Vec<String> {
     if let Some(r) = only {
         return vec![r.to_string()];
@@ -133,6 +134,7 @@ fn remotes_of(ctx: &Ctx, k: &KeyRecord, only: Option<&str>) -> Vec<String> {
         return k.remotes.iter().map(|l| l.remote.clone()).collect();
     }
     crate::flow::push::only_soda_remote(ctx)
+        .or_else(|| ctx.pick_remote(None, "verify").ok())
         .into_iter()
         .collect()
 }

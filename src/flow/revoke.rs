@@ -76,13 +76,7 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
         .into());
     }
 
-    let what = match targets.as_slice() {
-        [one] => format!(
-            "revoke key '{}' ({}) and delete its secret",
-            one.name, one.id
-        ),
-        many => format!("revoke {} keys and delete their secrets", many.len()),
-    };
+    let what = confirmation(req, &targets);
     crate::input::confirm(req.assume_yes, &what)?;
     let outcomes = revoke_remotely(app, req, targets)?;
     let now = OffsetDateTime::now_utc();
@@ -365,4 +359,49 @@ fn learn_id(
         known.remote_id = id;
     }
     Ok(Some(known))
+}
+
+/// What the confirmation says will happen: which keys, which remotes are called, and
+/// that the secrets go.
+fn confirmation(req: &RevokeRequest, targets: &[KeyRecord]) -> String {
+    let mut remotes: Vec<&str> = if req.local_only {
+        Vec::new()
+    } else {
+        targets
+            .iter()
+            .flat_map(|k| k.remotes.iter().map(|l| l.remote.as_str()))
+            .filter(|r| req.remote.as_deref().is_none_or(|want| want == *r))
+            .collect()
+    };
+    remotes.sort_unstable();
+    remotes.dedup();
+    let on = match remotes.as_slice() {
+        [] => "here (no remote is called)".to_string(),
+        [one] => format!("on remote {one}, then here"),
+        many => format!("on remotes {}, then here", many.join(", ")),
+    };
+    let team = targets.iter().any(|k| k.store == StoreKind::Vault);
+    let whose = if team { ", for every machine" } else { "" };
+    match targets {
+        [one] => format!(
+            "revoke key '{}' ({}) {on}, and delete its secret{whose}",
+            one.name, one.id
+        ),
+        many => {
+            const SHOWN: usize = 10;
+            let mut names: Vec<String> = many
+                .iter()
+                .take(SHOWN)
+                .map(|k| format!("'{}' ({})", k.name, k.id))
+                .collect();
+            if many.len() > SHOWN {
+                names.push(format!("and {} more", many.len() - SHOWN));
+            }
+            format!(
+                "revoke {} keys {on}, and delete their secrets{whose}: {}",
+                many.len(),
+                names.join(", ")
+            )
+        }
+    }
 }

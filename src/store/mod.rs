@@ -56,6 +56,8 @@ pub struct Stores {
     /// Whether a D-Bus session bus address is set (Linux's keyring is reached over it).
     session_bus: bool,
     keyring: OnceLock<keyring::KeyringStore>,
+    /// Why `auto` fell back to the file store in this run, for the warning at its end.
+    fell_back: OnceLock<String>,
     file: file::FileStore,
     team: OnceLock<vault::VaultStore>,
 }
@@ -77,6 +79,7 @@ impl Stores {
             out: out.clone(),
             session_bus,
             keyring: OnceLock::new(),
+            fell_back: OnceLock::new(),
             file: file::FileStore::new(data),
             team: OnceLock::new(),
         }
@@ -125,6 +128,24 @@ impl Stores {
         })?;
         let v = vault::VaultStore::open(settings, &self.out)?;
         Ok(self.team.get_or_init(|| v))
+    }
+
+    /// Once per home, at the end of a run that succeeded: says that `auto` put a secret in
+    /// the plain-text file store because no keyring answered. `keyctl doctor` keeps
+    /// saying it; repeating it on every create would teach people to ignore it.
+    pub fn warn_file_fallback(&self) {
+        let Some(why) = self.fell_back.get() else {
+            return;
+        };
+        let marker = self.data.join("file-store-warned");
+        if marker.exists() {
+            return;
+        }
+        self.out.warn(&format!(
+            "secrets are kept in plain text in the file store {} (mode 0600) because no OS keyring answered: {why}; said once, `keyctl doctor` repeats it; --store keyring makes it an error",
+            self.file.path().display()
+        ));
+        let _ = crate::fsutil::write_atomic(&marker, b"");
     }
 
     /// The store that holds existing secrets of `kind`.
@@ -176,9 +197,9 @@ impl Stores {
                         let why = why
                             .strip_prefix("the OS keyring is unavailable: ")
                             .unwrap_or(&why);
-                        self.out.note(&format!(
-                            "the secret went to the file store {} (plain text, mode 0600) because no OS keyring answered: {why}; --store keyring makes that an error",
-                            self.file.path().display()
+                        let _ = self.fell_back.set(why.to_string());
+                        self.out.debug(&format!(
+                            "store auto: no OS keyring ({why}); the secret of {id} went to the file store"
                         ));
                         Ok(StoreKind::File)
                     }
