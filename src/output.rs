@@ -33,6 +33,8 @@ pub struct Output {
     /// Claimed by the one spinner or progress bar on screen (clones share it), so
     /// concurrent waits never draw over each other.
     indicator: Arc<AtomicBool>,
+    /// The bar or spinner on screen, so notes printed meanwhile do not tear it.
+    shown: Arc<Mutex<Option<indicatif::ProgressBar>>>,
 }
 
 impl Output {
@@ -55,6 +57,7 @@ impl Output {
             color_stdout: stdout_tty && on(true),
             animate: !quiet && !json && std::io::stderr().is_terminal(),
             indicator: Arc::default(),
+            shown: Arc::default(),
         }
     }
 
@@ -69,6 +72,7 @@ impl Output {
             color_stdout: false,
             animate: false,
             indicator: Arc::default(),
+            shown: Arc::default(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Output {
         });
         let s = shared.clone();
         let claim = self.indicator.clone();
+        let on_screen = self.shown.clone();
         let thread = std::thread::spawn(move || {
             let bar = {
                 let g = s.state.lock().expect("wait lock");
@@ -107,6 +112,7 @@ impl Output {
                 }
                 bar.set_message(sanitize(&g.1));
                 bar.enable_steady_tick(Duration::from_millis(100));
+                *on_screen.lock().expect("indicator lock") = Some(bar.clone());
                 bar
             };
             let mut shown = String::new();
@@ -124,6 +130,7 @@ impl Output {
                     bar.set_message(sanitize(&shown));
                 }
             }
+            on_screen.lock().expect("indicator lock").take();
             bar.finish_and_clear();
             claim.store(false, Ordering::Release);
         });
@@ -146,30 +153,41 @@ impl Output {
         if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
             bar.set_style(style);
         }
+        *self.shown.lock().expect("indicator lock") = Some(bar.clone());
         Some(Progress {
             bar,
             claim: self.indicator.clone(),
+            shown: self.shown.clone(),
         })
     }
 
     /// A note for people on stderr; silenced by `--quiet`.
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{} {msg}", self.paint("keyctl:", "1"));
+            self.line(&format!("{} {msg}", self.paint("keyctl:", "1")));
+        }
+    }
+
+    /// One line on stderr, above any spinner or progress bar rather than through it.
+    fn line(&self, text: &str) {
+        let shown = self.shown.lock().expect("indicator lock").clone();
+        match shown {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
         }
     }
 
     /// A warning on stderr; `--quiet` is the user's explicit wish, so it obeys that too.
     pub fn warn(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{} {msg}", self.paint("keyctl: warning:", "33"));
+            self.line(&format!("{} {msg}", self.paint("keyctl: warning:", "33")));
         }
     }
 
     /// Details for `-v`.
     pub fn debug(&self, msg: &str) {
         if self.verbose > 0 {
-            eprintln!("{} {msg}", self.paint("keyctl: debug:", "2"));
+            self.line(&format!("{} {msg}", self.paint("keyctl: debug:", "2")));
         }
     }
 
@@ -219,6 +237,7 @@ impl Drop for Wait {
 pub struct Progress {
     bar: indicatif::ProgressBar,
     claim: Arc<AtomicBool>,
+    shown: Arc<Mutex<Option<indicatif::ProgressBar>>>,
 }
 
 impl Progress {
@@ -229,6 +248,7 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
+        self.shown.lock().expect("indicator lock").take();
         self.bar.finish_and_clear();
         self.claim.store(false, Ordering::Release);
     }

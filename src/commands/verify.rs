@@ -50,7 +50,11 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     };
     let mut results: Vec<Checked> = Vec::new();
     let mut failures: Vec<anyhow::Error> = Vec::new();
+    let bar = ctx.out.progress(targets.len(), "verifying");
     for k in &targets {
+        if let Some(b) = &bar {
+            b.inc();
+        }
         let remotes = remotes_of(ctx, k, a.remote.as_deref());
         if remotes.is_empty() {
             let msg = format!(
