@@ -22,6 +22,7 @@ pub mod output;
 pub mod registry;
 pub mod remote;
 pub mod render;
+pub mod scan;
 pub mod store;
 pub mod yamlblock;
 

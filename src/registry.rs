@@ -70,8 +70,21 @@ pub struct KeyRecord {
     /// Set by `keyctl rotate` on the key it replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded: Option<Supersession>,
+    /// The secret's salted fingerprint, for `keyctl scan` (see `scan`): never the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// HMAC-SHA256 of a secret under the registry's salt, and what `keyctl scan` needs to
+/// look for it: its length, when it carries no checksum of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub hmac: String,
+    pub len: usize,
+    /// A keyctl checksum is in the secret (found by it; no length search needed).
+    pub checksum: bool,
 }
 
 /// Where a key was pushed: written only after the remote confirmed it.
@@ -145,6 +158,9 @@ impl KeyRecord {
 struct RegistryFile {
     version: u32,
     keys: Vec<KeyRecord>,
+    /// The salt of the keys' fingerprints (hex, 32 random bytes), made with the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scan_salt: Option<String>,
     #[serde(flatten)]
     extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -219,6 +235,36 @@ impl Registry {
 
     pub fn keys(&self) -> &[KeyRecord] {
         &self.file.keys
+    }
+
+    /// The salt of this home's fingerprints, if one was made.
+    pub fn scan_salt(&self) -> Option<[u8; 32]> {
+        self.file
+            .scan_salt
+            .as_deref()
+            .and_then(crate::scan::from_hex)
+    }
+
+    /// The salt, made (random) when this home has none yet; saved with the registry.
+    pub fn ensure_scan_salt(&mut self) -> [u8; 32] {
+        if let Some(s) = self.scan_salt() {
+            return s;
+        }
+        let mut salt = [0u8; 32];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut salt)
+            .expect("the OS random number generator failed");
+        self.file.scan_salt = Some(crate::scan::to_hex(&salt));
+        salt
+    }
+
+    /// The fingerprint of `secret` under this home's salt (made if needed).
+    pub fn fingerprint_of(&mut self, secret: &str) -> Fingerprint {
+        let salt = self.ensure_scan_salt();
+        Fingerprint {
+            hmac: crate::scan::to_hex(&crate::scan::fingerprint(&salt, secret.as_bytes())),
+            len: secret.len(),
+            checksum: crate::key::looks_like_secret(secret),
+        }
     }
 
     /// Finds a key by exact ID, else by name. A name can be reused once its key is

@@ -2,7 +2,7 @@
 //! neither), reading a usable secret, and the checked metadata `create` and `import`
 //! share.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
 use crate::app::App;
@@ -25,6 +25,7 @@ pub fn store_new_key(
     reg.check_free(&rec.name, &rec.id)?;
     let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
     rec.store = app.stores.put_new(&rec.id, &label, secret)?;
+    rec.fingerprint = Some(reg.reg.fingerprint_of(secret.expose_secret()));
     let saved = reg.insert(rec.clone()).and_then(|()| reg.save());
     if let Err(e) = saved {
         if let Ok(s) = app.stores.get(rec.store) {
@@ -114,6 +115,7 @@ impl NewKeyMeta {
             revoked_at: None,
             superseded: None,
             remotes: Vec::new(),
+            fingerprint: None,
             extra: Default::default(),
         }
     }

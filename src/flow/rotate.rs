@@ -161,6 +161,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         revoked_at: None,
         superseded: None,
         remotes: born.iter().cloned().collect(),
+        fingerprint: None,
         extra: old.extra.clone(),
     });
     let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
@@ -340,6 +341,7 @@ fn commit_successor(
             by: new.id.clone(),
             revoke_after,
         });
+        new.fingerprint = Some(reg.reg.fingerprint_of(secret.expose_secret()));
         reg.insert(new.clone())?;
         reg.save()
     });

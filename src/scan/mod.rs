@@ -1,0 +1,213 @@
+//! `keyctl scan`'s engine: find leaked keys in files and git history, and say which key
+//! each is. Secret scanners (gitleaks, trufflehog, detect-secrets) find strings that look
+//! like secrets; keyctl can do better because its secrets carry a checksum (zero false
+//! positives, [`detect`]) and it knows every key it stores.
+//!
+//! Keys are known by a salted fingerprint, HMAC-SHA256 under a random per-home salt, kept
+//! in the registry next to the key's metadata; the secret itself never is. That is safe to
+//! keep because the secrets are high-entropy: a keyctl secret has 256 random bits (aksk:
+//! 154), so finding the secret from its fingerprint means searching 2^154 or more
+//! candidates, far beyond reach, and a secret a service minted (imported) is of the same
+//! kind. The salt makes fingerprints useless outside this home: they cannot be compared
+//! across machines or against a precomputed table. It is the same idea as GitHub's
+//! secret scanning, which keeps hashes of issued tokens rather than the tokens. (A
+//! low-entropy password would not be safe to fingerprint; keyctl stores none.)
+//!
+//! The engine takes plain values (paths, options, the fingerprints) and returns findings
+//! with the secret already masked; `commands::scan` turns them into a report.
+
+pub mod detect;
+pub mod git;
+pub mod report;
+pub mod walk;
+
+use std::collections::HashMap;
+
+use hmac::{KeyInit, Mac};
+use sha2::Sha256;
+
+/// The fingerprints of the secrets this home knows, and the lengths of those that carry
+/// no checksum (only runs of those lengths are fingerprinted).
+pub struct Known {
+    salt: [u8; 32],
+    keys: HashMap<[u8; 32], usize>,
+    lengths: Vec<usize>,
+}
+
+impl Known {
+    pub fn new(salt: [u8; 32]) -> Known {
+        Known {
+            salt,
+            keys: HashMap::new(),
+            lengths: Vec::new(),
+        }
+    }
+
+    /// The fingerprint of `secret` under this home's salt.
+    pub fn fingerprint(&self, secret: &[u8]) -> Option<[u8; 32]> {
+        Some(fingerprint(&self.salt, secret))
+    }
+
+    /// Adds a key by its secret (while it is at hand): `key` is the caller's index.
+    pub fn insert(&mut self, secret: &[u8], key: usize) {
+        let fp = fingerprint(&self.salt, secret);
+        let checksummed = std::str::from_utf8(secret).is_ok_and(crate::key::looks_like_secret);
+        self.add(fp, secret.len(), !checksummed, key);
+    }
+
+    /// Adds a key by a stored fingerprint; `needs_length` for a secret without a checksum.
+    pub fn add(&mut self, fp: [u8; 32], len: usize, needs_length: bool, key: usize) {
+        self.keys.insert(fp, key);
+        if needs_length && !self.lengths.contains(&len) {
+            self.lengths.push(len);
+            self.lengths.sort_unstable();
+        }
+    }
+
+    pub fn lookup(&self, fp: &[u8; 32]) -> Option<usize> {
+        self.keys.get(fp).copied()
+    }
+
+    fn contains(&self, fp: &[u8; 32]) -> bool {
+        self.keys.contains_key(fp)
+    }
+
+    fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.lengths.iter().copied()
+    }
+
+    fn has_lengths(&self) -> bool {
+        !self.lengths.is_empty()
+    }
+
+    fn shortest(&self) -> usize {
+        self.lengths.first().copied().unwrap_or(usize::MAX)
+    }
+}
+
+/// HMAC-SHA256 of `secret` under `salt`.
+pub fn fingerprint(salt: &[u8; 32], secret: &[u8]) -> [u8; 32] {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(salt).expect("HMAC takes any key length");
+    mac.update(secret);
+    mac.finalize().into_bytes().into()
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// One leaked secret, never the secret itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The file (relative to where the walk started, or the path in the repository).
+    pub path: String,
+    /// 1-based line and column (bytes).
+    pub line: usize,
+    pub col: usize,
+    /// The commit that added it, for history scans.
+    pub commit: Option<String>,
+    /// The keyctl prefix (or nothing), an ellipsis and the last 4 characters.
+    pub masked: String,
+    /// The caller's index of the key it is, when known.
+    pub key: Option<usize>,
+    /// Recognised by its checksum (else by its fingerprint).
+    pub checksum: bool,
+}
+
+/// Findings in one buffer (a file or a blob).
+pub fn scan_buffer(buf: &[u8], known: &Known, path: &str, commit: Option<&str>) -> Vec<Finding> {
+    let hits = detect::find(buf, known);
+    let mut out = Vec::with_capacity(hits.len());
+    let (mut line, mut line_start, mut pos) = (1usize, 0usize, 0usize);
+    for h in hits {
+        for (i, &b) in buf[pos..h.start].iter().enumerate() {
+            if b == b'\n' {
+                line += 1;
+                line_start = pos + i + 1;
+            }
+        }
+        pos = h.start;
+        let secret = &buf[h.start..h.start + h.len];
+        out.push(Finding {
+            path: path.to_string(),
+            line,
+            col: h.start - line_start + 1,
+            commit: commit.map(str::to_owned),
+            masked: mask(secret, h.checksum),
+            key: h.fingerprint.as_ref().and_then(|fp| known.lookup(fp)),
+            checksum: h.checksum,
+        });
+    }
+    out
+}
+
+/// `kca_…Ab3x`: the prefix of a standard keyctl secret (what kind of key it is) and the
+/// last 4 characters (to tell keys apart); nothing else.
+pub fn mask(secret: &[u8], checksum: bool) -> String {
+    let text = String::from_utf8_lossy(secret);
+    let last: String = text
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let prefix = if checksum {
+        crate::key::check(&text)
+            .map(|r| r.prefix)
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    format!("{prefix}…{last}")
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::key::{Format, mint};
+
+    #[test]
+    fn findings_say_where_and_whose_and_never_the_secret() {
+        let mut k = Known::new([1u8; 32]);
+        let a = mint(Format::Standard, "kca_");
+        k.insert(a.secret.expose_secret().as_bytes(), 0);
+        let stranger = mint(Format::Standard, "kcr_");
+        let text = format!(
+            "x\n  secret: {}\n\ny = \"{}\"\n",
+            a.secret.expose_secret(),
+            stranger.secret.expose_secret()
+        );
+        let f = scan_buffer(text.as_bytes(), &k, "c.yml", None);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].line, f[0].col, f[0].key), (2, 11, Some(0)));
+        assert_eq!((f[1].line, f[1].col, f[1].key), (4, 6, None));
+        let s = a.secret.expose_secret();
+        assert_eq!(f[0].masked, format!("kca_…{}", &s[s.len() - 4..]));
+        assert!(f[1].masked.starts_with("kcr_…"));
+        for x in &f {
+            assert!(x.masked.chars().count() <= 4 + 1 + 4, "{}", x.masked);
+        }
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let fp = fingerprint(&[9u8; 32], b"s");
+        assert_eq!(from_hex(&to_hex(&fp)), Some(fp));
+        assert_eq!(from_hex("zz"), None);
+    }
+}

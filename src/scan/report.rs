@@ -1,0 +1,199 @@
+//! What a scan says, for machines: one JSON object per finding (`--json`), SARIF 2.1.0
+//! (`--format sarif`, what GitHub code scanning reads), and the pre-commit hook that runs
+//! `keyctl scan --staged`. Findings are already masked; nothing here sees a secret.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::Finding;
+use crate::error::Error;
+
+/// What is known about the key a finding is.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    /// active, expiring, expired, superseded, revoked.
+    pub status: String,
+}
+
+impl KeyInfo {
+    /// Still works somewhere: active, expiring, superseded (in its grace period).
+    pub fn is_live(&self) -> bool {
+        matches!(self.status.as_str(), "active" | "expiring" | "superseded")
+    }
+}
+
+/// The status of a finding: its key's, or `unknown` (a keyctl secret this home does not
+/// know, which may well work).
+pub fn status<'a>(f: &Finding, keys: &'a [KeyInfo]) -> &'a str {
+    f.key
+        .and_then(|i| keys.get(i))
+        .map_or("unknown", |k| k.status.as_str())
+}
+
+/// Whether a finding may still work: a live key, or an unknown keyctl secret.
+pub fn is_live(f: &Finding, keys: &[KeyInfo]) -> bool {
+    f.key.and_then(|i| keys.get(i)).is_none_or(KeyInfo::is_live)
+}
+
+/// One finding as JSON.
+pub fn finding_json(f: &Finding, keys: &[KeyInfo]) -> Value {
+    let key = f.key.and_then(|i| keys.get(i));
+    json!({
+        "path": f.path,
+        "line": f.line,
+        "column": f.col,
+        "commit": f.commit,
+        "secret": f.masked,
+        "recognised_by": if f.checksum { "checksum" } else { "fingerprint" },
+        "key_id": key.map(|k| k.id.as_str()),
+        "key_name": key.map(|k| k.name.as_str()),
+        "status": status(f, keys),
+        "live": is_live(f, keys),
+    })
+}
+
+/// A SARIF 2.1.0 log: one run, one rule per kind of finding, `error` for live secrets
+/// and `note` for revoked ones.
+pub fn sarif(findings: &[Finding], keys: &[KeyInfo]) -> Value {
+    let results: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let key = f.key.and_then(|i| keys.get(i));
+            let live = is_live(f, keys);
+            let what = match key {
+                Some(k) => format!("key '{}' ({}), {}", k.name, k.id, k.status),
+                None => "a keyctl secret this home does not know (it may work)".into(),
+            };
+            let mut location = json!({
+                "physicalLocation": {
+                    "artifactLocation": {"uri": f.path},
+                    "region": {"startLine": f.line, "startColumn": f.col},
+                }
+            });
+            if let Some(c) = &f.commit {
+                location["message"] = json!({"text": format!("added in commit {c}")});
+            }
+            json!({
+                "ruleId": if live { "keyctl/live-secret" } else { "keyctl/revoked-secret" },
+                "level": if live { "error" } else { "note" },
+                "message": {"text": format!("Leaked secret {}: {what}", f.masked)},
+                "locations": [location],
+                "partialFingerprints": {
+                    "keyctlSecret/v1": format!("{}:{}:{}", f.path, f.masked, key.map_or("", |k| k.id.as_str())),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "keyctl",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/",
+                "rules": [
+                    {
+                        "id": "keyctl/live-secret",
+                        "shortDescription": {"text": "A keyctl secret that still works is in the file"},
+                        "help": {"text": "Revoke it (keyctl revoke KEY, or keyctl scan --revoke), then rotate or re-render the configuration without the secret (keyctl config KEY --secret-ref env)."},
+                        "defaultConfiguration": {"level": "error"},
+                    },
+                    {
+                        "id": "keyctl/revoked-secret",
+                        "shortDescription": {"text": "A revoked or expired keyctl secret is in the file"},
+                        "help": {"text": "It no longer works; remove it from the file when convenient."},
+                        "defaultConfiguration": {"level": "note"},
+                    },
+                ],
+            }},
+            "results": results,
+        }],
+    })
+}
+
+/// The pre-commit hook: blocks a commit that adds a live secret (exit 12 from scan).
+pub const HOOK: &str = "#!/bin/sh\n# Installed by `keyctl scan --install-hook`: refuses a commit that adds a live keyctl\n# secret. `git commit --no-verify` skips it.\nexec keyctl scan --staged\n";
+
+/// Writes the hook where git runs it (`core.hooksPath` honored). Already there: fine. A
+/// different hook is never overwritten.
+pub fn install_hook(repo: &Path) -> anyhow::Result<PathBuf> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "--git-path", "hooks"])
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(
+            Error::not_found(format!("{} is not in a git repository", repo.display())).into(),
+        );
+    }
+    let hooks = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let hooks = if hooks.is_absolute() {
+        hooks
+    } else {
+        repo.join(hooks)
+    };
+    let path = hooks.join("pre-commit");
+    match std::fs::read(&path) {
+        Ok(have) if have == HOOK.as_bytes() => return Ok(path),
+        Ok(_) => {
+            return Err(Error::conflict(format!(
+                "{} already holds another hook; add `keyctl scan --staged` to it yourself",
+                path.display()
+            ))
+            .into());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+    std::fs::create_dir_all(&hooks)?;
+    std::fs::write(&path, HOOK)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(key: Option<usize>) -> Finding {
+        Finding {
+            path: "a.yml".into(),
+            line: 2,
+            col: 5,
+            commit: None,
+            masked: "kca_…Ab12".into(),
+            key,
+            checksum: true,
+        }
+    }
+
+    #[test]
+    fn sarif_has_what_code_scanning_reads_and_no_secret() {
+        let keys = vec![KeyInfo {
+            id: "kcx".into(),
+            name: "ci".into(),
+            status: "revoked".into(),
+        }];
+        let v = sarif(&[finding(None), finding(Some(0))], &keys);
+        assert_eq!(v["version"], "2.1.0");
+        let r = &v["runs"][0]["results"];
+        assert_eq!(r[0]["level"], "error");
+        assert_eq!(r[1]["level"], "note");
+        assert_eq!(
+            r[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+            2
+        );
+        assert_eq!(finding_json(&finding(Some(0)), &keys)["live"], false);
+        assert_eq!(finding_json(&finding(None), &keys)["status"], "unknown");
+    }
+}
