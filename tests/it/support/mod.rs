@@ -1,15 +1,16 @@
 //! Shared fixtures for the end-to-end tests: the built binary with a clean environment,
 //! a private keyctl home, and a real Secret Service (gnome-keyring on its own D-Bus
 //! session bus) per test, so tests run in parallel without sharing state.
-#![allow(dead_code)]
+
+pub mod fake_http;
+pub mod keystone;
+pub mod openbao;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use assert_cmd::prelude::*;
-pub use predicates::prelude::*;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyctl");
@@ -117,7 +118,7 @@ fn require(bin: &str, package: &str) {
 /// A real gnome-keyring Secret Service on a private session bus, unlocked.
 pub struct SecretService {
     pub address: String,
-    dir: TempDir,
+    _dir: TempDir,
     dbus: Child,
     keyring: Option<Child>,
 }
@@ -175,7 +176,7 @@ impl SecretService {
         });
         SecretService {
             address,
-            dir,
+            _dir: dir,
             dbus,
             keyring,
         }
@@ -235,10 +236,6 @@ impl SecretService {
         .env("DBUS_SESSION_BUS_ADDRESS", &self.address);
         let (code, _, err) = run(c, secret);
         assert_eq!(code, 0, "secret-tool store: {err}");
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

@@ -3,12 +3,8 @@
 //! period; and every failing step rolled back, checked in the registry, the keyring and
 //! Keystone itself.
 
-mod common;
-#[path = "common/keystone.rs"]
-mod keystone;
-
-use common::*;
-use keystone::{User, keystone};
+use crate::support::keystone::{User, keystone};
+use crate::support::*;
 use serde_json::Value;
 
 struct Env {

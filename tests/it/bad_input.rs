@@ -1,9 +1,7 @@
 //! Every bad input: a one-line error, its documented exit code, and nothing lost or
 //! half-written (registry bytes and store contents unchanged).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 /// A home with one key in the file store; returns (home, registry bytes, store bytes).
 fn seeded() -> (Home, Vec<u8>, Vec<u8>) {

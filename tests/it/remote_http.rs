@@ -12,17 +12,11 @@
 //!   `DELETE /iam/logout?app_id=..&token=..`;
 //! - a server that echoes the request in a plain-text error, for the masking of secrets.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-#[path = "common/keystone.rs"]
-mod ks;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
-use fake_http::{FakeServer, Request, Response};
-use ks::{User, keystone};
+use crate::support::fake_http::{FakeServer, Request, Response};
+use crate::support::keystone::{User, keystone};
+use crate::support::*;
 use serde_json::{Value, json};
 
 fn text(status: u16, body: &str) -> Response {

@@ -1,11 +1,9 @@
 //! The scripting contract: exit codes, JSON shapes, quiet/color/pipe behaviour, `run`,
 //! and completions that are committed, current, and work in a real bash.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 
 fn file_home() -> Home {
     let h = Home::new();
@@ -334,7 +332,7 @@ fn committed_completions_and_man_page_are_current() {
         let have = std::fs::read(&path).unwrap_or_default();
         assert!(
             have == want,
-            "completions/{file} is stale: run `KEYCTL_BLESS=1 cargo test --test contract` and commit"
+            "completions/{file} is stale: run `KEYCTL_BLESS=1 cargo test --test it contract` and commit"
         );
     }
 }

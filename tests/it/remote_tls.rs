@@ -3,13 +3,11 @@
 //! 127.0.0.1 signed by a CA made in the test; its `-www` page answers any GET with 200, which is all the Soda
 //! remote's login check (`GET /api/v1/test-login`) needs.
 
-mod common;
-
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 struct Server(std::process::Child);
 

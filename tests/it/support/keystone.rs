@@ -5,7 +5,6 @@
 //!
 //! Tests make their own users and projects through the admin API, so they run in
 //! parallel, and check results against Keystone's own API rather than through keyctl.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +19,6 @@ pub const ADMIN_PASSWORD: &str = "admin-test-pw";
 pub struct Keystone {
     pub url: String,
     pub admin_token: String,
-    pub dir: PathBuf,
     http: reqwest::blocking::Client,
     /// The shell that runs gunicorn and stops it when this process is gone.
     _watcher: std::process::Child,
@@ -211,7 +209,6 @@ impl Keystone {
         let mut ks = Keystone {
             url,
             admin_token: String::new(),
-            dir,
             http,
             _watcher: watcher,
         };

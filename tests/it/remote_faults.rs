@@ -3,15 +3,11 @@
 //! HTTP server that speaks Keystone's shapes. After every failure the registry, the
 //! keyring and the remote agree with what the error said.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
-use fake_http::{FakeServer, Request, Response};
+use crate::support::fake_http::{FakeServer, Request, Response};
+use crate::support::*;
 use serde_json::json;
 
 const TOKEN: &str = "fake-subject-token-0123456789";

@@ -12,16 +12,12 @@
 //! unknown; errors are `ErrorResponse` {code, message}. `GET /api/v1/test-login` (Soda's
 //! public API v1 definition) answers `PublicApiTestLoginResponse` {organisationName}.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::support::fake_http::{FakeServer, Request, Response};
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
-use fake_http::{FakeServer, Request, Response};
 use serde_json::{Value, json};
 
 const ADMIN_ID: &str = "2d1b6a3e-0c4f-4e0b-9d55-0a0000000001";

@@ -3,14 +3,8 @@
 //! exchange, server-minted keys, keys for another user, revoke and bulk revoke. Every
 //! outcome is checked against Keystone's own API, not only through keyctl.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-#[path = "common/keystone.rs"]
-mod keystone;
-
-use common::*;
-use keystone::{User, keystone};
+use crate::support::keystone::{User, keystone};
+use crate::support::*;
 use serde_json::Value;
 
 /// A Secret Service, a home, and a remote `ks` for `user` added through keyctl.

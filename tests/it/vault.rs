@@ -3,16 +3,10 @@
 //! concurrent creators; a 3-node Raft cluster losing its leader mid-run; and the
 //! failures a team meets (bad token, sealed server, wrong mount, server down).
 
-mod common;
-#[path = "common/keystone.rs"]
-mod keystone;
-#[path = "common/openbao.rs"]
-mod openbao;
-
 use std::process::Command;
 
-use common::*;
-use openbao::*;
+use crate::support::openbao::*;
+use crate::support::*;
 use serde_json::json;
 
 /// Writes the home's config.yaml.

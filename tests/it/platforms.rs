@@ -4,11 +4,9 @@
 //! `scripts/release --ci` (run by scripts/test) builds them and exports their paths; a
 //! missing artifact fails with a message, never a skip.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::support::*;
 
 fn artifact(var: &str) -> String {
     let p = std::env::var(var).unwrap_or_else(|_| {

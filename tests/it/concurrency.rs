@@ -1,12 +1,10 @@
 //! Many scripts running keyctl at once lose nothing: 100 `create` processes started
 //! together all land in the registry and the store.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::Stdio;
 
-use common::*;
+use crate::support::*;
 
 fn create_many(n: usize, mk: impl Fn(usize) -> std::process::Command) -> Vec<serde_json::Value> {
     let children: Vec<_> = (0..n)

@@ -1,9 +1,7 @@
 //! End-to-end tests of the local lifecycle (create, import, list, show, secret, delete,
 //! check, doctor) on the built binary, against a real Secret Service and real files.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 fn create_json(mut c: std::process::Command, extra: &[&str]) -> serde_json::Value {
     c.args(["--json", "create"]).args(extra);

@@ -5,14 +5,10 @@
 //! files checked byte for byte; and every bad input with its message, exit code and the
 //! file left as it was.
 
-#![cfg(unix)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 const ID: &str = "0f6f3d1c-7b7e-4c1e-9a51-2d4c8f0e9b11";

@@ -4,14 +4,12 @@
 //! temp file holding a secret beside the user's config, a secret quoted in an error,
 //! `/dev/zero` as a `--write` target) and checks the state left behind.
 
-mod common;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn keyctl(home: &Home, args: &[&str], stdin: &str) -> (i32, String, String) {
