@@ -37,9 +37,7 @@ fn file_home() -> Home {
 }
 
 fn code_of(h: &Home, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut c = h.cmd();
-    c.args(args);
-    run(c, stdin)
+    h.cmd().args(args).stdin(stdin).run()
 }
 
 /// Every code in README's table that the local commands can produce, each provoked for
@@ -192,9 +190,14 @@ fn quiet_color_and_closed_pipes() {
     assert!(err.contains("\u{1b}[31m"), "{err:?}");
     let (_, _, err) = code_of(&h, &["--color", "never", "show", "nope"], "");
     assert!(!err.contains('\u{1b}'));
-    let mut c = h.cmd();
-    c.env("NO_COLOR", "1").args(["show", "nope"]);
-    assert!(!run(c, "").2.contains('\u{1b}'));
+    assert!(
+        !h.cmd()
+            .env("NO_COLOR", "1")
+            .args(["show", "nope"])
+            .run()
+            .2
+            .contains('\u{1b}')
+    );
 
     // More output than a pipe holds (64 KiB), so the writer meets the closed pipe.
     let text = "d".repeat(1000);
@@ -215,9 +218,10 @@ fn quiet_color_and_closed_pipes() {
     let script = format!(
         "set -o pipefail; '{BIN}' list | head -1 >/dev/null; echo \"rc=$?\"; '{BIN}' list --json | head -c 10 >/dev/null; echo \"rc=$?\""
     );
-    let mut c = std::process::Command::new("bash");
-    c.args(["-c", &script]).env("KEYCTL_HOME", h.path());
-    let (_, out, err) = run(c, "");
+    let (_, out, err) = Cmd::new("bash")
+        .args(["-c", &script])
+        .env("KEYCTL_HOME", h.path())
+        .run();
     assert_eq!(out, "rc=0\nrc=0\n", "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -268,7 +272,7 @@ fn run_injects_the_key_passes_the_exit_code_and_signals() {
     assert_eq!(code, 2, "{err}");
 
     // A signal sent to the process reaches the command, and nothing secret is in argv.
-    let mut c = h.cmd();
+    let mut c = h.cmd().command();
     c.args([
         "run",
         "alpha",
@@ -347,14 +351,14 @@ fn bash_completes_subcommands_and_key_names() {
             "source '{}'\nCOMP_WORDS=({words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n_clap_complete_keyctl keyctl \"${{COMP_WORDS[COMP_CWORD]}}\" keyctl\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
             script.display()
         );
-        let mut c = std::process::Command::new("bash");
-        c.args(["--noprofile", "--norc", "-c", &prog])
+        let (code, out, err) = Cmd::new("bash")
+            .args(["--noprofile", "--norc", "-c", &prog])
             .env("KEYCTL_HOME", h.path())
             .env(
                 "PATH",
                 format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-            );
-        let (code, out, err) = run(c, "");
+            )
+            .run();
         assert_eq!(code, 0, "{err}");
         out.lines().map(|l| l.trim().to_string()).collect()
     };

@@ -1,17 +1,213 @@
-//! Shared fixtures for the end-to-end tests: the built binary with a clean environment,
-//! a private keyctl home, and a real Secret Service (gnome-keyring on its own D-Bus
-//! session bus) per test, so tests run in parallel without sharing state.
+//! Shared fixtures for the end-to-end tests: one builder for running keyctl (or any
+//! program) and checking its outcome, a private keyctl home, a real Secret Service
+//! (gnome-keyring on its own D-Bus session bus) per test so tests run in parallel without
+//! sharing state, and the one place that decides whether a missing service skips a test
+//! or fails it.
 
 pub mod fake_http;
 pub mod keystone;
 pub mod openbao;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tempfile::TempDir;
+
+/// Set by scripts/test: a service a test needs that is missing fails the test instead of
+/// skipping it.
+pub const REQUIRE_SERVICES: &str = "KEYCTL_TEST_REQUIRE_SERVICES";
+/// Treat the services found on PATH (gnome-keyring, D-Bus, openssl, python3) as missing,
+/// to check on a machine that has them what `cargo test` does on one that does not.
+pub const NO_PATH_SERVICES: &str = "KEYCTL_TEST_NO_PATH_SERVICES";
+
+/// A service that scripts/test installs and names in `var` (a file or directory): its
+/// path, or None when it is missing and services are not required. Use with `require!`.
+pub fn need(what: &str, var: &str) -> Option<PathBuf> {
+    match std::env::var_os(var).map(PathBuf::from) {
+        Some(p) if p.exists() => Some(p),
+        Some(p) => missing(what, var, &format!("{var}={} does not exist", p.display())),
+        None => missing(what, var, &format!("{var} is not set")),
+    }
+}
+
+/// Programs from Debian packages, found on PATH: Some(()) when all are there.
+pub fn need_programs(what: &str, programs: &[&str], package: &str) -> Option<()> {
+    let hidden = std::env::var_os(NO_PATH_SERVICES).is_some();
+    let absent: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| hidden || !on_path(p))
+        .collect();
+    if absent.is_empty() {
+        return Some(());
+    }
+    let why = format!(
+        "{} not on PATH; the Debian package {package}",
+        absent.join(", ")
+    );
+    missing(what, &absent.join(", "), &why)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// One line saying what is skipped (written past the test harness's capture, so a plain
+/// `cargo test` shows it), or a failure under scripts/test.
+fn missing<T>(what: &str, hint: &str, why: &str) -> Option<T> {
+    if std::env::var_os(REQUIRE_SERVICES).is_some() {
+        panic!(
+            "{what} is missing ({why}): run the README's test command (scripts/test), which installs it"
+        );
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: needs {what} ({hint}); scripts/test runs it"
+    );
+    None
+}
+
+/// The value of an `Option` from [`need`] or a fixture that starts a service, or an early
+/// return from the test when the service is missing (after its one "skipped:" line).
+macro_rules! require {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
+pub(crate) use require;
+
+/// A program to run, built up call by call and then checked:
+/// `home.cmd().args(["show", "k"]).stdin("..").code(3).stderr_has("no key")`, or `.ok()`
+/// for its stdout.
+pub struct Cmd {
+    c: Command,
+    stdin: Vec<u8>,
+}
+
+/// What a finished [`Cmd`] printed, for further checks.
+pub struct Out {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn stderr_has(self, needle: &str) -> Out {
+        assert!(
+            self.stderr.contains(needle),
+            "expected {needle:?} in stderr: {}",
+            self.stderr
+        );
+        self
+    }
+}
+
+impl Cmd {
+    pub fn new(program: impl AsRef<OsStr>) -> Cmd {
+        Cmd::from(Command::new(program))
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
+        self.c.arg(a);
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, a: impl IntoIterator<Item = S>) -> Cmd {
+        self.c.args(a);
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Cmd {
+        self.c.env(k, v);
+        self
+    }
+
+    pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Cmd {
+        self.c.env_remove(k);
+        self
+    }
+
+    pub fn env_clear(mut self) -> Cmd {
+        self.c.env_clear();
+        self
+    }
+
+    pub fn stdin(mut self, s: impl AsRef<[u8]>) -> Cmd {
+        self.stdin = s.as_ref().to_vec();
+        self
+    }
+
+    /// Runs it to the end: (exit code, stdout, stderr), whatever the code.
+    pub fn run(mut self) -> (i32, String, String) {
+        self.c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self
+            .c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.c.get_program()));
+        // A program may exit without reading its input.
+        let _ = child.stdin.take().unwrap().write_all(&self.stdin);
+        let o = child.wait_with_output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// Runs it and checks its exit code.
+    pub fn code(self, want: i32) -> Out {
+        let what = self.describe();
+        let (code, stdout, stderr) = self.run();
+        assert_eq!(code, want, "{what}: stderr {stderr}");
+        Out { stdout, stderr }
+    }
+
+    /// Runs it, checks it succeeded, and returns its stdout.
+    pub fn ok(self) -> String {
+        self.code(0).stdout
+    }
+
+    /// Runs it, checks it succeeded, and parses its stdout as JSON.
+    pub fn json(self) -> Value {
+        json(&self.ok())
+    }
+
+    /// The command itself, for a test that spawns it, signals it or kills it.
+    pub fn command(self) -> Command {
+        self.c
+    }
+
+    fn describe(&self) -> String {
+        let args: Vec<_> = self.c.get_args().map(|a| a.to_string_lossy()).collect();
+        format!(
+            "{} {}",
+            Path::new(self.c.get_program())
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
+            args.join(" ")
+        )
+    }
+}
+
+impl From<Command> for Cmd {
+    fn from(c: Command) -> Cmd {
+        Cmd {
+            c,
+            stdin: Vec::new(),
+        }
+    }
+}
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keyctl");
 
@@ -36,11 +232,16 @@ impl Home {
     }
 
     /// The built binary with no session bus: as on a headless server.
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+    pub fn cmd(&self) -> Cmd {
+        self.cmd_of(BIN)
+    }
+
+    /// Another keyctl binary (a release artifact) in this home, with the same environment.
+    pub fn cmd_of(&self, program: impl AsRef<OsStr>) -> Cmd {
+        let mut c = Command::new(program);
         clean_env(&mut c, self.dir.path());
         c.env("KEYCTL_HOME", self.path());
-        c
+        Cmd::from(c)
     }
 
     pub fn registry(&self) -> serde_json::Value {
@@ -90,31 +291,6 @@ pub fn clean_env(c: &mut Command, root: &Path) {
     c.env("XDG_RUNTIME_DIR", root.join("user"));
 }
 
-/// Runs the command with `stdin` and returns (code, stdout, stderr).
-pub fn run(mut c: Command, stdin: &str) -> (i32, String, String) {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn keyctl");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).ok();
-    let o = child.wait_with_output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn require(bin: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{bin} is not installed: run the README's test command (scripts/test), which installs the Debian package {package}"
-    );
-}
-
 /// A real gnome-keyring Secret Service on a private session bus, unlocked.
 pub struct SecretService {
     pub address: String,
@@ -124,22 +300,37 @@ pub struct SecretService {
 }
 
 impl SecretService {
-    pub fn start() -> SecretService {
-        let ss = Self::start_with(true);
+    /// Some(()) when one can be started, None (see [`require!`]) when gnome-keyring or
+    /// D-Bus is not installed: for a test whose helpers start several.
+    pub fn available() -> Option<()> {
+        need_programs(
+            "a Secret Service",
+            &[
+                "dbus-daemon",
+                "dbus-send",
+                "gnome-keyring-daemon",
+                "secret-tool",
+            ],
+            "dbus, gnome-keyring and libsecret-tools",
+        )
+    }
+
+    /// None (see [`require!`]) when gnome-keyring or D-Bus is not installed.
+    pub fn start() -> Option<SecretService> {
+        let ss = Self::start_with(true)?;
         ss.wait_for_owner();
-        ss
+        Some(ss)
     }
 
     /// A session bus where no keyring was started and unlocked: D-Bus may still activate
     /// gnome-keyring on demand, which then has no unlocked collection (a common setup on
     /// servers that have the package but no desktop session).
-    pub fn start_bus_only() -> SecretService {
+    pub fn start_bus_only() -> Option<SecretService> {
         Self::start_with(false)
     }
 
-    fn start_with(unlocked_keyring: bool) -> SecretService {
-        require("dbus-daemon", "dbus");
-        require("gnome-keyring-daemon", "gnome-keyring");
+    fn start_with(unlocked_keyring: bool) -> Option<SecretService> {
+        Self::available()?;
         let dir = tempfile::Builder::new()
             .prefix("keyctl-ss-")
             .tempdir()
@@ -174,12 +365,12 @@ impl SecretService {
             k.stdin.take().unwrap().write_all(b"test-password").unwrap();
             k
         });
-        SecretService {
+        Some(SecretService {
             address,
             _dir: dir,
             dbus,
             keyring,
-        }
+        })
     }
 
     fn wait_for_owner(&self) {
@@ -209,15 +400,12 @@ impl SecretService {
     }
 
     /// keyctl in `home`, talking to this Secret Service.
-    pub fn cmd(&self, home: &Home) -> Command {
-        let mut c = home.cmd();
-        c.env("DBUS_SESSION_BUS_ADDRESS", &self.address);
-        c
+    pub fn cmd(&self, home: &Home) -> Cmd {
+        home.cmd().env("DBUS_SESSION_BUS_ADDRESS", &self.address)
     }
 
     /// libsecret's own client, the way another tool would look the secret up.
     pub fn secret_tool_lookup(&self, id: &str) -> Option<String> {
-        require("secret-tool", "libsecret-tools");
         let o = Command::new("secret-tool")
             .args(["lookup", "service", "keyctl", "username", id])
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
@@ -229,13 +417,13 @@ impl SecretService {
     }
 
     pub fn secret_tool_store(&self, id: &str, secret: &str) {
-        let mut c = Command::new("secret-tool");
-        c.args([
-            "store", "--label", "test", "service", "keyctl", "username", id,
-        ])
-        .env("DBUS_SESSION_BUS_ADDRESS", &self.address);
-        let (code, _, err) = run(c, secret);
-        assert_eq!(code, 0, "secret-tool store: {err}");
+        Cmd::new("secret-tool")
+            .args([
+                "store", "--label", "test", "service", "keyctl", "username", id,
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .stdin(secret)
+            .ok();
     }
 }
 
@@ -251,6 +439,36 @@ impl Drop for SecretService {
 }
 
 /// Parses stdout as JSON.
-pub fn json(stdout: &str) -> serde_json::Value {
+pub fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// A home whose keyctl talks to a Secret Service of its own: the usual desktop setup.
+pub struct KeyringHome {
+    pub ss: SecretService,
+    pub home: Home,
+}
+
+impl KeyringHome {
+    /// None (see [`require!`]) when gnome-keyring or D-Bus is not installed.
+    pub fn new() -> Option<KeyringHome> {
+        Some(KeyringHome {
+            ss: SecretService::start()?,
+            home: Home::new(),
+        })
+    }
+
+    pub fn cmd(&self) -> Cmd {
+        self.ss.cmd(&self.home)
+    }
+
+    /// `list --all --json`: every key, revoked and superseded ones too.
+    pub fn keys(&self) -> Vec<Value> {
+        self.cmd()
+            .args(["--json", "list", "--all"])
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
 }
