@@ -93,11 +93,19 @@ pub fn manpage(command: clap::Command, extra: &str) -> anyhow::Result<Vec<u8>> {
 /// `keyctl-remote-add.1`), so the references in each page's SUBCOMMANDS exist. `extra`
 /// goes on the top page.
 pub fn manpages(command: clap::Command, extra: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut command = command;
+    let mut command = for_man(command);
     command.build();
     let mut out = Vec::new();
     walk(&command, "keyctl", extra, &mut out)?;
     Ok(out)
+}
+
+/// The command as man pages describe it: without clap's `help` subcommands, which
+/// `--help` covers (a page per `keyctl help X` would only repeat the others).
+fn for_man(command: clap::Command) -> clap::Command {
+    command
+        .disable_help_subcommand(true)
+        .mut_subcommands(for_man)
 }
 
 fn walk(
@@ -109,9 +117,6 @@ fn walk(
     let page = cmd.clone().display_name(name);
     out.push((format!("{name}.1"), manpage(page, extra)?));
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        if sub.get_name() == "help" {
-            continue;
-        }
         walk(sub, &format!("{name}-{}", sub.get_name()), "", out)?;
     }
     Ok(())
@@ -126,7 +131,7 @@ pub fn print_manpage(
     use anyhow::Context as _;
     let Some(dir) = dir else {
         let mut out = std::io::stdout().lock();
-        out.write_all(&manpage(command, extra)?)?;
+        out.write_all(&manpage(for_man(command), extra)?)?;
         out.flush()?;
         return Ok(());
     };

@@ -106,7 +106,7 @@ impl Error {
 }
 
 /// Exit codes, in one table; README's table lists the same numbers and
-/// `tests/contract.rs` checks each one.
+/// `tests/it/contract.rs` checks each one.
 pub mod code {
     pub const OK: u8 = 0;
     pub const FAILURE: u8 = 1;

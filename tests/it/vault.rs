@@ -3,16 +3,8 @@
 //! concurrent creators; a 3-node Raft cluster losing its leader mid-run; and the
 //! failures a team meets (bad token, sealed server, wrong mount, server down).
 
-mod common;
-#[path = "common/keystone.rs"]
-mod keystone;
-#[path = "common/openbao.rs"]
-mod openbao;
-
-use std::process::Command;
-
-use common::*;
-use openbao::*;
+use crate::support::openbao::*;
+use crate::support::*;
 use serde_json::json;
 
 /// Writes the home's config.yaml.
@@ -22,29 +14,20 @@ fn write_config(home: &Home, yaml: &str) {
 }
 
 /// keyctl in `home` with `--store vault` against `addr` with `token`.
-fn vault_cmd(home: &Home, addr: &str, token: &str) -> Command {
-    let mut c = home.cmd();
-    c.env("BAO_ADDR", addr)
+fn vault_cmd(home: &Home, addr: &str, token: &str) -> Cmd {
+    home.cmd()
+        .env("BAO_ADDR", addr)
         .env("BAO_TOKEN", token)
-        .env("KEYCTL_STORE", "vault");
-    c
-}
-
-fn ok(c: Command) -> String {
-    let (code, out, err) = run(c, "");
-    assert_eq!(code, 0, "keyctl failed: {err}");
-    out
+        .env("KEYCTL_STORE", "vault")
 }
 
 fn create(bao: &DevServer, home: &Home, args: &[&str]) -> serde_json::Value {
-    let mut c = bao.cmd(home);
-    c.args(["--json", "create"]).args(args);
-    json(&ok(c))
+    bao.cmd(home).args(["--json", "create"]).args(args).json()
 }
 
 #[test]
 fn two_machines_share_keys_through_openbao() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let (a, b) = (Home::new(), Home::new());
     let k = create(
         &bao,
@@ -72,43 +55,32 @@ fn two_machines_share_keys_through_openbao() {
         format!("store: vault\nvault:\n  addr: {}\n", bao.addr()),
     )
     .unwrap();
-    let b_cmd = || {
-        let mut c = b.cmd();
-        c.env("BAO_TOKEN", ROOT_TOKEN);
-        c
-    };
-    let mut c = b_cmd();
-    c.args(["--json", "list"]);
-    let listed = json(&ok(c));
+    let b_cmd = || b.cmd().env("BAO_TOKEN", ROOT_TOKEN);
+    let listed = b_cmd().args(["--json", "list"]).json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["id"], id);
     assert_eq!(listed[0]["store"], "vault");
-    let mut c = b_cmd();
-    c.args(["secret", "ci"]);
-    assert_eq!(ok(c), format!("{secret}\n"));
-    let mut c = b_cmd();
-    c.args(["secret", id]);
-    assert_eq!(ok(c), format!("{secret}\n"));
+    assert_eq!(b_cmd().args(["secret", "ci"]).ok(), format!("{secret}\n"));
+    assert_eq!(b_cmd().args(["secret", id]).ok(), format!("{secret}\n"));
     // config and run on B use the same shared record and secret.
-    let mut c = b_cmd();
-    c.args(["config", "ci", "--output", "env"]);
     assert_eq!(
-        ok(c),
+        b_cmd().args(["config", "ci", "--output", "env"]).ok(),
         format!("SODA_API_KEY_ID={id}\nSODA_API_KEY_SECRET={secret}\n")
     );
-    let mut c = b_cmd();
-    c.args([
-        "run",
-        "ci",
-        "--",
-        "sh",
-        "-c",
-        "printf '%s %s' \"$SODA_API_KEY_ID\" \"$SODA_API_KEY_SECRET\"",
-    ]);
-    assert_eq!(ok(c), format!("{id} {secret}"));
-    let mut c = b_cmd();
-    c.args(["show", "ci"]);
-    let shown = ok(c);
+    assert_eq!(
+        b_cmd()
+            .args([
+                "run",
+                "ci",
+                "--",
+                "sh",
+                "-c",
+                "printf '%s %s' \"$SODA_API_KEY_ID\" \"$SODA_API_KEY_SECRET\"",
+            ])
+            .ok(),
+        format!("{id} {secret}")
+    );
+    let shown = b_cmd().args(["show", "ci"]).ok();
     assert!(
         shown.contains(&format!("secret/keyctl/keys/{id}")),
         "{shown}"
@@ -116,9 +88,7 @@ fn two_machines_share_keys_through_openbao() {
     assert!(!shown.contains(secret));
 
     // The name is taken team-wide: B cannot reuse it, and nothing is half-written.
-    let mut c = b_cmd();
-    c.args(["create", "--name", "ci"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = b_cmd().args(["create", "--name", "ci"]).run();
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("a key named 'ci' already exists"), "{err}");
     assert!(out.is_empty());
@@ -133,42 +103,35 @@ fn two_machines_share_keys_through_openbao() {
         Some(json!({"options": {"cas": 1}, "data": rec})),
     );
     assert_eq!(s, 200, "{body}");
-    let mut c = b_cmd();
-    c.args(["secret", "ci"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = b_cmd().args(["secret", "ci"]).run();
     assert_eq!(code, 8, "{err}");
     assert!(out.is_empty() && err.contains("revoked"), "{err}");
-    let mut c = b_cmd();
-    c.args(["--json", "list"]);
-    assert_eq!(json(&ok(c)), json!([]));
-    let mut c = b_cmd();
-    c.args(["--json", "list", "--all"]);
-    assert_eq!(json(&ok(c))[0]["status"], "revoked");
+    assert_eq!(b_cmd().args(["--json", "list"]).json(), json!([]));
+    assert_eq!(
+        b_cmd().args(["--json", "list", "--all"]).json()[0]["status"],
+        "revoked"
+    );
 
     // Without --yes and no terminal, nothing is deleted, and the question says how far
     // the deletion would reach.
-    let mut c = b_cmd();
-    c.args(["delete", "ci"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 10, "{err}");
-    assert!(err.contains("for every machine"), "{err}");
+    b_cmd()
+        .args(["delete", "ci"])
+        .code(10)
+        .stderr_has("for every machine");
     assert!(bao.api.key(id).is_some());
 
     // Deleted on B: gone in OpenBao (all versions, name claim) and for A.
-    let mut c = b_cmd();
-    c.args(["delete", "ci", "--yes"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("for every machine"), "{err}");
+    b_cmd()
+        .args(["delete", "ci", "--yes"])
+        .code(0)
+        .stderr_has("for every machine");
     assert_eq!(bao.api.key(id), None);
     let (s, _) = bao
         .api
         .call("GET", &format!("secret/metadata/keyctl/keys/{id}"), None);
     assert_eq!(s, 404, "versions left behind");
     assert_eq!(bao.api.name_owner("ci"), None);
-    let mut c = bao.cmd(&a);
-    c.args(["secret", "ci"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = bao.cmd(&a).args(["secret", "ci"]).run();
     assert_eq!(code, 3, "{err}");
     assert!(out.is_empty());
     // The name is free again.
@@ -177,22 +140,22 @@ fn two_machines_share_keys_through_openbao() {
 
 /// A server and a home holding a file-store key named `local_name` and a team key
 /// named `team`; returns the local key's `create --json`.
-fn local_and_team(local_name: &str) -> (DevServer, Home, serde_json::Value) {
-    let bao = DevServer::start();
+fn local_and_team(local_name: &str) -> Option<(DevServer, Home, serde_json::Value)> {
+    let bao = DevServer::start()?;
     let home = Home::new();
-    let mut c = bao.cmd(&home);
-    c.args(["--store", "file", "--json", "create", "--name", local_name]);
-    let local = json(&ok(c));
+    let local = json(
+        &bao.cmd(&home)
+            .args(["--store", "file", "--json", "create", "--name", local_name])
+            .ok(),
+    );
     create(&bao, &home, &["--name", "team"]);
-    (bao, home, local)
+    Some((bao, home, local))
 }
 
 #[test]
 fn local_and_team_keys_side_by_side() {
-    let (bao, home, local) = local_and_team("laptop");
-    let mut c = bao.cmd(&home);
-    c.args(["--json", "list"]);
-    let listed = json(&ok(c));
+    let (bao, home, local) = require!(local_and_team("laptop"));
+    let listed = bao.cmd(&home).args(["--json", "list"]).json();
     let stores: Vec<(&str, &str)> = listed
         .as_array()
         .unwrap()
@@ -201,24 +164,23 @@ fn local_and_team_keys_side_by_side() {
         .collect();
     assert_eq!(stores, [("laptop", "file"), ("team", "vault")]);
     // A team key cannot take a name this machine already uses.
-    let mut c = bao.cmd(&home);
-    c.args(["create", "--name", "laptop"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = bao.cmd(&home).args(["create", "--name", "laptop"]).run();
     assert_eq!(code, 4, "{err}");
     assert_eq!(bao.api.name_owner("laptop"), None);
     // The local key still reads from its own store.
-    let mut c = bao.cmd(&home);
-    c.args(["secret", "laptop"]);
-    assert_eq!(ok(c).trim(), local["secret"].as_str().unwrap());
+    assert_eq!(
+        bao.cmd(&home).args(["secret", "laptop"]).ok().trim(),
+        local["secret"].as_str().unwrap()
+    );
 }
 
 #[test]
 fn hundred_concurrent_creates_from_two_machines_all_land() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let homes = [Home::new(), Home::new()];
     let children: Vec<_> = (0..100)
         .map(|i| {
-            let mut c = bao.cmd(&homes[i % 2]);
+            let mut c = bao.cmd(&homes[i % 2]).command();
             c.args(["--json", "create", "--name", &format!("k{i}")])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
@@ -241,14 +203,20 @@ fn hundred_concurrent_creates_from_two_machines_all_land() {
     for i in 0..100 {
         assert!(bao.api.name_owner(&format!("k{i}")).is_some());
     }
-    let mut c = bao.cmd(&homes[0]);
-    c.args(["--json", "list"]);
-    assert_eq!(json(&ok(c)).as_array().unwrap().len(), 100);
+    assert_eq!(
+        bao.cmd(&homes[0])
+            .args(["--json", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        100
+    );
 
     // 20 processes racing for one name: exactly one wins, the rest get a clear conflict.
     let racers: Vec<_> = (0..20)
         .map(|i| {
-            let mut c = bao.cmd(&homes[i % 2]);
+            let mut c = bao.cmd(&homes[i % 2]).command();
             c.args(["--json", "create", "--name", "contested"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped());
@@ -281,7 +249,7 @@ fn hundred_concurrent_creates_from_two_machines_all_land() {
 
 #[test]
 fn doctor_reports_server_mount_and_token_ttl() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let home = Home::new();
     create(&bao, &home, &["--name", "one"]);
     let (s, tok) = bao.api.call(
@@ -291,9 +259,11 @@ fn doctor_reports_server_mount_and_token_ttl() {
     );
     assert_eq!(s, 200, "{tok}");
     let short = tok["auth"]["client_token"].as_str().unwrap();
-    let mut c = bao.cmd(&home);
-    c.env("BAO_TOKEN", short).args(["--json", "doctor"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = bao
+        .cmd(&home)
+        .env("BAO_TOKEN", short)
+        .args(["--json", "doctor"])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains(short), "token printed");
     let r = json(&out);
@@ -308,9 +278,7 @@ fn doctor_reports_server_mount_and_token_ttl() {
     assert_eq!(v["standby"], false);
     let ttl = v["token_ttl_seconds"].as_u64().unwrap();
     assert!((7000..=7200).contains(&ttl), "ttl {ttl}");
-    let mut c = bao.cmd(&home);
-    c.env("BAO_TOKEN", short).arg("doctor");
-    let text = ok(c);
+    let text = bao.cmd(&home).env("BAO_TOKEN", short).arg("doctor").ok();
     assert!(
         text.contains("expires in 1") || text.contains("expires in 2"),
         "{text}"
@@ -318,14 +286,18 @@ fn doctor_reports_server_mount_and_token_ttl() {
     assert!(text.contains(bao.addr()), "{text}");
 
     // The token helper's file is used when no variable is set.
-    let mut c = bao.cmd(&home);
-    c.env_remove("BAO_TOKEN").arg("--json").arg("doctor");
     std::fs::write(
         home.dir.path().join("user/.vault-token"),
         format!("{short}\n"),
     )
     .unwrap();
-    let r = json(&ok(c));
+    let r = json(
+        &bao.cmd(&home)
+            .env_remove("BAO_TOKEN")
+            .arg("--json")
+            .arg("doctor")
+            .ok(),
+    );
     assert!(
         r["vault"]["token_source"]
             .as_str()
@@ -336,10 +308,10 @@ fn doctor_reports_server_mount_and_token_ttl() {
 
 /// Runs a failing command and checks code, message, empty stdout, and that the local
 /// home and the server are exactly as before.
-fn fails(bao: &DevServer, home: &Home, c: Command, code: i32, needle: &str) -> String {
+fn fails(bao: &DevServer, home: &Home, c: Cmd, code: i32, needle: &str) -> String {
     let before = home.files_except_store();
     let ids = bao.api.key_ids();
-    let (got, out, err) = run(c, "");
+    let (got, out, err) = c.run();
     assert_eq!(got, code, "{err}");
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
     assert_eq!(err.lines().count(), 1, "one-line error: {err}");
@@ -352,48 +324,58 @@ fn fails(bao: &DevServer, home: &Home, c: Command, code: i32, needle: &str) -> S
 #[test]
 fn clear_errors_and_nothing_lost_locally() {
     // A local key that must survive every failure below.
-    let (bao, home, local) = local_and_team("local");
+    let (bao, home, local) = require!(local_and_team("local"));
 
-    let mut c = bao.cmd(&home);
-    c.env("BAO_TOKEN", "not-a-token")
+    let c = bao
+        .cmd(&home)
+        .env("BAO_TOKEN", "not-a-token")
         .args(["create", "--name", "x"]);
     let err = fails(&bao, &home, c, 5, "rejected the token from BAO_TOKEN");
     assert!(!err.contains("not-a-token"));
-    let mut c = bao.cmd(&home);
-    c.env("BAO_TOKEN", "not-a-token").args(["secret", "team"]);
+    let c = bao
+        .cmd(&home)
+        .env("BAO_TOKEN", "not-a-token")
+        .args(["secret", "team"]);
     fails(&bao, &home, c, 5, "permission denied");
 
-    let mut c = bao.cmd(&home);
-    c.env_remove("BAO_TOKEN").args(["create", "--name", "x"]);
+    let c = bao
+        .cmd(&home)
+        .env_remove("BAO_TOKEN")
+        .args(["create", "--name", "x"]);
     fails(&bao, &home, c, 5, "no OpenBao/Vault token");
 
     write_config(&home, "vault:\n  mount: nokv\n");
-    let mut c = bao.cmd(&home);
-    c.args(["create", "--name", "x"]);
+    let c = bao.cmd(&home).args(["create", "--name", "x"]);
     fails(&bao, &home, c, 5, "no KV v2 engine mounted at nokv/");
     std::fs::remove_file(home.path().join("config.yaml")).unwrap();
 
-    let mut c = bao.cmd(&home);
-    c.env("BAO_ADDR", "http://vault.example.com:8200")
+    let c = bao
+        .cmd(&home)
+        .env("BAO_ADDR", "http://vault.example.com:8200")
         .args(["create", "--name", "x"]);
     fails(&bao, &home, c, 2, "refusing plain http");
 
     // Server down: a closed port, with a short retry budget.
     write_config(&home, "vault:\n  retry_seconds: 1\n");
     let closed = format!("http://127.0.0.1:{}", free_ports());
-    let mut c = bao.cmd(&home);
-    c.env("BAO_ADDR", &closed).args(["create", "--name", "x"]);
+    let c = bao
+        .cmd(&home)
+        .env("BAO_ADDR", &closed)
+        .args(["create", "--name", "x"]);
     fails(&bao, &home, c, 5, "retry later");
-    let mut c = bao.cmd(&home);
-    c.env("BAO_ADDR", &closed).args(["secret", "team"]);
+    let c = bao
+        .cmd(&home)
+        .env("BAO_ADDR", &closed)
+        .args(["secret", "team"]);
     fails(&bao, &home, c, 5, "is not available");
     // A local key is answered locally: no wait for (or word about) the team store.
-    let mut c = bao.cmd(&home);
-    c.env("BAO_ADDR", &closed)
-        .env("KEYCTL_STORE", "file")
-        .args(["secret", "local"]);
     let t = std::time::Instant::now();
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = bao
+        .cmd(&home)
+        .env("BAO_ADDR", &closed)
+        .env("KEYCTL_STORE", "file")
+        .args(["secret", "local"])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), local["secret"].as_str().unwrap());
     assert!(!err.contains("team store"), "{err}");
@@ -406,22 +388,23 @@ fn clear_errors_and_nothing_lost_locally() {
     // Sealed.
     let (s, b) = bao.api.call("PUT", "sys/seal", None);
     assert_eq!(s, 204, "{b}");
-    let mut c = bao.cmd(&home);
-    c.args(["create", "--name", "x"]);
     let before = home.files_except_store();
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = bao.cmd(&home).args(["create", "--name", "x"]).run();
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("is sealed"), "{err}");
     assert!(out.is_empty());
     assert_eq!(home.files_except_store(), before);
-    let mut c = bao.cmd(&home);
-    c.arg("doctor");
-    let (code, out, _) = run(c, "");
+    let (code, out, _) = bao.cmd(&home).arg("doctor").run();
     assert_eq!(code, 5);
     assert!(out.contains("sealed"), "{out}");
-    let mut c = bao.cmd(&home);
-    c.env("KEYCTL_STORE", "file").args(["secret", "local"]);
-    assert_eq!(ok(c).trim(), local["secret"].as_str().unwrap());
+    assert_eq!(
+        bao.cmd(&home)
+            .env("KEYCTL_STORE", "file")
+            .args(["secret", "local"])
+            .ok()
+            .trim(),
+        local["secret"].as_str().unwrap()
+    );
 }
 
 /// The leader of a 3-node Raft cluster dies in the middle of a run of creates sent to a
@@ -429,7 +412,7 @@ fn clear_errors_and_nothing_lost_locally() {
 /// ones that failed said so clearly, with the "retry later" exit code.
 #[test]
 fn raft_leader_failover_loses_no_acknowledged_create() {
-    let mut cluster = Cluster::start();
+    let mut cluster = require!(Cluster::start());
     let leader = cluster.leader();
     let follower = (leader + 1) % 3;
     let home = Home::new();
@@ -439,21 +422,26 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
     let addr = cluster.nodes[follower].addr();
     let token = cluster.root_token.clone();
     let run_create = |i: usize| {
-        let mut c = vault_cmd(&home, &addr, &token);
-        c.args(["--json", "create", "--name", &format!("f{i}")]);
-        run(c, "")
+        vault_cmd(&home, &addr, &token)
+            .args(["--json", "create", "--name", &format!("f{i}")])
+            .run()
     };
     // Machine A on the leader, machine B on a follower: B sees each key A just created,
     // although a follower's own copy lags the leader.
     let leader_addr = cluster.nodes[leader].addr();
     let other = Home::new();
     for i in 0..10 {
-        let mut c = vault_cmd(&other, &leader_addr, &token);
-        c.args(["--json", "create", "--name", &format!("x{i}")]);
-        let secret = json(&ok(c))["secret"].as_str().unwrap().to_owned();
-        let mut c = vault_cmd(&home, &addr, &token);
-        c.args(["secret", &format!("x{i}")]);
-        let (code, out, err) = run(c, "");
+        let secret = json(
+            &vault_cmd(&other, &leader_addr, &token)
+                .args(["--json", "create", "--name", &format!("x{i}")])
+                .ok(),
+        )["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (code, out, err) = vault_cmd(&home, &addr, &token)
+            .args(["secret", &format!("x{i}")])
+            .run();
         assert_eq!(
             (code, out.trim()),
             (0, secret.as_str()),
@@ -462,9 +450,11 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
     }
 
     // doctor says when it talks to a standby.
-    let mut c = vault_cmd(&home, &addr, &token);
-    c.args(["--json", "doctor"]);
-    let r = json(&ok(c));
+    let r = json(
+        &vault_cmd(&home, &addr, &token)
+            .args(["--json", "doctor"])
+            .ok(),
+    );
     assert_eq!(r["vault"]["standby"], true, "{r}");
     assert!(
         r["problems"].to_string().contains("disable_standby_reads"),
@@ -520,9 +510,11 @@ fn raft_leader_failover_loses_no_acknowledged_create() {
         }
     }
     // keyctl on the surviving follower lists them all.
-    let mut c = vault_cmd(&home, &addr, &token);
-    c.args(["--json", "list"]);
-    let listed = json(&ok(c));
+    let listed = json(
+        &vault_cmd(&home, &addr, &token)
+            .args(["--json", "list"])
+            .ok(),
+    );
     assert!(listed.as_array().unwrap().len() >= acked.len());
 }
 
@@ -575,9 +567,9 @@ fn malformed_failing_and_silent_servers_give_clear_errors() {
     for (reply, needle) in cases {
         let addr = fake_server(reply);
         let before = home.files_except_store();
-        let mut c = vault_cmd(&home, &addr, "t");
-        c.args(["create", "--name", "x"]);
-        let (code, out, err) = run(c, "");
+        let (code, out, err) = vault_cmd(&home, &addr, "t")
+            .args(["create", "--name", "x"])
+            .run();
         assert_eq!(code, 5, "{err}");
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
         assert!(out.is_empty());
@@ -592,7 +584,7 @@ fn malformed_failing_and_silent_servers_give_clear_errors() {
 fn concurrent_record_updates_lose_nothing() {
     use keyctl::store::vault::{VaultConfig, VaultStore};
     use secrecy::SecretString;
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let home = Home::new();
     let k = create(&bao, &home, &["--name", "shared"]);
     let id = k["id"].as_str().unwrap();
@@ -647,9 +639,7 @@ fn concurrent_record_updates_lose_nothing() {
         })
         .unwrap();
     assert!(rec.revoked_at.is_some());
-    let mut c = bao.cmd(&Home::new());
-    c.args(["secret", "shared"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = bao.cmd(&Home::new()).args(["secret", "shared"]).run();
     assert_eq!(code, 8, "{err}");
     // Updating a key that is gone is a clear not-found.
     let err = v.update_record("kcnosuchkey", |_| true).unwrap_err();
@@ -661,7 +651,7 @@ fn concurrent_record_updates_lose_nothing() {
 /// key exists, it cannot.
 #[test]
 fn abandoned_name_claims_are_taken_over_only_when_old() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let home = Home::new();
     let claim = |name: &str, id: &str, at: &str| {
         let (s, b) = bao.api.call(
@@ -679,9 +669,7 @@ fn abandoned_name_claims_are_taken_over_only_when_old() {
     let k = create(&bao, &home, &["--name", "ghost"]);
     assert_eq!(bao.api.name_owner("ghost").as_deref(), k["id"].as_str());
 
-    let mut c = bao.cmd(&home);
-    c.args(["create", "--name", "busy"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = bao.cmd(&home).args(["create", "--name", "busy"]).run();
     assert_eq!(code, 4, "{err}");
     assert_eq!(
         bao.api.name_owner("busy").as_deref(),
@@ -700,9 +688,7 @@ fn abandoned_name_claims_are_taken_over_only_when_old() {
     // An old claim whose key exists stays with that key.
     let id = k["id"].as_str().unwrap();
     claim("ghost", id, "2020-01-01T00:00:00Z");
-    let mut c = bao.cmd(&home);
-    c.args(["create", "--name", "ghost"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = bao.cmd(&home).args(["create", "--name", "ghost"]).run();
     assert_eq!(code, 4, "{err}");
     let mut ids = bao.api.key_ids();
     ids.sort();
@@ -715,12 +701,10 @@ fn abandoned_name_claims_are_taken_over_only_when_old() {
 /// by `BAO_CACERT` or `vault.ca_cert`.
 #[test]
 fn https_with_a_private_ca() {
-    let bao = DevServer::start_tls();
+    let bao = require!(DevServer::start_tls());
     let home = Home::new();
     let started = std::time::Instant::now();
-    let mut c = bao.cmd(&home);
-    c.args(["create", "--name", "x"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = bao.cmd(&home).args(["create", "--name", "x"]).run();
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("cannot verify the TLS certificate"), "{err}");
     assert!(err.contains("BAO_CACERT"), "{err}");
@@ -731,28 +715,30 @@ fn https_with_a_private_ca() {
     );
 
     let ca = bao.ca_cert();
-    let mut c = bao.cmd(&home);
-    c.env("BAO_CACERT", &ca)
-        .args(["--json", "create", "--name", "x"]);
-    let k = json(&ok(c));
+    let k = json(
+        &bao.cmd(&home)
+            .env("BAO_CACERT", &ca)
+            .args(["--json", "create", "--name", "x"])
+            .ok(),
+    );
     write_config(&home, &format!("vault:\n  ca_cert: {}\n", ca.display()));
-    let mut c = bao.cmd(&home);
-    c.args(["secret", "x"]);
-    assert_eq!(ok(c).trim(), k["secret"].as_str().unwrap());
+    assert_eq!(
+        bao.cmd(&home).args(["secret", "x"]).ok().trim(),
+        k["secret"].as_str().unwrap()
+    );
 
-    let mut c = bao.cmd(&home);
-    c.env("VAULT_CACERT", home.path().join("missing.pem"))
-        .args(["secret", "x"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("cannot read a PEM CA certificate"), "{err}");
+    bao.cmd(&home)
+        .env("VAULT_CACERT", home.path().join("missing.pem"))
+        .args(["secret", "x"])
+        .code(2)
+        .stderr_has("cannot read a PEM CA certificate");
 }
 
 /// A team on a namespace (`BAO_NAMESPACE` or `vault.namespace`): keys land in that
 /// namespace's KV engine and nowhere else.
 #[test]
 fn namespaces_keep_teams_apart() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let (s, b) = bao.api.call("POST", "sys/namespaces/team", Some(json!({})));
     assert_eq!(s, 200, "{b}");
     let mut c = reqwest::blocking::Client::new()
@@ -764,10 +750,11 @@ fn namespaces_keep_teams_apart() {
         .unwrap();
     assert_eq!(c.status().as_u16(), 204);
     let home = Home::new();
-    let mut cmd = bao.cmd(&home);
-    cmd.env("BAO_NAMESPACE", "team")
+    let cmd = bao
+        .cmd(&home)
+        .env("BAO_NAMESPACE", "team")
         .args(["--json", "create", "--name", "ns"]);
-    let k = json(&ok(cmd));
+    let k = cmd.json();
     let id = k["id"].as_str().unwrap();
     assert_eq!(bao.api.key(id), None, "written outside the namespace");
     c = reqwest::blocking::Client::new()
@@ -780,68 +767,63 @@ fn namespaces_keep_teams_apart() {
     assert_eq!(stored["data"]["data"]["secret"], k["secret"]);
 
     write_config(&home, "vault:\n  namespace: team\n");
-    let mut cmd = bao.cmd(&home);
-    cmd.args(["secret", "ns"]);
-    assert_eq!(ok(cmd).trim(), k["secret"].as_str().unwrap());
-    let mut cmd = bao.cmd(&home);
-    cmd.args(["--json", "doctor"]);
-    assert_eq!(json(&ok(cmd))["vault"]["namespace"], "team");
+    let cmd = bao.cmd(&home).args(["secret", "ns"]);
+    assert_eq!(cmd.ok().trim(), k["secret"].as_str().unwrap());
+    let cmd = bao.cmd(&home).args(["--json", "doctor"]);
+    assert_eq!(cmd.json()["vault"]["namespace"], "team");
     // Another team's namespace without a KV engine: the error names it.
     let (s, b) = bao
         .api
         .call("POST", "sys/namespaces/other", Some(json!({})));
     assert_eq!(s, 200, "{b}");
-    let mut cmd = bao.cmd(&home);
-    cmd.env("BAO_NAMESPACE", "other").args(["secret", "ns"]);
-    let (code, _, err) = run(cmd, "");
-    assert_eq!(code, 5, "{err}");
-    assert!(err.contains("in namespace other"), "{err}");
+    let cmd = bao
+        .cmd(&home)
+        .env("BAO_NAMESPACE", "other")
+        .args(["secret", "ns"]);
+    cmd.code(5).stderr_has("in namespace other");
 }
 
 #[test]
 fn revoke_on_one_machine_is_seen_on_the_other() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let (a, b) = (Home::new(), Home::new());
     let k = create(&bao, &a, &["--name", "gone"]);
     let id = k["id"].as_str().unwrap();
-    let mut c = bao.cmd(&a);
-    c.args(["revoke", "gone", "--yes"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("for every machine"), "{err}");
+    bao.cmd(&a)
+        .args(["revoke", "gone", "--yes"])
+        .code(0)
+        .stderr_has("for every machine");
     // OpenBao's own view: the record says revoked.
     let stored = bao.api.key(id).expect("entry kept for the record");
     assert!(stored["record"]["revoked_at"].is_string(), "{stored}");
     // Machine B: refused, hidden from list, shown with --all.
-    let mut c = bao.cmd(&b);
-    c.args(["secret", "gone"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = bao.cmd(&b).args(["secret", "gone"]).run();
     assert_eq!(code, 8, "{err}");
     assert!(out.is_empty());
-    let mut c = bao.cmd(&b);
-    c.args(["--json", "list"]);
-    assert_eq!(json(&ok(c)), json!([]));
-    let mut c = bao.cmd(&b);
-    c.args(["--json", "list", "--all"]);
-    assert_eq!(json(&ok(c))[0]["status"], "revoked");
+    assert_eq!(bao.cmd(&b).args(["--json", "list"]).json(), json!([]));
+    assert_eq!(
+        bao.cmd(&b).args(["--json", "list", "--all"]).json()[0]["status"],
+        "revoked"
+    );
     // Revoking again is a no-op with a note, not an error.
-    let mut c = bao.cmd(&b);
-    c.args(["revoke", id, "--yes"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("already revoked"), "{err}");
+    bao.cmd(&b)
+        .args(["revoke", id, "--yes"])
+        .code(0)
+        .stderr_has("already revoked");
 }
 
 #[test]
 fn a_team_key_is_pushed_to_keystone_and_every_machine_sees_where() {
-    let bao = DevServer::start();
-    let ks = keystone::keystone();
+    let bao = require!(DevServer::start());
+    let ks = require!(keystone::keystone());
     let user = ks.user("team", Some("member"));
     let (a, b) = (Home::new(), Home::new());
     // The remote's password is this machine's own secret: it stays off OpenBao.
-    let mut c = bao.cmd(&a);
-    c.args(user.remote_add_args("ks", &ks.url));
-    let (code, _, err) = run(c, &user.password);
+    let (code, _, err) = bao
+        .cmd(&a)
+        .args(user.remote_add_args("ks", &ks.url))
+        .stdin(&user.password)
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(a.path().join("secrets.json").exists());
     assert_eq!(bao.api.key_ids().len(), 0);
@@ -856,17 +838,14 @@ fn a_team_key_is_pushed_to_keystone_and_every_machine_sees_where() {
     );
     let stored = bao.api.key(id).unwrap();
     assert_eq!(stored["record"]["remotes"][0]["remote"], "ks");
-    let mut c = bao.cmd(&b);
-    c.args(["show", "shared", "--json"]);
-    assert_eq!(json(&ok(c))["remotes"][0]["remote"], "ks");
+    assert_eq!(
+        bao.cmd(&b).args(["show", "shared", "--json"]).json()["remotes"][0]["remote"],
+        "ks"
+    );
 
     // Pushing again is safe, and revoke takes it off Keystone and marks the team record.
-    let mut c = bao.cmd(&a);
-    c.args(["push", "shared", "--remote", "ks"]);
-    ok(c);
-    let mut c = bao.cmd(&a);
-    c.args(["revoke", "shared", "--yes"]);
-    ok(c);
+    bao.cmd(&a).args(["push", "shared", "--remote", "ks"]).ok();
+    bao.cmd(&a).args(["revoke", "shared", "--yes"]).ok();
     assert!(ks.ec2_of(&user.id).iter().all(|(acc, _)| acc != id));
     assert!(bao.api.key(id).unwrap()["record"]["revoked_at"].is_string());
 }
@@ -904,7 +883,7 @@ fn list_reads_no_secret_and_policies_can_grant_list_without_read() {
     // and `list --json`, the part written since holds no secret.
     let audit = tempfile::tempdir().unwrap();
     let log = audit.path().join("audit.log");
-    let bao = DevServer::start_audited(&log);
+    let bao = require!(DevServer::start_audited(&log));
     let home = Home::new();
     let k = create(&bao, &home, &["--name", "svc"]);
     let secret = k["secret"].as_str().unwrap().to_owned();
@@ -914,9 +893,7 @@ fn list_reads_no_secret_and_policies_can_grant_list_without_read() {
         "the raw audit log records the create, secret included"
     );
     for args in [&["list"][..], &["show", "svc"], &["--json", "list"]] {
-        let mut c = bao.cmd(&home);
-        c.args(args);
-        ok(c);
+        bao.cmd(&home).args(args).ok();
     }
     let text = std::fs::read_to_string(&log).unwrap()[created..].to_string();
     assert!(text.contains("keyctl/keys"), "the audit log saw the reads");
@@ -924,28 +901,41 @@ fn list_reads_no_secret_and_policies_can_grant_list_without_read() {
 
     // The list-only policy lists and shows, and cannot read a secret (exit 5).
     let lister = token_with(&bao, "keyctl-list", LIST_ONLY_POLICY);
-    let mut c = vault_cmd(&home, bao.addr(), &lister);
-    c.args(["--json", "list"]);
-    assert_eq!(json(&ok(c))[0]["name"], "svc");
-    let mut c = vault_cmd(&home, bao.addr(), &lister);
-    c.args(["secret", "svc"]);
-    let (code, out, err) = run(c, "");
+    assert_eq!(
+        json(
+            &vault_cmd(&home, bao.addr(), &lister)
+                .args(["--json", "list"])
+                .ok()
+        )[0]["name"],
+        "svc"
+    );
+    let (code, out, err) = vault_cmd(&home, bao.addr(), &lister)
+        .args(["secret", "svc"])
+        .run();
     assert_eq!(code, 5, "{err}");
     assert!(out.is_empty() && err.contains("permission denied"), "{err}");
 
     // The read-only policy reads secrets and cannot create.
     let reader = token_with(&bao, "keyctl-read", READ_ONLY_POLICY);
-    let mut c = vault_cmd(&home, bao.addr(), &reader);
-    c.args(["secret", "svc"]);
-    assert_eq!(ok(c).trim(), secret);
-    let mut c = vault_cmd(&home, bao.addr(), &reader);
-    c.args(["create", "--name", "nope"]);
-    assert_eq!(run(c, "").0, 5);
+    assert_eq!(
+        vault_cmd(&home, bao.addr(), &reader)
+            .args(["secret", "svc"])
+            .ok()
+            .trim(),
+        secret
+    );
+    assert_eq!(
+        vault_cmd(&home, bao.addr(), &reader)
+            .args(["create", "--name", "nope"])
+            .run()
+            .0,
+        5
+    );
 }
 
 #[test]
 fn an_entry_of_an_older_keyctl_is_split_on_first_use_without_loss() {
-    let bao = DevServer::start();
+    let bao = require!(DevServer::start());
     let home = Home::new();
     let id = "kclegacy0000000000";
     let record = json!({"id": id, "name": "old", "kind": "api", "format": "standard",
@@ -961,15 +951,17 @@ fn an_entry_of_an_older_keyctl_is_split_on_first_use_without_loss() {
         "secret/data/keyctl/names/old",
         Some(json!({"data": {"id": id}})),
     );
-    let mut c = bao.cmd(&home);
-    c.args(["secret", "old"]);
-    assert_eq!(ok(c).trim(), "legacy-secret-value");
+    assert_eq!(
+        bao.cmd(&home).args(["secret", "old"]).ok().trim(),
+        "legacy-secret-value"
+    );
     let stored = bao.api.key(id).unwrap();
     assert_eq!(stored.get("secret"), None, "{stored}");
     assert_eq!(bao.api.secret(id).as_deref(), Some("legacy-secret-value"));
-    let mut c = bao.cmd(&home);
-    c.args(["secret", "old"]);
-    assert_eq!(ok(c).trim(), "legacy-secret-value");
+    assert_eq!(
+        bao.cmd(&home).args(["secret", "old"]).ok().trim(),
+        "legacy-secret-value"
+    );
 }
 
 #[test]
@@ -993,9 +985,9 @@ fn a_team_store_that_echoes_the_request_never_shows_the_token_or_secret() {
     });
     let home = Home::new();
     let token = "hvs.team-token-that-must-not-show";
-    let mut c = vault_cmd(&home, &addr, token);
-    c.args(["create", "--name", "x"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = vault_cmd(&home, &addr, token)
+        .args(["create", "--name", "x"])
+        .run();
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("echo:"), "{err}");
     assert!(!err.contains(token), "{err}");

@@ -12,16 +12,12 @@
 //! unknown; errors are `ErrorResponse` {code, message}. `GET /api/v1/test-login` (Soda's
 //! public API v1 definition) answers `PublicApiTestLoginResponse` {organisationName}.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::support::fake_http::{FakeServer, Request, Response};
+use crate::support::*;
 use base64::Engine as _;
-use common::*;
-use fake_http::{FakeServer, Request, Response};
 use serde_json::{Value, json};
 
 const ADMIN_ID: &str = "2d1b6a3e-0c4f-4e0b-9d55-0a0000000001";
@@ -222,64 +218,40 @@ fn handle(s: &mut State, r: &Request) -> Response {
     }
 }
 
-struct Env {
-    ss: SecretService,
-    home: Home,
+fn add_soda(e: &KeyringHome, url: &str) {
+    e.cmd()
+        .args([
+            "remote", "add", "soda", "--type", "soda", "--url", url, "--user", ADMIN_ID,
+        ])
+        .stdin(ADMIN_SECRET)
+        .code(0);
 }
 
-impl Env {
-    fn new() -> Env {
-        Env {
-            ss: SecretService::start(),
-            home: Home::new(),
-        }
-    }
-
-    fn keyctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut c = self.ss.cmd(&self.home);
-        c.args(args);
-        run(c, stdin)
-    }
-
-    fn ok(&self, args: &[&str], stdin: &str) -> (String, String) {
-        let (code, out, err) = self.keyctl(args, stdin);
-        assert_eq!(code, 0, "keyctl {args:?}: {err}");
-        (out, err)
-    }
-
-    fn add_soda(&self, url: &str) {
-        self.ok(
-            &[
-                "remote", "add", "soda", "--type", "soda", "--url", url, "--user", ADMIN_ID,
-            ],
-            ADMIN_SECRET,
-        );
-    }
-
-    fn key(&self, name_or_id: &str) -> Value {
-        let (out, _) = self.ok(&["--json", "show", name_or_id], "");
-        json(&out)
-    }
+fn key(e: &KeyringHome, name_or_id: &str) -> Value {
+    e.cmd().args(["--json", "show", name_or_id]).json()
 }
 
 #[test]
 fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_registered() {
     let soda = Soda::start();
-    let e = Env::new();
-    e.add_soda(&soda.server.url);
+    let e = require!(KeyringHome::new());
+    add_soda(&e, &soda.server.url);
 
     // No --remote and no --server-side: the only Soda remote mints the runner key.
-    let (out, err) = e.ok(
-        &[
+    let Out {
+        stdout: out,
+        stderr: err,
+    } = e
+        .cmd()
+        .args([
             "--json",
             "create",
             "--kind",
             "runner",
             "--name",
             "prod-runner",
-        ],
-        "",
-    );
+        ])
+        .code(0);
     let created = json(&out);
     let id = created["id"].as_str().unwrap().to_string();
     let secret = created["secret"].as_str().unwrap().to_string();
@@ -294,7 +266,7 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
     assert_eq!(soda.server.count("POST", "/api/v1/runners"), 1);
 
     // The Helm values name the runner after the key and point at the remote's host.
-    let (values, _) = e.ok(&["config", "prod-runner"], "");
+    let values = e.cmd().args(["config", "prod-runner"]).ok();
     assert!(values.contains("name: \"prod-runner\""), "{values}");
     assert!(
         values.contains("endpoint: \"https://127.0.0.1\""),
@@ -304,25 +276,28 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
 
     // Not deployed yet: Soda lists no runner for it, so revoke refuses the remote side
     // (and never sends a key ID where a runner ID belongs); the key stays as it was.
-    let (out, _) = e.ok(&["--json", "list", "--remote", "soda"], "");
+    let out = e.cmd().args(["--json", "list", "--remote", "soda"]).ok();
     let rows = json(&out);
     assert_eq!(rows[0]["where"], "local", "{out}");
     assert_eq!(rows[0]["pushed"], true, "{out}");
-    let (code, _, err) = e.keyctl(&["--yes", "revoke", "prod-runner"], "");
+    let (code, _, err) = e.cmd().args(["--yes", "revoke", "prod-runner"]).run();
     assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("Soda Cloud (Runners)") && err.contains("--local-only"),
         "{err}"
     );
     assert_eq!(soda.server.count("DELETE", "/api/v1/runners"), 0);
-    assert_eq!(e.key("prod-runner")["status"], "active");
+    assert_eq!(key(&e, "prod-runner")["status"], "active");
     assert!(e.ss.secret_tool_lookup(&id).is_some());
 
     // The runner registers under the key's name; `list --remote` matches it by name,
     // shows the other runner as remote-only, and records the runner ID.
     soda.deploy("prod-runner", "rn-1");
     soda.deploy("someone-else", "rn-2");
-    let (out, err) = e.ok(&["--json", "list", "--remote", "soda"], "");
+    let Out {
+        stdout: out,
+        stderr: err,
+    } = e.cmd().args(["--json", "list", "--remote", "soda"]).code(0);
     let rows = json(&out);
     let row = |n: &str| {
         rows.as_array()
@@ -336,32 +311,33 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
     assert_eq!(row("prod-runner")["remote_id"], "rn-1");
     assert_eq!(row("someone-else")["where"], "remote");
     assert!(err.contains("runner rn-1"), "{err}");
-    assert_eq!(e.key("prod-runner")["remotes"][0]["remote_id"], "rn-1");
+    assert_eq!(key(&e, "prod-runner")["remotes"][0]["remote_id"], "rn-1");
 
     // verify proves the key with test-login as the key itself.
-    let (_, err) = e.ok(&["verify", "prod-runner"], "");
+    let err = e.cmd().args(["verify", "prod-runner"]).code(0).stderr;
     assert!(err.contains("test-login"), "{err}");
 
     // A runner still in use cannot be deleted: explained, key kept.
     soda.set_in_use("rn-1", true);
-    let (code, _, err) = e.keyctl(&["--yes", "revoke", "prod-runner"], "");
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("stop the runner"), "{err}");
-    assert_eq!(e.key("prod-runner")["status"], "active");
+    e.cmd()
+        .args(["--yes", "revoke", "prod-runner"])
+        .code(7)
+        .stderr_has("stop the runner");
+    assert_eq!(key(&e, "prod-runner")["status"], "active");
     soda.set_in_use("rn-1", false);
-    e.ok(&["--yes", "revoke", "prod-runner"], "");
+    e.cmd().args(["--yes", "revoke", "prod-runner"]).code(0);
     assert!(!soda.has_runner("rn-1") && soda.has_runner("rn-2"));
     assert_eq!(soda.server.count("DELETE", "/api/v1/runners/rn-1"), 2);
     assert!(e.ss.secret_tool_lookup(&id).is_none());
 
     // Once Soda has forgotten a key, verify says so with exit 7.
-    let (out, _) = e.ok(
-        &["--json", "create", "--kind", "runner", "--name", "gone"],
-        "",
-    );
+    let out = e
+        .cmd()
+        .args(["--json", "create", "--kind", "runner", "--name", "gone"])
+        .ok();
     let gone = json(&out)["id"].as_str().unwrap().to_string();
     soda.forget_key(&gone);
-    let (code, _, err) = e.keyctl(&["verify", "gone"], "");
+    let (code, _, err) = e.cmd().args(["verify", "gone"]).run();
     assert_eq!(code, 7, "{err}");
 
     assert_eq!(soda.violations(), Vec::<String>::new());
@@ -370,41 +346,45 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
 #[test]
 fn api_keys_come_from_soda_clouds_ui_through_import_and_are_verified() {
     let soda = Soda::start();
-    let e = Env::new();
-    e.add_soda(&soda.server.url);
+    let e = require!(KeyringHome::new());
+    add_soda(&e, &soda.server.url);
 
     // Soda mints API keys only in its UI: create refuses with the way forward.
-    let (code, _, err) = e.keyctl(&["create", "--kind", "api", "--remote", "soda"], "");
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("keyctl import --kind api"), "{err}");
+    e.cmd()
+        .args(["create", "--kind", "api", "--remote", "soda"])
+        .code(2)
+        .stderr_has("keyctl import --kind api");
     assert_eq!(soda.server.count("POST", "/api/v1/runners"), 0);
     assert!(!e.home.path().join("keys.json").exists() || e.home.registry()["keys"] == json!([]));
 
     // import offers verify; --verify does it at once.
-    let (_, err) = e.ok(
-        &["import", "--kind", "api", "--name", "ci", "--id", UI_KEY_ID],
-        UI_KEY_SECRET,
-    );
+    let err = e
+        .cmd()
+        .args(["import", "--kind", "api", "--name", "ci", "--id", UI_KEY_ID])
+        .stdin(UI_KEY_SECRET)
+        .code(0)
+        .stderr;
     assert!(err.contains("`keyctl verify ci --remote soda`"), "{err}");
-    let (_, err) = e.ok(&["verify", "ci"], "");
+    let err = e.cmd().args(["verify", "ci"]).code(0).stderr;
     assert!(err.contains("organization 'Acme Data'"), "{err}");
-    let (out, _) = e.ok(&["--json", "verify", "--all"], "");
+    let out = e.cmd().args(["--json", "verify", "--all"]).ok();
     assert_eq!(json(&out)[0]["works"], true, "{out}");
 
     // A wrong secret is refused by Soda (exit 7) at import time with --verify, and
     // nothing is imported.
-    let (code, _, err) = e.keyctl(
-        &[
+    let (code, _, err) = e
+        .cmd()
+        .args([
             "import", "--kind", "api", "--name", "typo", "--id", "other-id", "--verify", "soda",
-        ],
-        "not-the-secret",
-    );
+        ])
+        .stdin("not-the-secret")
+        .run();
     assert_eq!(code, 7, "{err}");
     assert!(!err.contains("not-the-secret"), "{err}");
-    assert_eq!(e.keyctl(&["show", "typo"], "").0, 3);
+    assert_eq!(e.cmd().args(["show", "typo"]).run().0, 3);
 
     // The snippet of an imported key is the soda_cloud block.
-    let (block, _) = e.ok(&["config", "ci"], "");
+    let block = e.cmd().args(["config", "ci"]).ok();
     assert!(block.starts_with("soda_cloud:\n"), "{block}");
     assert!(block.contains(UI_KEY_ID), "{block}");
     assert_eq!(soda.violations(), Vec::<String>::new());
@@ -413,40 +393,45 @@ fn api_keys_come_from_soda_clouds_ui_through_import_and_are_verified() {
 #[test]
 fn a_rate_limited_create_waits_as_told_and_a_secret_that_cannot_be_stored_is_shown_once() {
     let soda = Soda::start();
-    let e = Env::new();
+    let e = require!(KeyringHome::new());
     // No keyring on this bus: the remote's own secret goes to the file store.
     let headless = Home::new();
-    let mut add = headless.cmd();
-    add.args([
-        "remote",
-        "add",
-        "soda",
-        "--type",
-        "soda",
-        "--url",
-        &soda.server.url,
-        "--user",
-        ADMIN_ID,
-    ]);
-    let (code, _, err) = run(add, ADMIN_SECRET);
-    assert_eq!(code, 0, "{err}");
+    headless
+        .cmd()
+        .args([
+            "remote",
+            "add",
+            "soda",
+            "--type",
+            "soda",
+            "--url",
+            &soda.server.url,
+        ])
+        .args(["--user", ADMIN_ID])
+        .stdin(ADMIN_SECRET)
+        .ok();
 
     // --store keyring with no keyring: Soda has minted the key, keyctl cannot store it,
     // so the secret is printed once on stderr rather than lost.
-    let mut c = headless.cmd();
-    c.args([
-        "--store", "keyring", "create", "--kind", "runner", "--name", "lost",
-    ]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = headless
+        .cmd()
+        .args([
+            "--store", "keyring", "create", "--kind", "runner", "--name", "lost",
+        ])
+        .run();
     assert_eq!(code, 5, "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("shown this once"), "{err}");
     assert!(err.contains("rk_0001-"), "the secret is on stderr: {err}");
 
     // A 429 is waited out as Retry-After says, with a note, then the mint goes through.
-    e.add_soda(&soda.server.url);
+    add_soda(&e, &soda.server.url);
     soda.state.lock().unwrap().throttle_next_create = true;
-    let (_, err) = e.ok(&["create", "--kind", "runner", "--name", "paced"], "");
+    let err = e
+        .cmd()
+        .args(["create", "--kind", "runner", "--name", "paced"])
+        .code(0)
+        .stderr;
     assert!(
         err.contains("rate-limiting") && err.contains("waiting 1 s"),
         "{err}"
@@ -458,16 +443,22 @@ fn a_rate_limited_create_waits_as_told_and_a_secret_that_cannot_be_stored_is_sho
 #[test]
 fn a_runner_key_is_rotated_on_soda_and_gc_deletes_only_a_known_old_runner() {
     let soda = Soda::start();
-    let e = Env::new();
-    e.add_soda(&soda.server.url);
-    let (out, _) = e.ok(&["--json", "create", "--kind", "runner", "--name", "r"], "");
+    let e = require!(KeyringHome::new());
+    add_soda(&e, &soda.server.url);
+    let out = e
+        .cmd()
+        .args(["--json", "create", "--kind", "runner", "--name", "r"])
+        .ok();
     let old = json(&out)["id"].as_str().unwrap().to_string();
     soda.deploy("r", "rn-old");
-    e.ok(&["list", "--remote", "soda"], "");
+    e.cmd().args(["list", "--remote", "soda"]).code(0);
 
-    let (values, err) = e.ok(&["rotate", "r", "--grace", "1s"], "");
+    let Out {
+        stdout: values,
+        stderr: err,
+    } = e.cmd().args(["rotate", "r", "--grace", "1s"]).code(0);
     assert_eq!(soda.server.count("POST", "/api/v1/runners"), 2);
-    let new = e.key("r");
+    let new = key(&e, "r");
     let new_id = new["id"].as_str().unwrap();
     assert_ne!(new_id, old);
     assert!(
@@ -475,19 +466,19 @@ fn a_runner_key_is_rotated_on_soda_and_gc_deletes_only_a_known_old_runner() {
         "{values}"
     );
     assert!(err.contains("the new key works"), "{err}");
-    assert_eq!(e.key(&old)["status"], "superseded");
+    assert_eq!(key(&e, &old)["status"], "superseded");
 
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    e.ok(&["--yes", "gc"], "");
+    e.cmd().args(["--yes", "gc"]).code(0);
     assert!(!soda.has_runner("rn-old"), "gc deleted the old runner");
-    assert_eq!(e.key(&old)["status"], "revoked");
+    assert_eq!(key(&e, &old)["status"], "revoked");
 
     // A successor whose runner never registered: gc of it later cannot find its runner
     // by name (the name is the successor's now), so it revokes locally and says so.
-    let (_, _) = e.ok(&["rotate", "r", "--grace", "1s"], "");
+    let _ = e.cmd().args(["rotate", "r", "--grace", "1s"]).ok();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let deletes = soda.server.count("DELETE", "/api/v1/runners");
-    let (_, err) = e.ok(&["--yes", "gc"], "");
+    let err = e.cmd().args(["--yes", "gc"]).code(0).stderr;
     assert!(err.contains("delete that runner in Soda Cloud"), "{err}");
     assert_eq!(soda.server.count("DELETE", "/api/v1/runners"), deletes);
     assert_eq!(soda.violations(), Vec::<String>::new());
@@ -495,7 +486,7 @@ fn a_runner_key_is_rotated_on_soda_and_gc_deletes_only_a_known_old_runner() {
 
 #[test]
 fn write_over_another_keys_soda_cloud_block_asks_first() {
-    let e = Env::new();
+    let e = require!(KeyringHome::new());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("configuration.yml");
     let before = "data_source x:\n  type: postgres\nsoda_cloud:\n  host: cloud.soda.io\n  api_key_id: \"old-working-key\"\n  api_key_secret: \"s\"\n";
@@ -503,35 +494,34 @@ fn write_over_another_keys_soda_cloud_block_asks_first() {
     let path = file.to_str().unwrap();
 
     // No terminal and no --yes: exit 10, nothing minted, the file as it was.
-    let (code, _, err) = e.keyctl(&["create", "--name", "n", "--write", path], "");
-    assert_eq!(code, 10, "{err}");
-    assert!(err.contains("old-working-key"), "{err}");
+    e.cmd()
+        .args(["create", "--name", "n", "--write", path])
+        .code(10)
+        .stderr_has("old-working-key");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
     assert!(!e.home.path().join("keys.json").exists() || e.home.registry()["keys"] == json!([]));
 
-    let (_, err) = e.ok(&["--yes", "create", "--name", "n", "--write", path], "");
+    let err = e
+        .cmd()
+        .args(["--yes", "create", "--name", "n", "--write", path])
+        .code(0)
+        .stderr;
     assert!(err.contains("registered with no service"), "{err}");
-    let id = e.key("n")["id"].as_str().unwrap().to_string();
+    let id = key(&e, "n")["id"].as_str().unwrap().to_string();
     let after = std::fs::read_to_string(&file).unwrap();
     assert!(
         after.contains(&id) && !after.contains("old-working-key"),
         "{after}"
     );
     // The same key again: nothing to ask.
-    e.ok(&["config", "n", "--write", path], "");
+    e.cmd().args(["config", "n", "--write", path]).code(0);
 }
 
 /// Prism, serving the transcribed definition, validates every request keyctl makes; a
 /// request with a body on create is rejected by it (so the check can fail).
 #[test]
 fn every_soda_request_passes_prism_validation() {
-    let prism = std::env::var("KEYCTL_TEST_PRISM").unwrap_or_else(|_| {
-        panic!("KEYCTL_TEST_PRISM is not set: run the README's test command (scripts/test), which installs Prism (npm @stoplight/prism-cli)")
-    });
-    assert!(
-        std::path::Path::new(&prism).is_file(),
-        "Prism is not installed at {prism}: run scripts/test"
-    );
+    let prism = require!(need("Prism", "KEYCTL_TEST_PRISM"));
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -571,11 +561,13 @@ fn every_soda_request_passes_prism_validation() {
         Kill(child)
     };
     let url = format!("http://127.0.0.1:{port}");
-    let e = Env::new();
-    e.add_soda(&url);
-    e.ok(&["create", "--kind", "runner", "--name", "p"], "");
-    e.ok(&["list", "--remote", "soda"], "");
-    e.ok(&["verify", "p"], "");
+    let e = require!(KeyringHome::new());
+    add_soda(&e, &url);
+    e.cmd()
+        .args(["create", "--kind", "runner", "--name", "p"])
+        .code(0);
+    e.cmd().args(["list", "--remote", "soda"]).code(0);
+    e.cmd().args(["verify", "p"]).code(0);
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(text.contains("Request received"), "{text}");
     assert!(

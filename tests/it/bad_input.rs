@@ -1,16 +1,15 @@
 //! Every bad input: a one-line error, its documented exit code, and nothing lost or
 //! half-written (registry bytes and store contents unchanged).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 /// A home with one key in the file store; returns (home, registry bytes, store bytes).
 fn seeded() -> (Home, Vec<u8>, Vec<u8>) {
     let home = Home::new();
-    let mut c = home.cmd();
-    c.args(["--store", "file", "create", "--name", "keep"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = home
+        .cmd()
+        .args(["--store", "file", "create", "--name", "keep"])
+        .run();
     assert_eq!(code, 0, "{err}");
     let reg = std::fs::read(home.path().join("keys.json")).unwrap();
     let store = std::fs::read(home.path().join("secrets.json")).unwrap();
@@ -26,9 +25,12 @@ fn assert_untouched(home: &Home, reg: &[u8], store: &[u8]) {
 }
 
 fn expect(home: &Home, args: &[&str], stdin: &str, code: i32, needle: &str) -> String {
-    let mut c = home.cmd();
-    c.args(["--store", "file"]).args(args);
-    let (got, out, err) = run(c, stdin);
+    let (got, out, err) = home
+        .cmd()
+        .args(["--store", "file"])
+        .args(args)
+        .stdin(stdin)
+        .run();
     assert_eq!(got, code, "{args:?}: stderr {err}");
     assert!(out.is_empty(), "{args:?} printed on stdout: {out}");
     assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
@@ -132,9 +134,14 @@ fn unknown_and_ambiguous_keys() {
         .as_str()
         .unwrap()
         .to_string();
-    let mut c = home.cmd();
-    c.args(["import", "--name", &keep_id, "--id", "other-1"]);
-    assert_eq!(run(c, "s3cr3t\n").0, 0);
+    assert_eq!(
+        home.cmd()
+            .args(["import", "--name", &keep_id, "--id", "other-1"])
+            .stdin("s3cr3t\n")
+            .run()
+            .0,
+        0
+    );
     let (reg, store) = (
         std::fs::read(home.path().join("keys.json")).unwrap(),
         std::fs::read(home.path().join("secrets.json")).unwrap(),
@@ -153,9 +160,13 @@ fn unknown_and_ambiguous_keys() {
 #[test]
 fn secrets_on_the_command_line_are_refused_without_echo() {
     let (home, reg, store) = seeded();
-    let mut c = home.cmd();
-    c.args(["secret", "keep"]);
-    let secret = run(c, "").1.trim().to_string();
+    let secret = home
+        .cmd()
+        .args(["secret", "keep"])
+        .run()
+        .1
+        .trim()
+        .to_string();
     for args in [
         vec!["create", "--name", secret.as_str()],
         vec!["import", "--name", "n", "--id", "i", secret.as_str()],
@@ -244,10 +255,11 @@ fn unwritable_home_fails_cleanly() {
     let home = Home::new();
     let file = home.dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let mut c = home.cmd();
-    c.env("KEYCTL_HOME", file.join("home"))
-        .args(["--store", "file", "create", "--name", "x"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = home
+        .cmd()
+        .env("KEYCTL_HOME", file.join("home"))
+        .args(["--store", "file", "create", "--name", "x"])
+        .run();
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty());
     assert!(err.contains("cannot create directory"), "{err}");
@@ -257,21 +269,22 @@ fn unwritable_home_fails_cleanly() {
 
 #[test]
 fn no_secret_in_home_files_stderr_or_verbose_output() {
-    let ss = SecretService::start();
+    let ss = require!(SecretService::start());
     let home = Home::new();
     let mut secrets = Vec::new();
     for (i, store) in ["auto", "file"].iter().enumerate() {
-        let mut c = ss.cmd(&home);
-        c.args([
-            "-vv",
-            "--store",
-            store,
-            "--json",
-            "create",
-            "--name",
-            &format!("k{i}"),
-        ]);
-        let (code, out, err) = run(c, "");
+        let (code, out, err) = ss
+            .cmd(&home)
+            .args([
+                "-vv",
+                "--store",
+                store,
+                "--json",
+                "create",
+                "--name",
+                &format!("k{i}"),
+            ])
+            .run();
         assert_eq!(code, 0, "{err}");
         let s = json(&out)["secret"].as_str().unwrap().to_string();
         assert!(!err.contains(&s), "secret in stderr: {err}");
@@ -284,16 +297,12 @@ fn no_secret_in_home_files_stderr_or_verbose_output() {
             vec!["-vv", "list"],
             vec!["-vv", "doctor"],
         ] {
-            let mut c = ss.cmd(&home);
-            c.args(&args);
-            let (_, out, err) = run(c, "");
+            let (_, out, err) = ss.cmd(&home).args(&args).run();
             for s in &secrets {
                 assert!(!out.contains(s) && !err.contains(s), "{args:?} leaked");
             }
         }
-        let mut c = ss.cmd(&home);
-        c.args(["-vv", "secret", key]);
-        let (_, _, err) = run(c, "");
+        let (_, _, err) = ss.cmd(&home).args(["-vv", "secret", key]).run();
         for s in &secrets {
             assert!(!err.contains(s), "secret -v leaked to stderr");
         }

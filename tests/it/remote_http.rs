@@ -12,17 +12,11 @@
 //!   `DELETE /iam/logout?app_id=..&token=..`;
 //! - a server that echoes the request in a plain-text error, for the masking of secrets.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-#[path = "common/keystone.rs"]
-mod ks;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
-use fake_http::{FakeServer, Request, Response};
-use ks::{User, keystone};
+use crate::support::fake_http::{FakeServer, Request, Response};
+use crate::support::keystone::{User, keystone};
+use crate::support::*;
 use serde_json::{Value, json};
 
 fn text(status: u16, body: &str) -> Response {
@@ -65,7 +59,7 @@ struct Seen {
 /// SODA Multicloud's AK/SK API as strato implements it, on the real Keystone.
 fn multicloud(seen: Arc<Mutex<Seen>>) -> FakeServer {
     FakeServer::start(move |r| {
-        let ks = keystone();
+        let ks = keystone::started();
         let Some(token) = r.header("x-auth-token") else {
             return text(401, "Unauthorized: no X-Auth-Token");
         };
@@ -135,49 +129,18 @@ fn multicloud(seen: Arc<Mutex<Seen>>) -> FakeServer {
     })
 }
 
-struct Env {
-    ss: SecretService,
-    home: Home,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            ss: SecretService::start(),
-            home: Home::new(),
-        }
-    }
-
-    fn keyctl(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut c = self.ss.cmd(&self.home);
-        c.args(args);
-        run(c, stdin)
-    }
-
-    fn ok(&self, args: &[&str], stdin: &str) -> (String, String) {
-        let (code, out, err) = self.keyctl(args, stdin);
-        assert_eq!(code, 0, "keyctl {args:?}: {err}");
-        (out, err)
-    }
-
-    fn add_keystone(&self, name: &str, user: &User) {
-        let ks = keystone();
-        self.ok(&user.remote_add_args(name, &ks.url), &user.password);
-    }
-}
-
 #[test]
 fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
-    let ks = keystone();
+    let ks = require!(keystone());
     let seen = Arc::new(Mutex::new(Seen::default()));
     let server = multicloud(seen.clone());
     let user = ks.user("mc", Some("member"));
     let admin = ks.user("mcadmin", Some("admin"));
-    let e = Env::new();
-    e.add_keystone("ks", &user);
-    e.add_keystone("ksadmin", &admin);
-    e.ok(
-        &[
+    let e = require!(KeyringHome::new());
+    user.add_remote(e.cmd(), "ks");
+    admin.add_remote(e.cmd(), "ksadmin");
+    e.cmd()
+        .args([
             "remote",
             "add",
             "mc",
@@ -189,12 +152,12 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
             "ks",
             "--url",
             &server.url,
-        ],
-        "",
-    );
+        ])
+        .code(0);
 
-    let (out, _) = e.ok(
-        &[
+    let out = e
+        .cmd()
+        .args([
             "--json",
             "create",
             "--name",
@@ -202,12 +165,12 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
             "--remote",
             "mc",
             "--server-side",
-        ],
-        "",
-    );
+        ])
+        .ok();
     let mc1 = json(&out)["id"].as_str().unwrap().to_string();
-    let (out, _) = e.ok(
-        &[
+    let out = e
+        .cmd()
+        .args([
             "--json",
             "create",
             "--name",
@@ -215,9 +178,8 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
             "--remote",
             "mc",
             "--server-side",
-        ],
-        "",
-    );
+        ])
+        .ok();
     let mc2 = json(&out)["id"].as_str().unwrap().to_string();
     assert_eq!(mc1.len(), 16);
     let on_keystone =
@@ -226,7 +188,7 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
 
     // A key keyctl holds that Multicloud never saw, and one Multicloud holds that
     // keyctl never saw: list --remote tells them apart, as Keystone does.
-    e.ok(&["create", "--name", "only-here"], "");
+    e.cmd().args(["create", "--name", "only-here"]).code(0);
     let stranger = random(B32, 16);
     let (s, _) = ks.api(
         "POST",
@@ -237,7 +199,7 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
         ),
     );
     assert_eq!(s, 201);
-    let (out, _) = e.ok(&["--json", "list", "--remote", "mc"], "");
+    let out = e.cmd().args(["--json", "list", "--remote", "mc"]).ok();
     let rows = json(&out);
     let place = |id: &str| -> String {
         rows.as_array()
@@ -250,7 +212,7 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
     assert_eq!(place(&mc1), "both", "{out}");
     assert_eq!(place(&mc2), "both", "{out}");
     assert_eq!(place(&stranger), "remote", "{out}");
-    let only_here = e.keyctl(&["--json", "show", "only-here"], "").1;
+    let only_here = e.cmd().args(["--json", "show", "only-here"]).run().1;
     assert_eq!(
         place(json(&only_here)["id"].as_str().unwrap()),
         "local",
@@ -259,7 +221,7 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
 
     // Revoking mc1 removes exactly mc1's credential, through Keystone; the user-wide
     // DELETE of Multicloud is never sent.
-    e.ok(&["--yes", "revoke", "mc1"], "");
+    e.cmd().args(["--yes", "revoke", "mc1"]).code(0);
     let left = on_keystone(&user);
     assert!(
         !left.contains(&mc1) && left.contains(&mc2) && left.contains(&stranger),
@@ -268,9 +230,12 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
     assert_eq!(seen.lock().unwrap().user_wide_deletes, 0);
 
     // mc2 still authenticates: a signed ec2tokens request (validated by an admin remote).
-    let (out, _) = e.ok(&["--json", "token", "mc2", "--remote", "ksadmin"], "");
+    let out = e
+        .cmd()
+        .args(["--json", "token", "mc2", "--remote", "ksadmin"])
+        .ok();
     assert!(json(&out)["token"].as_str().is_some_and(|t| !t.is_empty()));
-    let (out, _) = e.ok(&["--json", "list", "--remote", "mc"], "");
+    let out = e.cmd().args(["--json", "list", "--remote", "mc"]).ok();
     let rows = json(&out);
     assert!(
         rows.as_array()
@@ -302,9 +267,9 @@ fn a_plain_text_error_is_shown_on_one_line_with_every_secret_masked() {
             ),
         )
     });
-    let e = Env::new();
-    e.ok(
-        &[
+    let e = require!(KeyringHome::new());
+    e.cmd()
+        .args([
             "remote",
             "add",
             "ovh",
@@ -315,12 +280,11 @@ fn a_plain_text_error_is_shown_on_one_line_with_every_secret_masked() {
             "--url",
             &server.url,
             "--no-verify",
-        ],
-        "",
-    );
-    let (out, _) = e.ok(&["--json", "create", "--name", "k"], "");
+        ])
+        .code(0);
+    let out = e.cmd().args(["--json", "create", "--name", "k"]).ok();
     let secret = json(&out)["secret"].as_str().unwrap().to_string();
-    let (code, _, err) = e.keyctl(&["token", "k", "--remote", "ovh"], "");
+    let (code, _, err) = e.cmd().args(["token", "k", "--remote", "ovh"]).run();
     assert_eq!(code, 7, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("echo: {"), "the server's text is shown: {err}");
@@ -347,9 +311,9 @@ fn ovh_login_sends_the_documented_body_claims_no_expiry_and_logs_out() {
             _ => Response::json(404, json!({})),
         }
     });
-    let e = Env::new();
-    e.ok(
-        &[
+    let e = require!(KeyringHome::new());
+    e.cmd()
+        .args([
             "remote",
             "add",
             "ovh",
@@ -360,11 +324,10 @@ fn ovh_login_sends_the_documented_body_claims_no_expiry_and_logs_out() {
             "--url",
             &server.url,
             "--no-verify",
-        ],
-        "",
-    );
-    e.ok(
-        &[
+        ])
+        .code(0);
+    e.cmd()
+        .args([
             "remote",
             "add",
             "ovh-proj",
@@ -377,22 +340,32 @@ fn ovh_login_sends_the_documented_body_claims_no_expiry_and_logs_out() {
             "--url",
             &server.url,
             "--no-verify",
-        ],
-        "",
-    );
+        ])
+        .code(0);
     // OVH mints its keys in its Control Panel: keyctl imports them.
     let id = "ovh-Key-0123456789";
     let secret = "ovhSecret0123456789abcdefghij";
-    e.ok(&["import", "--name", "ovhkey", "--id", id], secret);
+    e.cmd()
+        .args(["import", "--name", "ovhkey", "--id", id])
+        .stdin(secret)
+        .code(0);
 
-    let (out, err) = e.ok(&["-v", "--json", "token", "ovhkey", "--remote", "ovh"], "");
+    let Out {
+        stdout: out,
+        stderr: err,
+    } = e
+        .cmd()
+        .args(["-v", "--json", "token", "ovhkey", "--remote", "ovh"])
+        .code(0);
     let t = json(&out);
     assert_eq!(t, json!({"token": "ovh-token-1", "expires_at": null}));
     assert!(
         !err.contains("ovh-token-1") && !err.contains(secret),
         "{err}"
     );
-    e.ok(&["token", "ovhkey", "--remote", "ovh-proj"], "");
+    e.cmd()
+        .args(["token", "ovhkey", "--remote", "ovh-proj"])
+        .code(0);
     let reqs = seen.lock().unwrap().clone();
     let bodies: Vec<Value> = reqs
         .iter()
@@ -407,10 +380,12 @@ fn ovh_login_sends_the_documented_body_claims_no_expiry_and_logs_out() {
     assert!(reqs.iter().all(|r| r.header("authorization").is_none()));
 
     // --logout ends a token read from stdin.
-    let (_, err) = e.ok(
-        &["-v", "token", "--logout", "--remote", "ovh"],
-        "ovh-token-1",
-    );
+    let err = e
+        .cmd()
+        .args(["-v", "token", "--logout", "--remote", "ovh"])
+        .stdin("ovh-token-1")
+        .code(0)
+        .stderr;
     assert!(
         !err.contains("ovh-token-1"),
         "the -v line masks the token: {err}"
@@ -434,7 +409,7 @@ fn every_remote_type_masks_what_an_echoing_server_sends_back() {
             json!({"error": {"message": format!("echo {} {}", headers.join(" "), r.body)}}),
         )
     });
-    let e = Env::new();
+    let e = require!(KeyringHome::new());
     let password = "keystone-password-never-shown";
     for (kind, extra) in [
         ("keystone", &["--user", "u", "--project", "p"][..]),
@@ -448,7 +423,7 @@ fn every_remote_type_masks_what_an_echoing_server_sends_back() {
             args.extend_from_slice(&["--profile", "multicloud", "--auth-remote", "keystone"]);
             args.retain(|a| *a != "--auth" && *a != "bearer");
         }
-        let (code, _, err) = e.keyctl(&args, password);
+        let (code, _, err) = e.cmd().args(&args).stdin(password).run();
         assert_ne!(code, 0, "{kind}: {err}");
         assert!(err.contains("echo"), "{kind}: {err}");
         assert!(!err.contains(password), "{kind}: {err}");
@@ -460,7 +435,7 @@ fn every_remote_type_masks_what_an_echoing_server_sends_back() {
             // Saved without a login, so the http remote below can borrow it.
             let mut args = args.clone();
             args.push("--no-verify");
-            e.ok(&args, password);
+            e.cmd().args(args).stdin(password).code(0);
         }
     }
 }

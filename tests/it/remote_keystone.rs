@@ -3,14 +3,8 @@
 //! exchange, server-minted keys, keys for another user, revoke and bulk revoke. Every
 //! outcome is checked against Keystone's own API, not only through keyctl.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-#[path = "common/keystone.rs"]
-mod keystone;
-
-use common::*;
-use keystone::{User, keystone};
+use crate::support::keystone::{User, keystone};
+use crate::support::*;
 use serde_json::Value;
 
 /// A Secret Service, a home, and a remote `ks` for `user` added through keyctl.
@@ -21,44 +15,30 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(prefix: &str, role: Option<&str>) -> Setup {
-        let ks = keystone();
-        let s = Setup::bare(ks.user(prefix, role));
-        let (code, _, err) = s.keyctl_in(&s.user.remote_add_args("ks", &ks.url), &s.user.password);
-        assert_eq!(code, 0, "remote add: {err}");
-        s
+    fn new(prefix: &str, role: Option<&str>) -> Option<Setup> {
+        let s = Setup::bare(keystone()?.user(prefix, role))?;
+        s.user.add_remote(s.cmd(), "ks");
+        Some(s)
     }
 
     /// A Secret Service and an empty home for `user`, no remote yet.
-    fn bare(user: User) -> Setup {
-        Setup {
-            ss: SecretService::start(),
+    fn bare(user: User) -> Option<Setup> {
+        Some(Setup {
+            ss: SecretService::start()?,
             home: Home::new(),
             user,
-        }
+        })
     }
 
-    fn keyctl_in(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut c = self.ss.cmd(&self.home);
-        c.args(args);
-        run(c, stdin)
-    }
-
-    fn keyctl(&self, args: &[&str]) -> (i32, String, String) {
-        self.keyctl_in(args, "")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.keyctl(args);
-        assert_eq!(code, 0, "keyctl {args:?}: {err}");
-        out
+    fn cmd(&self) -> Cmd {
+        self.ss.cmd(&self.home)
     }
 
     /// Creates a local key and returns (id, secret).
     fn create(&self, name: &str, extra: &[&str]) -> (String, String) {
         let mut args = vec!["--json", "create", "--name", name];
         args.extend_from_slice(extra);
-        let v = json(&self.ok(&args));
+        let v = self.cmd().args(&args).json();
         (
             v["id"].as_str().unwrap().to_string(),
             v["secret"].as_str().unwrap().to_string(),
@@ -79,20 +59,21 @@ impl Setup {
 
 /// Adds remote `adm`: Keystone's bootstrap admin.
 fn add_admin_remote(s: &Setup) {
-    let (code, _, err) = s.keyctl_in(
-        &[
+    let (code, _, err) = s
+        .cmd()
+        .args([
             "remote",
             "add",
             "adm",
             "--url",
-            &keystone().url,
+            &keystone::started().url,
             "--user",
             "admin",
             "--project",
             "admin",
-        ],
-        keystone::ADMIN_PASSWORD,
-    );
+        ])
+        .stdin(keystone::ADMIN_PASSWORD)
+        .run();
     assert_eq!(code, 0, "{err}");
 }
 
@@ -106,7 +87,7 @@ fn sha256_hex(s: &str) -> String {
 
 #[test]
 fn remote_add_keeps_the_password_out_of_config_and_tests_it() {
-    let s = Setup::new("add", Some("member"));
+    let s = require!(Setup::new("add", Some("member")));
     let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
     assert!(config.contains("type: keystone"), "{config}");
     assert!(
@@ -122,28 +103,29 @@ fn remote_add_keeps_the_password_out_of_config_and_tests_it() {
     let cached: Value = serde_json::from_str(&cached).unwrap();
     assert_eq!(cached["user_id"], s.user.id.as_str());
 
-    let out = s.ok(&["--json", "remote", "list"]);
+    let out = s.cmd().args(["--json", "remote", "list"]).ok();
     let v = json(&out);
     assert_eq!(v[0]["name"], "ks");
     assert_eq!(v[0]["user"], s.user.name.as_str());
-    let out = s.ok(&["--json", "remote", "test", "ks"]);
+    let out = s.cmd().args(["--json", "remote", "test", "ks"]).ok();
     assert_eq!(json(&out)["user_id"], s.user.id.as_str());
 
     // A wrong password is refused (7) and nothing is saved.
-    let (code, _, err) = s.keyctl_in(
-        &[
+    let (code, _, err) = s
+        .cmd()
+        .args([
             "remote",
             "add",
             "bad",
             "--url",
-            &keystone().url,
+            &keystone::started().url,
             "--user",
             &s.user.name,
             "--project",
             &s.user.project,
-        ],
-        "wrong-password",
-    );
+        ])
+        .stdin("wrong-password")
+        .run();
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("HTTP 401"), "{err}");
     assert!(!err.contains("wrong-password"));
@@ -152,8 +134,8 @@ fn remote_add_keeps_the_password_out_of_config_and_tests_it() {
     assert_eq!(config, config2);
 
     // Plain http to a non-loopback host is refused before anything is stored.
-    let (code, _, err) = s.keyctl_in(
-        &[
+    s.cmd()
+        .args([
             "remote",
             "add",
             "far",
@@ -163,28 +145,27 @@ fn remote_add_keeps_the_password_out_of_config_and_tests_it() {
             "u",
             "--project",
             "p",
-        ],
-        "pw",
-    );
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("only on loopback"), "{err}");
+        ])
+        .stdin("pw")
+        .code(2)
+        .stderr_has("only on loopback");
 
-    s.ok(&["--yes", "remote", "remove", "ks"]);
+    s.cmd().args(["--yes", "remote", "remove", "ks"]).ok();
     assert!(s.ss.secret_tool_lookup("remote:ks").is_none());
     assert!(s.ss.secret_tool_lookup("token:ks").is_none());
-    let (code, _, _) = s.keyctl(&["remote", "test", "ks"]);
+    let (code, _, _) = s.cmd().args(["remote", "test", "ks"]).run();
     assert_eq!(code, 3);
 }
 
 #[test]
 fn push_list_token_revoke_checked_against_keystone() {
-    let s = Setup::new("push", Some("member"));
-    let ks = keystone();
+    let s = require!(Setup::new("push", Some("member")));
+    let ks = require!(keystone());
     let (id, secret) = s.create("app", &[]);
     let (id2, _) = s.create("local-only", &[]);
 
     // -v shows each request and never a secret, password or token.
-    let (code, _, err) = s.keyctl(&["-v", "push", "app", "--remote", "ks"]);
+    let (code, _, err) = s.cmd().args(["-v", "push", "app", "--remote", "ks"]).run();
     assert_eq!(code, 0, "{err}");
     let requests: Vec<&str> = err.lines().filter(|l| l.contains(" -> ")).collect();
     assert_eq!(
@@ -209,7 +190,7 @@ fn push_list_token_revoke_checked_against_keystone() {
     let (st, v) = ks.api("GET", &format!("/v3/credentials/{}", sha256_hex(&id)), None);
     assert_eq!(st, 200);
     assert_eq!(v["credential"]["project_id"], s.user.project_id.as_str());
-    let shown = s.ok(&["show", "app"]);
+    let shown = s.cmd().args(["show", "app"]).ok();
     assert!(
         shown.contains(&format!("remotes      ks ({})", sha256_hex(&id))),
         "{shown}"
@@ -219,9 +200,10 @@ fn push_list_token_revoke_checked_against_keystone() {
     assert_eq!(link["remote_id"], sha256_hex(&id).as_str());
 
     // Pushing again is success, and still one credential.
-    let (code, _, err) = s.keyctl(&["push", "app", "--remote", "ks"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("already on remote ks"), "{err}");
+    s.cmd()
+        .args(["push", "app", "--remote", "ks"])
+        .code(0)
+        .stderr_has("already on remote ks");
     assert_eq!(ks.ec2_of(&s.user.id).len(), 1);
 
     // list --remote: both, local, and remote-only (a credential made behind keyctl's back).
@@ -235,7 +217,7 @@ fn push_list_token_revoke_checked_against_keystone() {
         ),
     );
     assert_eq!(st, 201);
-    let rows = json(&s.ok(&["--json", "list", "--remote", "ks"]));
+    let rows = s.cmd().args(["--json", "list", "--remote", "ks"]).json();
     let place = |k: &str| {
         rows.as_array()
             .unwrap()
@@ -249,11 +231,15 @@ fn push_list_token_revoke_checked_against_keystone() {
 
     // The token exchange proves Keystone accepts the secret. Keystone lets only a
     // service or admin user validate EC2 signatures, so that takes an admin's remote.
-    let (code, _, err) = s.keyctl(&["token", "app", "--remote", "ks"]);
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("HTTP 403"), "{err}");
+    s.cmd()
+        .args(["token", "app", "--remote", "ks"])
+        .code(7)
+        .stderr_has("HTTP 403");
     add_admin_remote(&s);
-    let out = s.ok(&["--json", "token", "app", "--remote", "adm"]);
+    let out = s
+        .cmd()
+        .args(["--json", "token", "app", "--remote", "adm"])
+        .ok();
     let t = json(&out);
     let tok = t["token"].as_str().unwrap();
     assert!(t["expires_at"].as_str().unwrap().ends_with('Z'));
@@ -263,7 +249,7 @@ fn push_list_token_revoke_checked_against_keystone() {
     assert_eq!(info["project"]["id"], s.user.project_id.as_str());
 
     // Revoke: remote first, then local; the entry stays, the secret goes.
-    s.ok(&["--yes", "revoke", "app"]);
+    s.cmd().args(["--yes", "revoke", "app"]).ok();
     assert!(ks.ec2_of(&s.user.id).iter().all(|(a, _)| a != &id));
     let (st, _) = ks.api("GET", &format!("/v3/credentials/{}", sha256_hex(&id)), None);
     assert_eq!(st, 404);
@@ -271,20 +257,21 @@ fn push_list_token_revoke_checked_against_keystone() {
     assert!(k["revoked_at"].is_string());
     assert!(k.get("remotes").is_none());
     assert!(s.ss.secret_tool_lookup(&id).is_none());
-    let (code, _, _) = s.keyctl(&["token", "app", "--remote", "adm"]);
+    let (code, _, _) = s.cmd().args(["token", "app", "--remote", "adm"]).run();
     assert_eq!(code, 8, "a revoked key gets no token");
     // A wrong secret gets no token either: the signature is checked by Keystone.
     let (wid, _) = s.create("wrong", &["--remote", "ks"]);
     s.ss.secret_tool_store(&wid, "not-the-pushed-secret");
-    let (code, _, err) = s.keyctl(&["token", "wrong", "--remote", "adm"]);
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("HTTP 401"), "{err}");
+    s.cmd()
+        .args(["token", "wrong", "--remote", "adm"])
+        .code(7)
+        .stderr_has("HTTP 401");
 }
 
 #[test]
 fn revoke_of_a_credential_already_gone_is_success_with_a_note() {
-    let s = Setup::new("gone", Some("member"));
-    let ks = keystone();
+    let s = require!(Setup::new("gone", Some("member")));
+    let ks = require!(keystone());
     let (id, _) = s.create("k", &["--remote", "ks"]);
     assert_eq!(ks.ec2_of(&s.user.id).len(), 1);
     let (st, _) = ks.api(
@@ -293,16 +280,18 @@ fn revoke_of_a_credential_already_gone_is_success_with_a_note() {
         None,
     );
     assert_eq!(st, 204);
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("already gone from remote ks"), "{err}");
+    s.cmd()
+        .args(["--yes", "revoke", "k"])
+        .code(0)
+        .stderr_has("already gone from remote ks");
     assert!(s.key(&id)["revoked_at"].is_string());
 
     // Deleting a pushed key locally warns that it stays valid on the remote.
     let (id2, _) = s.create("k2", &["--remote", "ks"]);
-    let (code, _, err) = s.keyctl(&["--yes", "delete", "k2"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("still registered on remote ks"), "{err}");
+    s.cmd()
+        .args(["--yes", "delete", "k2"])
+        .code(0)
+        .stderr_has("still registered on remote ks");
     assert_eq!(ks.ec2_of(&s.user.id).len(), 1);
     assert!(s.registry_keys().iter().all(|k| k["id"] != id2.as_str()));
 }
@@ -310,17 +299,20 @@ fn revoke_of_a_credential_already_gone_is_success_with_a_note() {
 #[test]
 fn server_side_keys_and_keys_for_another_user() {
     // Minting through OS-EC2 needs the member role.
-    let s = Setup::new("mint", Some("member"));
-    let ks = keystone();
-    let out = s.ok(&[
-        "--json",
-        "create",
-        "--name",
-        "minted",
-        "--remote",
-        "ks",
-        "--server-side",
-    ]);
+    let s = require!(Setup::new("mint", Some("member")));
+    let ks = require!(keystone());
+    let out = s
+        .cmd()
+        .args([
+            "--json",
+            "create",
+            "--name",
+            "minted",
+            "--remote",
+            "ks",
+            "--server-side",
+        ])
+        .ok();
     let v = json(&out);
     let id = v["id"].as_str().unwrap();
     let secret = v["secret"].as_str().unwrap();
@@ -338,7 +330,7 @@ fn server_side_keys_and_keys_for_another_user() {
     );
     assert_eq!(st, 200);
     assert_eq!(s.ss.secret_tool_lookup(id).as_deref(), Some(secret));
-    s.ok(&["--yes", "revoke", "minted"]);
+    s.cmd().args(["--yes", "revoke", "minted"]).ok();
     assert!(ks.ec2_of(&s.user.id).is_empty());
 
     // An admin's remote pushes a key that belongs to another user.
@@ -349,7 +341,10 @@ fn server_side_keys_and_keys_for_another_user() {
     assert_eq!(s.key(&kid)["remotes"][0]["user_id"], other.id.as_str());
     // A user without admin rights cannot push for someone else: refused, nothing marked.
     let (lid, _) = s.create("plain", &[]);
-    let (code, _, err) = s.keyctl(&["push", "plain", "--remote", "ks", "--for-user", &other.id]);
+    let (code, _, err) = s
+        .cmd()
+        .args(["push", "plain", "--remote", "ks", "--for-user", &other.id])
+        .run();
     assert_eq!(code, 7, "{err}");
     assert!(s.key(&lid).get("remotes").is_none());
     assert_eq!(ks.ec2_of(&other.id).len(), 1);
@@ -357,8 +352,8 @@ fn server_side_keys_and_keys_for_another_user() {
 
 #[test]
 fn bulk_revoke_takes_every_key_off_keystone() {
-    let s = Setup::new("bulk", Some("member"));
-    let ks = keystone();
+    let s = require!(Setup::new("bulk", Some("member")));
+    let ks = require!(keystone());
     let mut ids = Vec::new();
     for i in 0..12 {
         let (id, _) = s.create(&format!("b{i}"), &["--remote", "ks"]);
@@ -380,7 +375,7 @@ fn bulk_revoke_takes_every_key_off_keystone() {
 
     let mut args = vec!["--yes", "revoke", "--jobs", "4"];
     args.extend(ids.iter().map(String::as_str));
-    s.ok(&args);
+    s.cmd().args(&args).ok();
     let left: Vec<String> = ks.ec2_of(&s.user.id).into_iter().map(|(a, _)| a).collect();
     assert_eq!(left, vec![e1.clone()]);
     for id in &ids {
@@ -388,7 +383,7 @@ fn bulk_revoke_takes_every_key_off_keystone() {
         assert!(s.ss.secret_tool_lookup(id).is_none());
     }
 
-    s.ok(&["--yes", "revoke", "--all-expired"]);
+    s.cmd().args(["--yes", "revoke", "--all-expired"]).ok();
     assert!(ks.ec2_of(&s.user.id).is_empty());
     assert!(s.key(&e1)["revoked_at"].is_string());
     assert!(s.key(&e2)["revoked_at"].is_string());
@@ -396,7 +391,7 @@ fn bulk_revoke_takes_every_key_off_keystone() {
 
 #[test]
 fn an_unreachable_remote_changes_nothing_locally() {
-    let s = Setup::new("down", Some("member"));
+    let s = require!(Setup::new("down", Some("member")));
     let (id, secret) = s.create("k", &[]);
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -404,8 +399,9 @@ fn an_unreachable_remote_changes_nothing_locally() {
         .local_addr()
         .unwrap()
         .port();
-    let (code, _, err) = s.keyctl_in(
-        &[
+    let (code, _, err) = s
+        .cmd()
+        .args([
             "remote",
             "add",
             "dead",
@@ -416,45 +412,50 @@ fn an_unreachable_remote_changes_nothing_locally() {
             "u",
             "--project",
             "p",
-        ],
-        "pw",
-    );
+        ])
+        .stdin("pw")
+        .run();
     assert_eq!(code, 0, "{err}");
     let before = s.home.registry();
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "dead"]);
-    assert_eq!(code, 6, "{err}");
-    assert!(err.contains("unreachable"), "{err}");
+    s.cmd()
+        .args(["push", "k", "--remote", "dead"])
+        .code(6)
+        .stderr_has("unreachable");
     assert_eq!(s.home.registry(), before);
 
     // A key pushed to ks, then ks's credential is gone from the keyring and ks points to
     // the dead port: revoke fails, the key keeps its secret and says how to force it.
-    s.ok(&["push", "k", "--remote", "ks"]);
+    s.cmd().args(["push", "k", "--remote", "ks"]).ok();
     let config = s.home.path().join("config.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
-        text.replace(&keystone().url, &format!("http://127.0.0.1:{port}")),
+        text.replace(
+            &keystone::started().url,
+            &format!("http://127.0.0.1:{port}"),
+        ),
     )
     .unwrap();
     let before = s.home.registry();
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k"]);
-    assert_eq!(code, 6, "{err}");
-    assert!(err.contains("--local-only"), "{err}");
+    s.cmd()
+        .args(["--yes", "revoke", "k"])
+        .code(6)
+        .stderr_has("--local-only");
     assert_eq!(s.home.registry(), before);
     assert_eq!(
         s.ss.secret_tool_lookup(&id).as_deref(),
         Some(secret.as_str())
     );
-    assert_eq!(keystone().ec2_of(&s.user.id).len(), 1);
+    assert_eq!(keystone::started().ec2_of(&s.user.id).len(), 1);
 
-    s.ok(&["--yes", "revoke", "k", "--local-only"]);
+    s.cmd().args(["--yes", "revoke", "k", "--local-only"]).ok();
     assert!(s.key(&id)["revoked_at"].is_string());
     assert!(s.ss.secret_tool_lookup(&id).is_none());
 }
 
 #[test]
 fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
-    let ks = keystone();
+    let ks = require!(keystone());
     let user = ks.user("appcred", Some("member"));
     let token = ks.login(&user.name, &user.password, &user.project);
     let (st, v) = ks.api_as(
@@ -466,9 +467,10 @@ fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
     assert_eq!(st, 201, "{v}");
     let ac_id = v["application_credential"]["id"].as_str().unwrap();
     let ac_secret = v["application_credential"]["secret"].as_str().unwrap();
-    let s = Setup::bare(user);
-    let (code, _, err) = s.keyctl_in(
-        &[
+    let s = require!(Setup::bare(user));
+    let (code, _, err) = s
+        .cmd()
+        .args([
             "remote",
             "add",
             "ac",
@@ -476,9 +478,9 @@ fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
             &ks.url,
             "--application-credential",
             ac_id,
-        ],
-        ac_secret,
-    );
+        ])
+        .stdin(ac_secret)
+        .run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         s.ss.secret_tool_lookup("remote:ac").as_deref(),
@@ -487,12 +489,12 @@ fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
     let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
     assert!(config.contains("auth: application-credential"), "{config}");
     assert!(!config.contains(ac_secret));
-    let out = s.ok(&["--json", "remote", "test", "ac"]);
+    let out = s.cmd().args(["--json", "remote", "test", "ac"]).ok();
     assert_eq!(json(&out)["user_id"], s.user.id.as_str());
     // Keystone 30 will not let delegated (application-credential) tokens touch
     // /v3/credentials: the push is refused and the key stays local, unmarked.
     let (id, _) = s.create("k", &[]);
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "ac"]);
+    let (code, _, err) = s.cmd().args(["push", "k", "--remote", "ac"]).run();
     assert_eq!(code, 7, "{err}");
     assert!(
         err.contains("Delegated tokens cannot access credentials"),
@@ -506,7 +508,7 @@ fn application_credential_logs_in_but_keystone_refuses_it_credentials() {
 /// in-process proxy that strips `/identity` and forwards to the real Keystone.
 fn identity_proxy() -> fake_http::FakeServer {
     fake_http::FakeServer::start(|r| {
-        let ks = keystone();
+        let ks = keystone::started();
         let Some(path) = r.path.strip_prefix("/identity") else {
             return fake_http::Response::json(404, serde_json::json!({}));
         };
@@ -535,9 +537,9 @@ fn identity_proxy() -> fake_http::FakeServer {
 
 #[test]
 fn every_auth_url_form_people_have_works_and_remote_test_names_the_endpoint() {
-    let ks = keystone();
+    let ks = require!(keystone());
     let proxy = identity_proxy();
-    let s = Setup::bare(ks.user("urls", Some("member")));
+    let s = require!(Setup::bare(ks.user("urls", Some("member"))));
     let forms = [
         format!("{}/v3", ks.url),
         format!("{}/v3/", ks.url),
@@ -548,9 +550,13 @@ fn every_auth_url_form_people_have_works_and_remote_test_names_the_endpoint() {
     ];
     for (i, url) in forms.iter().enumerate() {
         let name = format!("ks{i}");
-        let (code, _, err) = s.keyctl_in(&s.user.remote_add_args(&name, url), &s.user.password);
+        let (code, _, err) = s
+            .cmd()
+            .args(s.user.remote_add_args(&name, url))
+            .stdin(&s.user.password)
+            .run();
         assert_eq!(code, 0, "remote add --url {url}: {err}");
-        let out = s.ok(&["remote", "test", &name]);
+        let out = s.cmd().args(["remote", "test", &name]).ok();
         let root = url.trim_end_matches('/').trim_end_matches("/v3");
         assert!(
             out.contains(&format!("at {root}/v3 as user")),
@@ -564,23 +570,29 @@ fn every_auth_url_form_people_have_works_and_remote_test_names_the_endpoint() {
 
 #[test]
 fn remote_add_takes_openrc_variables_and_clouds_yaml_and_keeps_the_password_out_of_config() {
-    let ks = keystone();
-    let s = Setup::bare(ks.user("osenv", Some("member")));
+    let ks = require!(keystone());
+    let s = require!(Setup::bare(ks.user("osenv", Some("member"))));
     let auth_url = format!("{}/v3", ks.url);
 
     // An openrc file's variables.
-    let mut c = s.ss.cmd(&s.home);
-    c.args(["remote", "add", "fromenv", "--from-env"])
-        .env("OS_AUTH_URL", &auth_url)
-        .env("OS_USERNAME", &s.user.name)
-        .env("OS_PROJECT_NAME", &s.user.project)
-        .env("OS_USER_DOMAIN_NAME", "Default")
-        .env("OS_PROJECT_DOMAIN_NAME", "Default")
-        .env("OS_PASSWORD", &s.user.password);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) =
+        s.ss.cmd(&s.home)
+            .args(["remote", "add", "fromenv", "--from-env"])
+            .env("OS_AUTH_URL", &auth_url)
+            .env("OS_USERNAME", &s.user.name)
+            .env("OS_PROJECT_NAME", &s.user.project)
+            .env("OS_USER_DOMAIN_NAME", "Default")
+            .env("OS_PROJECT_DOMAIN_NAME", "Default")
+            .env("OS_PASSWORD", &s.user.password)
+            .run();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("OS_* environment variables"), "{err}");
-    assert!(s.ok(&["remote", "test", "fromenv"]).contains(&s.user.id));
+    assert!(
+        s.cmd()
+            .args(["remote", "test", "fromenv"])
+            .ok()
+            .contains(&s.user.id)
+    );
 
     // clouds.yaml and secure.yaml where the openstack CLI reads them.
     let dir = s.home.dir.path().join("user/.config/openstack");
@@ -601,8 +613,15 @@ fn remote_add_takes_openrc_variables_and_clouds_yaml_and_keeps_the_password_out_
         ),
     )
     .unwrap();
-    s.ok(&["remote", "add", "cloud", "--os-cloud", "mycloud"]);
-    assert!(s.ok(&["remote", "test", "cloud"]).contains(&s.user.id));
+    s.cmd()
+        .args(["remote", "add", "cloud", "--os-cloud", "mycloud"])
+        .ok();
+    assert!(
+        s.cmd()
+            .args(["remote", "test", "cloud"])
+            .ok()
+            .contains(&s.user.id)
+    );
     let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
     assert!(!config.contains(&s.user.password), "{config}");
 
@@ -614,9 +633,14 @@ fn remote_add_takes_openrc_variables_and_clouds_yaml_and_keeps_the_password_out_
         ),
     )
     .unwrap();
-    let (code, _, err) = s.keyctl_in(&["remote", "add", "tls", "--os-cloud", "tls"], "pw");
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
-    let (code, _, err) = s.keyctl(&["remote", "add", "x", "--os-cloud", "nosuch"]);
+    s.cmd()
+        .args(["remote", "add", "tls", "--os-cloud", "tls"])
+        .stdin("pw")
+        .code(2)
+        .stderr_has("/nonexistent/ca.pem");
+    let (code, _, err) = s
+        .cmd()
+        .args(["remote", "add", "x", "--os-cloud", "nosuch"])
+        .run();
     assert_eq!(code, 2, "{err}");
 }

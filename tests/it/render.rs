@@ -5,14 +5,10 @@
 //! files checked byte for byte; and every bad input with its message, exit code and the
 //! file left as it was.
 
-#![cfg(unix)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::support::*;
 use serde_json::{Value, json};
 
 const ID: &str = "0f6f3d1c-7b7e-4c1e-9a51-2d4c8f0e9b11";
@@ -23,29 +19,22 @@ fn file_home() -> Home {
     Home::new()
 }
 
-fn cmd(home: &Home) -> Command {
-    let mut c = home.cmd();
-    c.env("KEYCTL_STORE", "file");
-    c
+fn cmd(home: &Home) -> Cmd {
+    home.cmd().env("KEYCTL_STORE", "file")
 }
 
-fn import(c: Command, kind: &str, name: &str, id: &str, secret: &str) {
-    let mut c = c;
-    c.args(["import", "--kind", kind, "--name", name, "--id", id]);
-    let (code, _, err) = run(c, &format!("{secret}\n"));
-    assert_eq!(code, 0, "import {name}: {err}");
+fn import(c: Cmd, kind: &str, name: &str, id: &str, secret: &str) {
+    c.args(["import", "--kind", kind, "--name", name, "--id", id])
+        .stdin(format!("{secret}\n"))
+        .ok();
 }
 
 fn config(home: &Home, args: &[&str]) -> (i32, String, String) {
-    let mut c = cmd(home);
-    c.arg("config").args(args);
-    run(c, "")
+    cmd(home).arg("config").args(args).run()
 }
 
 fn ok(home: &Home, args: &[&str]) -> String {
-    let (code, out, err) = config(home, args);
-    assert_eq!(code, 0, "config {args:?}: {err}");
-    out
+    cmd(home).arg("config").args(args).ok()
 }
 
 /// Expected text for each format, with {HOST}, {ID}, {SECRET} and {NAME} to fill in.
@@ -118,9 +107,10 @@ fn every_format_for_both_kinds_and_both_regions() {
     }
     // The default is yaml; --json without --output means json; --export adds `export `.
     assert_eq!(ok(&home, &["core"]), ok(&home, &["core", "-o", "yaml"]));
-    let mut c = cmd(&home);
-    c.args(["--json", "config", "core"]);
-    assert_eq!(run(c, "").1, ok(&home, &["core", "-o", "json"]));
+    assert_eq!(
+        cmd(&home).args(["--json", "config", "core"]).run().1,
+        ok(&home, &["core", "-o", "json"])
+    );
     assert_eq!(
         ok(&home, &["core", "-o", "env", "--export"]),
         format!("export SODA_API_KEY_ID={ID}\nexport SODA_API_KEY_SECRET={SECRET}\n")
@@ -306,17 +296,12 @@ fn nasty_secrets() -> Vec<String> {
 
 /// Parses YAML documents with PyYAML (YAML 1.1, what Soda Core and Helm's users paste
 /// into) in one Python process; each document comes back as JSON.
-fn pyyaml(docs: &[String]) -> Vec<Value> {
-    let py = std::env::var("KEYCTL_TEST_PYYAML").unwrap_or_else(|_| {
-        panic!("KEYCTL_TEST_PYYAML is not set: run the README's test command (scripts/test), which installs PyYAML in a venv")
-    });
-    let mut c = Command::new(&py);
-    c.args([
+fn pyyaml(py: &Path, docs: &[String]) -> Vec<Value> {
+    let (code, out, err) = Cmd::new(py).args([
         "-c",
         "import sys, json, yaml\nprint(json.dumps([yaml.safe_load(d) for d in json.load(sys.stdin)]))",
-    ]);
-    let (code, out, err) = run(c, &serde_json::to_string(docs).unwrap());
-    assert_eq!(code, 0, "PyYAML ({py}): {err}");
+    ]).stdin(serde_json::to_string(docs).unwrap()).run();
+    assert_eq!(code, 0, "PyYAML ({}): {err}", py.display());
     serde_json::from_str(&out).unwrap()
 }
 
@@ -326,12 +311,12 @@ fn serde_yaml(doc: &str) -> Value {
 
 /// Runs `script` in sh and returns what it printed, split on NUL.
 fn sh(script: &str) -> Vec<String> {
-    let mut c = Command::new("sh");
-    c.arg("-c")
+    let (code, out, err) = Cmd::new("sh")
+        .arg("-c")
         .arg(script)
         .env_clear()
-        .env("PATH", "/usr/bin:/bin");
-    let (code, out, err) = run(c, "");
+        .env("PATH", "/usr/bin:/bin")
+        .run();
     assert_eq!(code, 0, "sh: {err}\n{script}");
     let mut parts: Vec<String> = out.split('\0').map(str::to_string).collect();
     assert_eq!(parts.pop().as_deref(), Some(""));
@@ -355,6 +340,7 @@ fn helm_unescape(v: &str) -> String {
 
 #[test]
 fn every_format_round_trips_secrets_parsers_treat_specially() {
+    let py = require!(need("PyYAML", "KEYCTL_TEST_PYYAML"));
     let home = file_home();
     let mut secrets = nasty_secrets();
     let first_control = secrets.len();
@@ -454,8 +440,12 @@ fn every_format_round_trips_secrets_parsers_treat_specially() {
             "helm {s:?}:\n{line}"
         );
     }
-    assert_eq!(pyyaml(&yaml_docs).len(), yaml_want.len());
-    for ((doc, got), want) in yaml_docs.iter().zip(pyyaml(&yaml_docs)).zip(&yaml_want) {
+    assert_eq!(pyyaml(&py, &yaml_docs).len(), yaml_want.len());
+    for ((doc, got), want) in yaml_docs
+        .iter()
+        .zip(pyyaml(&py, &yaml_docs))
+        .zip(&yaml_want)
+    {
         assert_eq!(&got, want, "PyYAML read differently:\n{doc}");
     }
 }
@@ -572,6 +562,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn write_changes_only_the_block_in_real_looking_files() {
+    let py = require!(need("PyYAML", "KEYCTL_TEST_PYYAML"));
     let home = file_home();
     import(cmd(&home), "api", "core", ID, SECRET);
     let dir = tempfile::tempdir().unwrap();
@@ -632,7 +623,7 @@ fn write_changes_only_the_block_in_real_looking_files() {
         let v = serde_yaml(&got);
         assert_eq!(v["soda_cloud"]["api_key_secret"], SECRET, "{}", case.name);
         assert_eq!(
-            pyyaml(std::slice::from_ref(&got))[0]["soda_cloud"]["api_key_id"],
+            pyyaml(&py, std::slice::from_ref(&got))[0]["soda_cloud"]["api_key_id"],
             ID
         );
 
@@ -799,9 +790,9 @@ fn bad_inputs_fail_clearly_and_leave_the_file_alone() {
 
     // Unknown key, and a create whose FILE is bad mints nothing.
     assert_eq!(config(&home, &["nope"]).0, 3);
-    let mut c = cmd(&home);
-    c.args(["create", "--name", "late", "--write", &s(&p("list.yml"))]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = cmd(&home)
+        .args(["create", "--name", "late", "--write", &s(&p("list.yml"))])
+        .run();
     assert_eq!(code, 2, "{err}");
     assert!(out.is_empty());
     assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 2);
@@ -832,13 +823,14 @@ fn expired_and_revoked_keys_need_allow_expired() {
 
 #[test]
 fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
-    let ss = SecretService::start();
+    let ss = require!(SecretService::start());
     let home = Home::new();
-    let mut c = ss.cmd(&home);
-    c.args([
-        "create", "--kind", "runner", "--name", "edge", "--region", "us",
-    ]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = ss
+        .cmd(&home)
+        .args([
+            "create", "--kind", "runner", "--name", "edge", "--region", "us",
+        ])
+        .run();
     assert_eq!(code, 0, "{err}");
     let v = serde_yaml(&out);
     let id = v["soda"]["apikey"]["id"].as_str().unwrap();
@@ -849,15 +841,14 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
     assert!(err.contains("keyctl config edge"), "{err}");
 
     // config reads the secret back from the keyring; -v says nothing secret.
-    let mut c = ss.cmd(&home);
-    c.args(["-v", "config", "edge"]);
-    let (code, again, err) = run(c, "");
+    let (code, again, err) = ss.cmd(&home).args(["-v", "config", "edge"]).run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(again, out, "config remembers the region create was given");
     assert!(err.contains("debug") && !err.contains(secret), "{err}");
-    let mut c = ss.cmd(&home);
-    c.args(["config", "edge", "--region", "eu", "-o", "json"]);
-    let (code, eu, err) = run(c, "");
+    let (code, eu, err) = ss
+        .cmd(&home)
+        .args(["config", "edge", "--region", "eu", "-o", "json"])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         json(&eu)["soda"]["cloud"]["endpoint"],
@@ -868,9 +859,10 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("configuration.yml");
     std::fs::write(&f, "# mine\ndata_source x:\n  type: postgres\n").unwrap();
-    let mut c = ss.cmd(&home);
-    c.args(["create", "--name", "core", "--write", f.to_str().unwrap()]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = ss
+        .cmd(&home)
+        .args(["create", "--name", "core", "--write", f.to_str().unwrap()])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("configuration.yml"), "{err}");
@@ -884,25 +876,29 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
     );
 
     // --json keeps its object; with --write its secret is null.
-    let mut c = ss.cmd(&home);
-    c.args([
-        "--json",
-        "--yes",
-        "create",
-        "--name",
-        "j",
-        "--write",
-        f.to_str().unwrap(),
-    ]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = ss
+        .cmd(&home)
+        .args([
+            "--json",
+            "--yes",
+            "create",
+            "--name",
+            "j",
+            "--write",
+            f.to_str().unwrap(),
+        ])
+        .run();
     assert_eq!(code, 0, "{err}");
     let j = json(&out);
     assert_eq!(j["secret"], Value::Null);
     assert_eq!(j["name"], "j");
     assert_eq!(j["written"], f.to_str().unwrap());
-    let mut c = ss.cmd(&home);
-    c.args(["--json", "create", "--name", "k", "-o", "env"]);
-    let j = json(&run(c, "").1);
+    let j = json(
+        &ss.cmd(&home)
+            .args(["--json", "create", "--name", "k", "-o", "env"])
+            .run()
+            .1,
+    );
     let secret = j["secret"].as_str().unwrap();
     assert!(
         j["snippet"]
@@ -914,16 +910,17 @@ fn create_prints_the_snippet_or_writes_it_with_the_keyring() {
     // --dry-run creates nothing and writes nothing.
     let before = std::fs::read(&f).unwrap();
     let keys = home.registry()["keys"].as_array().unwrap().len();
-    let mut c = ss.cmd(&home);
-    c.args([
-        "create",
-        "--name",
-        "dry",
-        "--write",
-        f.to_str().unwrap(),
-        "--dry-run",
-    ]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = ss
+        .cmd(&home)
+        .args([
+            "create",
+            "--name",
+            "dry",
+            "--write",
+            f.to_str().unwrap(),
+            "--dry-run",
+        ])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("+  api_key_secret: ***"), "{out}");
     assert!(
@@ -962,24 +959,22 @@ print("KEYCTL-RESULT " + json.dumps(out))
 "#;
 
 fn soda(
-    var: &str,
+    py: &Path,
     probe: &str,
     files: &[std::path::PathBuf],
     secret_env: Option<&str>,
 ) -> Vec<Value> {
-    let py = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the README's test command (scripts/test), which installs Soda Core 3 and 4 in venvs")
-    });
-    let mut c = Command::new(&py);
-    c.arg("-c")
+    let mut c = Cmd::new(py)
+        .arg("-c")
         .arg(probe)
         .args(files)
         .env_remove("SODA_API_KEY_SECRET");
     if let Some(s) = secret_env {
-        c.env("SODA_API_KEY_SECRET", s);
+        c = c.env("SODA_API_KEY_SECRET", s);
     }
-    let (code, out, err) = run(c, "");
-    assert_eq!(code, 0, "{var} ({py}): {err}{out}");
+    let (code, out, err) = c.run();
+    let py = py.display();
+    assert_eq!(code, 0, "{py}: {err}{out}");
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("KEYCTL-RESULT "))
@@ -989,6 +984,8 @@ fn soda(
 
 #[test]
 fn soda_core_3_and_4_read_what_keyctl_writes() {
+    let soda3 = require!(need("Soda Core 3", "KEYCTL_TEST_SODA3_PYTHON"));
+    let soda4 = require!(need("Soda Core 4", "KEYCTL_TEST_SODA4_PYTHON"));
     let home = file_home();
     let dir = tempfile::tempdir().unwrap();
     let secrets = nasty_secrets();
@@ -1018,8 +1015,8 @@ fn soda_core_3_and_4_read_what_keyctl_writes() {
         files.push(f);
     }
     let want = |i: usize, s: &str| json!({"host": "cloud.us.soda.io", "id": format!("id-{i}"), "secret": s});
-    let v3 = soda("KEYCTL_TEST_SODA3_PYTHON", SODA3_PROBE, &files, None);
-    let v4 = soda("KEYCTL_TEST_SODA4_PYTHON", SODA4_PROBE, &files, None);
+    let v3 = soda(&soda3, SODA3_PROBE, &files, None);
+    let v4 = soda(&soda4, SODA4_PROBE, &files, None);
     for (i, s) in secrets.iter().enumerate() {
         assert_eq!(v3[i], want(i, s), "Soda Core 3, secret {s:?}");
         if v4_caveat[i] {
@@ -1047,18 +1044,8 @@ fn soda_core_3_and_4_read_what_keyctl_writes() {
     );
     assert!(err.is_empty(), "{err}");
     for (version, var, probe, value) in [
-        (
-            "3",
-            "KEYCTL_TEST_SODA3_PYTHON",
-            SODA3_PROBE,
-            "from-env_#: 'x' $Y {a} [b]",
-        ),
-        (
-            "4",
-            "KEYCTL_TEST_SODA4_PYTHON",
-            SODA4_PROBE,
-            "from-env \"q\" \\ #: ${X}",
-        ),
+        ("3", &soda3, SODA3_PROBE, "from-env_#: 'x' $Y {a} [b]"),
+        ("4", &soda4, SODA4_PROBE, "from-env \"q\" \\ #: ${X}"),
     ] {
         let f = dir.path().join(format!("ref{version}.yml"));
         ok(
@@ -1084,10 +1071,11 @@ fn soda_core_3_and_4_read_what_keyctl_writes() {
 
 /// `cmd` run as an unprivileged user when the tests run as root (as in CI containers),
 /// where a mode-000 file would still be readable.
-fn unprivileged(c: Command, as_root: bool) -> Command {
+fn unprivileged(c: Cmd, as_root: bool) -> Cmd {
     if !as_root {
         return c;
     }
+    let c = c.command();
     let mut w = Command::new("setpriv");
     w.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(c.get_program())
@@ -1098,7 +1086,7 @@ fn unprivileged(c: Command, as_root: bool) -> Command {
             None => w.env_remove(k),
         };
     }
-    w
+    Cmd::from(w)
 }
 
 #[test]
@@ -1115,16 +1103,17 @@ fn an_unreadable_file_is_refused_and_left_alone() {
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).unwrap();
     let as_root = std::fs::metadata(&f).unwrap().uid() == 0;
 
-    let mut c = unprivileged(cmd(&home), as_root);
-    c.args(["import", "--kind", "api", "--name", "core", "--id", ID]);
-    let (code, _, err) = run(c, SECRET);
+    let (code, _, err) = unprivileged(cmd(&home), as_root)
+        .args(["import", "--kind", "api", "--name", "core", "--id", ID])
+        .stdin(SECRET)
+        .run();
     assert_eq!(
         code, 0,
         "import (setpriv from util-linux runs it unprivileged): {err}"
     );
-    let mut c = unprivileged(cmd(&home), as_root);
-    c.args(["config", "core", "--write", f.to_str().unwrap()]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = unprivileged(cmd(&home), as_root)
+        .args(["config", "core", "--write", f.to_str().unwrap()])
+        .run();
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("cannot read") && err.contains("Permission denied"),

@@ -3,71 +3,48 @@
 //! period; and every failing step rolled back, checked in the registry, the keyring and
 //! Keystone itself.
 
-mod common;
-#[path = "common/keystone.rs"]
-mod keystone;
-
-use common::*;
-use keystone::{User, keystone};
+use crate::support::keystone::{Keystone, User, keystone};
+use crate::support::*;
 use serde_json::Value;
 
-struct Env {
-    ss: SecretService,
-    home: Home,
+/// The run's Keystone, a new user with `role` there, and a keyring home with remote `ks`
+/// for that user and key `app` pushed to it (its `create --json`).
+fn app_on_keystone(
+    prefix: &str,
+    role: &str,
+) -> Option<(&'static Keystone, User, KeyringHome, Value)> {
+    let ks = keystone()?;
+    let user = ks.user(prefix, Some(role));
+    let e = KeyringHome::new()?;
+    user.add_remote(e.cmd(), "ks");
+    let app = e
+        .cmd()
+        .args(["--json", "create", "--name", "app", "--remote", "ks"])
+        .json();
+    Some((ks, user, e, app))
 }
 
-impl Env {
-    fn new() -> Env {
-        Env {
-            ss: SecretService::start(),
-            home: Home::new(),
-        }
-    }
-
-    fn keyctl_in(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut c = self.ss.cmd(&self.home);
-        c.args(args);
-        run(c, stdin)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.keyctl_in(args, "");
-        assert_eq!(code, 0, "keyctl {args:?}: {err}");
-        out
-    }
-
-    fn keys(&self) -> Vec<Value> {
-        json(&self.ok(&["--json", "list", "--all"]))
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn add_remote(&self, name: &str, user: &User) {
-        let ks = keystone();
-        let args = user.remote_add_args(name, &ks.url);
-        let (code, _, err) = self.keyctl_in(&args, &user.password);
-        assert_eq!(code, 0, "remote add: {err}");
-    }
-}
-
-fn secret_of(e: &Env, key: &str) -> String {
-    e.ok(&["secret", key]).trim().to_string()
+fn secret_of(e: &KeyringHome, key: &str) -> String {
+    e.cmd().args(["secret", key]).ok().trim().to_string()
 }
 
 #[test]
 fn local_rotation_keeps_the_name_and_gc_revokes_after_the_grace_period() {
-    let e = Env::new();
-    let old = json(&e.ok(&[
-        "--json",
-        "create",
-        "--name",
-        "svc",
-        "--expires",
-        "30d",
-        "--scope",
-        "read",
-    ]));
+    let e = require!(KeyringHome::new());
+    let old = json(
+        &e.cmd()
+            .args([
+                "--json",
+                "create",
+                "--name",
+                "svc",
+                "--expires",
+                "30d",
+                "--scope",
+                "read",
+            ])
+            .ok(),
+    );
     let old_id = old["id"].as_str().unwrap();
     let config = e.home.dir.path().join("configuration.yml");
     std::fs::write(&config, "# mine\ndata_source x:\n  type: postgres\n").unwrap();
@@ -75,7 +52,10 @@ fn local_rotation_keeps_the_name_and_gc_revokes_after_the_grace_period() {
     // 10 s: the checks below run inside the grace period even on a loaded machine (1 s
     // was not); the one check that needs it is made only while it provably holds.
     let rotated = std::time::Instant::now();
-    let out = e.ok(&["rotate", "svc", "--grace", "10s", "--write", &w]);
+    let out = e
+        .cmd()
+        .args(["rotate", "svc", "--grace", "10s", "--write", &w])
+        .ok();
     assert!(
         out.is_empty(),
         "--write keeps stdout free of the secret: {out}"
@@ -108,20 +88,20 @@ fn local_rotation_keeps_the_name_and_gc_revokes_after_the_grace_period() {
     );
 
     // A superseded key is not rotated twice.
-    let (code, _, err) = e.keyctl_in(&["rotate", old_id], "");
+    let (code, _, err) = e.cmd().args(["rotate", old_id]).run();
     assert_eq!(code, 8, "{err}");
 
     // gc before the end of the grace period does nothing; after it, revokes.
     let before_gc = rotated.elapsed();
-    e.ok(&["gc", "--yes"]);
+    e.cmd().args(["gc", "--yes"]).ok();
     if before_gc < std::time::Duration::from_secs(9) {
         assert!(e.ss.secret_tool_lookup(old_id).is_some());
     }
     std::thread::sleep(std::time::Duration::from_millis(11_500).saturating_sub(rotated.elapsed()));
     if e.ss.secret_tool_lookup(old_id).is_some() {
-        let (code, _, err) = e.keyctl_in(&["gc"], "");
+        let (code, _, err) = e.cmd().args(["gc"]).run();
         assert_eq!(code, 10, "gc asks before revoking: {err}");
-        e.ok(&["rotate", "--finish", "--yes"]);
+        e.cmd().args(["rotate", "--finish", "--yes"]).ok();
     }
     let old_now = e.keys().into_iter().find(|k| k["id"] == old_id).unwrap();
     assert_eq!(old_now["status"], "revoked");
@@ -131,18 +111,14 @@ fn local_rotation_keeps_the_name_and_gc_revokes_after_the_grace_period() {
 
 #[test]
 fn rotation_on_keystone_pushes_verifies_and_finally_revokes_the_old_credential() {
-    let ks = keystone();
-    let user = ks.user("rot", Some("admin"));
-    let e = Env::new();
-    e.add_remote("ks", &user);
-    let old = json(&e.ok(&["--json", "create", "--name", "app", "--remote", "ks"]));
+    let (ks, user, e, old) = require!(app_on_keystone("rot", "admin"));
     let old_id = old["id"].as_str().unwrap().to_string();
     assert_eq!(ks.ec2_of(&user.id).len(), 1);
 
-    let (code, out, err) = e.keyctl_in(
-        &["-v", "--json", "rotate", "app", "--grace", "0s", "--yes"],
-        "",
-    );
+    let (code, out, err) = e
+        .cmd()
+        .args(["-v", "--json", "rotate", "app", "--grace", "0s", "--yes"])
+        .run();
     assert_eq!(code, 0, "{err}");
     let r = json(out.lines().next().unwrap());
     let new_id = r["id"].as_str().unwrap();
@@ -165,18 +141,14 @@ fn rotation_on_keystone_pushes_verifies_and_finally_revokes_the_old_credential()
 
 #[test]
 fn a_failed_push_rolls_back_and_leaves_the_old_key_untouched() {
-    let ks = keystone();
-    let user = ks.user("rotfail", Some("member"));
-    let e = Env::new();
-    e.add_remote("ks", &user);
-    let old = json(&e.ok(&["--json", "create", "--name", "app", "--remote", "ks"]));
+    let (ks, user, e, old) = require!(app_on_keystone("rotfail", "member"));
     let reg_before = std::fs::read(e.home.path().join("keys.json")).unwrap();
 
     // The remote's address now points at nothing listening.
     let cfg_path = e.home.path().join("config.yaml");
     let cfg = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(&cfg_path, cfg.replace(&ks.url, "http://127.0.0.1:9")).unwrap();
-    let (code, out, err) = e.keyctl_in(&["rotate", "app"], "");
+    let (code, out, err) = e.cmd().args(["rotate", "app"]).run();
     assert_eq!(code, 6, "{err}");
     assert!(out.is_empty());
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -196,12 +168,8 @@ fn a_failed_push_rolls_back_and_leaves_the_old_key_untouched() {
 fn a_member_remote_verifies_the_new_key_by_listing_it() {
     // A member may not exchange EC2 tokens (Keystone answers 403), so the new key is
     // checked by Keystone listing it instead.
-    let ks = keystone();
-    let user = ks.user("rotver", Some("member"));
-    let e = Env::new();
-    e.add_remote("ks", &user);
-    e.ok(&["create", "--name", "app", "--remote", "ks"]);
-    let (code, _, err) = e.keyctl_in(&["rotate", "app", "--grace", "1h"], "");
+    let (ks, user, e, _) = require!(app_on_keystone("rotver", "member"));
+    let (code, _, err) = e.cmd().args(["rotate", "app", "--grace", "1h"]).run();
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("HTTP 403") && err.contains("it lists the key"),

@@ -1,7 +1,6 @@
 //! A small in-process HTTP/1.1 server for what a real Keystone cannot be made to do on
 //! demand: time out, answer 429 or 500, send malformed or huge JSON. Each test gives it
 //! a handler; it records every request so tests can count what keyctl sent.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

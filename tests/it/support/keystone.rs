@@ -1,13 +1,13 @@
 //! A real OpenStack Keystone for the remote tests: installed from PyPI into a cached
-//! venv by scripts/test, started once per test binary on a free loopback port with
-//! SQLite in a temp dir, and stopped when the test binary exits (a shell watcher kills
-//! gunicorn once this process is gone, since statics are never dropped).
+//! venv by scripts/test (`KEYCTL_TEST_KEYSTONE_VENV`), started once per test run (the
+//! tests are one binary) on a free loopback port with SQLite in a temp dir, and stopped
+//! when the test binary exits (a shell watcher kills gunicorn once this process is gone,
+//! since statics are never dropped).
 //!
 //! Tests make their own users and projects through the admin API, so they run in
 //! parallel, and check results against Keystone's own API rather than through keyctl.
-#![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::Cmd;
+
 pub const ADMIN_PASSWORD: &str = "admin-test-pw";
 
 pub struct Keystone {
     pub url: String,
     pub admin_token: String,
-    pub dir: PathBuf,
     http: reqwest::blocking::Client,
     /// The shell that runs gunicorn and stops it when this process is gone.
     _watcher: std::process::Child,
@@ -50,19 +51,33 @@ impl User {
             &self.project,
         ]
     }
+
+    /// Adds remote `name` for this user on the run's Keystone with `keyctl`.
+    pub fn add_remote(&self, keyctl: Cmd, name: &str) {
+        keyctl
+            .args(self.remote_add_args(name, &started().url))
+            .stdin(&self.password)
+            .ok();
+    }
 }
 
 static KEYSTONE: OnceLock<Keystone> = OnceLock::new();
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-pub fn keystone() -> &'static Keystone {
-    KEYSTONE.get_or_init(Keystone::start)
+/// The run's Keystone, started by the first test that asks; None (see `require!`) when
+/// it is not installed.
+pub fn keystone() -> Option<&'static Keystone> {
+    if let Some(ks) = KEYSTONE.get() {
+        return Some(ks);
+    }
+    let venv = crate::support::need("Keystone", "KEYCTL_TEST_KEYSTONE_VENV")?;
+    Some(KEYSTONE.get_or_init(|| Keystone::start(&venv)))
 }
 
-fn venv() -> PathBuf {
-    std::env::var_os("KEYCTL_TEST_KEYSTONE_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-env/keystone"))
+/// The run's Keystone, for code that runs only once a test has [`keystone`] (the
+/// stand-ins that call it from their request handlers).
+pub fn started() -> &'static Keystone {
+    KEYSTONE.get().expect("keystone() was called first")
 }
 
 fn free_port() -> u16 {
@@ -88,8 +103,7 @@ fn manage(venv: &Path, conf: &Path, args: &[&str]) {
 }
 
 impl Keystone {
-    fn start() -> Keystone {
-        let venv = venv();
+    fn start(venv: &Path) -> Keystone {
         assert!(
             venv.join("bin/gunicorn").is_file() && venv.join("bin/keystone-manage").is_file(),
             "Keystone is not installed in {}: run the README's test command (scripts/test), which installs keystone==30.0.0 and gunicorn from PyPI into that venv",
@@ -123,7 +137,7 @@ impl Keystone {
             String::from_utf8(Command::new("id").arg("-gn").output().unwrap().stdout).unwrap();
         let (user, group) = (user.trim(), group.trim());
         manage(
-            &venv,
+            venv,
             &conf,
             &[
                 "fernet_setup",
@@ -134,7 +148,7 @@ impl Keystone {
             ],
         );
         manage(
-            &venv,
+            venv,
             &conf,
             &[
                 "credential_setup",
@@ -144,10 +158,10 @@ impl Keystone {
                 group,
             ],
         );
-        manage(&venv, &conf, &["db_sync"]);
+        manage(venv, &conf, &["db_sync"]);
         let v3 = format!("{url}/v3/");
         manage(
-            &venv,
+            venv,
             &conf,
             &[
                 "bootstrap",
@@ -211,7 +225,6 @@ impl Keystone {
         let mut ks = Keystone {
             url,
             admin_token: String::new(),
-            dir,
             http,
             _watcher: watcher,
         };

@@ -3,15 +3,11 @@
 //! HTTP server that speaks Keystone's shapes. After every failure the registry, the
 //! keyring and the remote agree with what the error said.
 
-mod common;
-#[path = "common/fake_http.rs"]
-mod fake_http;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
-use fake_http::{FakeServer, Request, Response};
+use crate::support::fake_http::{FakeServer, Request, Response};
+use crate::support::*;
 use serde_json::json;
 
 const TOKEN: &str = "fake-subject-token-0123456789";
@@ -40,41 +36,28 @@ struct Setup {
 
 impl Setup {
     /// A home with key `k` and remote `fk` pointing at `server`.
-    fn new(server: &FakeServer, extra: &[&str]) -> Setup {
-        let ss = SecretService::start();
-        let home = Home::new();
-        let mut c = ss.cmd(&home);
-        c.args([
-            "remote",
-            "add",
-            "fk",
-            "--url",
-            &server.url,
-            "--user",
-            "u",
-            "--project",
-            "p",
-        ])
-        .args(extra);
-        let (code, _, err) = run(c, "remote-password");
-        assert_eq!(code, 0, "remote add: {err}");
-        let mut c = ss.cmd(&home);
-        c.args(["--json", "create", "--name", "k"]);
-        let (code, out, err) = run(c, "");
-        assert_eq!(code, 0, "{err}");
-        let v = json(&out);
-        Setup {
+    fn new(server: &FakeServer, extra: &[&str]) -> Option<Setup> {
+        let KeyringHome { ss, home } = KeyringHome::new()?;
+        ss.cmd(&home)
+            .args(["remote", "add", "fk", "--url", &server.url])
+            .args(["--user", "u", "--project", "p"])
+            .args(extra)
+            .stdin("remote-password")
+            .ok();
+        let v = ss
+            .cmd(&home)
+            .args(["--json", "create", "--name", "k"])
+            .json();
+        Some(Setup {
             id: v["id"].as_str().unwrap().into(),
             secret: v["secret"].as_str().unwrap().into(),
             ss,
             home,
-        }
+        })
     }
 
-    fn keyctl(&self, args: &[&str]) -> (i32, String, String) {
-        let mut c = self.ss.cmd(&self.home);
-        c.args(args);
-        run(c, "")
+    fn cmd(&self) -> Cmd {
+        self.ss.cmd(&self.home)
     }
 
     /// The key is local only, not marked pushed, and its secret is intact.
@@ -92,8 +75,8 @@ impl Setup {
 
 fn push_fails_with(resp: fn() -> Response, code: i32, text: &str) {
     let server = fake_keystone(move |_| resp());
-    let s = Setup::new(&server, &[]);
-    let (got, _, err) = s.keyctl(&["-v", "push", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (got, _, err) = s.cmd().args(["-v", "push", "k", "--remote", "fk"]).run();
     assert_eq!(got, code, "{err}");
     assert!(err.contains(text), "expected {text:?} in: {err}");
     assert!(!err.contains(TOKEN) && !err.contains(&s.secret) && !err.contains("remote-password"));
@@ -102,6 +85,7 @@ fn push_fails_with(resp: fn() -> Response, code: i32, text: &str) {
 
 #[test]
 fn push_refusals_and_server_errors_leave_the_key_unpushed() {
+    require!(SecretService::available());
     push_fails_with(
         || {
             Response::json(
@@ -130,8 +114,8 @@ fn push_refusals_and_server_errors_leave_the_key_unpushed() {
             json!({"error": {"message": format!("bad input: {}", r.body)}}),
         )
     });
-    let s = Setup::new(&server, &[]);
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, _, err) = s.cmd().args(["push", "k", "--remote", "fk"]).run();
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("bad input"), "{err}");
     assert!(err.contains("[secret]"), "{err}");
@@ -146,9 +130,13 @@ fn push_refusals_and_server_errors_leave_the_key_unpushed() {
 
 #[test]
 fn create_with_a_failing_push_keeps_the_key_local_and_says_how_to_retry() {
+    require!(SecretService::available());
     let server = fake_keystone(|_| Response::json(500, json!({"error": {"message": "boom"}})));
-    let s = Setup::new(&server, &[]);
-    let (code, out, err) = s.keyctl(&["--json", "create", "--name", "k2", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, out, err) = s
+        .cmd()
+        .args(["--json", "create", "--name", "k2", "--remote", "fk"])
+        .run();
     assert_eq!(code, 6, "{err}");
     // The secret was still shown once, and is stored; the key is not marked pushed.
     let v = json(&out);
@@ -172,6 +160,7 @@ fn create_with_a_failing_push_keeps_the_key_local_and_says_how_to_retry() {
 
 #[test]
 fn a_cached_token_that_keystone_rejects_is_replaced_once() {
+    require!(SecretService::available());
     let posts = AtomicUsize::new(0);
     let server = fake_keystone(move |r| {
         if r.method == "POST" && posts.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -179,8 +168,8 @@ fn a_cached_token_that_keystone_rejects_is_replaced_once() {
         }
         Response::json(201, json!({"credential": {"id": "cid", "user_id": "u1"}}))
     });
-    let s = Setup::new(&server, &[]);
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, _, err) = s.cmd().args(["push", "k", "--remote", "fk"]).run();
     assert_eq!(code, 0, "{err}");
     // add's login, the rejected push, a new login, the push again.
     assert_eq!(server.count("POST", "/v3/auth/tokens"), 2);
@@ -192,7 +181,7 @@ fn a_cached_token_that_keystone_rejects_is_replaced_once() {
 
     // A 401 on a fresh login is a refusal: wrong credentials.
     let server = FakeServer::start(|_| Response::json(401, json!({"error": {"message": "no"}})));
-    let s2 = Setup::new(&fake_keystone(|_| Response::raw(204, "")), &[]);
+    let s2 = Setup::new(&fake_keystone(|_| Response::raw(204, "")), &[]).unwrap();
     let add = [
         "remote",
         "add",
@@ -205,27 +194,28 @@ fn a_cached_token_that_keystone_rejects_is_replaced_once() {
         "--project",
         "p",
     ];
-    let (code, _, _) = s2.keyctl(&add);
+    let (code, _, _) = s2.cmd().args(add).run();
     assert_eq!(code, 2, "no password on stdin");
-    let mut c = s2.ss.cmd(&s2.home);
-    c.args(add);
-    assert_eq!(run(c, "pw").0, 0);
-    let (code, _, err) = s2.keyctl(&["push", "k", "--remote", "bad"]);
-    assert_eq!(code, 7, "{err}");
-    assert!(err.contains("keyctl remote test"), "{err}");
+    assert_eq!(s2.ss.cmd(&s2.home).args(add).stdin("pw").run().0, 0);
+    s2.cmd()
+        .args(["push", "k", "--remote", "bad"])
+        .code(7)
+        .stderr_has("keyctl remote test");
     s2.assert_untouched();
 }
 
 #[test]
 fn a_timeout_is_unreachable_and_429_is_retried() {
+    require!(SecretService::available());
     let server = fake_keystone(|_| {
         Response::json(201, json!({"credential": {"id": "cid"}})).after(Duration::from_secs(5))
     });
-    let s = Setup::new(&server, &["--timeout", "1s"]);
+    let s = Setup::new(&server, &["--timeout", "1s"]).unwrap();
     let t = std::time::Instant::now();
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
-    assert_eq!(code, 6, "{err}");
-    assert!(err.contains("timed out"), "{err}");
+    s.cmd()
+        .args(["push", "k", "--remote", "fk"])
+        .code(6)
+        .stderr_has("timed out");
     assert!(t.elapsed() < Duration::from_secs(5), "no timeout applied");
     s.assert_untouched();
 
@@ -238,15 +228,17 @@ fn a_timeout_is_unreachable_and_429_is_retried() {
             Response::json(201, json!({"credential": {"id": "cid"}}))
         }
     });
-    let s = Setup::new(&server, &[]);
-    let (code, _, err) = s.keyctl(&["-v", "push", "k", "--remote", "fk"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("HTTP 429"), "{err}");
+    let s = Setup::new(&server, &[]).unwrap();
+    s.cmd()
+        .args(["-v", "push", "k", "--remote", "fk"])
+        .code(0)
+        .stderr_has("HTTP 429");
     assert_eq!(server.count("POST", "/v3/credentials"), 2);
 }
 
 #[test]
 fn a_conflict_with_another_secret_is_refused_and_the_same_secret_is_success() {
+    require!(SecretService::available());
     let server = fake_keystone(|r| match r.method.as_str() {
         "POST" => Response::json(409, json!({"error": {"message": "Duplicate entry"}})),
         _ => Response::json(
@@ -255,8 +247,8 @@ fn a_conflict_with_another_secret_is_refused_and_the_same_secret_is_success() {
                 "blob": "{\"access\":\"x\",\"secret\":\"someone-elses\"}"}}),
         ),
     });
-    let s = Setup::new(&server, &[]);
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, _, err) = s.cmd().args(["push", "k", "--remote", "fk"]).run();
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("different secret"), "{err}");
     assert!(!err.contains("someone-elses"), "{err}");
@@ -265,6 +257,7 @@ fn a_conflict_with_another_secret_is_refused_and_the_same_secret_is_success() {
 
 #[test]
 fn a_failed_remote_revoke_keeps_the_secret_and_a_missing_one_is_success() {
+    require!(SecretService::available());
     let deletes = std::sync::Arc::new(AtomicUsize::new(0));
     let d = deletes.clone();
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -284,11 +277,11 @@ fn a_failed_remote_revoke_keeps_the_secret_and_a_missing_one_is_success() {
         }
         _ => Response::json(404, json!({})),
     });
-    let s = Setup::new(&server, &[]);
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, _, err) = s.cmd().args(["push", "k", "--remote", "fk"]).run();
     assert_eq!(code, 0, "{err}");
     let before = s.home.registry();
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k"]);
+    let (code, _, err) = s.cmd().args(["--yes", "revoke", "k"]).run();
     assert_eq!(code, 6, "{err}");
     assert!(err.contains("HTTP 503 (maintenance)"), "{err}");
     assert!(err.contains("keyctl revoke"), "{err}");
@@ -302,15 +295,17 @@ fn a_failed_remote_revoke_keeps_the_secret_and_a_missing_one_is_success() {
     );
 
     fail.store(false, Ordering::SeqCst);
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("already gone"), "{err}");
+    s.cmd()
+        .args(["--yes", "revoke", "k"])
+        .code(0)
+        .stderr_has("already gone");
     assert!(s.home.registry()["keys"][0]["revoked_at"].is_string());
     assert!(s.ss.secret_tool_lookup(&s.id).is_none());
 }
 
 #[test]
 fn verbose_shows_requests_but_never_the_token() {
+    require!(SecretService::available());
     let server = fake_keystone(|_| {
         Response::json(
             200,
@@ -319,8 +314,8 @@ fn verbose_shows_requests_but_never_the_token() {
         )
         .header("X-Subject-Token", "exchanged-token-abc")
     });
-    let s = Setup::new(&server, &[]);
-    let (code, out, err) = s.keyctl(&["-v", "token", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, out, err) = s.cmd().args(["-v", "token", "k", "--remote", "fk"]).run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "exchanged-token-abc\n");
     assert!(err.contains("POST "), "{err}");
@@ -343,6 +338,7 @@ fn verbose_shows_requests_but_never_the_token() {
 
 #[test]
 fn a_token_about_to_expire_is_not_reused() {
+    require!(SecretService::available());
     let soon = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
     let soon = soon
         .format(&time::format_description::well_known::Rfc3339)
@@ -357,8 +353,8 @@ fn a_token_about_to_expire_is_not_reused() {
         }
         Response::json(201, json!({"credential": {"id": "cid"}}))
     });
-    let s = Setup::new(&server, &[]);
-    let (code, _, err) = s.keyctl(&["push", "k", "--remote", "fk"]);
+    let s = Setup::new(&server, &[]).unwrap();
+    let (code, _, err) = s.cmd().args(["push", "k", "--remote", "fk"]).run();
     assert_eq!(code, 0, "{err}");
     // add logged in once; the token expires within the 5-minute margin, so push logs in again.
     assert_eq!(server.count("POST", "/v3/auth/tokens"), 2);
@@ -366,6 +362,7 @@ fn a_token_about_to_expire_is_not_reused() {
 
 #[test]
 fn revoke_from_one_remote_keeps_the_key_while_another_holds_it() {
+    require!(SecretService::available());
     let a = fake_keystone(|r| match r.method.as_str() {
         "POST" => Response::json(201, json!({"credential": {"id": "on-a"}})),
         _ => Response::raw(204, ""),
@@ -374,27 +371,33 @@ fn revoke_from_one_remote_keeps_the_key_while_another_holds_it() {
         "POST" => Response::json(201, json!({"credential": {"id": "on-b"}})),
         _ => Response::raw(204, ""),
     });
-    let s = Setup::new(&a, &[]);
-    let mut c = s.ss.cmd(&s.home);
-    c.args([
-        "remote",
-        "add",
-        "fb",
-        "--url",
-        &b.url,
-        "--user",
-        "u",
-        "--project",
-        "p",
-    ]);
-    assert_eq!(run(c, "pw").0, 0);
+    let s = Setup::new(&a, &[]).unwrap();
+    assert_eq!(
+        s.ss.cmd(&s.home)
+            .args([
+                "remote",
+                "add",
+                "fb",
+                "--url",
+                &b.url,
+                "--user",
+                "u",
+                "--project",
+                "p",
+            ])
+            .stdin("pw")
+            .run()
+            .0,
+        0
+    );
     for r in ["fk", "fb"] {
-        let (code, _, err) = s.keyctl(&["push", "k", "--remote", r]);
+        let (code, _, err) = s.cmd().args(["push", "k", "--remote", r]).run();
         assert_eq!(code, 0, "{err}");
     }
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k", "--remote", "fb"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("stays active locally (still on fk)"), "{err}");
+    s.cmd()
+        .args(["--yes", "revoke", "k", "--remote", "fb"])
+        .code(0)
+        .stderr_has("stays active locally (still on fk)");
     assert_eq!(b.count("DELETE", "/v3/credentials/on-b"), 1);
     assert_eq!(a.count("DELETE", "/v3/credentials/"), 0);
     let k = &s.home.registry()["keys"][0];
@@ -405,13 +408,16 @@ fn revoke_from_one_remote_keeps_the_key_while_another_holds_it() {
 
     // A revoke naming a remote the key is not on is refused and changes nothing.
     let before = s.home.registry();
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k", "--remote", "fb"]);
+    let (code, _, err) = s
+        .cmd()
+        .args(["--yes", "revoke", "k", "--remote", "fb"])
+        .run();
     assert_eq!(code, 3, "{err}");
     assert_eq!(s.home.registry(), before);
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k", "--jobs", "0"]);
+    let (code, _, err) = s.cmd().args(["--yes", "revoke", "k", "--jobs", "0"]).run();
     assert_eq!(code, 2, "{err}");
 
-    let (code, _, err) = s.keyctl(&["--yes", "revoke", "k"]);
+    let (code, _, err) = s.cmd().args(["--yes", "revoke", "k"]).run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(a.count("DELETE", "/v3/credentials/on-a"), 1);
     assert!(s.home.registry()["keys"][0]["revoked_at"].is_string());

@@ -3,13 +3,11 @@
 //! 127.0.0.1 signed by a CA made in the test; its `-www` page answers any GET with 200, which is all the Soda
 //! remote's login check (`GET /api/v1/test-login`) needs.
 
-mod common;
-
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 
 struct Server(std::process::Child);
 
@@ -20,17 +18,10 @@ impl Drop for Server {
     }
 }
 
-fn ok(mut c: Command) {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn a_private_ca_is_trusted_only_with_ca_cert() {
-    assert!(
-        Command::new("openssl").arg("version").output().is_ok(),
-        "openssl is not installed: run the README's test command (scripts/test), which installs the Debian package openssl"
-    );
+    require!(need_programs("OpenSSL", &["openssl"], "openssl"));
+    let ss = require!(SecretService::start());
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     let (ca, ca_key, cert, key) = (p("ca.pem"), p("ca.key"), p("cert.pem"), p("key.pem"));
@@ -44,24 +35,35 @@ fn a_private_ca_is_trusted_only_with_ca_cert() {
         "1",
     ];
     // A private CA, and a server certificate for 127.0.0.1 signed by it.
-    let mut c = Command::new("openssl");
-    c.args(["req", "-x509"]).args(ec);
-    c.args(["-subj", "/CN=keyctl test CA"]);
-    c.args(["-addext", "basicConstraints=critical,CA:TRUE"]);
-    c.arg("-keyout").arg(&ca_key).arg("-out").arg(&ca);
-    ok(c);
-    let mut c = Command::new("openssl");
-    c.args(["req", "-x509"]).args(ec);
-    c.args([
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
-    c.args(["-addext", "basicConstraints=critical,CA:FALSE"]);
-    c.arg("-CA").arg(&ca).arg("-CAkey").arg(&ca_key);
-    c.arg("-keyout").arg(&key).arg("-out").arg(&cert);
-    ok(c);
+    Cmd::new("openssl")
+        .args(["req", "-x509"])
+        .args(ec)
+        .args(["-subj", "/CN=keyctl test CA"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca)
+        .ok();
+    Cmd::new("openssl")
+        .args(["req", "-x509"])
+        .args(ec)
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-CA")
+        .arg(&ca)
+        .arg("-CAkey")
+        .arg(&ca_key)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .ok();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -87,15 +89,15 @@ fn a_private_ca_is_trusted_only_with_ca_cert() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let url = format!("https://127.0.0.1:{port}");
-    let ss = SecretService::start();
     let home = Home::new();
     let add = |name: &str, extra: &[&str]| {
-        let mut c = ss.cmd(&home);
-        c.args([
-            "remote", "add", name, "--type", "soda", "--url", &url, "--user", "id",
-        ])
-        .args(extra);
-        run(c, "secret")
+        ss.cmd(&home)
+            .args([
+                "remote", "add", name, "--type", "soda", "--url", &url, "--user", "id",
+            ])
+            .args(extra)
+            .stdin("secret")
+            .run()
     };
     let (code, _, err) = add("untrusted", &[]);
     assert_eq!(code, 6, "{err}");

@@ -4,20 +4,20 @@
 //! temp file holding a secret beside the user's config, a secret quoted in an error,
 //! `/dev/zero` as a `--write` target) and checks the state left behind.
 
-mod common;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn keyctl(home: &Home, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut c = home.cmd();
-    c.args(["--store", "file"]).args(args);
-    run(c, stdin)
+    home.cmd()
+        .args(["--store", "file"])
+        .args(args)
+        .stdin(stdin)
+        .run()
 }
 
 fn ok(home: &Home, args: &[&str]) -> String {
@@ -46,7 +46,7 @@ fn store(home: &Home) -> serde_json::Map<String, Value> {
 
 /// Starts keyctl and SIGKILLs it after `after`.
 fn kill_after(home: &Home, args: &[&str], after: Duration) {
-    let mut c = home.cmd();
+    let mut c = home.cmd().command();
     c.args(["--store", "file"])
         .args(args)
         .stdin(Stdio::null())
@@ -89,7 +89,7 @@ fn concurrent_rotations_leave_one_live_key_per_name() {
         let home = Home::new();
         ok(&home, &["create", "--name", "r"]);
         let spawn = || {
-            let mut c = home.cmd();
+            let mut c = home.cmd().command();
             c.args(["--store", "file", "rotate", "r", "--grace", "1h"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -413,7 +413,7 @@ fn check_treats_any_non_secret_input_as_invalid_and_completion_needs_a_shell() {
         let (code, _, err) = keyctl(&home, &["check"], input);
         assert_eq!(code, 9, "{input:?}: {err}");
     }
-    let mut c = home.cmd();
+    let mut c = home.cmd().command();
     c.args(["check"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -428,10 +428,11 @@ fn check_treats_any_non_secret_input_as_invalid_and_completion_needs_a_shell() {
     assert_eq!(child.wait_with_output().unwrap().status.code(), Some(9));
 
     // KEYCTL_COMPLETE exported in a shell changes nothing until the shell asks.
-    let mut c = home.cmd();
-    c.env("KEYCTL_COMPLETE", "bash")
-        .args(["--store", "file", "list"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = home
+        .cmd()
+        .env("KEYCTL_COMPLETE", "bash")
+        .args(["--store", "file", "list"])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("complete") && !out.contains("_clap"), "{out}");
 }
@@ -440,7 +441,7 @@ fn check_treats_any_non_secret_input_as_invalid_and_completion_needs_a_shell() {
 fn a_running_keyctl_cannot_dump_core() {
     let home = Home::new();
     // `import` waits on stdin: inspect it while it runs.
-    let mut c = home.cmd();
+    let mut c = home.cmd().command();
     c.args(["--store", "file", "import", "--name", "x", "--id", "abc"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -471,13 +472,9 @@ fn a_running_keyctl_cannot_dump_core() {
 
 #[test]
 fn doctor_finds_keyring_items_no_key_owns_and_keys_whose_secret_vanished() {
-    let ss = SecretService::start();
+    let ss = require!(SecretService::start());
     let home = Home::new();
-    let keyctl_ss = |args: &[&str]| {
-        let mut c = ss.cmd(&home);
-        c.args(args);
-        run(c, "")
-    };
+    let keyctl_ss = |args: &[&str]| ss.cmd(&home).args(args).run();
     let (code, out, err) = keyctl_ss(&["--json", "create", "--name", "kept"]);
     assert_eq!(code, 0, "{err}");
     let kept = json(&out)["id"].as_str().unwrap().to_string();
@@ -528,6 +525,7 @@ fn doctor_finds_keyring_items_no_key_owns_and_keys_whose_secret_vanished() {
 
 #[test]
 fn ctrl_c_at_the_hidden_prompt_gives_the_terminal_its_echo_back() {
+    require!(need_programs("Python", &["python3"], "python3"));
     let home = Home::new();
     std::fs::create_dir_all(home.path()).unwrap();
     // A pseudo-terminal from Python's pty module: keyctl prompts with echo off, gets a

@@ -1,20 +1,15 @@
 //! End-to-end tests of the local lifecycle (create, import, list, show, secret, delete,
 //! check, doctor) on the built binary, against a real Secret Service and real files.
 
-mod common;
+use crate::support::*;
 
-use common::*;
-
-fn create_json(mut c: std::process::Command, extra: &[&str]) -> serde_json::Value {
-    c.args(["--json", "create"]).args(extra);
-    let (code, out, err) = run(c, "");
-    assert_eq!(code, 0, "create failed: {err}");
-    json(&out)
+fn create_json(c: Cmd, extra: &[&str]) -> serde_json::Value {
+    c.args(["--json", "create"]).args(extra).json()
 }
 
 #[test]
 fn keyring_lifecycle_create_list_show_secret_delete() {
-    let ss = SecretService::start();
+    let ss = require!(SecretService::start());
     let home = Home::new();
     let k = create_json(
         ss.cmd(&home),
@@ -45,17 +40,13 @@ fn keyring_lifecycle_create_list_show_secret_delete() {
 
     // `secret` by name and by id.
     for key in ["ci", id] {
-        let mut c = ss.cmd(&home);
-        c.args(["secret", key]);
-        let (code, out, _) = run(c, "");
+        let (code, out, _) = ss.cmd(&home).args(["secret", key]).run();
         assert_eq!(code, 0);
         assert_eq!(out, format!("{secret}\n"));
     }
 
     // list (piped: TSV) and list --json
-    let mut c = ss.cmd(&home);
-    c.arg("list");
-    let (code, out, _) = run(c, "");
+    let (code, out, _) = ss.cmd(&home).arg("list").run();
     assert_eq!(code, 0);
     let cols: Vec<&str> = out.lines().next().unwrap().split('\t').collect();
     assert_eq!(cols[0], "ci");
@@ -64,9 +55,7 @@ fn keyring_lifecycle_create_list_show_secret_delete() {
     assert_eq!(cols[5], "active");
     assert_eq!(cols[6], "keyring");
 
-    let mut c = ss.cmd(&home);
-    c.args(["show", "ci", "--json"]);
-    let (code, out, _) = run(c, "");
+    let (code, out, _) = ss.cmd(&home).args(["show", "ci", "--json"]).run();
     assert_eq!(code, 0);
     let v = json(&out);
     assert_eq!(v["id"], id);
@@ -74,83 +63,78 @@ fn keyring_lifecycle_create_list_show_secret_delete() {
     assert!(!out.contains(secret));
 
     // delete needs --yes without a terminal, and leaves everything in place otherwise.
-    let mut c = ss.cmd(&home);
-    c.args(["delete", "ci"]);
-    let (code, _, err) = run(c, "y\n");
+    let (code, _, err) = ss.cmd(&home).args(["delete", "ci"]).stdin("y\n").run();
     assert_eq!(code, 10, "{err}");
     assert!(ss.secret_tool_lookup(id).is_some());
 
-    let mut c = ss.cmd(&home);
-    c.args(["delete", "ci", "--yes"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = ss.cmd(&home).args(["delete", "ci", "--yes"]).run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(ss.secret_tool_lookup(id), None);
     assert_eq!(home.registry()["keys"], serde_json::json!([]));
 
-    let mut c = ss.cmd(&home);
-    c.args(["secret", "ci"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = ss.cmd(&home).args(["secret", "ci"]).run();
     assert_eq!(code, 3, "{err}");
     assert_eq!(err.lines().count(), 1);
 }
 
 #[test]
 fn import_reads_the_secret_from_stdin_and_other_tools_see_it() {
-    let ss = SecretService::start();
+    let ss = require!(SecretService::start());
     let home = Home::new();
-    let mut c = ss.cmd(&home);
-    c.args([
-        "import",
-        "--kind",
-        "api",
-        "--name",
-        "soika",
-        "--id",
-        "7d3c-11aa",
-    ]);
-    let (code, _, err) = run(c, "sk_soika_Server.Minted-Secret/+=\n");
+    let (code, _, err) = ss
+        .cmd(&home)
+        .args([
+            "import",
+            "--kind",
+            "api",
+            "--name",
+            "soika",
+            "--id",
+            "7d3c-11aa",
+        ])
+        .stdin("sk_soika_Server.Minted-Secret/+=\n")
+        .run();
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         ss.secret_tool_lookup("7d3c-11aa").as_deref(),
         Some("sk_soika_Server.Minted-Secret/+=")
     );
-    let mut c = ss.cmd(&home);
-    c.args(["secret", "soika"]);
-    assert_eq!(run(c, "").1, "sk_soika_Server.Minted-Secret/+=\n");
+    assert_eq!(
+        ss.cmd(&home).args(["secret", "soika"]).run().1,
+        "sk_soika_Server.Minted-Secret/+=\n"
+    );
 
     // A secret another tool wrote is read back by keyctl (the item is the same).
     ss.secret_tool_store("7d3c-11aa", "rotated-elsewhere");
-    let mut c = ss.cmd(&home);
-    c.args(["secret", "7d3c-11aa"]);
-    assert_eq!(run(c, "").1, "rotated-elsewhere\n");
+    assert_eq!(
+        ss.cmd(&home).args(["secret", "7d3c-11aa"]).run().1,
+        "rotated-elsewhere\n"
+    );
 
     // Empty stdin is refused and nothing is registered.
-    let mut c = ss.cmd(&home);
-    c.args(["import", "--name", "empty", "--id", "x1"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = ss
+        .cmd(&home)
+        .args(["import", "--name", "empty", "--id", "x1"])
+        .run();
     assert_eq!(code, 2, "{err}");
     assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 1);
 }
 
 #[test]
 fn python_keyring_reads_what_keyctl_wrote() {
-    let Some(py) = std::env::var_os("KEYCTL_TEST_PYKEYRING") else {
-        panic!(
-            "KEYCTL_TEST_PYKEYRING is not set: run the README's test command (scripts/test), which installs Python's keyring"
-        );
-    };
-    let ss = SecretService::start();
+    let py = require!(need("Python's keyring", "KEYCTL_TEST_PYKEYRING"));
+    let ss = require!(SecretService::start());
     let home = Home::new();
     let k = create_json(ss.cmd(&home), &["--name", "py"]);
     let id = k["id"].as_str().unwrap();
-    let mut c = std::process::Command::new(py);
-    c.args(["get", "keyctl", id])
+    let (code, out, err) = Cmd::new(py)
+        .args(["get", "keyctl", id])
         .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
         .env(
             "PYTHON_KEYRING_BACKEND",
             "keyring.backends.SecretService.Keyring",
-        );
-    let (code, out, err) = run(c, "");
+        )
+        .run();
     assert_eq!(code, 0, "python keyring: {err}");
     assert_eq!(out.trim_end(), k["secret"].as_str().unwrap());
 }
@@ -158,9 +142,7 @@ fn python_keyring_reads_what_keyctl_wrote() {
 #[test]
 fn headless_auto_falls_back_to_the_file_store_and_says_where() {
     let home = Home::new();
-    let mut c = home.cmd();
-    c.args(["create", "--name", "srv"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = home.cmd().args(["create", "--name", "srv"]).run();
     assert_eq!(code, 0, "{err}");
     let store = home.path().join("secrets.json");
     assert!(err.contains(&store.display().to_string()), "{err}");
@@ -179,60 +161,57 @@ fn headless_auto_falls_back_to_the_file_store_and_says_where() {
         assert_eq!(mode(&home.path()), 0o700);
         assert_eq!(mode(&home.path().join("keys.json")), 0o600);
     }
-    let mut c = home.cmd();
-    c.args(["secret", "srv"]);
-    assert_eq!(run(c, "").1, format!("{secret}\n"));
+    assert_eq!(
+        home.cmd().args(["secret", "srv"]).run().1,
+        format!("{secret}\n")
+    );
 
     // --store keyring refuses to fall back, with its own code and nothing written.
-    let mut c = home.cmd();
-    c.args(["--store", "keyring", "create", "--name", "strict"]);
-    let (code, _, err) = run(c, "");
+    let (code, _, err) = home
+        .cmd()
+        .args(["--store", "keyring", "create", "--name", "strict"])
+        .run();
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("DBUS_SESSION_BUS_ADDRESS"), "{err}");
     assert_eq!(err.lines().count(), 1);
     assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 1);
 
     // doctor tells which store and where.
-    let mut c = home.cmd();
-    c.args(["doctor", "--json"]);
-    let (code, out, _) = run(c, "");
+    let (code, out, _) = home.cmd().args(["doctor", "--json"]).run();
     assert_eq!(code, 0);
     let d = json(&out);
     assert_eq!(d["keyring_available"], false);
     assert_eq!(d["new_secrets_go_to"], "file");
     assert_eq!(d["keys_in_file"], 1);
 
-    let mut c = home.cmd();
-    c.args(["--store", "keyring", "doctor"]);
-    assert_eq!(run(c, "").0, 5);
+    assert_eq!(home.cmd().args(["--store", "keyring", "doctor"]).run().0, 5);
 }
 
 #[test]
 fn bus_without_an_unlocked_keyring_falls_back_quickly() {
-    let ss = SecretService::start_bus_only();
+    let ss = require!(SecretService::start_bus_only());
     let home = Home::new();
     let started = std::time::Instant::now();
-    let mut c = ss.cmd(&home);
-    c.args(["create", "--name", "b"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("secrets.json"), "{err}");
+    ss.cmd(&home)
+        .args(["create", "--name", "b"])
+        .code(0)
+        .stderr_has("secrets.json");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    let mut c = ss.cmd(&home);
-    c.args(["--store", "keyring", "create", "--name", "k"]);
-    let (code, _, err) = run(c, "");
-    assert_eq!(code, 5, "{err}");
-    assert!(err.contains("OS keyring"), "{err}");
+    ss.cmd(&home)
+        .args(["--store", "keyring", "create", "--name", "k"])
+        .code(5)
+        .stderr_has("OS keyring");
     assert_eq!(home.registry()["keys"].as_array().unwrap().len(), 1);
 }
 
 #[test]
 fn store_file_on_purpose_says_nothing_extra_and_delete_removes_it() {
     let home = Home::new();
-    let mut c = home.cmd();
-    c.env("KEYCTL_STORE", "file")
-        .args(["--json", "create", "--name", "f"]);
-    let (code, out, err) = run(c, "");
+    let (code, out, err) = home
+        .cmd()
+        .env("KEYCTL_STORE", "file")
+        .args(["--json", "create", "--name", "f"])
+        .run();
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("no OS keyring"), "{err}");
     let k = json(&out);
@@ -240,9 +219,7 @@ fn store_file_on_purpose_says_nothing_extra_and_delete_removes_it() {
     let secret = k["secret"].as_str().unwrap();
     let store = std::fs::read_to_string(home.path().join("secrets.json")).unwrap();
     assert!(store.contains(secret));
-    let mut c = home.cmd();
-    c.args(["delete", "f", "-y"]);
-    assert_eq!(run(c, "").0, 0);
+    assert_eq!(home.cmd().args(["delete", "f", "-y"]).run().0, 0);
     let store = std::fs::read_to_string(home.path().join("secrets.json")).unwrap();
     assert!(!store.contains(secret));
 }
@@ -253,9 +230,7 @@ fn check_validates_offline() {
     let k = create_json(home.cmd(), &["--name", "c"]);
     let secret = k["secret"].as_str().unwrap().to_string();
 
-    let mut c = home.cmd();
-    c.arg("check");
-    let (code, out, _) = run(c, &format!("{secret}\n"));
+    let (code, out, _) = home.cmd().arg("check").stdin(format!("{secret}\n")).run();
     assert_eq!(code, 0);
     assert!(out.contains("api"), "{out}");
 
@@ -263,9 +238,7 @@ fn check_validates_offline() {
     broken.pop();
     broken.push(if secret.ends_with('A') { 'B' } else { 'A' });
     for bad in [broken.as_str(), &secret[..secret.len() - 3], "hello", ""] {
-        let mut c = home.cmd();
-        c.args(["check", "--json"]);
-        let (code, out, err) = run(c, bad);
+        let (code, out, err) = home.cmd().args(["check", "--json"]).stdin(bad).run();
         assert_ne!(code, 0);
         if !bad.is_empty() {
             assert_eq!(code, 9, "{err}");
@@ -274,26 +247,36 @@ fn check_validates_offline() {
         assert!(!err.contains(bad) || bad.is_empty(), "secret echoed: {err}");
     }
 
-    let mut c = home.cmd();
-    c.args(["--json", "create", "--format", "aksk", "--name", "ak"]);
-    let k = json(&run(c, "").1);
+    let k = json(
+        &home
+            .cmd()
+            .args(["--json", "create", "--format", "aksk", "--name", "ak"])
+            .run()
+            .1,
+    );
     assert_eq!(k["id"].as_str().unwrap().len(), 16);
     assert_eq!(k["secret"].as_str().unwrap().len(), 32);
-    let mut c = home.cmd();
-    c.args(["check", "--json"]);
-    let (code, out, _) = run(c, k["secret"].as_str().unwrap());
+    let (code, out, _) = home
+        .cmd()
+        .args(["check", "--json"])
+        .stdin(k["secret"].as_str().unwrap())
+        .run();
     assert_eq!(code, 0);
     assert_eq!(json(&out)["format"], "aksk");
 
-    let mut c = home.cmd();
-    c.args([
-        "--json",
-        "create",
-        "--prefix",
-        "sk_soika_",
-        "--name",
-        "soika",
-    ]);
-    let k = json(&run(c, "").1);
+    let k = json(
+        &home
+            .cmd()
+            .args([
+                "--json",
+                "create",
+                "--prefix",
+                "sk_soika_",
+                "--name",
+                "soika",
+            ])
+            .run()
+            .1,
+    );
     assert!(k["secret"].as_str().unwrap().starts_with("sk_soika_"));
 }

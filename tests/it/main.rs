@@ -1,0 +1,20 @@
+//! keyctl's end-to-end tests, in one test binary: one link, one set of shared fixtures
+//! (`support`), and one Keystone for the whole run. Each module is one area of behaviour.
+
+mod support;
+
+mod bad_input;
+mod concurrency;
+mod contract;
+mod integrity;
+mod local;
+mod platforms;
+mod remote_faults;
+mod remote_http;
+mod remote_keystone;
+mod remote_tls;
+#[cfg(unix)]
+mod render;
+mod rotate;
+mod soda_cloud;
+mod vault;
