@@ -29,6 +29,8 @@ pub enum Kind {
     Expiring,
     /// `keyctl run`: the command could not be started (as a shell says 127).
     CommandNotStarted,
+    /// `keyctl scan`: a secret that may still work was found.
+    SecretFound,
 }
 
 /// A failure a caller (a script) can tell apart by exit code.
@@ -103,6 +105,9 @@ impl Error {
     pub fn command_not_started(msg: impl Into<String>) -> Error {
         Error::new(Kind::CommandNotStarted, msg)
     }
+    pub fn secret_found(msg: impl Into<String>) -> Error {
+        Error::new(Kind::SecretFound, msg)
+    }
 }
 
 /// Exit codes, in one table; README's table lists the same numbers and
@@ -120,6 +125,7 @@ pub mod code {
     pub const INVALID_SECRET: u8 = 9;
     pub const CONFIRMATION_REQUIRED: u8 = 10;
     pub const EXPIRING: u8 = 11;
+    pub const SECRET_FOUND: u8 = 12;
     pub const COMMAND_NOT_STARTED: u8 = 127;
 }
 
@@ -137,6 +143,7 @@ impl Kind {
             Kind::ConfirmationRequired => code::CONFIRMATION_REQUIRED,
             Kind::Expiring => code::EXPIRING,
             Kind::CommandNotStarted => code::COMMAND_NOT_STARTED,
+            Kind::SecretFound => code::SECRET_FOUND,
         }
     }
 }

@@ -62,6 +62,14 @@ Examples:
   keyctl revoke --all-expired --yes                 # for cron
   keyctl revoke ci --local-only                     # the remote is gone for good";
 
+pub const SCAN: &str = "\
+Examples:
+  keyctl scan                                       # the current directory, as rg walks it
+  keyctl scan --git                                 # and every commit reachable from HEAD
+  keyctl scan --install-hook                        # refuse commits that add a live secret
+  keyctl scan deploy/ --format sarif > keyctl.sarif # for GitHub code scanning
+  keyctl scan --revoke                              # revoke what leaked, then fix the files";
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -78,6 +86,7 @@ mod tests {
             super::ROTATE,
             super::RUN,
             super::REVOKE,
+            super::SCAN,
         ] {
             for line in text.lines().skip(1) {
                 let line = line.split('#').next().unwrap_or(line);

@@ -130,6 +130,10 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Revoke rotated keys whose grace period is over (as `rotate --finish`)
     Gc(GcArgs),
+    /// Find leaked keys in files and git history: which key each is, and whether it
+    /// still works (exit 12 when one may)
+    #[command(after_help = examples::SCAN)]
+    Scan(ScanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -521,6 +525,48 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files and directories to scan (default: the current directory)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Also every commit reachable from HEAD: a secret deleted later is still leaked
+    #[arg(long, conflicts_with = "staged")]
+    pub git: bool,
+    /// Only what the index would commit (for a pre-commit hook)
+    #[arg(long)]
+    pub staged: bool,
+    /// Write a pre-commit hook that runs `keyctl scan --staged` (never over another hook)
+    #[arg(long, conflicts_with_all = ["git", "staged", "revoke"])]
+    pub install_hook: bool,
+    /// Look into hidden files and directories too
+    #[arg(long)]
+    pub hidden: bool,
+    /// Do not respect .gitignore and .ignore files
+    #[arg(long)]
+    pub no_ignore: bool,
+    /// Skip files larger than this many MiB
+    #[arg(long, value_name = "MIB", default_value_t = 50)]
+    pub max_size: u64,
+    /// Report format: text (PATH:LINE:COL lines), json (one object per line), sarif
+    /// (GitHub code scanning)
+    #[arg(long, value_enum, default_value_t = ScanFormat::Text)]
+    pub format: ScanFormat,
+    /// Also fail (exit 12) when only revoked or expired secrets are found
+    #[arg(long)]
+    pub strict: bool,
+    /// Then revoke the live keys found (remotes first, as `keyctl revoke`)
+    #[arg(long)]
+    pub revoke: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         "`list --expiring`: some key expires within the window",
     ),
     (
+        code::SECRET_FOUND,
+        "`scan`: a secret that may still work was found (revoked ones too with `--strict`)",
+    ),
+    (
         code::COMMAND_NOT_STARTED,
         "`run`: CMD could not be started (otherwise `run` exits with CMD's own code)",
     ),
@@ -179,7 +183,7 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), EXIT_CODES.len());
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 127]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 127]);
     }
 
     #[test]

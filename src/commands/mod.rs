@@ -13,6 +13,7 @@ pub mod remote;
 pub mod revoke;
 pub mod rotate;
 pub mod run;
+pub mod scan;
 pub mod secret;
 pub mod show;
 pub mod token;
@@ -61,6 +62,7 @@ fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(ctx, a),
         Command::Rotate(a) => rotate::run(ctx, a),
         Command::Gc(a) => rotate::finish(ctx, a.jobs),
+        Command::Scan(a) => scan::run(ctx, a),
     }
 }
 

@@ -51,6 +51,8 @@ pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Walked {
         .parents(!opts.no_ignore)
         .require_git(false)
         .max_filesize(Some(opts.max_size))
+        // Git's own store is scanned with --git, blob by blob, not as files.
+        .filter_entry(|e| e.file_name() != ".git")
         .threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = Mutex::new(Walked::default());
     b.build_parallel().run(|| {

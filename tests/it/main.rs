@@ -16,5 +16,6 @@ mod remote_tls;
 #[cfg(unix)]
 mod render;
 mod rotate;
+mod scan;
 mod soda_cloud;
 mod vault;

@@ -813,7 +813,11 @@ fn expired_and_revoked_keys_need_allow_expired() {
     // --allow-expired still reads it).
     for (key, says, hint) in [
         ("old", "is expired; pass --allow-expired", true),
-        ("gone", "was revoked on 2024-01-01; its secret was deleted", false),
+        (
+            "gone",
+            "was revoked on 2024-01-01; its secret was deleted",
+            false,
+        ),
     ] {
         let (code, out, err) = config(&home, &[key]);
         assert_eq!(code, 8, "{err}");
