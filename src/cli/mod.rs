@@ -38,10 +38,22 @@ pub struct Cli {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Directory for all local state (config.yaml, the key registry, the file store)
-    #[arg(long, global = true, env = "KEYCTL_HOME", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYCTL_HOME",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub home: Option<PathBuf>,
     /// Where new secrets go: the OS keyring when one answers, else a file (auto)
-    #[arg(long, global = true, env = "KEYCTL_STORE", value_enum)]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYCTL_STORE",
+        hide_env_values = true,
+        value_enum
+    )]
     pub store: Option<StoreChoice>,
     /// Print machine-readable JSON on stdout
     #[arg(long, global = true)]

@@ -18,4 +18,6 @@ mod render;
 mod rotate;
 mod scan;
 mod soda_cloud;
+#[cfg(unix)]
+mod terminal;
 mod vault;

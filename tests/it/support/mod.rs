@@ -7,6 +7,8 @@
 pub mod fake_http;
 pub mod keystone;
 pub mod openbao;
+#[cfg(unix)]
+pub mod pty;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};

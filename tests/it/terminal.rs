@@ -1,0 +1,297 @@
+//! What a person sees, in a pseudo-terminal of 80x24 (support::pty): tables that never
+//! wrap an ID, status colors on a terminal and none on a pipe or with NO_COLOR, a spinner
+//! while a server is slow (and none with -q), prompts that say what will happen; and the
+//! exact first line of every error a person meets first.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::pty;
+use crate::support::{BIN, Home};
+
+const SIZE: (u16, u16) = (80, 24);
+
+fn env(home: &Home) -> Vec<(&'static str, std::path::PathBuf)> {
+    vec![
+        ("KEYCTL_HOME", home.path()),
+        ("HOME", home.dir.path().join("user")),
+    ]
+}
+
+fn in_pty(home: &Home, args: &[&str], extra: &[(&str, &str)], answer: Option<&str>) -> pty::Run {
+    let e = env(home);
+    let e: Vec<(&str, &Path)> = e.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let mut extra = extra.to_vec();
+    extra.push(("KEYCTL_STORE", "file"));
+    pty::run(args, &e, &extra, SIZE, answer, Duration::from_secs(30))
+}
+
+fn create(home: &Home, args: &[&str]) -> serde_json::Value {
+    home.cmd()
+        .env("KEYCTL_STORE", "file")
+        .args(["--json", "create"])
+        .args(args)
+        .json()
+}
+
+#[test]
+fn list_at_80_columns_keeps_ids_whole_and_colors_status_only_on_a_terminal() {
+    let home = Home::new();
+    let long = create(
+        &home,
+        &[
+            "--name",
+            "deploy-production-eu-west",
+            "--expires",
+            "90d",
+            "--description",
+            "the production deploy key of the EU cluster, used by every job",
+        ],
+    );
+    let soon = create(&home, &["--name", "soon", "--expires", "3d"]);
+    let gone = create(&home, &["--name", "gone"]);
+    home.cmd().args(["revoke", "gone", "-y"]).ok();
+    let ids: Vec<String> = [&long, &soon, &gone]
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+
+    let r = in_pty(&home, &[BIN, "list", "--all"], &[], None);
+    assert_eq!(r.code, 0, "{}", r.raw);
+    let rows = r.rows();
+    for id in &ids {
+        assert!(
+            rows.iter().any(|l| l.contains(id.as_str())),
+            "{id} wrapped or missing:\n{}",
+            rows.join("\n")
+        );
+    }
+    assert!(
+        rows.iter().any(|l| l.contains("deploy-production-eu-west")),
+        "{}",
+        rows.join("\n")
+    );
+    assert!(rows.iter().all(|l| l.chars().count() <= 80));
+    assert!(
+        rows.iter().any(|l| l.contains("in 3 days")),
+        "{}",
+        rows.join("\n")
+    );
+    assert!(
+        rows.iter().any(|l| l.contains("in 90 days")),
+        "{}",
+        rows.join("\n")
+    );
+    assert_eq!(
+        r.color_of("expiring"),
+        Some(vt100::Color::Idx(11)),
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        r.color_of("active"),
+        Some(vt100::Color::Idx(10)),
+        "{}",
+        r.raw
+    );
+    assert_eq!(
+        r.color_of("revoked"),
+        Some(vt100::Color::Idx(9)),
+        "{}",
+        r.raw
+    );
+
+    // NO_COLOR: the same table, plain.
+    let r = in_pty(&home, &[BIN, "list", "--all"], &[("NO_COLOR", "1")], None);
+    assert_eq!(r.color_of("expiring"), Some(vt100::Color::Default));
+    assert!(!r.raw.contains("\x1b[38;5;"), "{}", r.raw);
+
+    // Piped, even with --color always: the stable TSV with dates, no escapes.
+    let cmd = format!("{BIN} --color always list --all | cat");
+    let r = in_pty(&home, &["sh", "-c", &cmd], &[], None);
+    assert!(
+        r.raw.contains(&format!("soon\t{}\tapi\t", ids[1])),
+        "{}",
+        r.raw
+    );
+    assert!(
+        !r.raw.contains("\x1b[38;5;") && !r.raw.contains("in 3 days"),
+        "{}",
+        r.raw
+    );
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming() {
+            held.push(c);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_slow_server_shows_a_spinner_and_quiet_shows_none() {
+    let home = Home::new();
+    let port = silent_server();
+    let add = |quiet: &str| {
+        format!(
+            "echo pw | {BIN} {quiet} remote add ks --url http://127.0.0.1:{port}/v3 --user u --project p --timeout 2s"
+        )
+    };
+    let r = in_pty(&home, &["sh", "-c", &add("")], &[], None);
+    assert_eq!(r.code, 6, "{}", r.raw);
+    assert!(
+        r.raw.contains(&format!(
+            "waiting for remote ks (POST http://127.0.0.1:{port}/v3/auth/tokens)"
+        )),
+        "no spinner: {}",
+        r.raw
+    );
+    // Cleared when the wait ended: the screen keeps only the error.
+    let rows = r.rows().join("\n");
+    assert!(!rows.contains("waiting for"), "{rows}");
+    assert!(rows.contains("timed out"), "{rows}");
+    // One attempt: a server that did not answer within the timeout is not asked again.
+    assert_eq!(r.raw.matches("retrying").count(), 0, "{}", r.raw);
+
+    let r = in_pty(&home, &["sh", "-c", &add("-q")], &[], None);
+    assert_eq!(r.code, 6);
+    assert!(!r.raw.contains("waiting for"), "{}", r.raw);
+}
+
+#[test]
+fn prompts_say_what_will_happen_and_no_changes_nothing() {
+    let home = Home::new();
+    let k = create(&home, &["--name", "k"]);
+    let id = k["id"].as_str().unwrap();
+    let r = in_pty(&home, &[BIN, "revoke", "k"], &[], Some("n"));
+    assert_eq!(r.code, 10, "{}", r.raw);
+    assert!(
+        r.raw.contains(&format!(
+            "revoke key 'k' ({id}) here (no remote is called), and delete its secret [y/N]"
+        )),
+        "{}",
+        r.raw
+    );
+    assert!(
+        r.raw.contains("not confirmed; nothing was changed"),
+        "{}",
+        r.raw
+    );
+    let v = home.cmd().args(["--json", "show", "k"]).json();
+    assert_eq!(v["status"], "active");
+
+    let r = in_pty(&home, &[BIN, "revoke", "k"], &[], Some("y"));
+    assert_eq!(r.code, 0, "{}", r.raw);
+    assert_eq!(
+        home.cmd().args(["--json", "show", "k"]).json()["status"],
+        "revoked"
+    );
+}
+
+fn first_line(stderr: &str) -> &str {
+    stderr.lines().next().unwrap_or("")
+}
+
+#[test]
+fn errors_people_meet_first_are_one_readable_line() {
+    let home = Home::new();
+    let err = home.cmd().arg("show").code(2).stderr;
+    assert_eq!(
+        first_line(&err),
+        "keyctl: error: keyctl show needs KEY, a key ID or name: keyctl show <KEY>; `keyctl list` shows them"
+    );
+    assert!(
+        !err.contains("--home"),
+        "an option from KEYCTL_HOME shown as required: {err}"
+    );
+    let err = home.cmd().arg("crate").code(2).stderr;
+    assert_eq!(
+        first_line(&err),
+        "keyctl: error: unknown command 'crate': did you mean create? (`keyctl --help` lists the commands)"
+    );
+    let err = home.cmd().args(["run", "ci", "env"]).code(2).stderr;
+    assert_eq!(
+        first_line(&err),
+        "keyctl: error: keyctl run: the command to run goes after --: keyctl run [OPTIONS] <KEY> -- <CMD>... (e.g. keyctl run KEY -- env)"
+    );
+    let err = home
+        .cmd()
+        .args(["create", "--expires", "1m"])
+        .code(2)
+        .stderr;
+    assert_eq!(
+        first_line(&err),
+        "keyctl: error: invalid --expires '1m': 'm' could mean minutes or months; write 1min for minutes or 1mo for months; or a date (2027-01-31), an RFC 3339 time, or never"
+    );
+    // A bare `keyctl` is the short help, the same with and without KEYCTL_HOME.
+    let with_home = home.cmd().code(2).stderr;
+    let without = home.cmd().env_remove("KEYCTL_HOME").code(2).stderr;
+    assert_eq!(with_home, without);
+    assert!(
+        with_home.contains("Usage: keyctl [OPTIONS] <COMMAND>"),
+        "{with_home}"
+    );
+    // --help teaches with examples.
+    let help = home.cmd().args(["create", "--help"]).ok();
+    assert!(
+        help.contains("Examples:\n  keyctl create --kind api --name ci --expires 90d"),
+        "{help}"
+    );
+}
+
+#[test]
+fn what_is_on_screen_is_true() {
+    let home = Home::new();
+    // create says when the key expires; the file-store warning comes once per home.
+    let (code, _, err) = home
+        .cmd()
+        .args(["create", "--name", "a", "--expires", "90d"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(", expires 20") && err.contains("(in 90 days)"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("keyctl: warning: secrets are kept in plain text")
+            .count(),
+        1,
+        "{err}"
+    );
+    let (_, _, err) = home.cmd().args(["create", "--name", "b"]).run();
+    assert!(err.contains("never expires"), "{err}");
+    assert!(!err.contains("plain text"), "said twice: {err}");
+    let doctor = home.cmd().arg("doctor").ok();
+    assert!(
+        doctor.contains("2 keys keep their secret in plain text"),
+        "{doctor}"
+    );
+
+    // A revoked key: its secret was deleted, and nothing suggests otherwise.
+    let id = home.cmd().args(["--json", "show", "b"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    home.cmd().args(["revoke", "b", "-y"]).ok();
+    let err = home.cmd().args(["secret", "b"]).code(8).stderr;
+    assert!(
+        first_line(&err).starts_with(&format!("keyctl: error: key 'b' ({id}) was revoked on ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("its secret was deleted") && !err.contains("--allow-expired"),
+        "{err}"
+    );
+    let show = home.cmd().args(["show", "b"]).ok();
+    assert!(
+        show.contains("none: revoked on") && show.contains("its secret was deleted"),
+        "{show}"
+    );
+}
