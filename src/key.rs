@@ -110,6 +110,24 @@ fn check_chars(data: &str) -> String {
     String::from_utf8(out.to_vec()).expect("base62 is ASCII")
 }
 
+/// True when the last 6 bytes of `candidate` are the base62 CRC-32 of the rest: the
+/// check of [`check`] without its other rules and without allocating, for scanners
+/// that try millions of candidates.
+pub fn checksum_valid(candidate: &[u8]) -> bool {
+    if candidate.len() <= CHECK_LEN {
+        return false;
+    }
+    let (data, check) = candidate.split_at(candidate.len() - CHECK_LEN);
+    let mut v = crc32fast::hash(data) as u64;
+    for &c in check.iter().rev() {
+        if BASE62[(v % 62) as usize] != c {
+            return false;
+        }
+        v /= 62;
+    }
+    true
+}
+
 /// Mints an ID and a secret of the given format. `prefix` is used for the standard
 /// format only (the aksk secret has no room for one).
 pub fn mint(format: Format, prefix: &str) -> Minted {

@@ -29,35 +29,54 @@ fn is_b62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
-/// Characters a secret (and its prefix) is made of: a run of them is one candidate.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'+' | b'/' | b'=' | b'.' | b'~')
-}
+/// Characters a secret (and its prefix) is made of: a run of them is one candidate. A
+/// table, since this is asked of every byte looked at.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'_' | b'-' | b'+' | b'/' | b'=' | b'.' | b'~');
+        b += 1;
+    }
+    t
+};
 
-/// Where a fingerprinted secret may start or end inside a longer run (`KEY=secret`,
-/// `host/secret`).
-fn is_joint(b: u8) -> bool {
-    matches!(b, b'=' | b'/' | b'.' | b'~' | b'+')
+fn is_token(b: u8) -> bool {
+    TOKEN[b as usize]
 }
 
 /// Every secret in `buf`, in order.
+///
+/// No candidate is shorter than `shortest`, so only every `shortest`-th byte is looked at
+/// first: a run that long must contain one of them. Where a sampled byte is a token
+/// character, its run is found by expanding both ways; most text is skipped unread.
 pub fn find(buf: &[u8], known: &Known) -> Vec<Hit> {
     let mut hits = Vec::new();
-    let shortest = (AKSK_BODY_LEN + CHECK_LEN).min(known.shortest());
+    let shortest = (AKSK_BODY_LEN + CHECK_LEN).min(known.shortest()).max(1);
     let n = buf.len();
-    let mut i = 0;
-    while i < n {
-        // Skip to the next token character, then to the end of its run.
-        while i < n && !is_token(buf[i]) {
-            i += 1;
+    // Everything before `done` has been looked at.
+    let mut done = 0;
+    let mut j = shortest - 1;
+    while j < n {
+        if !is_token(buf[j]) {
+            j += shortest;
+            continue;
         }
-        let start = i;
-        while i < n && is_token(buf[i]) {
-            i += 1;
+        let mut start = j;
+        while start > done && is_token(buf[start - 1]) {
+            start -= 1;
         }
-        if i - start >= shortest {
-            run(buf, start, i, known, &mut hits);
+        let mut end = j + 1;
+        while end < n && is_token(buf[end]) {
+            end += 1;
         }
+        if end - start >= shortest {
+            run(buf, start, end, known, &mut hits);
+        }
+        done = end;
+        j = end + shortest;
     }
     hits
 }
@@ -76,6 +95,9 @@ fn run(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>)
 /// the alphanumeric stretch, and a prefix of up to 32 characters before it.
 fn standard(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>) {
     let tail = BODY_LEN + CHECK_LEN;
+    if end - start <= tail {
+        return;
+    }
     let mut sep = start;
     while sep + 1 + tail <= end {
         if !matches!(buf[sep], b'_' | b'-') {
@@ -133,33 +155,36 @@ fn aksk(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>
     }
 }
 
-/// A secret with no checksum: any stretch of a known secret's length that starts at the
-/// run's start or after a joint, and ends at the run's end or before one.
+/// A secret with no checksum: the rest of the run from its start or from after an `=`
+/// (`SODA_API_KEY_SECRET=...`), when that is exactly a known secret's length. At most a
+/// few fingerprints per run, and none for a run of another length.
 fn fingerprinted(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>) {
     let starts =
-        std::iter::once(start).chain((start..end).filter(|&p| is_joint(buf[p])).map(|p| p + 1));
+        std::iter::once(start).chain((start..end).filter(|&p| buf[p] == b'=').map(|p| p + 1));
     for s in starts {
-        for len in known.lengths() {
-            let e = s + len;
-            if e > end || (e != end && !is_joint(buf[e])) {
-                continue;
-            }
-            if let Some(fp) = known.fingerprint(&buf[s..e])
-                && known.contains(&fp)
-            {
-                hits.push(Hit {
-                    start: s,
-                    len,
-                    checksum: false,
-                    fingerprint: Some(fp),
-                });
-                return;
-            }
+        let len = end - s;
+        if !known.lengths().any(|l| l == len) {
+            continue;
+        }
+        if let Some(fp) = known.fingerprint(&buf[s..end])
+            && known.contains(&fp)
+        {
+            hits.push(Hit {
+                start: s,
+                len,
+                checksum: false,
+                fingerprint: Some(fp),
+            });
+            return;
         }
     }
 }
 
+/// The cheap CRC test first (millions of candidates), the full rules only on a match.
 fn checksum_holds(candidate: &[u8]) -> bool {
+    if !crate::key::checksum_valid(candidate) {
+        return false;
+    }
     // ASCII by construction (token characters only).
     let text = Zeroizing::new(String::from_utf8_lossy(candidate).into_owned());
     crate::key::check(&text).is_ok()

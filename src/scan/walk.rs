@@ -50,7 +50,7 @@ pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Walked {
         .git_exclude(!opts.no_ignore)
         .parents(!opts.no_ignore)
         .require_git(false)
-        .max_filesize(Some(opts.max_size))
+        // No max_filesize here: it costs a stat per file; the read below stops at the limit.
         // Git's own store is scanned with --git, blob by blob, not as files.
         .filter_entry(|e| e.file_name() != ".git")
         .threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
