@@ -87,6 +87,7 @@ pub fn parse_url(raw: &str, what: &str) -> anyhow::Result<Url> {
 }
 
 /// How a request authenticates.
+#[derive(Clone, Copy)]
 pub enum Auth<'a> {
     None,
     /// A header that carries the token as it is (`X-Auth-Token`, `X-Vault-Token`).

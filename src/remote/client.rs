@@ -160,16 +160,10 @@ impl Client {
         auth: &Auth<'_>,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, Failed> {
-        let auth = match auth {
-            Auth::None => Auth::None,
-            Auth::Header(n, t) => Auth::Header(n, t),
-            Auth::Bearer(t) => Auth::Bearer(t),
-            Auth::Basic(u, p) => Auth::Basic(u, p),
-        };
         let req = net::Request {
             method: method.clone(),
             url: url.clone(),
-            auth,
+            auth: *auth,
             headers: &[],
             body,
         };

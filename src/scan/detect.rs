@@ -20,7 +20,7 @@ pub struct Hit {
     /// The checksum holds (a keyctl secret, known here or not).
     pub checksum: bool,
     /// The salted fingerprint, for the caller to look up.
-    pub fingerprint: Option<[u8; 32]>,
+    pub fingerprint: [u8; 32],
 }
 
 const MAX_PREFIX: usize = 32;
@@ -166,14 +166,13 @@ fn fingerprinted(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut
         if !known.lengths().any(|l| l == len) {
             continue;
         }
-        if let Some(fp) = known.fingerprint(&buf[s..end])
-            && known.contains(&fp)
-        {
+        let fp = known.fingerprint(&buf[s..end]);
+        if known.contains(&fp) {
             hits.push(Hit {
                 start: s,
                 len,
                 checksum: false,
-                fingerprint: Some(fp),
+                fingerprint: fp,
             });
             return;
         }

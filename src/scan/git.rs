@@ -195,11 +195,15 @@ fn scan_blobs(
             continue;
         }
         buf.clear();
-        (&mut out).take(size).read_to_end(&mut buf)?;
+        if size > max_size {
+            // Too large to scan: passed over without holding it in memory.
+            std::io::copy(&mut (&mut out).take(size), &mut std::io::sink())?;
+        } else {
+            (&mut out).take(size).read_to_end(&mut buf)?;
+        }
         let mut nl = [0u8; 1];
         out.read_exact(&mut nl)?;
-        let head = &buf[..buf.len().min(8192)];
-        if size > max_size || head.contains(&0) {
+        if !super::is_text(&buf, size, max_size) {
             continue;
         }
         findings.extend(scan_buffer(&buf, known, &b.path, b.commit.as_deref()));

@@ -44,8 +44,8 @@ impl Known {
     }
 
     /// The fingerprint of `secret` under this home's salt.
-    pub fn fingerprint(&self, secret: &[u8]) -> Option<[u8; 32]> {
-        Some(fingerprint(&self.salt, secret))
+    pub fn fingerprint(&self, secret: &[u8]) -> [u8; 32] {
+        fingerprint(&self.salt, secret)
     }
 
     /// Adds a key by its secret (while it is at hand): `key` is the caller's index.
@@ -145,11 +145,17 @@ pub fn scan_buffer(buf: &[u8], known: &Known, path: &str, commit: Option<&str>) 
             col: h.start - line_start + 1,
             commit: commit.map(str::to_owned),
             masked: mask(secret, h.checksum),
-            key: h.fingerprint.as_ref().and_then(|fp| known.lookup(fp)),
+            key: known.lookup(&h.fingerprint),
             checksum: h.checksum,
         });
     }
     out
+}
+
+/// Text worth scanning: within the size limit, and no NUL in its first 8 KiB (a binary
+/// file, as ripgrep judges it).
+pub fn is_text(buf: &[u8], size: u64, max_size: u64) -> bool {
+    size <= max_size && !buf[..buf.len().min(8192)].contains(&0)
 }
 
 /// `kca_…Ab3x`: the prefix of a standard keyctl secret (what kind of key it is) and the

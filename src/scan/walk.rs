@@ -77,8 +77,7 @@ pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Walked {
                     .push(format!("{}: {e}", path.display()));
                 return WalkState::Continue;
             }
-            let head = &buf[..buf.len().min(8192)];
-            if buf.len() as u64 > opts.max_size || head.contains(&0) {
+            if !super::is_text(&buf, buf.len() as u64, opts.max_size) {
                 return WalkState::Continue;
             }
             let shown = path
