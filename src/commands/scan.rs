@@ -122,6 +122,8 @@ fn known_keys(ctx: &Ctx) -> anyhow::Result<(Known, Vec<KeyInfo>, Vec<KeyRecord>)
     let now = OffsetDateTime::now_utc();
     let salt = {
         let mut reg = Registry::lock(&ctx.paths.data)?;
+        // Written back only when something was added: a scan is otherwise read-only.
+        let mut changed = reg.reg.scan_salt().is_none();
         let salt = reg.reg.ensure_scan_salt();
         let missing: Vec<(String, StoreKind)> = reg
             .reg
@@ -136,12 +138,15 @@ fn known_keys(ctx: &Ctx) -> anyhow::Result<(Known, Vec<KeyInfo>, Vec<KeyRecord>)
                     let fp = reg.reg.fingerprint_of(secret.expose_secret());
                     if let Some(k) = reg.get_mut(&id) {
                         k.fingerprint = Some(fp);
+                        changed = true;
                     }
                 }
                 Err(e) => ctx.out.debug(&format!("key {id} not fingerprinted: {e:#}")),
             }
         }
-        reg.save()?;
+        if changed {
+            reg.save()?;
+        }
         salt
     };
     let catalog = crate::flow::catalog::load(ctx)?;
