@@ -23,6 +23,7 @@ pub mod registry;
 pub mod remote;
 pub mod render;
 pub mod scan;
+pub mod service;
 pub mod store;
 pub mod yamlblock;
 

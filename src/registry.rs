@@ -73,6 +73,10 @@ pub struct KeyRecord {
     /// The secret's salted fingerprint, for `keyctl scan` (see `scan`): never the secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Fingerprint>,
+    /// Who issued the key and where it works (see `service`). `None` only in a record an
+    /// older keyctl wrote, until it is migrated on first read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::service::Service>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }

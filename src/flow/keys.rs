@@ -116,6 +116,7 @@ impl NewKeyMeta {
             superseded: None,
             remotes: Vec::new(),
             fingerprint: None,
+            service: None,
             extra: Default::default(),
         }
     }

@@ -162,6 +162,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         superseded: None,
         remotes: born.iter().cloned().collect(),
         fingerprint: None,
+        service: old.service.clone(),
         extra: old.extra.clone(),
     });
     let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
