@@ -191,14 +191,30 @@ pub struct RemoteAddArgs {
     /// User name (keystone password auth; soda: the admin API key ID; http: Basic user)
     #[arg(long)]
     pub user: Option<String>,
-    /// Project name to scope tokens to (password auth)
-    #[arg(long)]
+    /// keystone: project name to scope tokens to (password auth)
+    #[arg(long, conflicts_with = "project_id")]
     pub project: Option<String>,
-    /// Domain name of the user and project
-    #[arg(long, default_value = "Default")]
-    pub domain: String,
+    /// keystone: project ID to scope tokens to, instead of --project
+    #[arg(long, value_name = "ID")]
+    pub project_id: Option<String>,
+    /// keystone: domain name of both the user and the project (default: the domain ID
+    /// `default`, as the openstack CLI assumes)
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+    /// keystone: the user's domain by name (Horizon's OS_USER_DOMAIN_NAME)
+    #[arg(long, value_name = "NAME", conflicts_with = "user_domain_id")]
+    pub user_domain: Option<String>,
+    /// keystone: the user's domain by ID
+    #[arg(long, value_name = "ID")]
+    pub user_domain_id: Option<String>,
+    /// keystone: the project's domain by name
+    #[arg(long, value_name = "NAME", conflicts_with = "project_domain_id")]
+    pub project_domain: Option<String>,
+    /// keystone: the project's domain by ID (Horizon's OS_PROJECT_DOMAIN_ID)
+    #[arg(long, value_name = "ID")]
+    pub project_domain_id: Option<String>,
     /// Authenticate with this Keystone application credential ID instead of a password
-    #[arg(long, value_name = "ID", conflicts_with_all = ["user", "project"])]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["user", "project", "project_id"])]
     pub application_credential: Option<String>,
     /// http: a shipped endpoint profile (multicloud, ovh); otherwise describe the
     /// endpoints under `http:` in config.yaml

@@ -9,7 +9,10 @@ use crate::context::Ctx;
 use crate::error::{Error, usage};
 use crate::input;
 use crate::output::{self, quoted};
+use crate::remote::openstack::{self, AuthType};
 use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
+use crate::service::DomainRef;
+use std::path::PathBuf;
 use crate::render::Region;
 use crate::store::StoreKind;
 
@@ -22,51 +25,103 @@ pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     }
 }
 
-/// `--from-env` / `--os-cloud NAME`: the OpenStack settings the user already has.
-fn openstack(a: &RemoteAddArgs) -> anyhow::Result<Option<remote::openstack::Settings>> {
-    use remote::openstack;
-    let env = |k: &str| std::env::var(k).ok();
-    let s = if a.from_env {
-        openstack::from_env(env)?
-    } else if let Some(cloud) = &a.os_cloud {
-        let explicit = env("OS_CLIENT_CONFIG_FILE").map(std::path::PathBuf::from);
-        let home = dirs::home_dir();
-        openstack::from_clouds(
-            cloud,
-            &openstack::search_path("clouds.yaml", explicit.clone(), home.clone()),
-            &openstack::search_path("secure.yaml", explicit, home),
-        )?
-    } else {
-        return Ok(None);
+/// A keystone remote's login: the OpenStack settings the user already has
+/// (`--from-env`, `--os-cloud NAME`), with the flags given here laid over them, checked
+/// the way the openstack CLI would log in.
+fn keystone_login(ctx: &Ctx, a: &mut RemoteAddArgs) -> anyhow::Result<openstack::Settings> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let files = || {
+        openstack::Files::search(
+            env("OS_CLIENT_CONFIG_FILE").map(PathBuf::from),
+            env("OS_CLIENT_SECURE_FILE").map(PathBuf::from),
+            dirs::home_dir(),
+        )
     };
-    if a.kind != RemoteType::Keystone {
-        return Err(usage(
-            "--from-env and --os-cloud apply to --type keystone only",
-        ));
+    let from_files = a.from_env || a.os_cloud.is_some();
+    let mut s = if a.from_env {
+        openstack::from_env(env, &files())?
+    } else if let Some(cloud) = &a.os_cloud {
+        openstack::from_clouds(cloud, &files())?
+    } else {
+        if a.application_credential.is_none()
+            && (a.user.is_none() || (a.project.is_none() && a.project_id.is_none()))
+        {
+            return Err(usage(
+                "a keystone remote needs --user and --project (or --project-id), or --application-credential ID (or --from-env / --os-cloud NAME)",
+            ));
+        }
+        openstack::Settings::new(
+            if a.application_credential.is_some() {
+                AuthType::ApplicationCredential
+            } else {
+                AuthType::Password
+            },
+            "the command line",
+        )
+    };
+    // Flags given on the command line win over what the files say.
+    if let Some(id) = a.application_credential.take() {
+        s.auth_type = AuthType::ApplicationCredential;
+        s.application_credential_id = Some(id);
+        s.application_credential_name = None;
+        s.secret = None;
     }
-    Ok(Some(s))
+    if let Some(u) = a.user.take() {
+        s.username = Some(u);
+        s.user_id = None;
+    }
+    if let Some(p) = a.project.take() {
+        (s.project_name, s.project_id) = (Some(p), None);
+    }
+    if let Some(p) = a.project_id.take() {
+        (s.project_name, s.project_id) = (None, Some(p));
+    }
+    if let Some(d) = a.domain.take() {
+        s.user_domain = Some(DomainRef::Name(d.clone()));
+        s.project_domain = Some(DomainRef::Name(d));
+    }
+    if let Some(d) = a.user_domain.take() {
+        s.user_domain = Some(DomainRef::Name(d));
+    }
+    if let Some(d) = a.user_domain_id.take() {
+        s.user_domain = Some(DomainRef::Id(d));
+    }
+    if let Some(d) = a.project_domain.take() {
+        s.project_domain = Some(DomainRef::Name(d));
+    }
+    if let Some(d) = a.project_domain_id.take() {
+        s.project_domain = Some(DomainRef::Id(d));
+    }
+    s.check()?;
+    a.url = a.url.take().or_else(|| s.auth_url.clone());
+    a.ca_cert = a.ca_cert.take().or_else(|| s.cacert.clone());
+    if from_files {
+        ctx.out
+            .note(&format!("remote {}: settings from {}", a.name, s.source));
+    }
+    Ok(s)
 }
 
 fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     remote::validate_name(&a.name)?;
-    let os = openstack(&a)?;
-    if let Some(os) = &os {
-        // Flags given on the command line win over what the files say.
-        a.url = a.url.take().or_else(|| os.auth_url.clone());
-        if a.application_credential.is_none() && a.user.is_none() && os.username.is_none() {
-            a.application_credential = os.application_credential_id.clone();
-        }
-        if a.application_credential.is_none() {
-            a.user = a.user.take().or_else(|| os.username.clone());
-            a.project = a.project.take().or_else(|| os.project_name.clone());
-        }
-        if let (Some(d), "Default") = (&os.domain, a.domain.as_str()) {
-            a.domain = d.clone();
-        }
-        a.ca_cert = a.ca_cert.take().or_else(|| os.cacert.clone());
-        ctx.out
-            .note(&format!("remote {}: settings from {}", a.name, os.source));
+    let keystone_only = a.from_env
+        || a.os_cloud.is_some()
+        || a.project_id.is_some()
+        || a.domain.is_some()
+        || a.user_domain.is_some()
+        || a.user_domain_id.is_some()
+        || a.project_domain.is_some()
+        || a.project_domain_id.is_some();
+    if a.kind != RemoteType::Keystone && keystone_only {
+        return Err(usage(
+            "--from-env, --os-cloud, --project-id and the --*domain* flags apply to --type keystone only",
+        ));
     }
+    let mut os = if a.kind == RemoteType::Keystone {
+        Some(keystone_login(ctx, &mut a)?)
+    } else {
+        None
+    };
     if a.url.is_none() && a.region.is_none() {
         return Err(usage("--url is needed (the settings named no auth_url)"));
     }
@@ -87,15 +142,12 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     }
     let (auth, http) = match a.kind {
         RemoteType::Keystone => {
-            if a.application_credential.is_some() {
-                (AuthMethod::ApplicationCredential, None)
-            } else if a.user.is_none() || a.project.is_none() {
-                return Err(usage(
-                    "a keystone remote needs --user and --project, or --application-credential ID",
-                ));
-            } else {
-                (AuthMethod::Password, None)
-            }
+            let auth = match os.as_ref().map(|o| o.auth_type) {
+                Some(AuthType::ApplicationCredential) => AuthMethod::ApplicationCredential,
+                Some(AuthType::Token) => AuthMethod::Token,
+                _ => AuthMethod::Password,
+            };
+            (auth, None)
         }
         RemoteType::Soda => {
             if a.user.is_none() {
@@ -158,33 +210,49 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
             quoted(&ca.display().to_string())
         )));
     }
-    let from_files = os.and_then(|o| match auth {
-        AuthMethod::Password => o.password,
-        AuthMethod::ApplicationCredential => o.application_credential_secret,
-        _ => None,
-    });
+    let from_files = os.as_mut().and_then(|o| o.secret.take());
     let secret = match auth {
         _ if from_files.is_some() => from_files,
         AuthMethod::None => None,
         AuthMethod::Password => Some(input::read_secret(&format!(
             "Password of {} on {url} (input hidden): ",
-            a.user.as_deref().unwrap_or("")
+            os.as_ref()
+                .and_then(|o| o.username.as_deref().or(o.user_id.as_deref()))
+                .or(a.user.as_deref())
+                .unwrap_or("")
         ))?),
         AuthMethod::ApplicationCredential => Some(input::read_secret(
             "Application credential secret (input hidden): ",
         )?),
+        AuthMethod::Token => Some(input::read_secret("Keystone token (input hidden): ")?),
         _ => Some(input::read_secret(
             "Secret of the remote's credential (input hidden): ",
         )?),
     };
+    let os = os.unwrap_or_default();
+    let domain_parts = |d: &Option<DomainRef>| match d {
+        Some(DomainRef::Name(n)) => (Some(n.clone()), None),
+        Some(DomainRef::Id(i)) => (None, Some(i.clone())),
+        None => (None, None),
+    };
+    let (user_domain_name, user_domain_id) = domain_parts(&os.user_domain);
+    let (project_domain_name, project_domain_id) = domain_parts(&os.project_domain);
     let mut cfg = RemoteConfig {
         kind: a.kind,
         url,
         auth,
-        user: a.user,
-        project: a.project,
-        domain: (a.kind == RemoteType::Keystone).then_some(a.domain),
-        application_credential_id: a.application_credential,
+        user: os.username.or(a.user),
+        project: os.project_name,
+        domain: None,
+        user_domain_name,
+        user_domain_id,
+        user_id: os.user_id,
+        project_id: os.project_id,
+        project_domain_name,
+        project_domain_id,
+        application_credential_id: os.application_credential_id,
+        application_credential_name: os.application_credential_name,
+        region_name: os.region_name,
         ca_cert: a.ca_cert.map(|p| std::path::absolute(&p).unwrap_or(p)),
         connect_timeout: a.connect_timeout,
         timeout: a.timeout,

@@ -64,6 +64,8 @@ pub enum AuthMethod {
     Password,
     /// Keystone application credential.
     ApplicationCredential,
+    /// Keystone token (clouds.yaml `auth_type: v3token`); it stops working when it expires.
+    Token,
     /// HTTP Basic: `user` and the stored secret (Soda Cloud: key ID and secret).
     Basic,
     /// `Authorization: Bearer` with the stored secret.
@@ -86,11 +88,34 @@ pub struct RemoteConfig {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// Written by keyctl before 0.x: one domain name for both the user and the project.
+    /// Read where the two fields below are absent; never written now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// Keystone: the user's domain, by name or ID (clouds.yaml's keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_domain_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_domain_id: Option<String>,
+    /// Keystone: the user by ID (instead of `user` and its domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Keystone: the project by ID (instead of `project` and its domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_domain_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_domain_id: Option<String>,
     /// Keystone application credential ID (its secret is in the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_credential_id: Option<String>,
+    /// Keystone application credential by name (with `user` and its domain, or `user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_credential_name: Option<String>,
+    /// Keystone: the region, for what keyctl renders (clouds.yaml `region_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
     /// humantime durations, e.g. `5s`.
@@ -218,6 +243,10 @@ pub trait Remote: Sync {
     /// remote does not show it.
     fn find_id(&self, _link: &RemoteLink, _key_name: &str) -> anyhow::Result<Option<String>> {
         Ok(None)
+    }
+
+    fn service(&self) -> crate::service::Service {
+        crate::service::Service::Local
     }
 }
 

@@ -66,27 +66,12 @@ impl<'a> Keystone<'a> {
 
     fn auth_body(&self) -> anyhow::Result<Zeroizing<String>> {
         let secret = super::credential(self.deps.stores, &self.name, &self.cfg)?;
-        let domain = self.cfg.domain.as_deref().unwrap_or("Default");
-        let body = match self.cfg.auth {
-            AuthMethod::Password => json!({"auth": {
-                "identity": {"methods": ["password"], "password": {"user": {
-                    "name": self.cfg.user, "domain": {"name": domain},
-                    "password": secret.expose_secret()}}},
-                "scope": {"project": {"name": self.cfg.project, "domain": {"name": domain}}}
-            }}),
-            AuthMethod::ApplicationCredential => json!({"auth": {
-                "identity": {"methods": ["application_credential"],
-                    "application_credential": {
-                        "id": self.cfg.application_credential_id,
-                        "secret": secret.expose_secret()}}
-            }}),
-            other => {
-                return Err(crate::error::usage(format!(
-                    "remote {}: a keystone remote authenticates with a password or an application credential, not {other:?}",
-                    self.name
-                )));
-            }
-        };
+        let body = wire::auth_body(&self.cfg, secret.expose_secret()).ok_or_else(|| {
+            crate::error::usage(format!(
+                "remote {}: a keystone remote authenticates with a password, an application credential or a token, not {:?}",
+                self.name, self.cfg.auth
+            ))
+        })?;
         Ok(Zeroizing::new(body.to_string()))
     }
 

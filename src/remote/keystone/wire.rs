@@ -11,7 +11,98 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::super::{AuthMethod, RemoteConfig};
 use crate::net::urlencode;
+use crate::service::DomainRef;
+
+/// The user's domain: its own field, else the old shared `domain`.
+pub fn user_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
+    domain_of(
+        &cfg.user_domain_id,
+        &cfg.user_domain_name,
+        cfg.domain.as_deref(),
+    )
+}
+
+/// The project's domain: its own field, else the old shared `domain`.
+pub fn project_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
+    domain_of(
+        &cfg.project_domain_id,
+        &cfg.project_domain_name,
+        cfg.domain.as_deref(),
+    )
+}
+
+fn domain_of(id: &Option<String>, name: &Option<String>, old: Option<&str>) -> Option<DomainRef> {
+    id.clone()
+        .map(DomainRef::Id)
+        .or_else(|| name.clone().map(DomainRef::Name))
+        .or_else(|| old.map(|d| DomainRef::Name(d.to_string())))
+}
+
+fn domain_json(d: &DomainRef) -> serde_json::Value {
+    match d {
+        DomainRef::Id(id) => json!({ "id": id }),
+        DomainRef::Name(n) => json!({ "name": n }),
+    }
+}
+
+/// A user as `POST /v3/auth/tokens` names it: by ID, or by name in its domain (the
+/// domain ID `default` when none is configured, as the openstack CLI assumes).
+fn user_json(cfg: &RemoteConfig) -> serde_json::Value {
+    match (&cfg.user_id, &cfg.user) {
+        (Some(id), _) => json!({ "id": id }),
+        (None, name) => json!({
+            "name": name,
+            "domain": domain_json(&user_domain(cfg).unwrap_or(DomainRef::Id("default".into()))),
+        }),
+    }
+}
+
+/// The project scope: by ID, or by name in the project's domain.
+fn scope_json(cfg: &RemoteConfig) -> serde_json::Value {
+    match (&cfg.project_id, &cfg.project) {
+        (Some(id), _) => json!({"project": { "id": id }}),
+        (None, name) => json!({"project": {
+            "name": name,
+            "domain": domain_json(&project_domain(cfg).unwrap_or(DomainRef::Id("default".into()))),
+        }}),
+    }
+}
+
+/// The body of `POST /v3/auth/tokens` for a remote's own login, as keystoneauth's v3
+/// plugins send it: the user's domain under `identity.password.user.domain`, the
+/// project's under `scope.project.domain`. None: the auth method is not Keystone's.
+pub fn auth_body(cfg: &RemoteConfig, secret: &str) -> Option<serde_json::Value> {
+    Some(match cfg.auth {
+        AuthMethod::Password => {
+            let mut user = user_json(cfg);
+            user["password"] = json!(secret);
+            json!({"auth": {
+                "identity": {"methods": ["password"], "password": {"user": user}},
+                "scope": scope_json(cfg),
+            }})
+        }
+        AuthMethod::Token => json!({"auth": {
+            "identity": {"methods": ["token"], "token": {"id": secret}},
+            "scope": scope_json(cfg),
+        }}),
+        AuthMethod::ApplicationCredential => {
+            let ac = match &cfg.application_credential_id {
+                Some(id) => json!({ "id": id, "secret": secret }),
+                None => json!({
+                    "name": cfg.application_credential_name,
+                    "secret": secret,
+                    "user": user_json(cfg),
+                }),
+            };
+            json!({"auth": {
+                "identity": {"methods": ["application_credential"], "application_credential": ac}
+            }})
+        }
+        _ => return None,
+    })
+}
 
 /// Keystone's credential ID for an ec2 access key: it ignores client-chosen IDs.
 pub fn credential_id(access: &str) -> String {
@@ -125,6 +216,45 @@ pub(super) fn ec2_signed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg(yaml: &str) -> RemoteConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_user_domain_and_the_project_domain_go_where_keystoneauth_puts_them() {
+        let c = cfg("{type: keystone, url: u, auth: password, secret_store: file, user: alice, \
+             user_domain_name: Users, project: p, project_domain_id: d42}");
+        let b = auth_body(&c, "pw").unwrap();
+        let user = &b["auth"]["identity"]["password"]["user"];
+        assert_eq!(user["domain"], json!({"name": "Users"}));
+        assert_eq!(user["password"], "pw");
+        assert_eq!(b["auth"]["scope"]["project"]["domain"], json!({"id": "d42"}));
+        // An old config's single `domain` still means both.
+        let c = cfg("{type: keystone, url: u, auth: password, secret_store: file, user: a, \
+             project: p, domain: Old}");
+        let b = auth_body(&c, "pw").unwrap();
+        assert_eq!(b["auth"]["identity"]["password"]["user"]["domain"]["name"], "Old");
+        assert_eq!(b["auth"]["scope"]["project"]["domain"]["name"], "Old");
+        // IDs need no domain.
+        let c = cfg("{type: keystone, url: u, auth: password, secret_store: file, user_id: u1, \
+             project_id: p1}");
+        let b = auth_body(&c, "pw").unwrap();
+        assert_eq!(b["auth"]["identity"]["password"]["user"], json!({"id": "u1", "password": "pw"}));
+        assert_eq!(b["auth"]["scope"], json!({"project": {"id": "p1"}}));
+    }
+
+    #[test]
+    fn an_application_credential_by_name_names_its_user() {
+        let c = cfg("{type: keystone, url: u, auth: application-credential, secret_store: file, \
+             application_credential_name: ci, user: alice, user_domain_name: Users}");
+        let b = auth_body(&c, "s").unwrap();
+        assert_eq!(
+            b["auth"]["identity"]["application_credential"],
+            json!({"name": "ci", "secret": "s", "user": {"name": "alice", "domain": {"name": "Users"}}})
+        );
+        assert!(b["auth"].get("scope").is_none());
+    }
 
     #[test]
     fn credential_id_is_sha256_of_access() {
