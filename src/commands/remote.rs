@@ -11,10 +11,10 @@ use crate::input;
 use crate::output::{self, quoted};
 use crate::remote::openstack::{self, AuthType};
 use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
-use crate::service::DomainRef;
-use std::path::PathBuf;
 use crate::render::Region;
+use crate::service::DomainRef;
 use crate::store::StoreKind;
+use std::path::PathBuf;
 
 pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     match cmd {
@@ -286,6 +286,9 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
                 a.name
             )));
         }
+        if cfg.kind == RemoteType::Keystone && cfg.auth == AuthMethod::ApplicationCredential {
+            delegated_probe(ctx, &a.name, &cfg);
+        }
     }
     let value = serde_yaml_ng::to_value(&cfg)?;
     let saved = remote::edit_config(&ctx.paths.config_file, |m| {
@@ -302,6 +305,22 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
         cfg.secret_store.as_str()
     ));
     Ok(())
+}
+
+/// A remote that logs in with an application credential gets delegated tokens, which
+/// Keystone refuses for EC2 credentials: say so now, not at the first push.
+fn delegated_probe(ctx: &Ctx, name: &str, cfg: &RemoteConfig) {
+    let probe = remote::keystone::Keystone::new(ctx.deps(), name, cfg.clone())
+        .and_then(|k| k.credentials_refused());
+    match probe {
+        Ok(Some(why)) => ctx.out.warn(&format!(
+            "{why}. It can still log in, serve as --auth-remote, and verify application credentials"
+        )),
+        Ok(None) => {}
+        Err(e) => ctx.out.debug(&format!(
+            "could not check whether remote {name} may manage EC2 credentials: {e:#}"
+        )),
+    }
 }
 
 fn list(ctx: &Ctx) -> anyhow::Result<()> {

@@ -454,6 +454,20 @@ impl Remote for Http<'_> {
             user_id: vars.get("user_id").cloned(),
         })
     }
+
+    /// A key of this remote works where the remote is: its shipped profile says which
+    /// service that is (SODA Multicloud, OVH), otherwise a JSON REST service.
+    fn service(&self) -> crate::service::Service {
+        use crate::service::{HttpEndpoint, Service};
+        let e = HttpEndpoint {
+            url: self.cfg.url.clone(),
+        };
+        match self.cfg.profile.as_deref() {
+            Some("multicloud") => Service::Multicloud(e),
+            Some("ovh") => Service::Ovh(e),
+            _ => Service::Http(e),
+        }
+    }
 }
 
 /// `{name}` in a path, each value percent-encoded; unknown names stay as they are.

@@ -210,27 +210,7 @@ pub trait Remote: Sync {
         secret: &SecretString,
         user_id: Option<&str>,
     ) -> anyhow::Result<String> {
-        let why = match self.token(access, secret) {
-            Ok(_) => return Ok("it issued a token for the key".into()),
-            Err(e) if is_usage(&e) => "it has no token exchange",
-            Err(e) if crate::error::http_status(&e) == Some(403) => {
-                "this remote's user may not exchange tokens (HTTP 403)"
-            }
-            Err(e) => return Err(e),
-        };
-        match self.list(user_id) {
-            Ok(creds) if creds.iter().any(|c| c.access == access) => {
-                Ok(format!("{why}; it lists the key"))
-            }
-            Ok(_) => Err(Error::remote_refused(format!(
-                "the remote does not list key {access} ({why})"
-            ))
-            .into()),
-            Err(e) if is_usage(&e) => Ok(format!(
-                "{why} and no list: it cannot be checked there (the push was accepted)"
-            )),
-            Err(e) => Err(e),
-        }
+        verify_by_token_or_list(self, access, secret, user_id)
     }
 
     /// Ends a token `token` issued (OVH's `DELETE /iam/logout`).
@@ -247,6 +227,37 @@ pub trait Remote: Sync {
 
     fn service(&self) -> crate::service::Service {
         crate::service::Service::Local
+    }
+}
+
+/// [`Remote::verify`]'s default, for an override that falls back to it: a token exchange,
+/// else the remote's listing must show the key.
+pub fn verify_by_token_or_list<R: Remote + ?Sized>(
+    r: &R,
+    access: &str,
+    secret: &SecretString,
+    user_id: Option<&str>,
+) -> anyhow::Result<String> {
+    let why = match r.token(access, secret) {
+        Ok(_) => return Ok("it issued a token for the key".into()),
+        Err(e) if is_usage(&e) => "it has no token exchange",
+        Err(e) if crate::error::http_status(&e) == Some(403) => {
+            "this remote's user may not exchange tokens (HTTP 403)"
+        }
+        Err(e) => return Err(e),
+    };
+    match r.list(user_id) {
+        Ok(creds) if creds.iter().any(|c| c.access == access) => {
+            Ok(format!("{why}; it lists the key"))
+        }
+        Ok(_) => Err(Error::remote_refused(format!(
+            "the remote does not list key {access} ({why})"
+        ))
+        .into()),
+        Err(e) if is_usage(&e) => Ok(format!(
+            "{why} and no list: it cannot be checked there (the push was accepted)"
+        )),
+        Err(e) => Err(e),
     }
 }
 

@@ -91,15 +91,15 @@ impl Raw {
 
 /// From `OS_*` variables; `var` looks one up (the process environment in practice), and
 /// `clouds` finds cloud `OS_CLOUD` when it is set.
-pub fn from_env(
-    var: impl Fn(&str) -> Option<String>,
-    files: &Files,
-) -> anyhow::Result<Settings> {
+pub fn from_env(var: impl Fn(&str) -> Option<String>, files: &Files) -> anyhow::Result<Settings> {
     let get = |k: &str| var(k).filter(|v| !v.is_empty());
     let (mut raw, mut source) = match get("OS_CLOUD") {
         Some(cloud) => {
             let (raw, source) = load_cloud(&cloud, files)?;
-            (raw, format!("{source} (OS_CLOUD) and the OS_* environment variables"))
+            (
+                raw,
+                format!("{source} (OS_CLOUD) and the OS_* environment variables"),
+            )
         }
         None => (Raw::default(), "the OS_* environment variables".to_string()),
     };
@@ -314,10 +314,9 @@ fn build(raw: Raw, source: String) -> anyhow::Result<Settings> {
         _ => false,
     };
     // `verify` may also be a CA file's path (requests' convention, which openstacksdk keeps).
-    let cacert = raw.get("cacert").or_else(|| {
-        raw.get("verify")
-            .filter(|v| !is_false(v) && !is_true(v))
-    });
+    let cacert = raw
+        .get("cacert")
+        .or_else(|| raw.get("verify").filter(|v| !is_false(v) && !is_true(v)));
     let auth_url = raw.get("auth_url");
     if insecure && auth_url.as_deref().is_some_and(|u| u.starts_with("https:")) {
         return Err(refuse(
@@ -356,7 +355,10 @@ fn build(raw: Raw, source: String) -> anyhow::Result<Settings> {
 }
 
 fn is_false(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "false" | "no" | "0" | "off")
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "false" | "no" | "0" | "off"
+    )
 }
 
 fn is_true(v: &str) -> bool {
@@ -407,8 +409,7 @@ impl Settings {
                         "keyctl needs a project-scoped login (EC2 and application credentials belong to a project): set project_name or project_id",
                     ));
                 }
-                if self.username.is_some() && self.user_id.is_none() && self.user_domain.is_none()
-                {
+                if self.username.is_some() && self.user_id.is_none() && self.user_domain.is_none() {
                     self.user_domain = Some(DomainRef::Id("default".into()));
                 }
                 if self.project_id.is_none() && self.project_domain.is_none() {
@@ -542,7 +543,10 @@ mod tests {
         let base = [("OS_AUTH_URL", "https://ks/v3"), ("OS_USERNAME", "u")];
         for (extra, says) in [
             (vec![("OS_AUTH_TYPE", "v3oidcpassword")], "auth_type"),
-            (vec![("OS_PROJECT_NAME", "p"), ("OS_INSECURE", "true")], "TLS"),
+            (
+                vec![("OS_PROJECT_NAME", "p"), ("OS_INSECURE", "true")],
+                "TLS",
+            ),
             (vec![], "project-scoped"),
             (
                 vec![("OS_PROJECT_NAME", "p"), ("OS_IDENTITY_API_VERSION", "2")],
@@ -573,8 +577,14 @@ mod tests {
         );
         assert_eq!(f.clouds[0], PathBuf::from("/x/c.yaml"));
         assert_eq!(f.clouds[1], PathBuf::from("./clouds.yaml"));
-        assert!(f.clouds.contains(&PathBuf::from("/home/u/.config/openstack/clouds.yml")));
-        assert!(f.clouds.contains(&PathBuf::from("/etc/openstack/clouds.json")));
+        assert!(
+            f.clouds
+                .contains(&PathBuf::from("/home/u/.config/openstack/clouds.yml"))
+        );
+        assert!(
+            f.clouds
+                .contains(&PathBuf::from("/etc/openstack/clouds.json"))
+        );
         assert_eq!(f.secure[0], PathBuf::from("./secure.yaml"));
     }
 }

@@ -17,6 +17,7 @@ use crate::error::usage;
 use crate::key::Kind;
 use crate::output::quoted;
 
+pub mod openstack;
 mod quote;
 pub use quote::{helm_escape, sh_quote, yaml_quote, yaml_quote_into};
 

@@ -16,14 +16,16 @@ use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+pub mod appcred;
 mod wire;
 
+pub use appcred::{app_credential_link, app_credential_of};
+
 use wire::{Blob, Credential, CredentialBody, CredentialList, IdOnly, TokenBody, ec2_signed};
-pub use wire::{credential_id, identity_root};
+pub use wire::{credential_id, identity_root, project_domain, user_domain};
 
 use super::{
-    Auth, AuthMethod, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, Reply,
-    ServerMinted, Token,
+    Auth, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, Reply, ServerMinted, Token,
 };
 use crate::error::Error;
 use crate::net::urlencode;
@@ -311,6 +313,9 @@ impl<'a> Keystone<'a> {
                     .credential,
             )),
             404 => Ok(None),
+            _ if is_delegated(&reply) => {
+                Err(Error::remote_refused(self.delegated_message()).into())
+            }
             _ => Err(self.client.failure(&reply, "read a credential")),
         }
     }
@@ -318,6 +323,11 @@ impl<'a> Keystone<'a> {
     fn list_raw(&self, user_id: &str) -> anyhow::Result<Vec<Credential>> {
         let path = format!("v3/credentials?user_id={}&type=ec2", urlencode(user_id));
         let reply = self.call(Method::GET, &path, None, true)?;
+        if is_delegated(&reply) {
+            // A usage error: `verify` then says the key cannot be checked here, and
+            // `list --remote` says why, instead of calling pushed keys missing.
+            return Err(crate::error::usage(self.delegated_message()));
+        }
         if !reply.ok() {
             return Err(self.client.failure(&reply, "list credentials"));
         }
@@ -326,6 +336,14 @@ impl<'a> Keystone<'a> {
             .json::<CredentialList>(&reply, "list credentials")?
             .credentials)
     }
+}
+
+/// Keystone's 403 for a token obtained with an application credential on
+/// `/v3/credentials` ("Delegated tokens cannot access credentials directly").
+fn is_delegated(reply: &Reply) -> bool {
+    reply.status == 403
+        && String::from_utf8_lossy(&reply.body)
+            .contains("Delegated tokens cannot access credentials")
 }
 
 impl Remote for Keystone<'_> {
@@ -398,6 +416,9 @@ impl Remote for Keystone<'_> {
                     already: true,
                 })
             }
+            _ if is_delegated(&reply) => {
+                Err(Error::remote_refused(self.delegated_message()).into())
+            }
             _ => Err(self
                 .client
                 .failure_hiding(&reply, "create a credential", Some(secret))),
@@ -405,6 +426,11 @@ impl Remote for Keystone<'_> {
     }
 
     fn revoke(&self, link: &RemoteLink) -> anyhow::Result<bool> {
+        if let Some(id) = app_credential_of(&link.remote_id) {
+            let s = self.session()?;
+            let user = link.user_id.as_deref().unwrap_or(&s.user_id);
+            return self.delete_app_credential(user, id);
+        }
         let reply = self.call(
             Method::DELETE,
             &format!("v3/credentials/{}", link.remote_id),
@@ -414,6 +440,9 @@ impl Remote for Keystone<'_> {
         match reply.status {
             200 | 204 => Ok(true),
             404 => Ok(false),
+            _ if is_delegated(&reply) => {
+                Err(Error::remote_refused(self.delegated_message()).into())
+            }
             // For a non-admin Keystone answers 403 for an ID that does not exist; if the
             // credential is missing from the user's own list, it is gone.
             403 => {
@@ -435,7 +464,7 @@ impl Remote for Keystone<'_> {
 
     fn list(&self, for_user: Option<&str>) -> anyhow::Result<Vec<RemoteCred>> {
         let user_id = self.user_id(for_user)?;
-        Ok(self
+        let mut out: Vec<RemoteCred> = self
             .list_raw(&user_id)?
             .into_iter()
             .filter(|c| c.kind.as_deref().is_none_or(|k| k == "ec2"))
@@ -448,7 +477,59 @@ impl Remote for Keystone<'_> {
                     name: None,
                 })
             })
-            .collect())
+            .collect();
+        out.extend(
+            self.list_app_credentials(&user_id)?
+                .into_iter()
+                .map(|a| RemoteCred {
+                    remote_id: app_credential_link(&a.id),
+                    access: a.id,
+                    user_id: Some(user_id.clone()),
+                    name: Some(a.name),
+                }),
+        );
+        Ok(out)
+    }
+
+    /// An application credential proves itself by logging in (what the openstack CLI
+    /// does with it); anything else is an EC2 credential, checked the default way.
+    fn verify(
+        &self,
+        access: &str,
+        secret: &SecretString,
+        user_id: Option<&str>,
+    ) -> anyhow::Result<String> {
+        if appcred::looks_like_id(access) {
+            match self.login_app_credential(access, secret)? {
+                true => {
+                    return Ok(
+                        "Keystone issued a token for the application credential (as the openstack CLI logs in)"
+                            .into(),
+                    );
+                }
+                false if self.app_credential_known(access, user_id) => {
+                    return Err(Error::remote_refused(format!(
+                        "remote {} refused application credential {access} (HTTP 401): its secret is not the one Keystone has, or it expired",
+                        self.name
+                    ))
+                    .into());
+                }
+                false => {}
+            }
+        }
+        super::verify_by_token_or_list(self, access, secret, user_id).map_err(|e| {
+            if appcred::looks_like_id(access) && crate::error::http_status(&e).is_none() {
+                e.context(format!(
+                    "Keystone accepted {access} neither as an application credential nor as an EC2 credential"
+                ))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn service(&self) -> crate::service::Service {
+        crate::service::Service::KeystoneEc2(self.scope())
     }
 
     fn token(&self, access: &str, secret: &SecretString) -> anyhow::Result<Token> {

@@ -223,31 +223,48 @@ mod tests {
 
     #[test]
     fn the_user_domain_and_the_project_domain_go_where_keystoneauth_puts_them() {
-        let c = cfg("{type: keystone, url: u, auth: password, secret_store: file, user: alice, \
-             user_domain_name: Users, project: p, project_domain_id: d42}");
+        let c = cfg(
+            "{type: keystone, url: u, auth: password, secret_store: file, user: alice, \
+             user_domain_name: Users, project: p, project_domain_id: d42}",
+        );
         let b = auth_body(&c, "pw").unwrap();
         let user = &b["auth"]["identity"]["password"]["user"];
         assert_eq!(user["domain"], json!({"name": "Users"}));
         assert_eq!(user["password"], "pw");
-        assert_eq!(b["auth"]["scope"]["project"]["domain"], json!({"id": "d42"}));
+        assert_eq!(
+            b["auth"]["scope"]["project"]["domain"],
+            json!({"id": "d42"})
+        );
         // An old config's single `domain` still means both.
-        let c = cfg("{type: keystone, url: u, auth: password, secret_store: file, user: a, \
-             project: p, domain: Old}");
+        let c = cfg(
+            "{type: keystone, url: u, auth: password, secret_store: file, user: a, \
+             project: p, domain: Old}",
+        );
         let b = auth_body(&c, "pw").unwrap();
-        assert_eq!(b["auth"]["identity"]["password"]["user"]["domain"]["name"], "Old");
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"]["domain"]["name"],
+            "Old"
+        );
         assert_eq!(b["auth"]["scope"]["project"]["domain"]["name"], "Old");
         // IDs need no domain.
-        let c = cfg("{type: keystone, url: u, auth: password, secret_store: file, user_id: u1, \
-             project_id: p1}");
+        let c = cfg(
+            "{type: keystone, url: u, auth: password, secret_store: file, user_id: u1, \
+             project_id: p1}",
+        );
         let b = auth_body(&c, "pw").unwrap();
-        assert_eq!(b["auth"]["identity"]["password"]["user"], json!({"id": "u1", "password": "pw"}));
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"],
+            json!({"id": "u1", "password": "pw"})
+        );
         assert_eq!(b["auth"]["scope"], json!({"project": {"id": "p1"}}));
     }
 
     #[test]
     fn an_application_credential_by_name_names_its_user() {
-        let c = cfg("{type: keystone, url: u, auth: application-credential, secret_store: file, \
-             application_credential_name: ci, user: alice, user_domain_name: Users}");
+        let c = cfg(
+            "{type: keystone, url: u, auth: application-credential, secret_store: file, \
+             application_credential_name: ci, user: alice, user_domain_name: Users}",
+        );
         let b = auth_body(&c, "s").unwrap();
         assert_eq!(
             b["auth"]["identity"]["application_credential"],
