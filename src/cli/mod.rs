@@ -407,6 +407,40 @@ pub struct CreateArgs {
     /// Make the credential belong to this user (needs --remote with an admin's remote)
     #[arg(long, value_name = "USER", requires = "remote")]
     pub for_user: Option<String>,
+    /// keystone: have Keystone create an application credential (the key the openstack
+    /// CLI and SDKs use) for the remote's user and project; it prints a clouds.yaml entry
+    #[arg(
+        long,
+        requires = "remote",
+        help_heading = "Keystone application credential"
+    )]
+    pub app_credential: bool,
+    /// A role the application credential gets (repeatable; default: all of the user's
+    /// roles on the project)
+    #[arg(
+        long = "role",
+        value_name = "ROLE",
+        requires = "app_credential",
+        help_heading = "Keystone application credential"
+    )]
+    pub roles: Vec<String>,
+    /// Let the application credential create and delete application credentials and trusts
+    /// (off by default, as in Keystone)
+    #[arg(
+        long,
+        requires = "app_credential",
+        help_heading = "Keystone application credential"
+    )]
+    pub unrestricted: bool,
+    /// A JSON or YAML file with the application credential's access rules (a list of
+    /// {service, method, path})
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "app_credential",
+        help_heading = "Keystone application credential"
+    )]
+    pub access_rules: Option<PathBuf>,
     #[command(flatten)]
     pub render: RenderArgs,
 }

@@ -7,10 +7,24 @@ use crate::cli::ConfigArgs;
 use crate::context::Ctx;
 use crate::flow::deliver::Delivery;
 use crate::render::OutputFormat;
-use crate::render::{self, KeyParts, Settings};
+use crate::render::{self, KeyParts, Settings, openstack};
 
 pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     let (k, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
+    if let Some(svc) = k
+        .service
+        .as_ref()
+        .filter(|s| openstack::is_keystone(Some(s)))
+    {
+        // What OpenStack users paste; never a Soda snippet.
+        let format = openstack::resolve(svc, &args.render.choices(), ctx.out.json)?;
+        let key = openstack::KeystoneKey {
+            id: &k.id,
+            name: &k.name,
+            secret: secret.expose_secret(),
+        };
+        return super::app_credential::print(&openstack::render(svc, format, &key)?);
+    }
     let default = if ctx.out.json && args.render.write.is_none() {
         OutputFormat::Json
     } else {

@@ -15,6 +15,9 @@ use crate::key::Format;
 use crate::render::{self, KeyParts};
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
+    if args.app_credential {
+        return super::app_credential::create(ctx, args);
+    }
     let req = CreateRequest {
         kind: resolve_kind(ctx, args.kind),
         format: match args.format {

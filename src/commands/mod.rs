@@ -1,6 +1,7 @@
 //! One module per subcommand, each with a `run`. Shared pieces that more than one
 //! command needs (the public view of a key, storing a new key) live here.
 
+pub mod app_credential;
 pub mod check;
 pub mod config;
 pub mod create;

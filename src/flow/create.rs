@@ -192,7 +192,7 @@ fn where_registered(app: &App, rec: &KeyRecord, remote: &CreateRemote) {
 }
 
 /// An explicit `--name` that a live key already has is refused before anything is minted.
-fn name_free(app: &App, name: &str) -> anyhow::Result<()> {
+pub(crate) fn name_free(app: &App, name: &str) -> anyhow::Result<()> {
     let reg = crate::flow::catalog::load_for(app, name)?;
     if reg.keys().iter().any(|k| k.name == name && k.is_live()) {
         return Err(crate::error::Error::conflict(format!(
@@ -205,7 +205,7 @@ fn name_free(app: &App, name: &str) -> anyhow::Result<()> {
 }
 
 /// A default name not yet in the registry (a clash of 30 random bits is rare; retry).
-fn unused_name(app: &App, kind: key::Kind) -> anyhow::Result<String> {
+pub(crate) fn unused_name(app: &App, kind: key::Kind) -> anyhow::Result<String> {
     let reg = Registry::load(&app.paths.data)?;
     let mut name = key::default_name(kind);
     while reg.keys().iter().any(|k| k.name == name) {

@@ -4,6 +4,7 @@
 //! call another (`rotate` revokes through [`revoke`]); it never names clap or the
 //! command context.
 
+pub mod appcred;
 pub mod catalog;
 pub mod create;
 pub mod deliver;

@@ -12,6 +12,7 @@ mod platforms;
 mod remote_faults;
 mod remote_http;
 mod remote_keystone;
+mod remote_openstack;
 mod remote_tls;
 #[cfg(unix)]
 mod render;

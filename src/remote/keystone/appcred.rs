@@ -105,12 +105,7 @@ impl Keystone<'_> {
     /// Says why keyctl cannot manage EC2 credentials through this remote, when Keystone
     /// refuses its tokens that (a remote logged in with an application credential).
     pub fn credentials_refused(&self) -> anyhow::Result<Option<String>> {
-        let s = self.session()?;
-        match self.list_raw(&s.user_id) {
-            Ok(_) => Ok(None),
-            Err(e) if super::super::is_usage(&e) => Ok(Some(format!("{e:#}"))),
-            Err(e) => Err(e),
-        }
+        Ok(self.session()?.delegated.then(|| self.delegated_message()))
     }
 
     pub(super) fn delegated_message(&self) -> String {

@@ -41,6 +41,8 @@ struct Session {
     expires_at: OffsetDateTime,
     user_id: String,
     project_id: Option<String>,
+    /// Obtained with an application credential or a trust (see `TokenInfo::delegated`).
+    delegated: bool,
     /// Came from the cache (so a 401 may just mean it was revoked meanwhile).
     cached: bool,
 }
@@ -105,6 +107,7 @@ impl<'a> Keystone<'a> {
         let s = Session {
             token: SecretString::from(token),
             expires_at: info.token.expires_at,
+            delegated: info.token.delegated(),
             user_id: info.token.user.id,
             project_id: info.token.project.map(|p| p.id),
             cached: false,
@@ -120,6 +123,7 @@ impl<'a> Keystone<'a> {
                 "expires_at": crate::expiry::rfc3339(s.expires_at),
                 "user_id": s.user_id,
                 "project_id": s.project_id,
+                "delegated": s.delegated,
             })
             .to_string(),
         );
@@ -162,6 +166,10 @@ impl<'a> Keystone<'a> {
                 .get("project_id")
                 .and_then(|p| p.as_str())
                 .map(str::to_owned),
+            delegated: v
+                .get("delegated")
+                .and_then(|d| d.as_bool())
+                .unwrap_or(false),
             cached: true,
         })
     }
@@ -323,11 +331,6 @@ impl<'a> Keystone<'a> {
     fn list_raw(&self, user_id: &str) -> anyhow::Result<Vec<Credential>> {
         let path = format!("v3/credentials?user_id={}&type=ec2", urlencode(user_id));
         let reply = self.call(Method::GET, &path, None, true)?;
-        if is_delegated(&reply) {
-            // A usage error: `verify` then says the key cannot be checked here, and
-            // `list --remote` says why, instead of calling pushed keys missing.
-            return Err(crate::error::usage(self.delegated_message()));
-        }
         if !reply.ok() {
             return Err(self.client.failure(&reply, "list credentials"));
         }
@@ -463,6 +466,11 @@ impl Remote for Keystone<'_> {
     }
 
     fn list(&self, for_user: Option<&str>) -> anyhow::Result<Vec<RemoteCred>> {
+        // Keystone answers a delegated token's listing with its EC2 credentials left out:
+        // an empty list would call every pushed key missing.
+        if self.session()?.delegated {
+            return Err(crate::error::usage(self.delegated_message()));
+        }
         let user_id = self.user_id(for_user)?;
         let mut out: Vec<RemoteCred> = self
             .list_raw(&user_id)?

@@ -125,6 +125,19 @@ pub(super) struct TokenInfo {
     pub(super) user: IdOnly,
     #[serde(default)]
     pub(super) project: Option<IdOnly>,
+    /// How the token was obtained (`password`, `application_credential`, `token`...).
+    #[serde(default)]
+    pub(super) methods: Vec<String>,
+    #[serde(default, rename = "OS-TRUST:trust")]
+    pub(super) trust: Option<serde_json::Value>,
+}
+
+impl TokenInfo {
+    /// A token of an application credential or a trust: Keystone hides EC2 credentials
+    /// from its listings and refuses it everything else on `/v3/credentials`.
+    pub(super) fn delegated(&self) -> bool {
+        self.trust.is_some() || self.methods.iter().any(|m| m == "application_credential")
+    }
 }
 
 #[derive(Deserialize)]

@@ -295,13 +295,38 @@ impl Keystone {
 
     /// A new user with a project of its own; `role` on that project unless None.
     pub fn user(&self, prefix: &str, role: Option<&str>) -> User {
+        self.user_in(prefix, "default", "default", role)
+    }
+
+    /// A new domain: (id, name).
+    pub fn domain(&self, prefix: &str) -> (String, String) {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let (s, v) = self.api(
+            "POST",
+            "/v3/domains",
+            Some(json!({"domain": {"name": name}})),
+        );
+        assert_eq!(s, 201, "create domain: {v}");
+        (v["domain"]["id"].as_str().unwrap().to_string(), name)
+    }
+
+    /// A new user in domain `user_domain` (an ID) with a project of its own in domain
+    /// `project_domain`; `role` on that project unless None.
+    pub fn user_in(
+        &self,
+        prefix: &str,
+        user_domain: &str,
+        project_domain: &str,
+        role: Option<&str>,
+    ) -> User {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let name = format!("{prefix}-{}-{n}", std::process::id());
         let project = format!("p-{name}");
         let (s, v) = self.api(
             "POST",
             "/v3/projects",
-            Some(json!({"project": {"name": project, "domain_id": "default"}})),
+            Some(json!({"project": {"name": project, "domain_id": project_domain}})),
         );
         assert_eq!(s, 201, "create project: {v}");
         let project_id = v["project"]["id"].as_str().unwrap().to_string();
@@ -309,7 +334,7 @@ impl Keystone {
         let (s, v) = self.api(
             "POST",
             "/v3/users",
-            Some(json!({"user": {"name": name, "domain_id": "default",
+            Some(json!({"user": {"name": name, "domain_id": user_domain,
                 "password": password, "default_project_id": project_id}})),
         );
         assert_eq!(s, 201, "create user: {v}");
