@@ -90,6 +90,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "read by `remote add --from-env` (an OpenStack openrc file's variables)",
     ),
     (
+        "OS_CLOUD, OS_CLIENT_CONFIG_FILE, OS_CLIENT_SECURE_FILE",
+        "read by `remote add --from-env` / `--os-cloud`: the cloud of clouds.yaml to use, and the clouds and secure files read before the usual places",
+    ),
+    (
         "DBUS_SESSION_BUS_ADDRESS",
         "the D-Bus session bus the Secret Service (Linux keyring) is reached on",
     ),
