@@ -11,6 +11,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         return finish(ctx, 8);
     }
     let key = a.key.clone().ok_or_else(|| usage("KEY is required"))?;
+    crate::flow::appcred::refuse_rotate(ctx, &key)?;
     if a.render.dry_run {
         return Err(usage(
             "rotate has no --dry-run: it changes remotes as it goes",

@@ -136,3 +136,21 @@ pub fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCreated> 
         }
     }
 }
+
+/// `rotate` mints a local successor and pushes it as an EC2 credential, which is not what
+/// an application credential needs (Keystone makes the successor, under a new name): it
+/// is refused until rotation learns that, with the steps that do it by hand.
+pub fn refuse_rotate(app: &App, key: &str) -> anyhow::Result<()> {
+    let reg = super::catalog::load_for(app, key)?;
+    let Ok(k) = reg.resolve(key) else {
+        return Ok(());
+    };
+    if let Some(Service::KeystoneAppCredential(_)) = &k.service {
+        let remote = k.remotes.first().map_or("R", |l| l.remote.as_str());
+        return Err(usage(format!(
+            "key '{}' is a Keystone application credential; rotate does not replace those yet: `keyctl create --remote {remote} --app-credential --name NEW` makes its successor, and `keyctl revoke {}` deletes it once nothing uses it",
+            k.name, k.name
+        )));
+    }
+    Ok(())
+}

@@ -408,6 +408,51 @@ fn an_application_credential_keyctl_creates_works_in_the_openstack_cli_until_rev
         .code(2)
         .stderr_has("--write is for Soda Cloud snippets");
 
+    // rotate would mint an EC2 key in its place: refused, with the steps.
+    s.cmd()
+        .args(["--yes", "rotate", "ci"])
+        .code(2)
+        .stderr_has("rotate does not replace those yet");
+
+    // Access rules and --unrestricted reach Keystone as given.
+    let rules = work.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "- service: identity\n  method: GET\n  path: /v3/users/*\n",
+    )
+    .unwrap();
+    let v = s
+        .cmd()
+        .args([
+            "--json",
+            "create",
+            "--remote",
+            "ks",
+            "--app-credential",
+            "--name",
+            "ruled",
+            "--unrestricted",
+            "--access-rules",
+            rules.to_str().unwrap(),
+        ])
+        .json();
+    assert_eq!(v["service"]["type"], "keystone-app-credential");
+    let (st, got) = ks.api(
+        "GET",
+        &format!(
+            "/v3/users/{}/application_credentials/{}",
+            user.id,
+            v["id"].as_str().unwrap()
+        ),
+        None,
+    );
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["application_credential"]["unrestricted"], true);
+    assert_eq!(
+        got["application_credential"]["access_rules"][0]["path"],
+        "/v3/users/*"
+    );
+
     // After revoke, Keystone has deleted it and the CLI can no longer log in.
     s.cmd().args(["--yes", "revoke", "ci"]).ok();
     let (st, _) = ks.api(
