@@ -344,7 +344,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
             url: &c.url,
             auth: c.auth,
             user: c.user.as_deref(),
-            project: c.project.as_deref(),
+            project: c.project.as_deref().or(c.project_id.as_deref()),
             secret_store: c.secret_store,
         })
         .collect();

@@ -150,6 +150,38 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
             .contains(&user.id)
     );
 
+    // A token (auth_type v3token) the CLI issued, scoped by project ID.
+    let (code, out, err) = s.openstack(
+        &work,
+        &[],
+        &["--os-cloud", "mine", "token", "issue", "-f", "json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = json(&out)["id"].as_str().unwrap().to_string();
+    std::fs::write(
+        s.config_dir().join("clouds.yaml"),
+        format!(
+            "clouds:\n  tok:\n    auth_type: v3token\n    auth:\n      auth_url: {auth_url}\n      token: {token}\n      project_id: {}\n",
+            user.project_id
+        ),
+    )
+    .unwrap();
+    assert_eq!(s.token_user(&work, &[], &["--os-cloud", "tok"]), user.id);
+    s.cmd()
+        .args(["remote", "add", "tok", "--os-cloud", "tok"])
+        .ok();
+    assert!(
+        s.cmd()
+            .args(["remote", "test", "tok"])
+            .ok()
+            .contains(&user.id)
+    );
+    let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
+    assert!(
+        config.contains("auth: token") && !config.contains(&token),
+        "{config}"
+    );
+
     // Horizon's openrc: OS_USER_DOMAIN_NAME and OS_PROJECT_DOMAIN_ID.
     let openrc = [
         ("OS_AUTH_URL", auth_url.as_str()),
