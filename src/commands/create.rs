@@ -12,12 +12,29 @@ use crate::context::Ctx;
 use crate::flow::create::{CreateRequest, create};
 use crate::flow::push::RemoteChoice;
 use crate::key::Format;
-use crate::render::{self, KeyParts};
+use crate::remote::RemoteType;
+use crate::render::{self, KeyParts, openstack};
+use crate::service::Service;
 
 pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     if args.app_credential {
         return super::app_credential::create(ctx, args);
     }
+    // A key pushed to Keystone is an EC2 credential: rendered as what S3 clients read,
+    // never as a Soda snippet; its flags are checked before anything is minted.
+    let keystone = match args.remote.as_deref() {
+        Some(r)
+            if ctx
+                .remotes
+                .get(r)
+                .is_some_and(|c| c.kind == RemoteType::Keystone) =>
+        {
+            let svc = ctx.remote(r)?.service();
+            openstack::resolve(&svc, &args.render.choices(), ctx.out.json)?;
+            Some(svc)
+        }
+        _ => None,
+    };
     let req = CreateRequest {
         kind: resolve_kind(ctx, args.kind),
         format: match args.format {
@@ -61,8 +78,16 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             #[serde(skip_serializing_if = "Option::is_none")]
             snippet: Option<&'a str>,
         }
-        let snippet = match (&written, args.render.output) {
-            (None, Some(_)) => Some(render::render(&delivery.settings, &parts)?),
+        let snippet = match (
+            &written,
+            args.render.output,
+            keystone_snippet(&keystone, &rec, &pushed),
+        ) {
+            (None, Some(_), Some(svc)) => {
+                let f = openstack::resolve(&svc, &args.render.choices(), false)?;
+                Some(openstack::render(&svc, f, &keystone_key(&parts))?)
+            }
+            (None, Some(_), None) => Some(render::render(&delivery.settings, &parts)?),
             _ => None,
         };
         crate::output::print_json(
@@ -76,8 +101,37 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         )?;
         return pushed;
     }
-    if written.is_none() {
-        delivery.deliver(&ctx.out, &parts)?;
+    match keystone_snippet(&keystone, &rec, &pushed) {
+        Some(svc) => {
+            let f = openstack::resolve(&svc, &args.render.choices(), false)?;
+            super::app_credential::print(&openstack::render(&svc, f, &keystone_key(&parts))?)?;
+        }
+        None if written.is_none() => delivery.deliver(&ctx.out, &parts)?,
+        None => {}
     }
     pushed
+}
+
+/// The Keystone service a created key renders for: only once Keystone has it (a failed
+/// push leaves a local key, rendered as one).
+fn keystone_snippet(
+    keystone: &Option<Service>,
+    rec: &crate::registry::KeyRecord,
+    pushed: &anyhow::Result<()>,
+) -> Option<Service> {
+    let svc = keystone.as_ref().filter(|_| pushed.is_ok())?;
+    Some(
+        rec.service
+            .clone()
+            .filter(|s| openstack::is_keystone(Some(s)))
+            .unwrap_or_else(|| svc.clone()),
+    )
+}
+
+fn keystone_key<'a>(p: &KeyParts<'a>) -> openstack::KeystoneKey<'a> {
+    openstack::KeystoneKey {
+        id: p.id,
+        name: p.name,
+        secret: p.secret,
+    }
 }

@@ -212,6 +212,27 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         .json();
     let id = v["id"].as_str().unwrap();
     assert!(ks.ec2_of(&user.id).iter().any(|(a, _)| a == id));
+    // An EC2 credential prints as what S3 clients read, never as a Soda snippet.
+    let out = s
+        .cmd()
+        .args(["create", "--name", "k2", "--remote", "rc"])
+        .ok();
+    assert!(out.starts_with("export AWS_ACCESS_KEY_ID="), "{out}");
+    assert!(out.contains("export AWS_SECRET_ACCESS_KEY='"), "{out}");
+    assert!(!out.contains("soda") && !out.contains("SODA_"), "{out}");
+    let (code, _, err) = s
+        .cmd()
+        .args([
+            "create", "--name", "k3", "--remote", "rc", "--output", "yaml",
+        ])
+        .run();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("Keystone EC2 credential"), "{err}");
+    assert_eq!(
+        ks.ec2_of(&user.id).len(),
+        2,
+        "a refused create pushed nothing"
+    );
 
     // Flags alone: the same separate domains.
     s.cmd()
