@@ -586,6 +586,24 @@ fn application_credential_refusals_create_nothing() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    // Keystone's own refusal (a role the user does not have) is passed on, nothing stored.
+    let (code, _, err) = s
+        .cmd()
+        .args([
+            "create",
+            "--remote",
+            "ks",
+            "--app-credential",
+            "--role",
+            "admin",
+        ])
+        .run();
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains("refused to create an application credential")
+            && err.contains("unassigned role"),
+        "{err}"
+    );
     let (code, _, err) = s.cmd().args(["create", "--unrestricted"]).run();
     assert_eq!(code, 2, "{err}");
     let (st, v) = ks.api(
