@@ -659,8 +659,30 @@ fn a_remote_logged_in_with_an_application_credential_is_told_at_add_time_it_cann
         "{err}"
     );
     assert!(err.contains("logs in with a password"), "{err}");
-    // list --remote says why it cannot list, instead of calling local keys missing there.
-    s.cmd().args(["create", "--name", "k"]).ok();
+    // A key pushed with the user's password remote: through the application-credential
+    // remote, verify says it cannot be checked there, and list --remote says why,
+    // instead of calling the key missing (Keystone leaves it out of a delegated listing).
+    s.cmd()
+        .args([
+            "remote",
+            "add",
+            "pw",
+            "--url",
+            &ks.url,
+            "--user",
+            &user.name,
+            "--project",
+            &user.project,
+        ])
+        .stdin(&user.password)
+        .ok();
+    s.cmd()
+        .args(["create", "--name", "k", "--remote", "pw"])
+        .ok();
+    s.cmd()
+        .args(["verify", "k", "--remote", "ac"])
+        .code(0)
+        .stderr_has("cannot be checked there");
     s.cmd()
         .args(["list", "--remote", "ac"])
         .code(2)
