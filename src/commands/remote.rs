@@ -286,7 +286,7 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
                 a.name
             )));
         }
-        if cfg.kind == RemoteType::Keystone && cfg.auth == AuthMethod::ApplicationCredential {
+        if cfg.kind == RemoteType::Keystone {
             delegated_probe(ctx, &a.name, &cfg);
         }
     }
@@ -307,8 +307,10 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A remote that logs in with an application credential gets delegated tokens, which
-/// Keystone refuses for EC2 credentials: say so now, not at the first push.
+/// A remote whose token is delegated (it logs in with an application credential, or a
+/// token that came from one or from a trust) cannot manage EC2 credentials: Keystone
+/// refuses it: say so now, not at the first push. The token is the one `test` cached, so
+/// this costs no request.
 fn delegated_probe(ctx: &Ctx, name: &str, cfg: &RemoteConfig) {
     let probe = remote::keystone::Keystone::new(ctx.deps(), name, cfg.clone())
         .and_then(|k| k.credentials_refused());

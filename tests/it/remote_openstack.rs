@@ -317,6 +317,23 @@ fn login_forms_keyctl_does_not_support_are_refused_with_what_to_use() {
         assert!(err.contains(says), "{extra}: {err}");
         assert!(err.contains("cloud 'c'"), "{err}");
     }
+    // The Keystone flags on another remote type.
+    let (code, _, err) = s
+        .cmd()
+        .args([
+            "remote",
+            "add",
+            "web",
+            "--type",
+            "http",
+            "--url",
+            "http://127.0.0.1:9",
+            "--user-domain",
+            "D",
+        ])
+        .run();
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("apply to --type keystone only"), "{err}");
     // An application credential by name without the user's domain.
     let (code, _, err) = s
         .cmd()
