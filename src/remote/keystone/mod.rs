@@ -1,6 +1,13 @@
 //! OpenStack Keystone (Identity API v3) as a remote: keys become `ec2` credentials whose
 //! `access` is the key ID and `secret` the secret, so a pushed key works for EC2-signed
-//! requests (`POST /v3/ec2tokens`).
+//! requests (`POST /v3/ec2tokens`); application credentials, the key the openstack CLI and
+//! SDKs use, are made, listed, checked and deleted here too (`appcred`). The remote logs
+//! in as keystoneauth's v3 plugins do (`wire::auth_body`: the user's domain and the
+//! project's apart, by name or ID).
+//!
+//! A token obtained with an application credential (or a trust) is "delegated": Keystone
+//! refuses it on `/v3/credentials` and leaves EC2 credentials out of its listings, so such
+//! a remote says so instead of calling pushed keys missing.
 //!
 //! Authenticating costs Keystone a password hash, so the project-scoped token is cached
 //! in the secret store (username `token:NAME`, never config.yaml) until five minutes
