@@ -128,14 +128,25 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
     std::fs::write(
         &other,
         format!(
-            "clouds:\n  ids:\n    auth:\n      auth_url: {auth_url}\n      user_id: {}\n      password: {}\n      project_id: {}\n",
-            user.id, user.password, user.project_id
+            "clouds:\n  ids:\n    auth:\n      auth_url: {auth_url}\n      user_id: {}\n      project_id: {}\n",
+            user.id, user.project_id
+        ),
+    )
+    .unwrap();
+    // ...and OS_CLIENT_SECURE_FILE a secure.yaml elsewhere, with the password.
+    let secure = s.home.dir.path().join("elsewhere-secure.yaml");
+    std::fs::write(
+        &secure,
+        format!(
+            "clouds:\n  ids:\n    auth:\n      password: {}\n",
+            user.password
         ),
     )
     .unwrap();
     let env = [
         ("OS_CLOUD", "ids"),
         ("OS_CLIENT_CONFIG_FILE", other.to_str().unwrap()),
+        ("OS_CLIENT_SECURE_FILE", secure.to_str().unwrap()),
     ];
     assert_eq!(s.token_user(&work, &env, &[]), user.id);
     let mut c = s.cmd().args(["remote", "add", "byid", "--from-env"]);
@@ -281,11 +292,12 @@ fn login_forms_keyctl_does_not_support_are_refused_with_what_to_use() {
     let ks = require!(keystone());
     let s = require!(Setup::new());
     let auth_url = format!("{}/v3", ks.url);
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 6] = [
         (
-            "      auth_type: v3oidcpassword\n",
+            "    auth_type: v3oidcpassword\n",
             "auth_type 'v3oidcpassword'",
         ),
+        ("    profile: vexxhost\n", "`profile:`"),
         ("    identity_api_version: 2\n", "Identity v3 only"),
         ("      passcode: \"123456\"\n", "one-time codes"),
         ("      system_scope: all\n", "project-scoped"),
@@ -316,6 +328,26 @@ fn login_forms_keyctl_does_not_support_are_refused_with_what_to_use() {
         assert_eq!(code, 2, "{extra}: {err}");
         assert!(err.contains(says), "{extra}: {err}");
         assert!(err.contains("cloud 'c'"), "{err}");
+    }
+    // openrc variables that name no project, or no user.
+    for (vars, says) in [
+        (vec![("OS_USERNAME", "u")], "project-scoped"),
+        (
+            vec![("OS_PROJECT_NAME", "p")],
+            "a password login needs username or user_id",
+        ),
+    ] {
+        let mut c = s
+            .cmd()
+            .args(["remote", "add", "rc", "--from-env"])
+            .env("OS_AUTH_URL", &auth_url)
+            .env("OS_PASSWORD", "pw");
+        for (k, v) in &vars {
+            c = c.env(k, v);
+        }
+        let (code, _, err) = c.run();
+        assert_eq!(code, 2, "{vars:?}: {err}");
+        assert!(err.contains(says), "{vars:?}: {err}");
     }
     // The Keystone flags on another remote type.
     let (code, _, err) = s
