@@ -569,6 +569,30 @@ mod tests {
     }
 
     #[test]
+    fn clouds_json_and_a_verify_path_as_the_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("clouds.json");
+        std::fs::write(
+            &p,
+            r#"{"clouds": {"j": {"verify": "/etc/ca.pem", "auth": {"auth_url": "https://ks/v3",
+               "username": "u", "project_id": "p1", "user_domain_id": "d1"}}}}"#,
+        )
+        .unwrap();
+        let s = from_clouds(
+            "j",
+            &Files {
+                clouds: vec![p],
+                secure: vec![],
+            },
+        )
+        .unwrap();
+        assert_eq!(s.cacert, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(s.user_domain, Some(DomainRef::Id("d1".into())));
+        assert_eq!(s.project_id.as_deref(), Some("p1"));
+        assert_eq!(s.project_domain, None, "a project ID needs no domain");
+    }
+
+    #[test]
     fn search_path_is_openstacksdks() {
         let f = Files::search(
             Some("/x/c.yaml".into()),
