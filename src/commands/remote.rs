@@ -10,7 +10,7 @@ use crate::error::{Error, usage};
 use crate::input;
 use crate::output::{self, quoted};
 use crate::remote::openstack::{self, AuthType};
-use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
+use crate::remote::{self, AuthMethod, Remote as _, RemoteConfig, RemoteType};
 use crate::render::Region;
 use crate::service::DomainRef;
 use crate::store::StoreKind;
@@ -278,16 +278,26 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
         }
     };
     if !a.no_verify {
-        let who = remote::open_config(ctx.deps(), &a.name, cfg.clone()).and_then(|r| r.test());
-        if let Err(e) = who {
-            undo(ctx);
-            return Err(e.context(format!(
-                "remote {} was not saved (pass --no-verify to save it anyway)",
-                a.name
-            )));
-        }
-        if cfg.kind == RemoteType::Keystone {
-            delegated_probe(ctx, &a.name, &cfg);
+        let checked = if cfg.kind == RemoteType::Keystone {
+            remote::keystone::Keystone::new(ctx.deps(), &a.name, cfg.clone()).and_then(|k| {
+                k.test()?;
+                Ok(delegated_probe(ctx, &a.name, &k))
+            })
+        } else {
+            remote::open_config(ctx.deps(), &a.name, cfg.clone())
+                .and_then(|r| r.test())
+                .map(|_| None)
+        };
+        match checked {
+            Err(e) => {
+                undo(ctx);
+                return Err(e.context(format!(
+                    "remote {} was not saved (pass --no-verify to save it anyway)",
+                    a.name
+                )));
+            }
+            Ok(Some(why)) => ctx.out.warn(&why),
+            Ok(None) => {}
         }
     }
     let value = serde_yaml_ng::to_value(&cfg)?;
@@ -309,19 +319,19 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
 
 /// A remote whose token is delegated (it logs in with an application credential, or a
 /// token that came from one or from a trust) cannot manage EC2 credentials: Keystone
-/// refuses it: say so now, not at the first push. The token is the one `test` cached, so
-/// this costs no request.
-fn delegated_probe(ctx: &Ctx, name: &str, cfg: &RemoteConfig) {
-    let probe = remote::keystone::Keystone::new(ctx.deps(), name, cfg.clone())
-        .and_then(|k| k.credentials_refused());
-    match probe {
-        Ok(Some(why)) => ctx.out.warn(&format!(
-            "{why}. It can still log in, serve as --auth-remote, and verify application credentials"
-        )),
-        Ok(None) => {}
-        Err(e) => ctx.out.debug(&format!(
-            "could not check whether remote {name} may manage EC2 credentials: {e:#}"
-        )),
+/// refuses it. Said at `add`, not at the first push; it asks the token `test` just got, so
+/// it costs no request.
+fn delegated_probe(ctx: &Ctx, name: &str, k: &remote::keystone::Keystone) -> Option<String> {
+    match k.credentials_refused() {
+        Ok(why) => why.map(|w| {
+            format!("{w}. It can still log in, serve as --auth-remote, and verify application credentials")
+        }),
+        Err(e) => {
+            ctx.out.debug(&format!(
+                "could not check whether remote {name} may manage EC2 credentials: {e:#}"
+            ));
+            None
+        }
     }
 }
 
