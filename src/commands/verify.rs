@@ -1,7 +1,7 @@
 //! `keyctl verify KEY|--all [--remote R]`: proves that stored keys still work against the
 //! services they belong to, before a rollout rather than after it. Each remote type knows
-//! its own proof (`Remote::verify`): Soda Cloud's `GET /api/v1/test-login` as the key
-//! itself, a token exchange, or a listing that shows the key. Exit 0 when every key
+//! its own proof (`Remote::verify_key`): for a Soda Cloud key, Soda Core's own login at the
+//! address the key's block names; a token exchange; or a listing that shows the key. Exit 0 when every key
 //! works; a refusal exits 7 and an unreachable service 6, as everywhere else.
 
 use serde::Serialize;
@@ -90,11 +90,12 @@ fn check(
     failures: &mut Vec<anyhow::Error>,
 ) -> anyhow::Result<()> {
     let secret = ctx.stores.get(k.store)?.get(&k.id)?;
+    let service = crate::flow::catalog::service_of(ctx, k);
     for name in remotes {
         let user = k.links_to(&name).and_then(|l| l.user_id.clone());
         let outcome = ctx
             .remote(&name)
-            .and_then(|r| r.verify(&k.id, &secret, user.as_deref()));
+            .and_then(|r| r.verify_key(&service, &k.id, &secret, user.as_deref()));
         let (works, detail) = match outcome {
             Ok(how) => {
                 ctx.out.note(&format!(

@@ -78,18 +78,15 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
         None => unused_name(app, kind)?,
     };
 
-    // A key a Soda remote mints is for that remote's region unless told otherwise.
-    let settings = Settings::resolve(
-        kind,
-        &args.render,
-        OutputFormat::Yaml,
-        remote.soda_host.as_deref(),
-    )?;
-    // `config` renders for the same host later unless told otherwise.
-    let mut extra = serde_json::Map::new();
-    if args.render.region.is_some() || args.render.host.is_some() || remote.soda_host.is_some() {
-        extra.insert(render::HOST_FIELD.into(), settings.host.clone().into());
-    }
+    // A key a Soda remote mints is for that remote's host unless told otherwise.
+    let settings = Settings::resolve(kind, &args.render, OutputFormat::Yaml, remote.soda())?;
+    let service = remote.service.clone().unwrap_or_default();
+    // A local key remembers where its snippet was meant to go, for `config` later.
+    let extra = if service.is_local() {
+        super::keys::remembered_endpoint(&args.render, &settings)
+    } else {
+        serde_json::Map::new()
+    };
     // --write FILE is checked (and replacing another key's block confirmed) with a sample
     // key before anything is minted, so a bad FILE leaves no key behind.
     let sample = key::mint(format, &prefix);
@@ -113,6 +110,7 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
     let server_minted = link.is_some();
     let rec = KeyRecord {
         remotes: link.into_iter().collect(),
+        service: Some(service),
         extra,
         ..meta.record(minted.id.clone(), name.clone(), kind, format, now)
     };
@@ -176,14 +174,19 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
 /// Says which service the key is registered with, so nobody pastes a key that no
 /// service will accept: once, on stderr.
 fn where_registered(app: &App, rec: &KeyRecord, remote: &CreateRemote) {
-    match (&remote.remote, remote.server_side, &remote.soda_host) {
-        (Some(r), true, Some(host)) => app.out.note(&format!(
-            "Soda Cloud ({host}) minted this runner key through remote {r}; the runner appears in Soda Cloud once deployed with these values (its name is the key's name)"
+    match (&remote.remote, remote.server_side, remote.soda()) {
+        (Some(r), true, Some(at)) => app.out.note(&format!(
+            "Soda Cloud ({}) minted this runner key through remote {r}; the runner appears in Soda Cloud once deployed with these values (its name is the key's name)",
+            at.base_url()
         )),
         (Some(r), true, None) => app
             .out
             .note(&format!("remote {r} minted this key and holds it")),
         (Some(_), false, _) => {}
+        (None, _, _) if rec.kind == key::Kind::Runner => app.out.warn(&format!(
+            "Soda Cloud will not accept runner key '{}': keyctl minted it here, and Soda Cloud takes only runner keys it minted itself. For one it accepts: `keyctl remote add NAME --type soda --url https://cloud.soda.io --user ADMIN_KEY_ID` (secret on stdin), then `keyctl create --kind runner --remote NAME`",
+            rec.name
+        )),
         (None, _, _) => app.out.note(&format!(
             "key '{}' is registered with no service yet: no service accepts it until `keyctl push {} --remote R` registers it (Soda Cloud mints its own keys: `keyctl create --kind runner --remote R` for a runner, `keyctl import` for an API key made in its UI)",
             rec.name, rec.name

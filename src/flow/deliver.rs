@@ -47,13 +47,14 @@ impl Delivery {
             None => None,
             Some(path) => {
                 let (target, old) = yamlblock::read(path)?;
-                let expected = expected_block(&settings, parts);
+                let old_block = old.as_deref().and_then(|t| old_block(t));
+                let (edit, expected) = merge(&settings, parts, old_block.as_ref());
                 let plan = yamlblock::plan(
                     path,
                     target,
                     old,
                     BLOCK_KEY,
-                    |eol| render::soda_cloud_block(&settings, parts, eol),
+                    |eol| render::soda_cloud_block_over(&settings, parts, eol, &edit),
                     &expected,
                 )?;
                 Some((path.clone(), plan))
@@ -158,17 +159,68 @@ impl Delivery {
     }
 }
 
-/// What the `soda_cloud` key must parse to once written: the strings themselves, so the
-/// check after the edit also proves the quoting round-trips.
-fn expected_block(settings: &Settings, parts: &KeyParts) -> Value {
+/// The `soda_cloud` mapping of a configuration file's text: None without one (or when
+/// the file does not parse; `yamlblock::plan` says why then).
+fn old_block(text: &str) -> Option<Mapping> {
+    let doc: Value = serde_yaml_ng::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    match doc.get(BLOCK_KEY)? {
+        Value::Mapping(m) => Some(m.clone()),
+        _ => Some(Mapping::new()),
+    }
+}
+
+/// What `--write` keeps of the old block (every key keyctl does not set, see
+/// [`Settings::sets`]) and what the `soda_cloud` key must parse to once written: the
+/// strings themselves, so the check after the edit also proves the quoting round-trips.
+fn merge(
+    settings: &Settings,
+    parts: &KeyParts,
+    old: Option<&Mapping>,
+) -> (render::BlockEdit, Value) {
+    let old_host = old.map(|m| m.get("host").and_then(Value::as_str));
+    let mut edit = render::BlockEdit::default();
     let mut m = Mapping::new();
-    m.insert("host".into(), settings.host.clone().into());
+    let ours = [
+        ("host", Some(settings.host.as_str())),
+        ("port", settings.port.as_deref()),
+        ("scheme", settings.scheme.as_deref()),
+    ];
+    for (key, value) in ours {
+        let kept = old
+            .and_then(|o| o.get(key))
+            .filter(|_| !settings.sets(key, old_host));
+        match (kept, value) {
+            (Some(v), _) => {
+                edit.endpoint.push((key.to_string(), flow_text(v)));
+                m.insert(key.into(), v.clone());
+            }
+            (None, Some(v)) => {
+                m.insert(key.into(), v.into());
+            }
+            (None, None) => {}
+        }
+    }
     m.insert("api_key_id".into(), parts.id.into());
     m.insert(
         "api_key_secret".into(),
         render::secret_value(settings, parts).into_owned().into(),
     );
-    Value::Mapping(m)
+    for (k, v) in old.into_iter().flatten() {
+        let owned = k
+            .as_str()
+            .is_some_and(|k| render::OWNED_KEYS.contains(&k) || render::ENDPOINT_KEYS.contains(&k));
+        if !owned {
+            edit.others.push((flow_text(k), flow_text(v)));
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    (edit, Value::Mapping(m))
+}
+
+/// A kept value as one line of YAML: JSON, which YAML reads as the same value (the check
+/// after the edit proves it did).
+fn flow_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
 /// `soda_cloud.api_key_id` of a configuration file's text, when it has one.

@@ -38,7 +38,13 @@ fn duration_of(v: Option<&str>, default: Duration, what: &str) -> anyhow::Result
 
 impl Client {
     pub fn new(out: &Output, name: &str, cfg: &RemoteConfig) -> anyhow::Result<Client> {
-        let base = net::parse_url(&cfg.url, "--url")?;
+        Self::at(out, name, &cfg.url, cfg)
+    }
+
+    /// A client for `url` with the TLS and timeout settings of `cfg` (a key's own
+    /// service address, which may differ from the remote's URL).
+    pub fn at(out: &Output, name: &str, url: &str, cfg: &RemoteConfig) -> anyhow::Result<Client> {
+        let base = net::parse_url(url, "--url")?;
         let endpoint = net::Endpoint {
             label: format!("remote {name}"),
             base: base.clone(),

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::output::{Output, quoted};
 use crate::registry::RemoteLink;
+use crate::service::Service;
 use crate::store::{StoreKind, Stores};
 
 /// What a remote needs from the process: built once (the stores, where its credential
@@ -206,6 +207,36 @@ pub trait Remote: Sync {
             )),
             Err(e) => Err(e),
         }
+    }
+
+    /// The service this remote's keys belong to, recorded with every key it mints or
+    /// takes (`KeyRecord::service`).
+    fn service(&self) -> Service {
+        Service::Local
+    }
+
+    /// The remote mints every key itself and takes none from clients (Soda Cloud):
+    /// `create` and `rotate` ask it to mint, and never push a local key to it.
+    fn mints_own_keys(&self) -> bool {
+        self.service().mints_own_keys()
+    }
+
+    /// The remote registers a key keyctl minted (`keyctl push`).
+    fn accepts_client_keys(&self) -> bool {
+        !self.mints_own_keys()
+    }
+
+    /// Proves that a key of `service` works where that service's own client uses it (a
+    /// Soda Cloud key: at the host, port and scheme its block names, which may not be
+    /// this remote's URL). The default is [`Remote::verify`].
+    fn verify_key(
+        &self,
+        _service: &Service,
+        access: &str,
+        secret: &SecretString,
+        user_id: Option<&str>,
+    ) -> anyhow::Result<String> {
+        self.verify(access, secret, user_id)
     }
 
     /// Ends a token `token` issued (OVH's `DELETE /iam/logout`).
