@@ -89,7 +89,11 @@ impl Service {
     pub fn describe(&self) -> String {
         match self {
             Service::Local => "local (registered with no service)".into(),
-            Service::SodaCloud(e) => format!("Soda Cloud ({})", e.host),
+            Service::SodaCloud(e) if e.assumed => format!(
+                "Soda Cloud ({}, Soda Core's default host: none was given)",
+                e.base_url()
+            ),
+            Service::SodaCloud(e) => format!("Soda Cloud ({})", e.base_url()),
             Service::KeystoneEc2(s) => format!("Keystone EC2 credential ({})", s.auth_url),
             Service::KeystoneAppCredential(s) => {
                 format!("Keystone application credential ({})", s.auth_url)

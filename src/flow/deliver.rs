@@ -27,6 +27,8 @@ pub struct Target {
 /// Where a rendered key goes, checked before anything is stored or written.
 pub struct Delivery {
     pub settings: Settings,
+    /// Where the written block sends the key (`https://host:port`), for the note.
+    at: String,
     /// `--write`: the path as given and the planned edit.
     pub write: Option<(PathBuf, Plan)>,
     pub dry_run: bool,
@@ -43,12 +45,14 @@ impl Delivery {
         settings: Settings,
         parts: &KeyParts,
     ) -> anyhow::Result<Delivery> {
+        let mut at = String::new();
         let write = match &target.write {
             None => None,
             Some(path) => {
                 let (target, old) = yamlblock::read(path)?;
                 let old_block = old.as_deref().and_then(|t| old_block(t));
                 let (edit, expected) = merge(&settings, parts, old_block.as_ref());
+                at = address_of(&expected);
                 let plan = yamlblock::plan(
                     path,
                     target,
@@ -66,6 +70,7 @@ impl Delivery {
             .filter(|old| old != parts.id);
         Ok(Delivery {
             settings,
+            at,
             write,
             dry_run: target.dry_run,
             replaces,
@@ -122,7 +127,7 @@ impl Delivery {
                         Some(_) => "unchanged:",
                     },
                     shown.display(),
-                    self.settings.host
+                    self.at
                 ));
                 Ok(())
             }
@@ -215,6 +220,21 @@ fn merge(
         }
     }
     (edit, Value::Mapping(m))
+}
+
+/// `{scheme}://{host}{:port}` as Soda Core builds it from a `soda_cloud` mapping.
+fn address_of(block: &Value) -> String {
+    let text = |k: &str| match block.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let host = text("host").unwrap_or_default();
+    let scheme = text("scheme").unwrap_or_else(|| "https".into());
+    match text("port") {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    }
 }
 
 /// A kept value as one line of YAML: JSON, which YAML reads as the same value (the check

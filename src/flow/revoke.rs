@@ -82,6 +82,8 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
     let now = OffsetDateTime::now_utc();
     let mut failures: Vec<anyhow::Error> = Vec::new();
     let mut done: Vec<(KeyRecord, bool)> = Vec::new();
+    // Keys revoked here that no remote took back: their service may still accept them.
+    let mut unreached: Vec<String> = Vec::new();
     {
         let mut reg = Registry::lock(&app.paths.data)?;
         for o in outcomes {
@@ -93,6 +95,9 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
                     o.rec.id, o.rec.id
                 )));
                 continue;
+            }
+            if o.revoked.is_empty() {
+                unreached.push(o.rec.id.clone());
             }
             // Still on another remote (revoke --remote R): stays usable locally.
             let apply = |k: &mut KeyRecord| {
@@ -146,8 +151,20 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
                     k.store.as_str()
                 )),
             }
-            app.out
-                .note(&format!("revoked key '{}' ({})", k.name, k.id));
+            let still = unreached
+                .contains(&k.id)
+                .then(|| crate::flow::catalog::service_of(app, k).revoke_by_hand(&k.id))
+                .flatten();
+            match still {
+                // Never "revoked" alone: the key works in its service until deleted there.
+                Some(steps) => app.out.warn(&format!(
+                    "key '{}' ({}) is revoked here only (its secret deleted from this machine); {steps}",
+                    k.name, k.id
+                )),
+                None => app
+                    .out
+                    .note(&format!("revoked key '{}' ({})", k.name, k.id)),
+            }
         } else {
             app.out.note(&format!(
                 "key '{}' ({}) was taken off remote {}; it stays active locally (still on {})",

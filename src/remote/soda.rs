@@ -129,65 +129,65 @@ struct Login {
     token: SecretString,
 }
 
-impl Soda<'_> {
-    /// Soda Core's own login and whoAmI at `at`, as the key.
-    fn login_as(
-        &self,
-        at: &SodaEndpoint,
-        access: &str,
-        secret: &SecretString,
-    ) -> anyhow::Result<String> {
-        let base = at.base_url();
-        let client = Client::at(
-            self.deps.out,
-            &self.name,
-            &format!("{base}/api/"),
-            &self.cfg,
-        )?;
-        let login = serde_json::json!({
-            "type": "login",
-            "apiKeyId": access,
-            "apiKeySecret": secret.expose_secret(),
-        });
-        let reply = client.send(
-            Method::POST,
-            client.url("command")?,
-            Auth::None,
-            Some(&login),
-            false,
-        );
-        drop(login);
-        let reply = reply?;
-        let what = format!(
-            "log key {} in at {base} (POST /api/command, as Soda Core does)",
-            quoted(access)
-        );
-        if !reply.ok() {
-            return Err(client.failure_hiding(&reply, &what, Some(secret)));
-        }
-        let Login { token } = client.json(&reply, &what)?;
-        client.hide(token.expose_secret());
-        let query = serde_json::json!({"type": "whoAmI", "token": token.expose_secret()});
-        let reply = client.send(
-            Method::POST,
-            client.url("query")?,
-            Auth::None,
-            Some(&query),
-            true,
-        );
-        drop(query);
-        let reply = reply?;
-        if !reply.ok() {
-            return Err(client.failure_hiding(
-                &reply,
-                &format!("answer whoAmI for key {} at {base} (POST /api/query, as `soda cloud test` does)", quoted(access)),
-                Some(secret),
-            ));
-        }
-        Ok(format!(
-            "Soda Cloud at {base} logged it in as Soda Core does (POST /api/command login) and answered whoAmI (POST /api/query)"
-        ))
+/// Soda Core's own login, then its whoAmI query, at `at`, as the key; `tls` lends a
+/// remote's CA and timeouts. Needs no admin credential: the key proves itself.
+pub fn login_as(
+    out: &crate::output::Output,
+    name: &str,
+    at: &SodaEndpoint,
+    tls: Option<&RemoteConfig>,
+    access: &str,
+    secret: &SecretString,
+) -> anyhow::Result<String> {
+    let base = at.base_url();
+    let client = Client::at(out, name, &format!("{base}/api/"), tls)?;
+    let login = serde_json::json!({
+        "type": "login",
+        "apiKeyId": access,
+        "apiKeySecret": secret.expose_secret(),
+    });
+    // Not retried on a lost answer: a login is harmless, but Soda Core does not either.
+    let reply = client.send(
+        Method::POST,
+        client.url("command")?,
+        Auth::None,
+        Some(&login),
+        false,
+    );
+    drop(login);
+    let reply = reply?;
+    let what = format!(
+        "log key {} in at {base} (POST /api/command, as Soda Core does)",
+        quoted(access)
+    );
+    if !reply.ok() {
+        return Err(client.failure_hiding(&reply, &what, Some(secret)));
     }
+    let Login { token } = client.json(&reply, &what)?;
+    client.hide(token.expose_secret());
+    let query = serde_json::json!({"type": "whoAmI", "token": token.expose_secret()});
+    let reply = client.send(
+        Method::POST,
+        client.url("query")?,
+        Auth::None,
+        Some(&query),
+        true,
+    );
+    drop(query);
+    let reply = reply?;
+    if !reply.ok() {
+        return Err(client.failure_hiding(
+            &reply,
+            &format!(
+                "answer whoAmI for key {} at {base} (POST /api/query, as `soda cloud test` does)",
+                quoted(access)
+            ),
+            Some(secret),
+        ));
+    }
+    Ok(format!(
+        "Soda Cloud at {base} logged it in as Soda Core does (POST /api/command login) and answered whoAmI (POST /api/query)"
+    ))
 }
 
 impl Remote for Soda<'_> {
@@ -213,7 +213,14 @@ impl Remote for Soda<'_> {
                 self.name
             ))
         })?;
-        self.login_as(at, access, secret)
+        login_as(
+            self.deps.out,
+            &self.name,
+            at,
+            Some(&self.cfg),
+            access,
+            secret,
+        )
     }
     fn test(&self) -> anyhow::Result<Identity> {
         let reply = self.call(Method::GET, "api/v1/test-login", true)?;

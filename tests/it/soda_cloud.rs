@@ -11,6 +11,8 @@
 //! /api/v1/runners/{runnerId}` answers 200 {}, 400 while the runner is in use, 404 when
 //! unknown; errors are `ErrorResponse` {code, message}. `GET /api/v1/test-login` (Soda's
 //! public API v1 definition) answers `PublicApiTestLoginResponse` {organisationName}.
+//! Soda Core's own login (`POST /api/command` login, `POST /api/query` whoAmI) is answered
+//! as `soda_core` describes it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -123,6 +125,9 @@ impl Soda {
 
 fn handle(s: &mut State, r: &Request) -> Response {
     let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
+    if let Some(reply) = crate::soda_core::cqrs(&s.keys, &mut s.violations, r) {
+        return reply;
+    }
     let caller = basic_user(r, &s.keys);
     if caller.is_none() {
         return error(401, "UNAUTHORIZED", "Unauthorized");
@@ -269,8 +274,8 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
     let values = e.cmd().args(["config", "prod-runner"]).ok();
     assert!(values.contains("name: \"prod-runner\""), "{values}");
     assert!(
-        values.contains("endpoint: \"https://127.0.0.1\""),
-        "{values}"
+        values.contains(&format!("endpoint: \"{}\"", soda.server.url)),
+        "the runner endpoint keeps the remote's scheme and port: {values}"
     );
     assert!(values.contains(&id), "{values}");
 
@@ -313,9 +318,13 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
     assert!(err.contains("runner rn-1"), "{err}");
     assert_eq!(key(&e, "prod-runner")["remotes"][0]["remote_id"], "rn-1");
 
-    // verify proves the key with test-login as the key itself.
+    // verify proves the key with Soda Core's own login as the key itself, at the
+    // remote's host, port and scheme (the key's service).
     let err = e.cmd().args(["verify", "prod-runner"]).code(0).stderr;
-    assert!(err.contains("test-login"), "{err}");
+    assert!(
+        err.contains("POST /api/command login") && err.contains(&soda.server.url),
+        "{err}"
+    );
 
     // A runner still in use cannot be deleted: explained, key kept.
     soda.set_in_use("rn-1", true);
@@ -366,7 +375,7 @@ fn api_keys_come_from_soda_clouds_ui_through_import_and_are_verified() {
         .stderr;
     assert!(err.contains("`keyctl verify ci --remote soda`"), "{err}");
     let err = e.cmd().args(["verify", "ci"]).code(0).stderr;
-    assert!(err.contains("organization 'Acme Data'"), "{err}");
+    assert!(err.contains("answered whoAmI"), "{err}");
     let out = e.cmd().args(["--json", "verify", "--all"]).ok();
     assert_eq!(json(&out)[0]["works"], true, "{out}");
 
@@ -567,7 +576,8 @@ fn every_soda_request_passes_prism_validation() {
         .args(["create", "--kind", "runner", "--name", "p"])
         .code(0);
     e.cmd().args(["list", "--remote", "soda"]).code(0);
-    e.cmd().args(["verify", "p"]).code(0);
+    // `verify` speaks Soda Core's login (`/api/command`), which no published definition
+    // describes: it is judged by Soda Core itself in `soda_core`.
     let text = std::fs::read_to_string(&log_path).unwrap();
     assert!(text.contains("Request received"), "{text}");
     assert!(
