@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
+#[cfg(not(target_vendor = "apple"))]
+mod tls;
+
 use crate::mask::Masker;
 use crate::output::{Output, quoted, sanitize};
 
@@ -50,6 +53,26 @@ fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Trusts the private CA in `pem` besides the system's roots; with rustls, also a server
+/// whose certificate is that CA itself (self-signed), as curl does ([`tls`]).
+#[cfg(not(target_vendor = "apple"))]
+fn with_ca(
+    b: reqwest::blocking::ClientBuilder,
+    pem: &[u8],
+) -> Option<reqwest::blocking::ClientBuilder> {
+    Some(b.tls_backend_preconfigured(tls::config_with_ca(pem)?))
+}
+
+/// Trusts the private CA in `pem` besides the system's roots (native TLS: the Security
+/// framework's own rules for a self-signed server certificate).
+#[cfg(target_vendor = "apple")]
+fn with_ca(
+    b: reqwest::blocking::ClientBuilder,
+    pem: &[u8],
+) -> Option<reqwest::blocking::ClientBuilder> {
+    Some(b.tls_certs_merge([reqwest::Certificate::from_pem(pem).ok()?]))
 }
 
 /// Parses a service's base URL (`what` names where it came from, for the error) and
@@ -184,16 +207,14 @@ impl Client {
             b = b.tls_certs_only([]);
         }
         if let Some(ca) = ep.ca_cert {
-            let cert = std::fs::read(ca)
-                .ok()
-                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
-                .ok_or_else(|| {
-                    crate::error::usage(format!(
-                        "cannot read a PEM CA certificate from {}",
-                        ca.display()
-                    ))
-                })?;
-            b = b.tls_certs_merge([cert]);
+            let unreadable = || {
+                crate::error::usage(format!(
+                    "cannot read a PEM CA certificate from {}",
+                    ca.display()
+                ))
+            };
+            let pem = std::fs::read(ca).map_err(|_| unreadable())?;
+            b = with_ca(b, &pem).ok_or_else(unreadable)?;
         }
         Ok(Client {
             inner: b.build().context("cannot set up the HTTP client")?,
