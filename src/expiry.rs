@@ -154,6 +154,18 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .expect("RFC 3339 formatting of a valid time")
 }
 
+/// A time for people: UTC, to the second ("2026-12-05 08:25:39 UTC"). JSON keeps RFC 3339.
+pub fn human(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        day(t),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 /// The day a time falls on, for tables.
 pub fn day(t: OffsetDateTime) -> String {
     let d = t.to_offset(time::UtcOffset::UTC).date();

@@ -13,10 +13,19 @@ const MAX_SECRET: usize = 4096;
 /// Reads one secret: a hidden prompt on a terminal, else all of stdin with one trailing
 /// newline removed.
 pub fn read_secret(prompt: &str) -> anyhow::Result<SecretString> {
-    let raw = if std::io::stdin().is_terminal() {
+    let at_prompt = std::io::stdin().is_terminal();
+    let raw = if at_prompt {
         #[cfg(unix)]
         echo_guard::arm();
-        Zeroizing::new(rpassword::prompt_password(prompt)?)
+        match rpassword::prompt_password(prompt) {
+            Ok(s) => Zeroizing::new(s),
+            // Ctrl-D: the prompt line has no newline of its own yet.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                eprintln!();
+                return Err(usage("no secret typed (the prompt was closed with Ctrl-D)"));
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         let mut buf = Zeroizing::new(Vec::new());
         std::io::stdin()
@@ -31,7 +40,11 @@ pub fn read_secret(prompt: &str) -> anyhow::Result<SecretString> {
         .or_else(|| raw.strip_suffix('\n'))
         .unwrap_or(&raw);
     if s.is_empty() {
-        return Err(usage("no secret given on stdin"));
+        return Err(usage(if at_prompt {
+            "no secret typed at the prompt"
+        } else {
+            "no secret given on stdin"
+        }));
     }
     if s.len() > MAX_SECRET {
         return Err(usage(format!(

@@ -69,6 +69,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // `list --expiring`'s exit 11 is an answer, not a failure: a plain note.
+        Err(e) if error::kind_of(&e) == Some(error::Kind::Expiring) => {
+            out.note(&output::sanitize(&format!("{e:#}")));
+            error::exit_code(&e)
+        }
         Err(e) => {
             let msg = format!("{e:#}");
             eprintln!(
@@ -101,7 +106,23 @@ fn clap_error(e: clap::Error, args: &[OsString]) -> ExitCode {
             ExitCode::from(error::code::OK)
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
-            let help = Cli::command().render_help();
+            // `keyctl remote` alone: the help of that group, not of keyctl.
+            let mut cmd = Cli::command();
+            cmd.build();
+            let group = args
+                .iter()
+                .skip(1)
+                .filter_map(|a| a.to_str())
+                .find(|a| !a.starts_with('-'))
+                .and_then(|name| cmd.find_subcommand(name).cloned());
+            let help = match group {
+                Some(mut sub) if sub.has_subcommands() => {
+                    let name = sub.get_name().to_string();
+                    sub = sub.bin_name(format!("keyctl {name}"));
+                    sub.render_help()
+                }
+                _ => Cli::command().render_help(),
+            };
             eprint!("{help}");
             ExitCode::from(error::code::USAGE)
         }

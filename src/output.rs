@@ -287,6 +287,9 @@ pub struct Column {
     pub keep: bool,
     /// When the terminal is too narrow, droppable columns go in rising order of this.
     pub drop_rank: u8,
+    /// Kept, but cut short with `…` when the table is still too wide once every
+    /// droppable column is gone (a long key name, where the ID identifies the key).
+    pub shrink: bool,
 }
 
 impl Column {
@@ -295,6 +298,17 @@ impl Column {
             header,
             keep: true,
             drop_rank: u8::MAX,
+            shrink: false,
+        }
+    }
+
+    /// Kept whole when it fits; cut short (never wrapped) when nothing else can go.
+    pub const fn shrinkable(header: &'static str) -> Column {
+        Column {
+            header,
+            keep: true,
+            drop_rank: u8::MAX,
+            shrink: true,
         }
     }
 
@@ -303,18 +317,42 @@ impl Column {
             header,
             keep: false,
             drop_rank,
+            shrink: false,
         }
     }
 }
 
+/// The narrowest a shrinkable column is cut to.
+const MIN_SHRUNK: usize = 12;
+
+/// `s` cut to `max` characters, the last one an ellipsis.
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// A table: boxed on a terminal; tab-separated without a header when piped, so that
-/// `cut -f` and `while read` keep working whatever the terminal width.
+/// `cut -f` and `while read` keep working whatever the terminal width. The first column
+/// identifies the row and is always shown; on a narrow terminal the others go from the
+/// last one leftwards (tables put their least useful columns last).
 pub fn print_table(
     out: &Output,
     header: &[&'static str],
     rows: Vec<Vec<String>>,
 ) -> anyhow::Result<()> {
-    let cols: Vec<Column> = header.iter().map(|h| Column::droppable(h, 0)).collect();
+    let n = header.len();
+    let cols: Vec<Column> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| match i {
+            0 => Column::keep(h),
+            _ => Column::droppable(h, u8::try_from(n - i).unwrap_or(u8::MAX)),
+        })
+        .collect();
     let rows = rows
         .into_iter()
         .map(|r| r.into_iter().map(|c| (c, Tone::Plain)).collect())
@@ -347,17 +385,20 @@ pub fn print_columns(
         w.flush()?;
         return Ok(());
     }
-    let rows: Vec<Vec<(String, Tone)>> = rows
+    let mut rows: Vec<Vec<(String, Tone)>> = rows
         .into_iter()
         .map(|r| r.into_iter().map(|(c, t)| (sanitize(&c), t)).collect())
         .collect();
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].0.chars().count())
-            .chain([cols[i].header.len()])
-            .max()
-            .unwrap_or(0)
-    };
+    let widths: Vec<usize> = (0..cols.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].0.chars().count())
+                .chain([cols[i].header.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let width = |i: usize| widths[i];
     let mut shown: Vec<usize> = (0..cols.len()).collect();
     let mut t = Table::new();
     if let Some(term) = t.width().map(usize::from) {
@@ -374,6 +415,22 @@ pub fn print_columns(
                 break;
             };
             shown.remove(pos);
+        }
+        // Still too wide: cut the shrinkable columns (a long name) rather than wrap.
+        let excess = total(&shown).saturating_sub(term);
+        if excess > 0 {
+            for &i in shown.iter().filter(|&&i| cols[i].shrink) {
+                let w = width(i);
+                let to = w
+                    .saturating_sub(excess)
+                    .max(MIN_SHRUNK)
+                    .max(cols[i].header.len());
+                if to < w {
+                    for r in rows.iter_mut() {
+                        r[i].0 = shorten(&r[i].0, to);
+                    }
+                }
+            }
         }
     }
     t.load_style(presets::UTF8_FULL_CONDENSED)

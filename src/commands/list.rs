@@ -36,10 +36,29 @@ pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
                 })
         })
         .collect();
-    let count = keys.len();
+    let expired = keys
+        .iter()
+        .filter(|k| k.expires_at.is_some_and(|t| t <= now))
+        .count();
+    let expiring = keys.len() - expired;
     print_keys(ctx, keys, now)?;
-    if let (Some(w), true) = (&args.expiring, count > 0) {
-        return Err(Error::expiring(format!("{count} key(s) expire within {w}")).into());
+    if let Some(w) = &args.expiring {
+        let mut parts = Vec::new();
+        if expiring > 0 {
+            parts.push(match expiring {
+                1 => format!("1 key expires within {w}"),
+                n => format!("{n} keys expire within {w}"),
+            });
+        }
+        if expired > 0 {
+            parts.push(match expired {
+                1 => "1 key has expired".to_string(),
+                n => format!("{n} keys have expired"),
+            });
+        }
+        if !parts.is_empty() {
+            return Err(Error::expiring(parts.join("; ")).into());
+        }
     }
     Ok(())
 }
@@ -97,7 +116,7 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
     output::print_columns(
         &ctx.out,
         &[
-            Column::keep("NAME"),
+            Column::shrinkable("NAME"),
             Column::keep("ID"),
             Column::droppable("KIND", 2),
             Column::droppable("CREATED", 0),

@@ -313,15 +313,17 @@ fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         return output::print_json(&ctx.out, &who);
     }
     use std::io::Write as _;
-    writeln!(
-        std::io::stdout(),
-        "ok: logged in to {name} at {} as user {} (project {}), token valid until {}",
-        who.endpoint,
-        who.user_id,
-        who.project_id.as_deref().unwrap_or("-"),
-        who.token_expires_at
-            .map_or_else(|| "-".into(), crate::expiry::rfc3339)
-    )?;
+    let mut line = format!(
+        "ok: logged in to {name} at {} as user {}",
+        who.endpoint, who.user_id
+    );
+    if let Some(p) = &who.project_id {
+        line.push_str(&format!(" (project {p})"));
+    }
+    if let Some(t) = who.token_expires_at {
+        line.push_str(&format!(", token valid until {}", crate::expiry::human(t)));
+    }
+    writeln!(std::io::stdout(), "{}", crate::output::sanitize(&line))?;
     Ok(())
 }
 

@@ -44,18 +44,18 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
                     format!(
                         "by {}; this key is revoked after {} ({}) by `keyctl gc`",
                         s.by,
-                        expiry::rfc3339(s.revoke_after),
+                        expiry::human(s.revoke_after),
                         expiry::relative(s.revoke_after, now)
                     )
                 },
             ),
         ),
-        ("created", expiry::rfc3339(k.created_at)),
+        ("created", expiry::human(k.created_at)),
         (
             "expires",
             k.expires_at.map_or_else(
                 || "never".into(),
-                |t| format!("{} ({})", expiry::rfc3339(t), expiry::relative(t, now)),
+                |t| format!("{} ({})", expiry::human(t), expiry::relative(t, now)),
             ),
         ),
         (
@@ -82,7 +82,13 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             } else {
                 k.remotes
                     .iter()
-                    .map(|l| format!("{} ({})", l.remote, l.remote_id))
+                    .map(|l| match l.known_id() {
+                        Some(id) => format!("{} (remote ID {id})", l.remote),
+                        None => format!(
+                            "{} (remote ID not known yet: a runner appears once deployed with this key)",
+                            l.remote
+                        ),
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             },

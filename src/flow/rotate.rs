@@ -250,7 +250,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         let problems = rollback(app, &old, &new, &pushed);
         return Err(step_failed(&old, "render the new key", e, &problems));
     }
-    let until = crate::expiry::rfc3339(now + grace);
+    let until = crate::expiry::human(now + grace);
     app.out.note(&format!(
         "rotated '{}': new key {} ({}); old key {} is superseded and works until {until}, then `keyctl gc` revokes it",
         new.name,

@@ -483,3 +483,53 @@ fn version_fast_path_says_what_clap_says() {
         format!("keyctl {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// README's completion install lines work as written in a fresh home (no directory
+/// exists yet), and the bash script they install defines the completion.
+#[test]
+fn readme_completion_install_lines_work_in_a_fresh_home() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("keyctl completions bash >")
+        .expect("README has the completion lines");
+    let block_start = readme[..start].rfind("```sh\n").unwrap() + "```sh\n".len();
+    let block_end = block_start + readme[block_start..].find("```").unwrap();
+    let block = &readme[block_start..block_end];
+    let fresh = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let (code, _, err) = Cmd::new("bash")
+        .args(["--noprofile", "--norc", "-euc", block])
+        .env_clear()
+        .env("HOME", fresh.path())
+        .env("KEYCTL_HOME", fresh.path().join("kh"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .run();
+    assert_eq!(code, 0, "README's completion lines failed: {err}\n{block}");
+    for f in [
+        ".local/share/bash-completion/completions/keyctl",
+        ".zfunc/_keyctl",
+        ".config/fish/completions/keyctl.fish",
+    ] {
+        let p = fresh.path().join(f);
+        assert!(
+            std::fs::metadata(&p)
+                .map(|m| m.len() > 100)
+                .unwrap_or(false),
+            "{f} not written by README's lines"
+        );
+    }
+    let bash = fresh
+        .path()
+        .join(".local/share/bash-completion/completions/keyctl");
+    let (code, out, err) = Cmd::new("bash")
+        .args([
+            "--noprofile",
+            "--norc",
+            "-c",
+            &format!("source '{}' && complete -p keyctl", bash.display()),
+        ])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("keyctl"), "{out}");
+}

@@ -295,3 +295,126 @@ fn what_is_on_screen_is_true() {
         "{show}"
     );
 }
+
+/// Round two (issue 23): what a person met at 80 columns.
+#[test]
+fn tables_keep_their_identifying_column_at_80_columns() {
+    let home = Home::new();
+    // Two remotes with long URLs: NAME must stay, low-value columns go first.
+    create(&home, &["--name", "first"]);
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "remotes:\n  production-keystone:\n    type: keystone\n    url: https://identity.production.example.com:5000/identity/v3\n    auth: password\n    user: deploy-automation-user\n    project: platform-engineering-prod\n    secret_store: file\n  ks2:\n    type: keystone\n    url: https://keystone.staging.internal.example.org/v3\n    auth: password\n    user: someone-else-entirely\n    project: another-long-project-name\n    secret_store: file\n",
+    )
+    .unwrap();
+    let r = in_pty(&home, &[BIN, "remote", "list"], &[], None);
+    assert_eq!(r.code, 0, "{}", r.raw);
+    let rows = r.rows();
+    let screen = rows.join("\n");
+    assert!(screen.contains("NAME"), "{screen}");
+    assert!(screen.contains("production-keystone"), "{screen}");
+    assert!(rows.iter().all(|l| l.chars().count() <= 80), "{screen}");
+
+    // A long key name: the table stays within 80 columns, the ID whole, the name cut.
+    let long = "a-very-long-key-name-for-the-production-deploy-pipeline-eu-west";
+    let id = create(&home, &["--name", long])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = in_pty(&home, &[BIN, "list"], &[], None);
+    let rows = r.rows();
+    let screen = rows.join("\n");
+    assert!(rows.iter().all(|l| l.chars().count() <= 80), "{screen}");
+    assert!(rows.iter().any(|l| l.contains(&id)), "{screen}");
+    assert!(screen.contains("a-very-long-key"), "{screen}");
+    assert!(screen.contains('…'), "{screen}");
+    // Piped, the name is whole (scripts get the data, not the fitting).
+    let piped = home.cmd().arg("list").ok();
+    assert!(piped.contains(long), "{piped}");
+}
+
+#[test]
+fn a_group_without_subcommand_shows_that_groups_help() {
+    let home = Home::new();
+    let err = home.cmd().arg("remote").code(2).stderr;
+    assert!(err.contains("Usage: keyctl remote"), "{err}");
+    assert!(err.contains("add") && err.contains("test"), "{err}");
+    assert!(!err.contains("Mint a key"), "top-level help shown: {err}");
+}
+
+#[test]
+fn list_expiring_answers_with_exit_11_and_no_error_line() {
+    let home = Home::new();
+    create(&home, &["--name", "soon", "--expires", "3d"]);
+    create(&home, &["--name", "later", "--expires", "90d"]);
+    let old = create(&home, &["--name", "old", "--expires", "5d"]);
+    // Age one key past its expiry, as time would.
+    let path = home.path().join("keys.json");
+    let mut reg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for k in reg["keys"].as_array_mut().unwrap() {
+        if k["id"] == old["id"] {
+            k["expires_at"] = "2020-01-01T00:00:00Z".into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    let out = home.cmd().args(["list", "--expiring", "7d"]).code(11);
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 key expires within 7d; 1 key has expired"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("soon") && !out.stdout.contains("later"));
+    let q = home.cmd().args(["-q", "list", "--expiring", "7d"]).code(11);
+    assert_eq!(q.stderr, "");
+}
+
+#[test]
+fn the_hidden_prompt_says_what_happened_on_ctrl_d_and_on_empty_enter() {
+    let home = Home::new();
+    let e = env(&home);
+    let e: Vec<(&str, &Path)> = e.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let args = [BIN, "import", "--name", "x", "--id", "abc123"];
+    for (bytes, want) in [
+        (
+            &b"\x04"[..],
+            "no secret typed (the prompt was closed with Ctrl-D)",
+        ),
+        (&b"\r"[..], "no secret typed at the prompt"),
+    ] {
+        let r = pty::run_typing(
+            &args,
+            &e,
+            &[("KEYCTL_STORE", "file")],
+            SIZE,
+            Some((": ", bytes)),
+            Duration::from_secs(30),
+        );
+        assert_eq!(r.code, 2, "{}", r.raw);
+        let rows = r.rows();
+        assert!(
+            rows.iter()
+                .any(|l| l.starts_with("keyctl: error: ") && l.contains(want)),
+            "{}",
+            rows.join("\n")
+        );
+    }
+}
+
+#[test]
+fn times_for_people_are_to_the_second() {
+    let home = Home::new();
+    create(&home, &["--name", "t", "--expires", "30d"]);
+    let show = home.cmd().args(["show", "t"]).ok();
+    let created = show.lines().find(|l| l.starts_with("created")).unwrap();
+    let value = created.trim_start_matches("created").trim();
+    // "2026-12-05 08:25:39 UTC"
+    assert_eq!(value.len(), 23, "{show}");
+    assert!(value.ends_with(" UTC") && !value.contains('.'), "{show}");
+    assert_eq!(&value[10..11], " ", "{show}");
+    // JSON keeps RFC 3339.
+    let j = home.cmd().args(["--json", "show", "t"]).json();
+    assert!(j["created_at"].as_str().unwrap().contains('T'));
+}

@@ -52,8 +52,22 @@ pub fn run(
     args: &[&str],
     env: &[(&str, &Path)],
     extra_env: &[(&str, &str)],
-    (cols, rows): (u16, u16),
+    size: (u16, u16),
     answer: Option<&str>,
+    limit: Duration,
+) -> Run {
+    let line = answer.map(|a| format!("{a}\r"));
+    let answer = line.as_deref().map(|l| ("[y/N] ", l.as_bytes()));
+    run_typing(args, env, extra_env, size, answer, limit)
+}
+
+/// Like [`run`], typing `bytes` (Ctrl-D is `\x04`) once the terminal shows `marker`.
+pub fn run_typing(
+    args: &[&str],
+    env: &[(&str, &Path)],
+    extra_env: &[(&str, &str)],
+    (cols, rows): (u16, u16),
+    answer: Option<(&str, &[u8])>,
     limit: Duration,
 ) -> Run {
     let pair = native_pty_system()
@@ -94,10 +108,10 @@ pub fn run(
     let code = loop {
         while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(20)) {
             raw.extend_from_slice(&chunk);
-            if !answered && String::from_utf8_lossy(&raw).contains("[y/N] ") {
-                writer
-                    .write_all(format!("{}\r", answer.unwrap_or("")).as_bytes())
-                    .expect("answer");
+            if let (false, Some((marker, bytes))) = (answered, answer)
+                && String::from_utf8_lossy(&raw).contains(marker)
+            {
+                writer.write_all(bytes).expect("answer");
                 answered = true;
             }
         }
