@@ -260,4 +260,19 @@ mod tests {
         let l = serde_json::to_value(Service::Local).unwrap();
         assert_eq!(l, serde_json::json!({"type": "local"}));
     }
+
+    #[test]
+    fn a_soda_endpoint_is_where_soda_core_sends_the_key() {
+        let e = SodaEndpoint::from_url("http://127.0.0.1:8080").unwrap();
+        assert_eq!(e.port.as_deref(), Some("8080"));
+        assert_eq!(e.scheme.as_deref(), Some("http"));
+        assert_eq!(e.base_url(), "http://127.0.0.1:8080");
+        let eu = SodaEndpoint::from_url("https://Cloud.Soda.io").unwrap();
+        assert_eq!(eu, SodaEndpoint::host("cloud.soda.io"));
+        assert_eq!(eu.base_url(), "https://cloud.soda.io");
+        assert!(Service::SodaCloud(eu.clone()).mints_own_keys());
+        assert!(!Service::Local.mints_own_keys());
+        assert!(Service::SodaCloud(eu).rotate_by_hand("k").is_some());
+        assert!(Service::Local.revoke_by_hand("k").is_none());
+    }
 }
