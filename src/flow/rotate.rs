@@ -170,7 +170,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         superseded: None,
         remotes: born.iter().cloned().collect(),
         fingerprint: None,
-        service: old.service.clone(),
+        service: Some(service.clone()),
         extra: old.extra.clone(),
     });
     let remembered = super::keys::soda_endpoint_of(app, &old);

@@ -1168,6 +1168,25 @@ fn port_and_scheme_are_rendered_kept_and_travel_with_the_key() {
         ])
         .stdin(SECRET)
         .ok();
+    // A port or scheme Soda Core cannot use is refused at import, and nothing is stored.
+    for (flag, value, msg) in [
+        (
+            "--port",
+            "70000",
+            "--port '70000': expected a TCP port, 1 to 65535",
+        ),
+        ("--scheme", "HTTPS://", "expected https or http"),
+    ] {
+        let (code, _, err) = cmd(&home)
+            .args([
+                "import", "--kind", "api", "--name", "bad", "--id", "id-bad", flag, value,
+            ])
+            .stdin(SECRET)
+            .run();
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(msg), "{err}");
+        assert_eq!(cmd(&home).args(["show", "bad"]).run().0, 3);
+    }
     let block = ok(&home, &["core"]);
     assert_eq!(
         block,
