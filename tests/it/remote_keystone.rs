@@ -192,7 +192,7 @@ fn push_list_token_revoke_checked_against_keystone() {
     assert_eq!(v["credential"]["project_id"], s.user.project_id.as_str());
     let shown = s.cmd().args(["show", "app"]).ok();
     assert!(
-        shown.contains(&format!("remotes      ks ({})", sha256_hex(&id))),
+        shown.contains(&format!("remotes      ks (remote ID {})", sha256_hex(&id))),
         "{shown}"
     );
     let link = &s.key(&id)["remotes"][0];

@@ -389,7 +389,11 @@ fn the_hidden_prompt_says_what_happened_on_ctrl_d_and_on_empty_enter() {
             &e,
             &[("KEYCTL_STORE", "file")],
             SIZE,
-            Some((": ", bytes)),
+            Some(pty::Typing {
+                marker: ": ",
+                bytes,
+                hidden_prompt: true,
+            }),
             Duration::from_secs(30),
         );
         assert_eq!(r.code, 2, "{}", r.raw);

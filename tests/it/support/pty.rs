@@ -57,17 +57,33 @@ pub fn run(
     limit: Duration,
 ) -> Run {
     let line = answer.map(|a| format!("{a}\r"));
-    let answer = line.as_deref().map(|l| ("[y/N] ", l.as_bytes()));
+    let answer = line.as_deref().map(|l| Typing {
+        marker: "[y/N] ",
+        bytes: l.as_bytes(),
+        hidden_prompt: false,
+    });
     run_typing(args, env, extra_env, size, answer, limit)
 }
 
-/// Like [`run`], typing `bytes` (Ctrl-D is `\x04`) once the terminal shows `marker`.
+/// What to type, and when.
+#[derive(Clone, Copy)]
+pub struct Typing<'a> {
+    /// Typed once the terminal shows this.
+    pub marker: &'a str,
+    /// Ctrl-D is `\x04`, Enter `\r`.
+    pub bytes: &'a [u8],
+    /// A hidden prompt reads key by key: wait until the program has switched the terminal
+    /// out of line mode, or a Ctrl-D typed before the switch is lost in the line buffer.
+    pub hidden_prompt: bool,
+}
+
+/// Like [`run`], typing what `answer` says.
 pub fn run_typing(
     args: &[&str],
     env: &[(&str, &Path)],
     extra_env: &[(&str, &str)],
     (cols, rows): (u16, u16),
-    answer: Option<(&str, &[u8])>,
+    answer: Option<Typing>,
     limit: Duration,
 ) -> Run {
     let pair = native_pty_system()
@@ -108,12 +124,13 @@ pub fn run_typing(
     let code = loop {
         while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(20)) {
             raw.extend_from_slice(&chunk);
-            if let (false, Some((marker, bytes))) = (answered, answer)
-                && String::from_utf8_lossy(&raw).contains(marker)
-            {
-                writer.write_all(bytes).expect("answer");
-                answered = true;
-            }
+        }
+        if let (false, Some(t)) = (answered, answer)
+            && String::from_utf8_lossy(&raw).contains(t.marker)
+            && (!t.hidden_prompt || !line_mode(pair.master.as_ref()))
+        {
+            writer.write_all(t.bytes).expect("answer");
+            answered = true;
         }
         if let Some(status) = child.try_wait().expect("wait") {
             break status.exit_code();
@@ -137,5 +154,17 @@ pub fn run_typing(
         code,
         raw: String::from_utf8_lossy(&raw).into_owned(),
         screen,
+    }
+}
+
+/// Whether the terminal is in line mode (ICANON), as a shell leaves it.
+fn line_mode(master: &dyn portable_pty::MasterPty) -> bool {
+    let Some(fd) = master.as_raw_fd() else {
+        return true;
+    };
+    // SAFETY: tcgetattr fills a plain struct from a descriptor the pty owns.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(fd, &mut t) != 0 || t.c_lflag & libc::ICANON != 0
     }
 }
