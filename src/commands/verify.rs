@@ -63,7 +63,15 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
             let secret = ctx.stores.get(k.store)?.get(&k.id)?;
             let outcome =
                 crate::remote::soda::login_as(&ctx.out, "Soda Cloud", at, None, &k.id, &secret);
-            record(ctx, k, "-".into(), outcome, &mut results, &mut failures);
+            record(
+                ctx,
+                k,
+                "-".into(),
+                outcome,
+                a.all,
+                &mut results,
+                &mut failures,
+            );
             continue;
         }
         if remotes.is_empty() {
@@ -77,7 +85,8 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
             }
             return Err(usage(msg));
         }
-        check(ctx, k, remotes, &mut results, &mut failures)?;
+        let bulk = a.all || remotes.len() > 1;
+        check(ctx, k, remotes, bulk, &mut results, &mut failures)?;
     }
     if ctx.out.json {
         crate::output::print_json(&ctx.out, &results)?;
@@ -96,6 +105,7 @@ fn check(
     ctx: &Ctx,
     k: &KeyRecord,
     remotes: Vec<String>,
+    bulk: bool,
     results: &mut Vec<Checked>,
     failures: &mut Vec<anyhow::Error>,
 ) -> anyhow::Result<()> {
@@ -106,17 +116,20 @@ fn check(
         let outcome = ctx
             .remote(&name)
             .and_then(|r| r.verify_key(&service, &k.id, &secret, user.as_deref()));
-        record(ctx, k, name, outcome, results, failures);
+        record(ctx, k, name, outcome, bulk, results, failures);
     }
     Ok(())
 }
 
-/// Says what one check found (`remote` "-": the key's own service, with no remote).
+/// Says what one check found (`remote` "-": the key's own service, with no remote). A
+/// failure is said once: as a warning when other checks follow (`bulk`), the first one
+/// again as the error at the end; else only as the error.
 fn record(
     ctx: &Ctx,
     k: &KeyRecord,
     remote: String,
     outcome: anyhow::Result<String>,
+    bulk: bool,
     results: &mut Vec<Checked>,
     failures: &mut Vec<anyhow::Error>,
 ) {
@@ -133,14 +146,20 @@ fn record(
         }
         Err(e) => {
             let detail = format!("{e:#}");
-            ctx.out.warn(&format!(
-                "key '{}' ({}) does not work {on}: {detail}",
-                k.name, k.id
-            ));
-            failures.push(e.context(format!(
-                "key '{}' ({}) failed verification {on}",
-                k.name, k.id
-            )));
+            // Unreachable says nothing about the key: it could not be checked.
+            let verdict =
+                if crate::error::kind_of(&e) == Some(crate::error::Kind::RemoteUnreachable) {
+                    "could not be verified"
+                } else {
+                    "does not work"
+                };
+            if bulk {
+                ctx.out.warn(&format!(
+                    "key '{}' ({}) {verdict} {on}: {detail}",
+                    k.name, k.id
+                ));
+            }
+            failures.push(e.context(format!("key '{}' ({}) {verdict} {on}", k.name, k.id)));
             (false, detail)
         }
     };

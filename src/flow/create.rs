@@ -72,7 +72,7 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
     let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
     let name = match args.name {
         Some(n) => {
-            name_free(app, &n)?;
+            name_free(app, &n, args.remote.remote.as_deref())?;
             n
         }
         None => unused_name(app, kind)?,
@@ -195,16 +195,26 @@ fn where_registered(app: &App, rec: &KeyRecord, remote: &CreateRemote) {
 }
 
 /// An explicit `--name` that a live key already has is refused before anything is minted.
-fn name_free(app: &App, name: &str) -> anyhow::Result<()> {
+/// Where that key is the one an interrupted `create --remote R` left unpushed, the error
+/// says how to finish the job instead.
+fn name_free(app: &App, name: &str, remote: Option<&str>) -> anyhow::Result<()> {
     let reg = crate::flow::catalog::load_for(app, name)?;
-    if reg.keys().iter().any(|k| k.name == name && k.is_live()) {
-        return Err(crate::error::Error::conflict(format!(
-            "a key named {} already exists; pick another --name",
-            crate::output::quoted(name)
-        ))
-        .into());
-    }
-    Ok(())
+    let Some(k) = reg.keys().iter().find(|k| k.name == name && k.is_live()) else {
+        return Ok(());
+    };
+    let quoted = crate::output::quoted(name);
+    let msg = match remote {
+        Some(r) if !k.remotes.iter().any(|l| l.remote == r) => format!(
+            "a key named {quoted} already exists ({}, created {}) and is not on remote {r}: `keyctl push {name} --remote {r}` finishes an interrupted create; or pick another --name",
+            k.id,
+            crate::expiry::human(k.created_at)
+        ),
+        Some(r) => format!(
+            "a key named {quoted} already exists and is on remote {r}: `keyctl config {name}` shows its snippet again; or pick another --name"
+        ),
+        None => format!("a key named {quoted} already exists; pick another --name"),
+    };
+    Err(crate::error::Error::conflict(msg).into())
 }
 
 /// A default name not yet in the registry (a clash of 30 random bits is rare; retry).

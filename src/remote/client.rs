@@ -187,11 +187,7 @@ impl Client {
             let msg = if t.kind == TransportKind::TooLarge {
                 format!("remote {} {t} to {method} {shown}", self.name)
             } else {
-                format!(
-                    "remote {} at {} is unreachable: {method} {shown} {t}",
-                    self.name,
-                    sanitize(self.base.as_str()),
-                )
+                format!("remote {} is unreachable: {method} {shown}: {t}", self.name)
             };
             Failed {
                 err: Error::remote_unreachable(msg).into(),

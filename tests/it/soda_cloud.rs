@@ -291,6 +291,15 @@ fn a_runner_key_is_minted_by_soda_stored_first_and_revoked_once_its_runner_regis
         err.contains("Soda Cloud (Runners)") && err.contains("--local-only"),
         "{err}"
     );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "one message, not a warning and an error: {err}"
+    );
+    // The refusal comes before any question: without --yes (and no terminal to ask on)
+    // it is the same refusal, not "needs confirmation" (exit 10).
+    let (code, _, err) = e.cmd().args(["revoke", "prod-runner"]).run();
+    assert_eq!(code, 3, "{err}");
     assert_eq!(soda.server.count("DELETE", "/api/v1/runners"), 0);
     assert_eq!(key(&e, "prod-runner")["status"], "active");
     assert!(e.ss.secret_tool_lookup(&id).is_some());
