@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
+#[cfg(not(target_vendor = "apple"))]
+mod tls;
+
 use crate::mask::Masker;
 use crate::output::{Output, quoted, sanitize};
 
@@ -50,6 +53,26 @@ fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Trusts the private CA in `pem` besides the system's roots; with rustls, also a server
+/// whose certificate is that CA itself (self-signed), as curl does ([`tls`]).
+#[cfg(not(target_vendor = "apple"))]
+fn with_ca(
+    b: reqwest::blocking::ClientBuilder,
+    pem: &[u8],
+) -> Option<reqwest::blocking::ClientBuilder> {
+    Some(b.tls_backend_preconfigured(tls::config_with_ca(pem)?))
+}
+
+/// Trusts the private CA in `pem` besides the system's roots (native TLS: the Security
+/// framework's own rules for a self-signed server certificate).
+#[cfg(target_vendor = "apple")]
+fn with_ca(
+    b: reqwest::blocking::ClientBuilder,
+    pem: &[u8],
+) -> Option<reqwest::blocking::ClientBuilder> {
+    Some(b.tls_certs_merge([reqwest::Certificate::from_pem(pem).ok()?]))
 }
 
 /// Parses a service's base URL (`what` names where it came from, for the error) and
@@ -184,16 +207,14 @@ impl Client {
             b = b.tls_certs_only([]);
         }
         if let Some(ca) = ep.ca_cert {
-            let cert = std::fs::read(ca)
-                .ok()
-                .and_then(|pem| reqwest::Certificate::from_pem(&pem).ok())
-                .ok_or_else(|| {
-                    crate::error::usage(format!(
-                        "cannot read a PEM CA certificate from {}",
-                        ca.display()
-                    ))
-                })?;
-            b = b.tls_certs_merge([cert]);
+            let unreadable = || {
+                crate::error::usage(format!(
+                    "cannot read a PEM CA certificate from {}",
+                    ca.display()
+                ))
+            };
+            let pem = std::fs::read(ca).map_err(|_| unreadable())?;
+            b = with_ca(b, &pem).ok_or_else(unreadable)?;
         }
         Ok(Client {
             inner: b.build().context("cannot set up the HTTP client")?,
@@ -288,7 +309,20 @@ impl Client {
         let spinner = self
             .out
             .wait(format!("waiting for {} ({method} {shown})", self.label));
-        let result = rb.send().map_err(|e| transport(&e)).and_then(read_capped);
+        let result = rb
+            .send()
+            .map_err(|e| {
+                // The whole chain of causes, for whoever asked with -v.
+                let mut chain = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(c) = src {
+                    chain = format!("{chain}: {c}");
+                    src = c.source();
+                }
+                self.out.debug(&self.mask(&sanitize(&chain)));
+                transport(&e)
+            })
+            .and_then(read_capped);
         drop(spinner);
         let ms = start.elapsed().as_millis();
         match &result {
@@ -339,26 +373,36 @@ fn read_capped(resp: reqwest::blocking::Response) -> Result<Reply, Transport> {
     })
 }
 
-/// Why a request got no reply, in words (the causes reqwest chains, never headers).
+/// Why a request got no reply, in a few words: the innermost cause reqwest chains (the
+/// specific one: "Name or service not known", not "client error (Connect)"), never headers.
+/// `-v` shows the whole chain.
 fn transport(e: &reqwest::Error) -> Transport {
     let mut chain = String::new();
+    let mut inner = String::new();
     let mut src = std::error::Error::source(e);
     while let Some(c) = src {
         chain = format!("{chain}: {c}");
+        inner = c.to_string();
         src = c.source();
     }
+    // "Connection refused (os error 111)": the number says nothing more to a person.
+    if let Some(at) = inner.find(" (os error ") {
+        inner.truncate(at);
+    }
+    let inner = inner.to_ascii_lowercase();
     let lower = chain.to_ascii_lowercase();
     let (kind, detail) = if e.is_timeout() {
         (TransportKind::Timeout, "timed out".to_string())
     } else if lower.contains("certificate") {
-        (TransportKind::Certificate, format!("TLS failed{chain}"))
+        (TransportKind::Certificate, format!("TLS failed: {inner}"))
     } else if e.is_connect() && lower.contains("refused") {
-        (TransportKind::Refused, format!("cannot connect{chain}"))
+        (TransportKind::Refused, "connection refused".to_string())
     } else if e.is_connect() {
-        (TransportKind::Connect, format!("cannot connect{chain}"))
+        (TransportKind::Connect, format!("cannot connect: {inner}"))
     } else {
-        (TransportKind::Other, format!("failed{chain}"))
+        (TransportKind::Other, format!("failed: {inner}"))
     };
+
     Transport {
         kind,
         detail: sanitize(&detail),

@@ -241,6 +241,17 @@ impl Registry {
         &self.file.keys
     }
 
+    /// Records an older keyctl wrote carry no service: fills it in with `infer`. True
+    /// when any record changed (and so the file should be saved).
+    pub fn fill_services(&mut self, infer: impl Fn(&KeyRecord) -> crate::service::Service) -> bool {
+        let mut changed = false;
+        for k in self.file.keys.iter_mut().filter(|k| k.service.is_none()) {
+            k.service = Some(infer(k));
+            changed = true;
+        }
+        changed
+    }
+
     /// The salt of this home's fingerprints, if one was made.
     pub fn scan_salt(&self) -> Option<[u8; 32]> {
         self.file

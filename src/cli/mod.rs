@@ -469,6 +469,12 @@ pub struct RenderArgs {
     /// Soda Cloud host name, bare (no https://, path or port), instead of --region
     #[arg(long, value_name = "HOST", conflicts_with = "region")]
     pub host: Option<String>,
+    /// Soda Cloud port, written as a quoted string (Soda Core 4 reads no other form)
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Soda Cloud URL scheme: https (Soda Core's default) or http
+    #[arg(long, value_name = "SCHEME")]
+    pub scheme: Option<String>,
     /// Insert or replace the soda_cloud block of this Soda configuration file, keeping every
     /// other byte (created 0600 if missing)
     #[arg(long, value_name = "FILE")]
@@ -504,6 +510,8 @@ impl RenderArgs {
             output: self.output,
             region: self.region,
             host: self.host.clone(),
+            port: self.port.clone(),
+            scheme: self.scheme.clone(),
             export: self.export,
             secret_ref: self.secret_ref,
             soda_version: self.soda_version,
@@ -537,6 +545,18 @@ pub struct ImportArgs {
     /// Check the key on this remote right after storing it (as `keyctl verify`)
     #[arg(long, value_name = "NAME")]
     pub verify: Option<String>,
+    /// Soda Cloud region the key was made in: eu is cloud.soda.io, us is cloud.us.soda.io
+    #[arg(long, value_enum, value_name = "REGION")]
+    pub region: Option<Region>,
+    /// Soda Cloud host the key was made on, bare, instead of --region
+    #[arg(long, value_name = "HOST", conflicts_with = "region")]
+    pub host: Option<String>,
+    /// Soda Cloud port (a private installation)
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Soda Cloud URL scheme: https (default) or http
+    #[arg(long, value_name = "SCHEME")]
+    pub scheme: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         code::USAGE,
-        "usage: bad flag, bad value, a secret on the command line",
+        "usage: bad flag, bad value, a secret on the command line; what the key's service cannot do (`rotate` of a Soda Cloud UI key, `create --kind runner` with several Soda remotes and no `--remote`)",
     ),
     (
         code::NOT_FOUND,

@@ -7,7 +7,7 @@ use crate::cli::ConfigArgs;
 use crate::context::Ctx;
 use crate::flow::deliver::Delivery;
 use crate::render::OutputFormat;
-use crate::render::{self, KeyParts, Settings, openstack};
+use crate::render::{KeyParts, Settings, openstack};
 
 pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     let (k, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
@@ -30,8 +30,8 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     } else {
         OutputFormat::Yaml
     };
-    let remembered = k.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
-    let settings = Settings::resolve(k.kind, &args.render.choices(), default, remembered)?;
+    let remembered = crate::flow::keys::soda_endpoint_of(ctx, &k);
+    let settings = Settings::resolve(k.kind, &args.render.choices(), default, remembered.as_ref())?;
     let parts = KeyParts {
         kind: k.kind,
         id: &k.id,

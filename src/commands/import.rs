@@ -9,11 +9,20 @@ use crate::context::Ctx;
 use crate::flow::keys::{new_key_meta, store_new_key};
 use crate::input;
 use crate::key::{self, Format};
+use crate::render;
+use crate::service::{Service, SodaEndpoint};
 
 pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(ctx, args.kind);
+    if let Some(p) = &args.port {
+        render::validate_port(p)?;
+    }
+    if let Some(sc) = &args.scheme {
+        render::validate_scheme(sc)?;
+    }
     key::validate_name(&args.name)?;
     key::validate_id(&args.id)?;
+    let service = service_of_import(ctx, &args)?;
     let now = OffsetDateTime::now_utc();
     let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
     let secret = input::read_secret(&format!("Secret of key {} (input hidden): ", args.id))?;
@@ -21,12 +30,13 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         Ok(r) => r.format,
         Err(_) => Format::Standard,
     };
-    let rec = meta.record(args.id, args.name, kind, format, now);
+    let mut rec = meta.record(args.id, args.name, kind, format, now);
+    rec.service = Some(service.clone());
     // --verify R: the service must accept the key before it is kept.
     if let Some(r) = &args.verify {
         let how = ctx
             .remote(r)?
-            .verify(&rec.id, &secret, None)
+            .verify_key(&service, &rec.id, &secret, None)
             .map_err(|e| e.context(format!("key {} was not imported", rec.id)))?;
         ctx.out
             .note(&format!("key {} works on remote {r}: {how}", rec.id));
@@ -62,4 +72,34 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where an imported key works: Soda Cloud at `--region`/`--host`/`--port`/`--scheme`;
+/// else the service of the remote `--verify` names, or of the only Soda remote; else
+/// Soda Cloud at its default host, marked assumed (so `--write` keeps the host of a
+/// block it replaces).
+fn service_of_import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<Service> {
+    let told = a.region.is_some() || a.host.is_some();
+    if told || a.port.is_some() || a.scheme.is_some() {
+        return Ok(Service::SodaCloud(SodaEndpoint {
+            host: render::target_host(a.region, a.host.as_deref())?,
+            port: a.port.clone(),
+            scheme: a.scheme.clone(),
+            assumed: !told,
+        }));
+    }
+    let remote = a
+        .verify
+        .clone()
+        .or_else(|| crate::flow::push::only_soda_remote(ctx));
+    if let Some(r) = remote {
+        let s = ctx.remote(&r)?.service();
+        if !s.is_local() {
+            return Ok(s);
+        }
+    }
+    Ok(Service::SodaCloud(SodaEndpoint {
+        assumed: true,
+        ..SodaEndpoint::host(render::EU_HOST)
+    }))
 }

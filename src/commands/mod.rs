@@ -102,6 +102,9 @@ pub struct KeyView<'a> {
     /// Set once `keyctl rotate` replaced the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded: Option<&'a crate::registry::Supersession>,
+    /// Who issued the key and where it works (`{"type": "local"}`, `{"type":
+    /// "soda-cloud", "host": ...}`, ...).
+    pub service: std::borrow::Cow<'a, crate::service::Service>,
 }
 
 impl<'a> KeyView<'a> {
@@ -119,6 +122,10 @@ impl<'a> KeyView<'a> {
             store: k.store,
             remotes: &k.remotes,
             superseded: k.superseded.as_ref(),
+            service: match &k.service {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(crate::service::Service::default()),
+            },
         }
     }
 }

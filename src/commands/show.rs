@@ -72,6 +72,10 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
         ),
         ("secret", location),
         (
+            "service",
+            crate::flow::catalog::service_of(ctx, k).describe(),
+        ),
+        (
             "remotes",
             if k.remotes.is_empty() {
                 "-".into()

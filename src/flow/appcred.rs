@@ -84,7 +84,7 @@ pub fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCreated> 
     let ks = keystone(app, &req.remote)?;
     if let Some(n) = &req.name {
         crate::key::validate_name(n)?;
-        super::create::name_free(app, n)?;
+        super::create::name_free(app, n, None)?;
     }
     let now = OffsetDateTime::now_utc();
     let meta = new_key_meta(req.description, &req.expires, req.roles.clone(), now)?;

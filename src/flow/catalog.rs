@@ -4,17 +4,18 @@
 //! lives (the team store with check-and-set, or the local registry under its lock).
 
 use crate::app::App;
-use crate::registry::Registry;
+use crate::registry::{KeyRecord, Registry};
+use crate::service::Service;
 use crate::store::StoreChoice;
 
 /// Every key: for `list`.
 pub fn load(app: &App) -> anyhow::Result<Registry> {
-    let local = Registry::load(&app.paths.data)?;
+    let local = local(app)?;
     if !app.stores.vault_enabled() {
         return Ok(local);
     }
     match app.stores.vault().and_then(|v| v.records()) {
-        Ok(shared) => Ok(local.with_shared(shared)),
+        Ok(shared) => Ok(local.with_shared(with_services(app, shared))),
         // Configured but not selected: local keys are still worth showing.
         Err(e) if app.store != StoreChoice::Vault => {
             app.out.warn(&format!("team store not listed: {e:#}"));
@@ -28,12 +29,53 @@ pub fn load(app: &App) -> anyhow::Result<Registry> {
 /// machine is answered locally, without waiting for the team store (which may be slow or
 /// down); otherwise a few round trips to the team store instead of listing it.
 pub fn load_for(app: &App, key: &str) -> anyhow::Result<Registry> {
-    let local = Registry::load(&app.paths.data)?;
+    let local = local(app)?;
     if !app.stores.vault_enabled() || local.resolve(key).is_ok() {
         return Ok(local);
     }
     let shared = app.stores.vault()?.lookup(key)?;
-    Ok(local.with_shared(shared))
+    Ok(local.with_shared(with_services(app, shared)))
+}
+
+/// This machine's registry, its records from before keys named their service migrated
+/// (written back once, under the lock; a registry that cannot be written is migrated in
+/// memory only, for this run).
+fn local(app: &App) -> anyhow::Result<Registry> {
+    let mut reg = Registry::load(&app.paths.data)?;
+    if reg.keys().iter().all(|k| k.service.is_some()) {
+        return Ok(reg);
+    }
+    let infer = |k: &KeyRecord| Service::infer(k, &app.remotes);
+    let saved = Registry::lock(&app.paths.data).and_then(|mut locked| {
+        if locked.reg.fill_services(infer) {
+            locked.save()?;
+        }
+        Ok(())
+    });
+    match saved {
+        Ok(()) => reg = Registry::load(&app.paths.data)?,
+        Err(e) => {
+            app.out
+                .debug(&format!("registry not migrated on disk: {e:#}"));
+            reg.fill_services(infer);
+        }
+    }
+    Ok(reg)
+}
+
+/// Team-store records from before keys named their service, migrated in memory.
+fn with_services(app: &App, mut shared: Vec<KeyRecord>) -> Vec<KeyRecord> {
+    for k in shared.iter_mut().filter(|k| k.service.is_none()) {
+        k.service = Some(Service::infer(k, &app.remotes));
+    }
+    shared
+}
+
+/// The service of a record (inferred where an older keyctl wrote none).
+pub fn service_of(app: &App, k: &KeyRecord) -> Service {
+    k.service
+        .clone()
+        .unwrap_or_else(|| Service::infer(k, &app.remotes))
 }
 
 /// Changes one key's record where it lives: in the team store with check-and-set, or

@@ -72,24 +72,21 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
     let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
     let name = match args.name {
         Some(n) => {
-            name_free(app, &n)?;
+            name_free(app, &n, args.remote.remote.as_deref())?;
             n
         }
         None => unused_name(app, kind)?,
     };
 
-    // A key a Soda remote mints is for that remote's region unless told otherwise.
-    let settings = Settings::resolve(
-        kind,
-        &args.render,
-        OutputFormat::Yaml,
-        remote.soda_host.as_deref(),
-    )?;
-    // `config` renders for the same host later unless told otherwise.
-    let mut extra = serde_json::Map::new();
-    if args.render.region.is_some() || args.render.host.is_some() || remote.soda_host.is_some() {
-        extra.insert(render::HOST_FIELD.into(), settings.host.clone().into());
-    }
+    // A key a Soda remote mints is for that remote's host unless told otherwise.
+    let settings = Settings::resolve(kind, &args.render, OutputFormat::Yaml, remote.soda())?;
+    let service = remote.service.clone().unwrap_or_default();
+    // A local key remembers where its snippet was meant to go, for `config` later.
+    let extra = if service.is_local() {
+        super::keys::remembered_endpoint(&args.render, &settings)
+    } else {
+        serde_json::Map::new()
+    };
     // --write FILE is checked (and replacing another key's block confirmed) with a sample
     // key before anything is minted, so a bad FILE leaves no key behind.
     let sample = key::mint(format, &prefix);
@@ -113,6 +110,7 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
     let server_minted = link.is_some();
     let rec = KeyRecord {
         remotes: link.into_iter().collect(),
+        service: Some(service),
         extra,
         ..meta.record(minted.id.clone(), name.clone(), kind, format, now)
     };
@@ -176,14 +174,19 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
 /// Says which service the key is registered with, so nobody pastes a key that no
 /// service will accept: once, on stderr.
 fn where_registered(app: &App, rec: &KeyRecord, remote: &CreateRemote) {
-    match (&remote.remote, remote.server_side, &remote.soda_host) {
-        (Some(r), true, Some(host)) => app.out.note(&format!(
-            "Soda Cloud ({host}) minted this runner key through remote {r}; the runner appears in Soda Cloud once deployed with these values (its name is the key's name)"
+    match (&remote.remote, remote.server_side, remote.soda()) {
+        (Some(r), true, Some(at)) => app.out.note(&format!(
+            "Soda Cloud ({}) minted this runner key through remote {r}; the runner appears in Soda Cloud once deployed with these values (its name is the key's name)",
+            at.base_url()
         )),
         (Some(r), true, None) => app
             .out
             .note(&format!("remote {r} minted this key and holds it")),
         (Some(_), false, _) => {}
+        (None, _, _) if rec.kind == key::Kind::Runner => app.out.warn(&format!(
+            "Soda Cloud will not accept runner key '{}': keyctl minted it here, and Soda Cloud takes only runner keys it minted itself. For one it accepts: `keyctl remote add NAME --type soda --url https://cloud.soda.io --user ADMIN_KEY_ID` (secret on stdin), then `keyctl create --kind runner --remote NAME`",
+            rec.name
+        )),
         (None, _, _) => app.out.note(&format!(
             "key '{}' is registered with no service yet: no service accepts it until `keyctl push {} --remote R` registers it (Soda Cloud mints its own keys: `keyctl create --kind runner --remote R` for a runner, `keyctl import` for an API key made in its UI)",
             rec.name, rec.name
@@ -192,16 +195,26 @@ fn where_registered(app: &App, rec: &KeyRecord, remote: &CreateRemote) {
 }
 
 /// An explicit `--name` that a live key already has is refused before anything is minted.
-pub(crate) fn name_free(app: &App, name: &str) -> anyhow::Result<()> {
+/// Where that key is the one an interrupted `create --remote R` left unpushed, the error
+/// says how to finish the job instead.
+pub(crate) fn name_free(app: &App, name: &str, remote: Option<&str>) -> anyhow::Result<()> {
     let reg = crate::flow::catalog::load_for(app, name)?;
-    if reg.keys().iter().any(|k| k.name == name && k.is_live()) {
-        return Err(crate::error::Error::conflict(format!(
-            "a key named {} already exists; pick another --name",
-            crate::output::quoted(name)
-        ))
-        .into());
-    }
-    Ok(())
+    let Some(k) = reg.keys().iter().find(|k| k.name == name && k.is_live()) else {
+        return Ok(());
+    };
+    let quoted = crate::output::quoted(name);
+    let msg = match remote {
+        Some(r) if !k.remotes.iter().any(|l| l.remote == r) => format!(
+            "a key named {quoted} already exists ({}, created {}) and is not on remote {r}: `keyctl push {name} --remote {r}` finishes an interrupted create; or pick another --name",
+            k.id,
+            crate::expiry::human(k.created_at)
+        ),
+        Some(r) => format!(
+            "a key named {quoted} already exists and is on remote {r}: `keyctl config {name}` shows its snippet again; or pick another --name"
+        ),
+        None => format!("a key named {quoted} already exists; pick another --name"),
+    };
+    Err(crate::error::Error::conflict(msg).into())
 }
 
 /// A default name not yet in the registry (a clash of 30 random bits is rare; retry).

@@ -27,6 +27,8 @@ pub struct Target {
 /// Where a rendered key goes, checked before anything is stored or written.
 pub struct Delivery {
     pub settings: Settings,
+    /// Where the written block sends the key (`https://host:port`), for the note.
+    at: String,
     /// `--write`: the path as given and the planned edit.
     pub write: Option<(PathBuf, Plan)>,
     pub dry_run: bool,
@@ -43,17 +45,20 @@ impl Delivery {
         settings: Settings,
         parts: &KeyParts,
     ) -> anyhow::Result<Delivery> {
+        let mut at = String::new();
         let write = match &target.write {
             None => None,
             Some(path) => {
                 let (target, old) = yamlblock::read(path)?;
-                let expected = expected_block(&settings, parts);
+                let old_block = old.as_deref().and_then(|t| old_block(t));
+                let (edit, expected) = merge(&settings, parts, old_block.as_ref());
+                at = address_of(&expected);
                 let plan = yamlblock::plan(
                     path,
                     target,
                     old,
                     BLOCK_KEY,
-                    |eol| render::soda_cloud_block(&settings, parts, eol),
+                    |eol| render::soda_cloud_block_over(&settings, parts, eol, &edit),
                     &expected,
                 )?;
                 Some((path.clone(), plan))
@@ -65,6 +70,7 @@ impl Delivery {
             .filter(|old| old != parts.id);
         Ok(Delivery {
             settings,
+            at,
             write,
             dry_run: target.dry_run,
             replaces,
@@ -121,7 +127,7 @@ impl Delivery {
                         Some(_) => "unchanged:",
                     },
                     shown.display(),
-                    self.settings.host
+                    self.at
                 ));
                 Ok(())
             }
@@ -158,17 +164,83 @@ impl Delivery {
     }
 }
 
-/// What the `soda_cloud` key must parse to once written: the strings themselves, so the
-/// check after the edit also proves the quoting round-trips.
-fn expected_block(settings: &Settings, parts: &KeyParts) -> Value {
+/// The `soda_cloud` mapping of a configuration file's text: None without one (or when
+/// the file does not parse; `yamlblock::plan` says why then).
+fn old_block(text: &str) -> Option<Mapping> {
+    let doc: Value = serde_yaml_ng::from_str(text.trim_start_matches('\u{feff}')).ok()?;
+    match doc.get(BLOCK_KEY)? {
+        Value::Mapping(m) => Some(m.clone()),
+        _ => Some(Mapping::new()),
+    }
+}
+
+/// What `--write` keeps of the old block (every key keyctl does not set, see
+/// [`Settings::sets`]) and what the `soda_cloud` key must parse to once written: the
+/// strings themselves, so the check after the edit also proves the quoting round-trips.
+fn merge(
+    settings: &Settings,
+    parts: &KeyParts,
+    old: Option<&Mapping>,
+) -> (render::BlockEdit, Value) {
+    let old_host = old.map(|m| m.get("host").and_then(Value::as_str));
+    let mut edit = render::BlockEdit::default();
     let mut m = Mapping::new();
-    m.insert("host".into(), settings.host.clone().into());
+    let ours = [
+        ("host", Some(settings.host.as_str())),
+        ("port", settings.port.as_deref()),
+        ("scheme", settings.scheme.as_deref()),
+    ];
+    for (key, value) in ours {
+        let kept = old
+            .and_then(|o| o.get(key))
+            .filter(|_| !settings.sets(key, old_host));
+        match (kept, value) {
+            (Some(v), _) => {
+                edit.endpoint.push((key.to_string(), flow_text(v)));
+                m.insert(key.into(), v.clone());
+            }
+            (None, Some(v)) => {
+                m.insert(key.into(), v.into());
+            }
+            (None, None) => {}
+        }
+    }
     m.insert("api_key_id".into(), parts.id.into());
     m.insert(
         "api_key_secret".into(),
         render::secret_value(settings, parts).into_owned().into(),
     );
-    Value::Mapping(m)
+    for (k, v) in old.into_iter().flatten() {
+        let owned = k
+            .as_str()
+            .is_some_and(|k| render::OWNED_KEYS.contains(&k) || render::ENDPOINT_KEYS.contains(&k));
+        if !owned {
+            edit.others.push((flow_text(k), flow_text(v)));
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    (edit, Value::Mapping(m))
+}
+
+/// `{scheme}://{host}{:port}` as Soda Core builds it from a `soda_cloud` mapping.
+fn address_of(block: &Value) -> String {
+    let text = |k: &str| match block.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let host = text("host").unwrap_or_default();
+    let scheme = text("scheme").unwrap_or_else(|| "https".into());
+    match text("port") {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
+/// A kept value as one line of YAML: JSON, which YAML reads as the same value (the check
+/// after the edit proves it did).
+fn flow_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
 /// `soda_cloud.api_key_id` of a configuration file's text, when it has one.

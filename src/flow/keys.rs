@@ -145,3 +145,48 @@ pub fn new_key_meta(
         scopes: out,
     })
 }
+
+/// Registry fields (`KeyRecord::extra`) where a local key remembers the Soda Cloud
+/// address its snippet was rendered for (`--region`, `--host`, `--port`, `--scheme`).
+const PORT_FIELD: &str = "soda_port";
+const SCHEME_FIELD: &str = "soda_scheme";
+
+/// What a local key remembers of the address it was rendered for, when one was given.
+pub fn remembered_endpoint(
+    asked: &crate::render::Choices,
+    s: &crate::render::Settings,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut extra = serde_json::Map::new();
+    if asked.region.is_some() || asked.host.is_some() {
+        extra.insert(crate::render::HOST_FIELD.into(), s.host.clone().into());
+    }
+    for (field, v) in [(PORT_FIELD, &s.port), (SCHEME_FIELD, &s.scheme)] {
+        if let Some(v) = v {
+            extra.insert(field.into(), v.clone().into());
+        }
+    }
+    extra
+}
+
+/// Where a key's `soda_cloud` block points: its Soda Cloud service, or what a local key
+/// remembers from `create`.
+pub fn soda_endpoint_of(app: &App, k: &KeyRecord) -> Option<crate::service::SodaEndpoint> {
+    if let Some(e) = crate::flow::catalog::service_of(app, k).soda() {
+        return Some(e.clone());
+    }
+    let field = |f: &str| k.extra.get(f).and_then(|v| v.as_str()).map(str::to_string);
+    let (host, port, scheme) = (
+        field(crate::render::HOST_FIELD),
+        field(PORT_FIELD),
+        field(SCHEME_FIELD),
+    );
+    if host.is_none() && port.is_none() && scheme.is_none() {
+        return None;
+    }
+    Some(crate::service::SodaEndpoint {
+        assumed: host.is_none(),
+        host: host.unwrap_or_else(|| crate::render::EU_HOST.into()),
+        port,
+        scheme,
+    })
+}

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::error::Error;
 use crate::key::{self, Format};
 use crate::registry::{KeyRecord, RemoteLink};
-use crate::remote;
+use crate::service::{Service, SodaEndpoint};
 
 /// Pushes one stored key and records the link.
 pub fn push_key(
@@ -22,13 +22,14 @@ pub fn push_key(
     let secret = app.stores.get(rec.store)?.get(&rec.id)?;
     let p = r.push(&rec.id, &secret, for_user)?;
     drop(secret);
+    let service = r.service();
     let link = RemoteLink {
         remote: remote_name.to_string(),
         remote_id: p.remote_id,
         user_id: p.user_id,
         pushed_at: OffsetDateTime::now_utc(),
     };
-    record_link(app, rec, link.clone()).map_err(|e| {
+    record_link(app, rec, link.clone(), service).map_err(|e| {
         e.context(format!(
             "key {} is on remote {remote_name} but the registry could not say so; `keyctl push {} --remote {remote_name}` again is safe",
             rec.id, rec.id
@@ -48,11 +49,20 @@ pub fn push_key(
     Ok(link)
 }
 
-/// Adds (or refreshes) a key's link to a remote where its record lives.
-fn record_link(app: &App, rec: &KeyRecord, link: RemoteLink) -> anyhow::Result<()> {
+/// Adds (or refreshes) a key's link to a remote where its record lives; a key that
+/// belonged to no service now belongs to the remote's.
+fn record_link(
+    app: &App,
+    rec: &KeyRecord,
+    link: RemoteLink,
+    service: Service,
+) -> anyhow::Result<()> {
     crate::flow::catalog::update(app, rec.store, &rec.id, |k| {
         k.remotes.retain(|l| l.remote != link.remote);
         k.remotes.push(link.clone());
+        if k.service.as_ref().is_none_or(Service::is_local) {
+            k.service = Some(service.clone());
+        }
     })?;
     Ok(())
 }
@@ -71,56 +81,85 @@ pub struct CreateRemote {
     /// The remote mints the pair (`--server-side`, and always for Soda Cloud).
     pub server_side: bool,
     for_user: Option<String>,
-    /// The Soda Cloud host of a Soda remote, for the snippet (`cloud.us.soda.io`).
-    pub soda_host: Option<String>,
+    /// The service of the remote's keys (Soda Cloud at the remote's host, port, scheme).
+    pub service: Option<Service>,
 }
 
 impl CreateRemote {
     /// `--remote R` as given; for a runner key with no `--remote`, the one Soda remote
-    /// when exactly one is configured. Soda Cloud mints every key itself, so a Soda
-    /// remote implies `--server-side`, and an API key (minted only in its UI) is refused
-    /// with the way forward.
+    /// when exactly one is configured (several: refused, naming them). A remote that
+    /// mints its own keys implies `--server-side`, and an API key Soda Cloud mints only in
+    /// its UI is refused with the way forward.
     pub fn resolve(app: &App, a: &RemoteChoice, kind: key::Kind) -> anyhow::Result<Self> {
         let remote = match &a.remote {
             Some(r) => Some(r.clone()),
-            None if kind == key::Kind::Runner => only_soda_remote(app),
-            None => None,
-        };
-        let soda = match &remote {
-            Some(r) => {
-                let cfg = app.remotes.get(r).ok_or_else(|| {
-                    Error::not_found(format!(
-                        "no remote named {} (see `keyctl remote list`)",
-                        crate::output::quoted(r)
-                    ))
-                })?;
-                (cfg.kind == remote::RemoteType::Soda).then(|| remote::soda::host_of(cfg))
+            None if kind == key::Kind::Runner => {
+                let soda = soda_remotes(app);
+                if soda.len() > 1 {
+                    return Err(crate::error::usage(format!(
+                        "{} Soda remotes are configured ({}): say which one mints the runner key with --remote NAME",
+                        soda.len(),
+                        soda.join(", ")
+                    )));
+                }
+                soda.into_iter().next()
             }
             None => None,
         };
-        if soda.is_some() && kind == key::Kind::Api {
+        let (service, mints_own) = match &remote {
+            Some(r) => {
+                if !app.remotes.contains_key(r) {
+                    return Err(Error::not_found(format!(
+                        "no remote named {} (see `keyctl remote list`)",
+                        crate::output::quoted(r)
+                    ))
+                    .into());
+                }
+                let opened = app.remote(r)?;
+                (Some(opened.service()), opened.mints_own_keys())
+            }
+            None => (None, false),
+        };
+        if mints_own
+            && kind == key::Kind::Api
+            && let Some(Service::SodaCloud(_)) = &service
+        {
             return Err(crate::error::usage(format!(
                 "Soda Cloud mints API keys only in its UI: create one there (your profile, API keys), then `keyctl import --kind api --name NAME --id KEY_ID` (secret on stdin) and `keyctl config NAME`; remote {} mints runner keys (`--kind runner`)",
                 remote.as_deref().unwrap_or("")
             )));
         }
         Ok(CreateRemote {
-            server_side: a.server_side || soda.is_some(),
-            soda_host: soda.flatten(),
+            server_side: a.server_side || mints_own,
+            service,
             remote,
             for_user: a.for_user.clone(),
         })
     }
+
+    /// The Soda Cloud endpoint of the remote's keys, for the snippet.
+    pub fn soda(&self) -> Option<&SodaEndpoint> {
+        self.service.as_ref().and_then(Service::soda)
+    }
+}
+
+/// The remotes that mint their own keys for Soda Cloud (as each remote says).
+pub fn soda_remotes(app: &App) -> Vec<String> {
+    app.remotes
+        .keys()
+        .filter(|name| {
+            app.remote(name)
+                .is_ok_and(|r| r.mints_own_keys() && r.service().soda().is_some())
+        })
+        .cloned()
+        .collect()
 }
 
 /// The name of the only Soda remote, if exactly one is configured.
 pub fn only_soda_remote(app: &App) -> Option<String> {
-    let mut soda = app
-        .remotes
-        .iter()
-        .filter(|(_, c)| c.kind == remote::RemoteType::Soda);
+    let mut soda = soda_remotes(app).into_iter();
     match (soda.next(), soda.next()) {
-        (Some((name, _)), None) => Some(name.clone()),
+        (Some(name), None) => Some(name),
         _ => None,
     }
 }

@@ -76,23 +76,36 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
         .into());
     }
 
+    // What can be known before asking is known before asking: a runner key whose runner
+    // Soda Cloud does not show is refused, and a rotated one warned about, first.
+    let targets = learn_ids(app, req, targets)?;
     let what = confirmation(req, &targets);
     crate::input::confirm(req.assume_yes, &what)?;
     let outcomes = revoke_remotely(app, req, targets)?;
     let now = OffsetDateTime::now_utc();
     let mut failures: Vec<anyhow::Error> = Vec::new();
     let mut done: Vec<(KeyRecord, bool)> = Vec::new();
+    // Keys revoked here that no remote took back: their service may still accept them.
+    let mut unreached: Vec<String> = Vec::new();
     {
         let mut reg = Registry::lock(&app.paths.data)?;
+        // Each failure is said once: a warning per key when several were asked for (the
+        // first is the error at the end), else only the error.
+        let bulk = outcomes.len() > 1;
         for o in outcomes {
             if let Err(e) = o.result {
-                app.out
-                    .warn(&format!("key '{}' ({}): {e:#}", o.rec.name, o.rec.id));
+                if bulk {
+                    app.out
+                        .warn(&format!("key '{}' ({}): {e:#}", o.rec.name, o.rec.id));
+                }
                 failures.push(e.context(format!(
-                    "key {} was not revoked (its secret is kept); to revoke it locally anyway: `keyctl revoke {} --local-only`",
-                    o.rec.id, o.rec.id
+                    "key '{}' ({}) was not revoked and its secret is kept (`keyctl revoke {} --local-only` revokes it here only)",
+                    o.rec.name, o.rec.id, o.rec.id
                 )));
                 continue;
+            }
+            if o.revoked.is_empty() {
+                unreached.push(o.rec.id.clone());
             }
             // Still on another remote (revoke --remote R): stays usable locally.
             let apply = |k: &mut KeyRecord| {
@@ -146,8 +159,20 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
                     k.store.as_str()
                 )),
             }
-            app.out
-                .note(&format!("revoked key '{}' ({})", k.name, k.id));
+            let still = unreached
+                .contains(&k.id)
+                .then(|| crate::flow::catalog::service_of(app, k).revoke_by_hand(&k.id))
+                .flatten();
+            match still {
+                // Never "revoked" alone: the key works in its service until deleted there.
+                Some(steps) => app.out.warn(&format!(
+                    "key '{}' ({}) is revoked here only (its secret deleted from this machine); {steps}",
+                    k.name, k.id
+                )),
+                None => app
+                    .out
+                    .note(&format!("revoked key '{}' ({})", k.name, k.id)),
+            }
         } else {
             app.out.note(&format!(
                 "key '{}' ({}) was taken off remote {}; it stays active locally (still on {})",
@@ -330,6 +355,49 @@ fn revoke_one(
     }
 }
 
+/// Looks up, before the confirmation, the remote IDs that were unknown when recorded (a
+/// Soda runner key's runner): found ones are filled in; a key whose runner is not there is
+/// refused now (the remote's own message says what to do); a rotated key's is warned about
+/// (see [`learn_id`]).
+fn learn_ids(
+    app: &App,
+    req: &RevokeRequest,
+    mut targets: Vec<KeyRecord>,
+) -> anyhow::Result<Vec<KeyRecord>> {
+    if req.local_only {
+        return Ok(targets);
+    }
+    for rec in &mut targets {
+        let name = rec.name.clone();
+        for l in rec
+            .remotes
+            .iter_mut()
+            .filter(|l| l.known_id().is_none())
+            .filter(|l| req.remote.as_ref().is_none_or(|r| r == &l.remote))
+        {
+            if rec.superseded.is_some() {
+                app.out.warn(&format!(
+                    "key {} was rotated and its runner was never matched on remote {}: if a runner still uses it, delete that runner in Soda Cloud (Runners)",
+                    rec.id, l.remote
+                ));
+                continue;
+            }
+            let r = app.remote(&l.remote)?;
+            match r.find_id(l, &name)? {
+                Some(id) => l.remote_id = id,
+                None => {
+                    return Err(Error::not_found(format!(
+                        "key '{name}' ({}) was not revoked: remote {} shows nothing for it yet (a Soda runner appears once deployed with the key, under its name), so it cannot be deleted there; delete the runner in Soda Cloud (Runners) if there is one, then `keyctl revoke {} --local-only` revokes the key here",
+                        rec.id, l.remote, rec.id
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    Ok(targets)
+}
+
 /// A link whose remote ID was unknown when it was recorded (a Soda runner key: the runner
 /// appears only once deployed) gets it from the remote, by the key's name. A rotated
 /// key's name belongs to its successor now, so its runner is never looked up by name:
@@ -344,10 +412,7 @@ fn learn_id(
         return Ok(Some(l.clone()));
     }
     if rec.superseded.is_some() {
-        app.out.warn(&format!(
-            "key {} was rotated and its runner was never matched on remote {}: if a runner still uses it, delete that runner in Soda Cloud (Runners)",
-            rec.id, l.remote
-        ));
+        // Warned about before the confirmation (`learn_ids`).
         return Ok(None);
     }
     let mut known = l.clone();

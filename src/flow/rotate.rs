@@ -120,6 +120,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         ..old
     };
 
+    let service = crate::flow::catalog::service_of(app, &old);
     // The successor: same shape, same lifetime, same prefix as the old secret.
     let now = OffsetDateTime::now_utc();
     let prefix = match key::check(old_secret.expose_secret()) {
@@ -143,6 +144,13 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         None => {
             // A key of a remote that mints its own (Soda Cloud) gets its successor there.
             let minter = old.remotes.iter().find(|l| mints_own_keys(app, &l.remote));
+            // A key its service minted in its own console (a Soda Cloud API key, imported)
+            // has no successor keyctl can make: a local one would not work there.
+            if minter.is_none()
+                && let Some(steps) = service.rotate_by_hand(&old.id)
+            {
+                return Err(usage(steps));
+            }
             let (m, b) = successor(app, minter, old.format, &prefix)?;
             (m, b, None)
         }
@@ -162,11 +170,16 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         superseded: None,
         remotes: born.iter().cloned().collect(),
         fingerprint: None,
-        service: old.service.clone(),
+        service: Some(service.clone()),
         extra: old.extra.clone(),
     });
-    let remembered = old.extra.get(render::HOST_FIELD).and_then(|v| v.as_str());
-    let settings = Settings::resolve(old.kind, &req.render, OutputFormat::Yaml, remembered)?;
+    let remembered = super::keys::soda_endpoint_of(app, &old);
+    let settings = Settings::resolve(
+        old.kind,
+        &req.render,
+        OutputFormat::Yaml,
+        remembered.as_ref(),
+    )?;
     let parts = KeyParts {
         kind: old.kind,
         id: &minted.id,
@@ -216,7 +229,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
     }
     if !req.no_verify {
         for l in &pushed {
-            if let Err(e) = verify(app, l, &new.id, &minted.secret) {
+            if let Err(e) = verify(app, &service, l, &new.id, &minted.secret) {
                 let problems = rollback(app, &old, &new, &pushed);
                 return Err(step_failed(
                     &old,
@@ -373,23 +386,23 @@ fn mark_superseded(
 /// The remote's own proof that it accepts the new secret (`Remote::verify`).
 fn verify(
     app: &App,
+    service: &crate::service::Service,
     link: &RemoteLink,
     id: &str,
     secret: &secrecy::SecretString,
 ) -> anyhow::Result<()> {
     let how = app
         .remote(&link.remote)?
-        .verify(id, secret, link.user_id.as_deref())?;
+        .verify_key(service, id, secret, link.user_id.as_deref())?;
     app.out
         .note(&format!("remote {}: the new key works: {how}", link.remote));
     Ok(())
 }
 
-/// Remotes that mint every key themselves and take none from clients (Soda Cloud).
+/// Remotes that mint every key themselves and take none from clients (Soda Cloud), as
+/// each remote says.
 fn mints_own_keys(app: &App, remote: &str) -> bool {
-    app.remotes
-        .get(remote)
-        .is_some_and(|c| c.kind == crate::remote::RemoteType::Soda)
+    app.remote(remote).is_ok_and(|r| r.mints_own_keys())
 }
 
 /// The successor pair: minted by `minter` when the old key's remote mints its own keys

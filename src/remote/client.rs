@@ -38,17 +38,32 @@ fn duration_of(v: Option<&str>, default: Duration, what: &str) -> anyhow::Result
 
 impl Client {
     pub fn new(out: &Output, name: &str, cfg: &RemoteConfig) -> anyhow::Result<Client> {
-        let base = net::parse_url(&cfg.url, "--url")?;
+        Self::at(out, name, &cfg.url, Some(cfg))
+    }
+
+    /// A client for `url` with the TLS and timeout settings of `cfg`, if any (a key's own
+    /// service address, which may differ from the remote's URL or need no remote).
+    pub fn at(
+        out: &Output,
+        name: &str,
+        url: &str,
+        cfg: Option<&RemoteConfig>,
+    ) -> anyhow::Result<Client> {
+        let base = net::parse_url(url, "--url")?;
         let endpoint = net::Endpoint {
             label: format!("remote {name}"),
             base: base.clone(),
-            ca_cert: cfg.ca_cert.as_deref(),
+            ca_cert: cfg.and_then(|c| c.ca_cert.as_deref()),
             connect_timeout: duration_of(
-                cfg.connect_timeout.as_deref(),
+                cfg.and_then(|c| c.connect_timeout.as_deref()),
                 net::DEFAULT_CONNECT_TIMEOUT,
                 "connect_timeout",
             )?,
-            timeout: duration_of(cfg.timeout.as_deref(), net::DEFAULT_TIMEOUT, "timeout")?,
+            timeout: duration_of(
+                cfg.and_then(|c| c.timeout.as_deref()),
+                net::DEFAULT_TIMEOUT,
+                "timeout",
+            )?,
         };
         Ok(Client {
             net: net::Client::new(out, &endpoint)?,
@@ -172,11 +187,7 @@ impl Client {
             let msg = if t.kind == TransportKind::TooLarge {
                 format!("remote {} {t} to {method} {shown}", self.name)
             } else {
-                format!(
-                    "remote {} at {} is unreachable: {method} {shown} {t}",
-                    self.name,
-                    sanitize(self.base.as_str()),
-                )
+                format!("remote {} is unreachable: {method} {shown}: {t}", self.name)
             };
             Failed {
                 err: Error::remote_unreachable(msg).into(),

@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::output::{Output, quoted};
 use crate::registry::RemoteLink;
+use crate::service::Service;
 use crate::store::{StoreKind, Stores};
 
 /// What a remote needs from the process: built once (the stores, where its credential
@@ -213,6 +214,36 @@ pub trait Remote: Sync {
         verify_by_token_or_list(self, access, secret, user_id)
     }
 
+    /// The service this remote's keys belong to, recorded with every key it mints or
+    /// takes (`KeyRecord::service`).
+    fn service(&self) -> Service {
+        Service::Local
+    }
+
+    /// The remote mints every key itself and takes none from clients (Soda Cloud):
+    /// `create` and `rotate` ask it to mint, and never push a local key to it.
+    fn mints_own_keys(&self) -> bool {
+        self.service().mints_own_keys()
+    }
+
+    /// The remote registers a key keyctl minted (`keyctl push`).
+    fn accepts_client_keys(&self) -> bool {
+        !self.mints_own_keys()
+    }
+
+    /// Proves that a key of `service` works where that service's own client uses it (a
+    /// Soda Cloud key: at the host, port and scheme its block names, which may not be
+    /// this remote's URL). The default is [`Remote::verify`].
+    fn verify_key(
+        &self,
+        _service: &Service,
+        access: &str,
+        secret: &SecretString,
+        user_id: Option<&str>,
+    ) -> anyhow::Result<String> {
+        self.verify(access, secret, user_id)
+    }
+
     /// Ends a token `token` issued (OVH's `DELETE /iam/logout`).
     fn logout(&self, _token: &SecretString) -> anyhow::Result<()> {
         Err(crate::error::usage("this remote has no logout endpoint"))
@@ -223,10 +254,6 @@ pub trait Remote: Sync {
     /// remote does not show it.
     fn find_id(&self, _link: &RemoteLink, _key_name: &str) -> anyhow::Result<Option<String>> {
         Ok(None)
-    }
-
-    fn service(&self) -> crate::service::Service {
-        crate::service::Service::Local
     }
 }
 

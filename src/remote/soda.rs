@@ -11,10 +11,17 @@
 //!   runner ID is learned then (`find_id`). `DELETE /api/v1/runners/{id}` takes a runner
 //!   ID, never a key ID; without one the remote side cannot be revoked here.
 //! - API keys for Soda Core are minted only in Soda Cloud's UI (`keyctl import`).
-//! - A key is verified with `GET /api/v1/test-login`, authenticated as the key itself.
+//! - A key is verified the way Soda Core uses it (Soda Core 3.5 `soda/cloud/soda_cloud.py`,
+//!   4.x `soda_core/common/soda_cloud.py` `_get_token` and `test_connection`): `POST
+//!   {scheme}://{host}{:port}/api/command` with `{"type": "login", "apiKeyId",
+//!   "apiKeySecret"}` and no Authorization header, which answers a token, then `POST
+//!   .../api/query` `{"type": "whoAmI", "token"}` as `soda cloud test` does, at the
+//!   address the key's `soda_cloud` block names. `GET /api/v1/test-login` (HTTP Basic),
+//!   which Soda's docs list for the same keys, proves only the REST API and can pass where
+//!   Soda Core fails (a proxy that routes `/api/v1` only): it is not what decides.
 
 use reqwest::Method;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{
@@ -23,6 +30,7 @@ use super::{
 use crate::error::{Error, usage};
 use crate::output::quoted;
 use crate::registry::RemoteLink;
+use crate::service::{Service, SodaEndpoint};
 
 /// The largest page Soda allows (10..=1000): `list` stays far under 60 requests a minute.
 const PAGE: usize = 1000;
@@ -115,7 +123,105 @@ pub fn host_of(cfg: &RemoteConfig) -> Option<String> {
         .and_then(|u| u.host_str().map(str::to_string))
 }
 
+/// `{"token": ...}`: what `/api/command` login answers (Soda Core reads only `token`).
+#[derive(Deserialize)]
+struct Login {
+    token: SecretString,
+}
+
+/// Soda Core's own login, then its whoAmI query, at `at`, as the key; `tls` lends a
+/// remote's CA and timeouts. Needs no admin credential: the key proves itself.
+pub fn login_as(
+    out: &crate::output::Output,
+    name: &str,
+    at: &SodaEndpoint,
+    tls: Option<&RemoteConfig>,
+    access: &str,
+    secret: &SecretString,
+) -> anyhow::Result<String> {
+    let base = at.base_url();
+    let client = Client::at(out, name, &format!("{base}/api/"), tls)?;
+    let login = serde_json::json!({
+        "type": "login",
+        "apiKeyId": access,
+        "apiKeySecret": secret.expose_secret(),
+    });
+    // Not retried on a lost answer: a login is harmless, but Soda Core does not either.
+    let reply = client.send(
+        Method::POST,
+        client.url("command")?,
+        Auth::None,
+        Some(&login),
+        false,
+    );
+    drop(login);
+    let reply = reply?;
+    let what = format!(
+        "log key {} in at {base} (POST /api/command, as Soda Core does)",
+        quoted(access)
+    );
+    if !reply.ok() {
+        return Err(client.failure_hiding(&reply, &what, Some(secret)));
+    }
+    let Login { token } = client.json(&reply, &what)?;
+    client.hide(token.expose_secret());
+    let query = serde_json::json!({"type": "whoAmI", "token": token.expose_secret()});
+    let reply = client.send(
+        Method::POST,
+        client.url("query")?,
+        Auth::None,
+        Some(&query),
+        true,
+    );
+    drop(query);
+    let reply = reply?;
+    if !reply.ok() {
+        return Err(client.failure_hiding(
+            &reply,
+            &format!(
+                "answer whoAmI for key {} at {base} (POST /api/query, as `soda cloud test` does)",
+                quoted(access)
+            ),
+            Some(secret),
+        ));
+    }
+    Ok(format!(
+        "Soda Cloud at {base} logged it in as Soda Core does (POST /api/command login) and answered whoAmI (POST /api/query)"
+    ))
+}
+
 impl Remote for Soda<'_> {
+    fn service(&self) -> Service {
+        SodaEndpoint::from_url(&self.cfg.url).map_or(Service::Local, Service::SodaCloud)
+    }
+
+    fn mints_own_keys(&self) -> bool {
+        true
+    }
+
+    fn verify_key(
+        &self,
+        service: &Service,
+        access: &str,
+        secret: &SecretString,
+        _: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let own = self.service();
+        let at = service.soda().or(own.soda()).ok_or_else(|| {
+            usage(format!(
+                "remote {} has no Soda Cloud host in its URL",
+                self.name
+            ))
+        })?;
+        login_as(
+            self.deps.out,
+            &self.name,
+            at,
+            Some(&self.cfg),
+            access,
+            secret,
+        )
+    }
     fn test(&self) -> anyhow::Result<Identity> {
         let reply = self.call(Method::GET, "api/v1/test-login", true)?;
         if !reply.ok() {
@@ -206,30 +312,9 @@ impl Remote for Soda<'_> {
         &self,
         access: &str,
         secret: &SecretString,
-        _: Option<&str>,
+        user_id: Option<&str>,
     ) -> anyhow::Result<String> {
-        let reply = self.client.send(
-            Method::GET,
-            self.client.url("api/v1/test-login")?,
-            Auth::Basic(access, secret),
-            None,
-            true,
-        )?;
-        if !reply.ok() {
-            return Err(self.client.failure_hiding(
-                &reply,
-                &format!("accept key {}", quoted(access)),
-                Some(secret),
-            ));
-        }
-        let who: Option<LoggedIn> = serde_json::from_slice(&reply.body).ok();
-        Ok(match who.and_then(|w| w.organisation_name) {
-            Some(org) => format!(
-                "Soda Cloud accepted it (GET /api/v1/test-login, organization {})",
-                quoted(&org)
-            ),
-            None => "Soda Cloud accepted it (GET /api/v1/test-login)".into(),
-        })
+        self.verify_key(&self.service(), access, secret, user_id)
     }
 
     fn find_id(&self, link: &RemoteLink, key_name: &str) -> anyhow::Result<Option<String>> {

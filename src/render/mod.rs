@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::error::usage;
 use crate::key::Kind;
 use crate::output::quoted;
+use crate::service::SodaEndpoint;
 
 pub mod openstack;
 mod quote;
@@ -96,6 +97,10 @@ pub struct Choices {
     pub output: Option<OutputFormat>,
     pub region: Option<Region>,
     pub host: Option<String>,
+    /// Soda Cloud's port (`--port`), rendered as a quoted string.
+    pub port: Option<String>,
+    /// `http` or `https` (`--scheme`).
+    pub scheme: Option<String>,
     pub export: bool,
     pub secret_ref: SecretRef,
     pub soda_version: Option<SodaVersion>,
@@ -108,6 +113,11 @@ pub struct Choices {
 pub struct Settings {
     pub format: OutputFormat,
     pub host: String,
+    /// The host was given (`--region`/`--host`) or is known for the key, not Soda Core's
+    /// default: `--write` sets it over the host an existing block names.
+    pub host_known: bool,
+    pub port: Option<String>,
+    pub scheme: Option<String>,
     pub secret_ref: SecretRef,
     pub soda_version: Option<SodaVersion>,
     pub export: bool,
@@ -115,18 +125,44 @@ pub struct Settings {
 
 impl Settings {
     /// `default_format` is what `--output` means when absent (yaml, or json under `--json`);
-    /// `remembered` is the host the key was created for, used when neither `--region` nor
-    /// `--host` is given.
+    /// `remembered` is where the key works (its service), used for what `--region`,
+    /// `--host`, `--port` and `--scheme` do not say.
     pub fn resolve(
         kind: Kind,
         args: &Choices,
         default_format: OutputFormat,
-        remembered: Option<&str>,
+        remembered: Option<&SodaEndpoint>,
     ) -> anyhow::Result<Settings> {
         let format = args.output.unwrap_or(default_format);
-        let host = match (args.region, args.host.as_deref(), remembered) {
-            (None, None, Some(h)) => target_host(None, Some(h))?,
-            (region, host, _) => target_host(region, host)?,
+        if let Some(p) = &args.port {
+            validate_port(p)?;
+        }
+        if let Some(sc) = &args.scheme {
+            validate_scheme(sc)?;
+        }
+        let told = args.region.is_some() || args.host.is_some();
+        let (host, host_known, port, scheme) = match remembered {
+            Some(r) if !told => (
+                target_host(None, Some(&r.host))?,
+                !r.assumed,
+                args.port.clone().or_else(|| r.port.clone()),
+                args.scheme.clone().or_else(|| r.scheme.clone()),
+            ),
+            _ => {
+                let host = target_host(args.region, args.host.as_deref())?;
+                // The key's own port and scheme go with its host, not with another one.
+                let same = remembered.filter(|r| r.host == host);
+                (
+                    host,
+                    told,
+                    args.port
+                        .clone()
+                        .or_else(|| same.and_then(|r| r.port.clone())),
+                    args.scheme
+                        .clone()
+                        .or_else(|| same.and_then(|r| r.scheme.clone())),
+                )
+            }
         };
         if args.export && format != OutputFormat::Env {
             return Err(usage("--export applies to --output env only"));
@@ -156,6 +192,9 @@ impl Settings {
         Ok(Settings {
             format,
             host,
+            host_known,
+            port,
+            scheme,
             secret_ref: args.secret_ref,
             soda_version: args.soda_version,
             export: args.export,
@@ -171,6 +210,28 @@ pub fn target_host(region: Option<Region>, host: Option<&str>) -> anyhow::Result
             Ok(h.to_ascii_lowercase())
         }
         (None, r) => Ok(r.unwrap_or(Region::Eu).host().into()),
+    }
+}
+
+/// `--port`: what Soda Core puts after `host:` (it wants a string; any TCP port).
+pub fn validate_port(p: &str) -> anyhow::Result<()> {
+    match p.parse::<u16>() {
+        Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(usage(format!(
+            "--port {}: expected a TCP port, 1 to 65535",
+            quoted(p)
+        ))),
+    }
+}
+
+/// `--scheme`: Soda Core puts it before `://` as it is.
+pub fn validate_scheme(sc: &str) -> anyhow::Result<()> {
+    match sc {
+        "https" | "http" => Ok(()),
+        _ => Err(usage(format!(
+            "--scheme {}: expected https or http",
+            quoted(sc)
+        ))),
     }
 }
 
@@ -243,14 +304,72 @@ pub fn secret_value<'a>(s: &Settings, k: &KeyParts<'a>) -> Cow<'a, str> {
 
 /// The top-level `soda_cloud:` block, every line ended by `eol` (the target file's).
 pub fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<String> {
+    soda_cloud_block_over(s, k, eol, &BlockEdit::default())
+}
+
+/// What `--write` keeps of the `soda_cloud` block it replaces: every key keyctl does not
+/// set (Soda Core reads `port` and `scheme`; other tools may read more), and the host,
+/// port and scheme unless this key's are known.
+#[derive(Default)]
+pub struct BlockEdit {
+    /// `host`/`port`/`scheme` lines as the old block had them (YAML text), when kept.
+    pub endpoint: Vec<(String, String)>,
+    /// Every other key of the old block, as YAML text, in its order.
+    pub others: Vec<(String, String)>,
+}
+
+/// The keys of the `soda_cloud` block keyctl writes itself.
+pub const OWNED_KEYS: [&str; 2] = ["api_key_id", "api_key_secret"];
+/// Where Soda Core sends the key: set from the key, or kept from the old block.
+pub const ENDPOINT_KEYS: [&str; 3] = ["host", "port", "scheme"];
+
+impl Settings {
+    /// The endpoint keys keyctl sets over an old block that has `old_host` (None: no old
+    /// block): the host when known or missing; port and scheme when given, or when the
+    /// host changes (then Soda Core's defaults are meant unless given).
+    pub fn sets(&self, key: &str, old_host: Option<Option<&str>>) -> bool {
+        let Some(old_host) = old_host else {
+            return true;
+        };
+        let sets_host = self.host_known || old_host.is_none();
+        let host_changes = sets_host && old_host != Some(self.host.as_str());
+        match key {
+            "host" => sets_host,
+            "port" => self.port.is_some() || host_changes,
+            "scheme" => self.scheme.is_some() || host_changes,
+            _ => true,
+        }
+    }
+}
+
+/// The `soda_cloud:` block over an old one (`edit`: what is kept of it).
+pub fn soda_cloud_block_over(
+    s: &Settings,
+    k: &KeyParts,
+    eol: &str,
+    edit: &BlockEdit,
+) -> Zeroizing<String> {
     let mut o = buffer(k);
     o.push_str("soda_cloud:");
     o.push_str(eol);
-    for (key, value) in [("host", s.host.as_str()), ("api_key_id", k.id)] {
-        let _ = write!(o, "  {key}: ");
-        yaml_quote_into(&mut o, value);
-        o.push_str(eol);
+    let kept = |key: &str| edit.endpoint.iter().find(|(k, _)| k == key);
+    let ours = [
+        ("host", Some(s.host.as_str())),
+        ("port", s.port.as_deref()),
+        ("scheme", s.scheme.as_deref()),
+    ];
+    for (key, value) in ours {
+        if let Some((_, text)) = kept(key) {
+            let _ = write!(o, "  {key}: {text}{eol}");
+        } else if let Some(v) = value {
+            let _ = write!(o, "  {key}: ");
+            yaml_quote_into(&mut o, v);
+            o.push_str(eol);
+        }
     }
+    o.push_str("  api_key_id: ");
+    yaml_quote_into(&mut o, k.id);
+    o.push_str(eol);
     o.push_str("  api_key_secret: ");
     match s.secret_ref {
         // The reference is for Soda Core to expand, so its braces stay as they are.
@@ -260,6 +379,9 @@ pub fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<Stri
         SecretRef::Literal => yaml_quote_into(&mut o, k.secret),
     }
     o.push_str(eol);
+    for (key, text) in &edit.others {
+        let _ = write!(o, "  {key}: {text}{eol}");
+    }
     o
 }
 
@@ -304,8 +426,15 @@ fn has_v4_reference(secret: &str) -> bool {
     })
 }
 
+/// The runner's `soda.cloud.endpoint`: scheme, host and port, as Soda Core builds them.
 fn endpoint(s: &Settings) -> String {
-    format!("https://{}", s.host)
+    SodaEndpoint {
+        host: s.host.clone(),
+        port: s.port.clone(),
+        scheme: s.scheme.clone(),
+        assumed: false,
+    }
+    .base_url()
 }
 
 fn helm_values(s: &Settings, k: &KeyParts) -> Zeroizing<String> {
@@ -413,6 +542,10 @@ fn json(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
     #[derive(Serialize)]
     struct SodaCloud<'a> {
         host: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scheme: Option<&'a str>,
         api_key_id: &'a str,
         api_key_secret: &'a str,
     }
@@ -452,6 +585,8 @@ fn json(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
             &Api {
                 soda_cloud: SodaCloud {
                     host: &s.host,
+                    port: s.port.as_deref(),
+                    scheme: s.scheme.as_deref(),
                     api_key_id: k.id,
                     api_key_secret: &secret,
                 },
@@ -539,13 +674,14 @@ mod tests {
             region: Some(Region::Us),
             ..Choices::default()
         };
-        let s = Settings::resolve(Kind::Api, &us, OutputFormat::Yaml, Some("x.example")).unwrap();
+        let x = SodaEndpoint::host("x.example");
+        let s = Settings::resolve(Kind::Api, &us, OutputFormat::Yaml, Some(&x)).unwrap();
         assert_eq!(s.host, US_HOST, "--region wins over the remembered host");
         let s = Settings::resolve(
             Kind::Api,
             &Choices::default(),
             OutputFormat::Yaml,
-            Some("Soda.Example.COM"),
+            Some(&SodaEndpoint::host("Soda.Example.COM")),
         )
         .unwrap();
         assert_eq!(

@@ -144,10 +144,12 @@ fn json_shapes_are_stable() {
             "name",
             "scopes",
             "secret",
+            "service",
             "status",
             "store"
         ]
     );
+    assert_eq!(created["service"], serde_json::json!({"type": "local"}));
     let (_, out, _) = code_of(&h, &["show", "j", "--json"], "");
     let shown = json(&out);
     let mut without_secret = created.clone();

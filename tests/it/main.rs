@@ -19,6 +19,7 @@ mod render;
 mod rotate;
 mod scan;
 mod soda_cloud;
+mod soda_core;
 #[cfg(unix)]
 mod terminal;
 mod vault;

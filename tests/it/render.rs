@@ -659,11 +659,10 @@ fn write_changes_only_the_block_in_real_looking_files() {
             .file_type()
             .is_symlink()
     );
-    assert!(
-        std::fs::read_to_string(&link)
-            .unwrap()
-            .contains("host: \"cloud.soda.io\"")
-    );
+    // The key was imported with no region, so the block's own host (US, written above)
+    // is kept: a write never moves a working block to the default region.
+    let through = std::fs::read_to_string(&link).unwrap();
+    assert!(through.contains("host: \"cloud.us.soda.io\""), "{through}");
 }
 
 #[test]
@@ -713,6 +712,18 @@ fn bad_inputs_fail_clearly_and_leave_the_file_alone() {
             &["--host", "a.io", "--region", "us"],
             2,
             "cannot be used with",
+        ),
+        (
+            &["--port", "https"],
+            2,
+            "--port 'https': expected a TCP port",
+        ),
+        (&["--port", "0"], 2, "expected a TCP port, 1 to 65535"),
+        (&["--port", "+443"], 2, "expected a TCP port"),
+        (
+            &["--scheme", "ftp"],
+            2,
+            "--scheme 'ftp': expected https or http",
         ),
         (&["-o", "toml"], 2, "invalid value 'toml'"),
         (&["--dry-run"], 2, "--write"),
@@ -1132,4 +1143,110 @@ fn an_unreadable_file_is_refused_and_left_alone() {
     assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0);
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(std::fs::read_to_string(&f).unwrap(), text);
+}
+
+#[test]
+fn port_and_scheme_are_rendered_kept_and_travel_with_the_key() {
+    let py = require!(need("PyYAML", "KEYCTL_TEST_PYYAML"));
+    let home = file_home();
+    // Imported for a private installation: the address travels with the key.
+    cmd(&home)
+        .args([
+            "import",
+            "--kind",
+            "api",
+            "--name",
+            "core",
+            "--id",
+            ID,
+            "--host",
+            "soda.internal",
+            "--port",
+            "8443",
+            "--scheme",
+            "https",
+        ])
+        .stdin(SECRET)
+        .ok();
+    // A port or scheme Soda Core cannot use is refused at import, and nothing is stored.
+    for (flag, value, msg) in [
+        (
+            "--port",
+            "70000",
+            "--port '70000': expected a TCP port, 1 to 65535",
+        ),
+        ("--scheme", "HTTPS://", "expected https or http"),
+    ] {
+        let (code, _, err) = cmd(&home)
+            .args([
+                "import", "--kind", "api", "--name", "bad", "--id", "id-bad", flag, value,
+            ])
+            .stdin(SECRET)
+            .run();
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(msg), "{err}");
+        assert_eq!(cmd(&home).args(["show", "bad"]).run().0, 3);
+    }
+    let block = ok(&home, &["core"]);
+    assert_eq!(
+        block,
+        format!(
+            "soda_cloud:\n  host: \"soda.internal\"\n  port: \"8443\"\n  scheme: \"https\"\n  api_key_id: \"{ID}\"\n  api_key_secret: \"{SECRET}\"\n"
+        )
+    );
+    // PyYAML (Soda Core's parser) reads the port as the string Soda Core 4 requires.
+    let v = pyyaml(&py, std::slice::from_ref(&block));
+    assert_eq!(v[0]["soda_cloud"]["port"], "8443");
+    let j: Value = serde_json::from_str(&ok(&home, &["core", "-o", "json"])).unwrap();
+    assert_eq!(j["soda_cloud"]["port"], "8443");
+
+    // A runner's Helm values keep port and scheme in the endpoint.
+    import(cmd(&home), "runner", "edge", "rn-7", SECRET);
+    let values = ok(
+        &home,
+        &["edge", "--host", "soda.internal", "--port", "8443"],
+    );
+    assert!(
+        values.contains("endpoint: \"https://soda.internal:8443\""),
+        "{values}"
+    );
+    let set = ok(
+        &home,
+        &[
+            "edge", "-o", "helm-set", "--region", "us", "--scheme", "http", "--port", "8080",
+        ],
+    );
+    assert!(
+        set.contains("soda.cloud.endpoint=http://cloud.us.soda.io:8080"),
+        "{set}"
+    );
+
+    // --write over a block that has keys keyctl does not set keeps every one of them.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("configuration.yml");
+    let before = "data_source x:\n  type: postgres\nsoda_cloud:\n  host: cloud.us.soda.io\n  port: \"9443\"\n  scheme: http\n  api_key_id: other\n  api_key_secret: old\n  timeout: 30\n  labels: {team: data}\n";
+    std::fs::write(&f, before).unwrap();
+    import(cmd(&home), "api", "plain", "id-plain", SECRET);
+    ok(&home, &["plain", "--yes", "--write", f.to_str().unwrap()]);
+    let after = std::fs::read_to_string(&f).unwrap();
+    let v = &pyyaml(&py, std::slice::from_ref(&after))[0]["soda_cloud"];
+    assert_eq!(
+        *v,
+        json!({"host": "cloud.us.soda.io", "port": "9443", "scheme": "http", "api_key_id": "id-plain",
+               "api_key_secret": SECRET, "timeout": 30, "labels": {"team": "data"}}),
+        "an imported key with no region keeps the block's host, port and scheme: {after}"
+    );
+    assert!(
+        after.starts_with("data_source x:\n  type: postgres\n"),
+        "{after}"
+    );
+
+    // A key known for another host moves the block there with its own port and scheme.
+    ok(&home, &["core", "--yes", "--write", f.to_str().unwrap()]);
+    let after = std::fs::read_to_string(&f).unwrap();
+    let v = &pyyaml(&py, std::slice::from_ref(&after))[0]["soda_cloud"];
+    assert_eq!(v["host"], "soda.internal", "{after}");
+    assert_eq!(v["port"], "8443", "{after}");
+    assert_eq!(v["scheme"], "https", "{after}");
+    assert_eq!(v["timeout"], 30, "{after}");
 }

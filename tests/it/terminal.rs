@@ -422,3 +422,97 @@ fn times_for_people_are_to_the_second() {
     let j = home.cmd().args(["--json", "show", "t"]).json();
     assert!(j["created_at"].as_str().unwrap().contains('T'));
 }
+
+/// A home with a Keystone remote `ks` on a port nobody listens on, its credential stored.
+fn home_with_dead_remote() -> Home {
+    let home = Home::new();
+    create(&home, &["--name", "first"]);
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    std::fs::write(
+        home.path().join("config.yaml"),
+        format!("remotes:\n  ks:\n    type: keystone\n    url: http://127.0.0.1:{port}/v3\n    auth: password\n    user: u\n    project: p\n    secret_store: file\n"),
+    )
+    .unwrap();
+    let secrets = home.path().join("secrets.json");
+    let mut s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&secrets).unwrap()).unwrap();
+    s["remote:ks"] = "not-a-real-password".into();
+    std::fs::write(&secrets, serde_json::to_vec(&s).unwrap()).unwrap();
+    home
+}
+
+#[test]
+fn a_failure_is_said_once_with_a_short_cause() {
+    let home = home_with_dead_remote();
+    let path = home.path().join("keys.json");
+    let mut reg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    reg["keys"][0]["remotes"] = serde_json::json!([
+        {"remote": "ks", "remote_id": "abc", "pushed_at": "2026-12-01T00:00:00Z"}
+    ]);
+    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    for (args, code) in [
+        (&["revoke", "first", "-y"][..], 6),
+        (&["verify", "first", "--remote", "ks"][..], 6),
+    ] {
+        let err = home
+            .cmd()
+            .env("KEYCTL_STORE", "file")
+            .args(args)
+            .code(code)
+            .stderr;
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("keyctl: error: "), "{err}");
+        assert!(err.contains("connection refused"), "{err}");
+        assert!(
+            !err.contains("os error") && !err.contains("client error (Connect)"),
+            "{err}"
+        );
+        assert!(!err.contains("warning"), "{err}");
+    }
+    // verify says the key could not be checked, not that it does not work.
+    let err = home
+        .cmd()
+        .args(["verify", "first", "--remote", "ks"])
+        .code(6)
+        .stderr;
+    assert!(err.contains("could not be verified"), "{err}");
+    // -v still has the whole chain of causes.
+    let err = home
+        .cmd()
+        .args(["-v", "verify", "first", "--remote", "ks"])
+        .code(6)
+        .stderr;
+    assert!(err.contains("os error"), "{err}");
+}
+
+#[test]
+fn an_interrupted_create_says_how_to_finish_it() {
+    let home = home_with_dead_remote();
+    // What Ctrl-C during `create --name cc --remote ks` leaves: the key, not pushed.
+    create(&home, &["--name", "cc"]);
+    let err = home
+        .cmd()
+        .env("KEYCTL_STORE", "file")
+        .args(["create", "--name", "cc", "--remote", "ks"])
+        .code(4)
+        .stderr;
+    assert!(
+        err.contains("`keyctl push cc --remote ks` finishes an interrupted create"),
+        "{err}"
+    );
+    // Without --remote, the plain refusal.
+    let err = home
+        .cmd()
+        .env("KEYCTL_STORE", "file")
+        .args(["create", "--name", "cc"])
+        .code(4)
+        .stderr;
+    assert!(
+        err.contains("pick another --name") && !err.contains("push"),
+        "{err}"
+    );
+}

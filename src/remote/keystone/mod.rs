@@ -39,6 +39,9 @@ use crate::net::urlencode;
 use crate::output::quoted;
 use crate::registry::RemoteLink;
 
+const APP_CREDENTIAL_WORKS: &str =
+    "Keystone issued a token for the application credential (as the openstack CLI logs in)";
+
 /// A cached token is used until this long before Keystone says it expires.
 const TOKEN_MARGIN: time::Duration = time::Duration::minutes(5);
 
@@ -516,12 +519,7 @@ impl Remote for Keystone<'_> {
     ) -> anyhow::Result<String> {
         if appcred::looks_like_id(access) {
             match self.login_app_credential(access, secret)? {
-                true => {
-                    return Ok(
-                        "Keystone issued a token for the application credential (as the openstack CLI logs in)"
-                            .into(),
-                    );
-                }
+                true => return Ok(APP_CREDENTIAL_WORKS.into()),
                 false if self.app_credential_known(access, user_id) => {
                     return Err(Error::remote_refused(format!(
                         "remote {} refused application credential {access} (HTTP 401): its secret is not the one Keystone has, or it expired",
@@ -541,6 +539,31 @@ impl Remote for Keystone<'_> {
                 e
             }
         })
+    }
+
+    /// A key recorded as an application credential is checked by logging in with it and
+    /// nothing else; an EC2 credential the way [`Remote::verify`] does.
+    fn verify_key(
+        &self,
+        service: &crate::service::Service,
+        access: &str,
+        secret: &SecretString,
+        user_id: Option<&str>,
+    ) -> anyhow::Result<String> {
+        match service {
+            crate::service::Service::KeystoneAppCredential(_) => {
+                if self.login_app_credential(access, secret)? {
+                    Ok(APP_CREDENTIAL_WORKS.into())
+                } else {
+                    Err(Error::remote_refused(format!(
+                        "remote {} refused application credential {access} (HTTP 401): it was deleted or expired, or its secret is not the one Keystone has",
+                        self.name
+                    ))
+                    .into())
+                }
+            }
+            _ => self.verify(access, secret, user_id),
+        }
     }
 
     fn service(&self) -> crate::service::Service {
