@@ -108,7 +108,7 @@ impl Stores {
         if let Some(k) = self.keyring.get() {
             return Ok(k);
         }
-        let k = keyring::KeyringStore::open(self.session_bus)?;
+        let k = keyring::KeyringStore::open(self.session_bus, keyring::home_tag(&self.data))?;
         Ok(self.keyring.get_or_init(|| k))
     }
 

@@ -8,6 +8,7 @@ mod concurrency;
 mod contract;
 mod integrity;
 mod local;
+mod ownership;
 mod platforms;
 mod remote_faults;
 mod remote_http;

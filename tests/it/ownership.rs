@@ -1,0 +1,184 @@
+//! The OS keyring is shared by every keyctl home of a user: `doctor --fix` removes only
+//! what its own home owns, only under the registry lock, and only once older than the
+//! grace period; foreign items are listed apart. Python keyring's own items for a key are
+//! read (newest wins) and removed with it. Issue 20 and issue 19's keyring bullet.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn id_of(out: &str) -> String {
+    json(out)["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn doctor_fix_in_one_home_leaves_another_homes_items_and_other_programs_items() {
+    let ss = require!(SecretService::start());
+    let a = Home::new();
+    let b = Home::new();
+    let a_key = id_of(&ss.cmd(&a).args(["--json", "create", "--name", "a"]).ok());
+    let b_key = id_of(&ss.cmd(&b).args(["--json", "create", "--name", "b"]).ok());
+    // An older keyctl's item (no home attribute) that home A's registry names is A's.
+    let (code, _, err) = ss
+        .cmd(&a)
+        .args(["import", "--name", "old", "--id", "kcold333333333"])
+        .stdin("an-old-items-secret-value\n")
+        .run();
+    assert_eq!(code, 0, "{err}");
+    ss.secret_tool_store("kcold333333333", "an-old-items-secret-value");
+    ss.secret_tool_store("remote:theirs", "another-programs-secret");
+
+    let report = json(&ss.cmd(&b).args(["--json", "doctor"]).ok());
+    assert_eq!(report["orphans"], serde_json::json!([]), "{report}");
+    let foreign = report["foreign"].as_array().unwrap();
+    for id in [&a_key, "kcold333333333", "remote:theirs"] {
+        assert!(
+            foreign.iter().any(|f| f == &format!("keyring:{id}")),
+            "{id} is foreign to B: {report}"
+        );
+    }
+    let (code, _, err) = ss
+        .cmd(&b)
+        .env("KEYCTL_ORPHAN_GRACE", "0")
+        .args(["--yes", "doctor", "--fix"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("removed"), "{err}");
+    for id in [&a_key, &b_key, "kcold333333333", "remote:theirs"] {
+        assert!(ss.secret_tool_lookup(id).is_some(), "{id} was deleted");
+    }
+    // Home A claims its old item: not foreign there.
+    let report = json(&ss.cmd(&a).args(["--json", "doctor"]).ok());
+    assert_eq!(report["orphans"], serde_json::json!([]), "{report}");
+    assert!(
+        !report["foreign"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "keyring:kcold333333333"),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_fix_with_a_moved_aside_or_torn_registry_removes_nothing() {
+    let ss = require!(SecretService::start());
+    let home = Home::new();
+    let id = id_of(&ss.cmd(&home).args(["--json", "create", "--name", "k"]).ok());
+    let fix = || {
+        ss.cmd(&home)
+            .env("KEYCTL_ORPHAN_GRACE", "0")
+            .args(["--yes", "doctor", "--fix"])
+            .run()
+    };
+    let reg = home.path().join("keys.json");
+    // keyctl's own advice for a torn registry: move it aside.
+    std::fs::write(&reg, b"{\"version\": 1, \"keys\": [").unwrap();
+    let (_, _, err) = fix();
+    assert!(!err.contains("removed orphaned"), "{err}");
+    assert!(ss.secret_tool_lookup(&id).is_some());
+    std::fs::rename(&reg, home.path().join("keys.json.aside")).unwrap();
+    let (code, _, err) = fix();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("removes nothing"), "{err}");
+    assert!(
+        ss.secret_tool_lookup(&id).is_some(),
+        "the secret was deleted"
+    );
+    std::fs::write(&reg, b"{\"version\": 1, \"keys\": []}").unwrap();
+    let (_, _, err) = fix();
+    assert!(err.contains("removes nothing"), "{err}");
+    assert!(
+        ss.secret_tool_lookup(&id).is_some(),
+        "the secret was deleted"
+    );
+}
+
+/// `create` in a loop beside `doctor --fix -y` in a loop: every key keeps its secret.
+fn create_beside_doctor(cmd: impl Fn() -> Cmd + Sync, n: usize) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let made = std::thread::scope(|s| {
+        let doctor = s.spawn(|| {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                cmd().args(["--yes", "doctor", "--fix"]).run();
+                runs += 1;
+            }
+            runs
+        });
+        let mut made = Vec::new();
+        for i in 0..n {
+            let name = format!("c{i}");
+            made.push(id_of(
+                &cmd().args(["--json", "create", "--name", &name]).ok(),
+            ));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(doctor.join().unwrap() > 0);
+        made
+    });
+    let mut lost = 0;
+    for id in &made {
+        let (code, _, _) = cmd().args(["secret", id]).run();
+        if code != 0 {
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 0, "{lost} of {n} secrets lost");
+}
+
+#[test]
+fn create_and_doctor_fix_in_loops_lose_nothing_in_the_file_store() {
+    let home = Home::new();
+    create_beside_doctor(|| home.cmd().args(["--store", "file"]), 40);
+}
+
+#[test]
+fn create_and_doctor_fix_in_loops_lose_nothing_in_the_keyring() {
+    let ss = require!(SecretService::start());
+    let home = Home::new();
+    create_beside_doctor(|| ss.cmd(&home).args(["--store", "keyring"]), 25);
+}
+
+fn pykeyring(py: &std::path::Path, ss: &SecretService) -> Cmd {
+    Cmd::new(py)
+        .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
+        .env(
+            "PYTHON_KEYRING_BACKEND",
+            "keyring.backends.SecretService.Keyring",
+        )
+}
+
+#[test]
+fn python_keyring_overwrites_a_keyctl_item_and_keyctl_reads_the_new_value() {
+    let py = require!(need("Python's keyring", "KEYCTL_TEST_PYKEYRING"));
+    let ss = require!(SecretService::start());
+    let home = Home::new();
+    let id = id_of(
+        &ss.cmd(&home)
+            .args(["--json", "create", "--name", "py"])
+            .ok(),
+    );
+    // Secret Service times are whole seconds: the overwrite is in a later one.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, _, err) = pykeyring(&py, &ss)
+        .args(["set", "keyctl", &id])
+        .stdin("written-by-python-keyring\n")
+        .run();
+    assert_eq!(code, 0, "python keyring: {err}");
+    let (code, out, err) = ss.cmd(&home).args(["secret", &id]).run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "written-by-python-keyring\n");
+    // Python keyring's item is this key's too: not foreign, not an orphan.
+    let report = json(&ss.cmd(&home).args(["--json", "doctor"]).ok());
+    assert_eq!(report["foreign"], serde_json::json!([]), "{report}");
+    assert_eq!(report["orphans"], serde_json::json!([]), "{report}");
+    // Deleting the key removes both items.
+    ss.cmd(&home).args(["--yes", "delete", &id]).ok();
+    assert_eq!(ss.secret_tool_lookup(&id), None);
+    let (code, out, _) = pykeyring(&py, &ss).args(["get", "keyctl", &id]).run();
+    assert!(
+        code != 0 || out.trim().is_empty(),
+        "python still reads {out}"
+    );
+}
