@@ -169,6 +169,8 @@ pub struct Client {
     out: Output,
     /// Every secret and token this client has sent: masked in any text that comes back.
     sent: Masker,
+    /// The whole request's deadline, reply body included (as curl --max-time).
+    timeout: Duration,
 }
 
 impl Client {
@@ -200,6 +202,7 @@ impl Client {
             label: ep.label.clone(),
             out: out.clone(),
             sent: Masker::default(),
+            timeout: ep.timeout,
         })
     }
 
@@ -288,7 +291,22 @@ impl Client {
         let spinner = self
             .out
             .wait(format!("waiting for {} ({method} {shown})", self.label));
-        let result = rb.send().map_err(|e| transport(&e)).and_then(read_capped);
+        // reqwest's timeout bounds each read, so a server trickling a byte at a time keeps
+        // a reply going for ever: the request runs on its own thread and is abandoned at
+        // the deadline (its socket closes when that thread's next read times out).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(rb.send().map_err(|e| transport(&e)).and_then(read_capped));
+        });
+        let result = rx.recv_timeout(self.timeout).unwrap_or_else(|_| {
+            Err(Transport {
+                kind: TransportKind::Timeout,
+                detail: format!(
+                    "timed out: no whole reply within {} s",
+                    self.timeout.as_secs_f64()
+                ),
+            })
+        });
         drop(spinner);
         let ms = start.elapsed().as_millis();
         match &result {

@@ -6,6 +6,8 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod contract;
+mod deadline;
+mod echo_masking;
 mod integrity;
 mod local;
 mod ownership;
