@@ -7,6 +7,7 @@ mod bad_input;
 mod concurrency;
 mod contract;
 mod deadline;
+mod dry_run;
 mod echo_masking;
 mod integrity;
 mod local;
