@@ -239,6 +239,8 @@ pub fn check_private(path: &Path, secret: bool) -> anyhow::Result<()> {
             path.display()
         );
     }
+    #[cfg(not(unix))]
+    let _ = secret;
     #[cfg(unix)]
     if secret {
         use std::os::unix::fs::MetadataExt;

@@ -342,7 +342,7 @@ fn commit_successor(
             by: new.id.clone(),
             revoke_after,
         });
-        new.fingerprint = Some(reg.reg.fingerprint_of(secret.expose_secret()));
+        new.fingerprint = reg.reg.recorded_fingerprint(secret.expose_secret());
         reg.insert(new.clone())?;
         reg.save()
     });

@@ -9,6 +9,7 @@ mod contract;
 mod deadline;
 mod dry_run;
 mod echo_masking;
+mod fingerprints;
 mod integrity;
 mod local;
 mod ownership;
