@@ -410,8 +410,16 @@ impl LockedRegistry {
         Ok(())
     }
 
+    /// Removes a key. A key it replaced in a rotation is no longer superseded (it would
+    /// name a successor that is gone): deleting a rotation's new key undoes the rotation,
+    /// as `rotate` itself does when it cannot finish. Returns the removed record.
     pub fn remove(&mut self, id: &str) -> Option<KeyRecord> {
         let i = self.reg.file.keys.iter().position(|k| k.id == id)?;
+        for k in &mut self.reg.file.keys {
+            if k.superseded.as_ref().is_some_and(|s| s.by == id) {
+                k.superseded = None;
+            }
+        }
         Some(self.reg.file.keys.remove(i))
     }
 

@@ -11,6 +11,7 @@ mod dry_run;
 mod echo_masking;
 mod fingerprints;
 mod integrity;
+mod leftovers;
 mod local;
 mod ownership;
 mod platforms;
