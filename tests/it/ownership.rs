@@ -182,3 +182,54 @@ fn python_keyring_overwrites_a_keyctl_item_and_keyctl_reads_the_new_value() {
         "python still reads {out}"
     );
 }
+
+#[test]
+fn a_remotes_credential_is_not_an_orphan_while_config_yaml_names_it() {
+    use crate::support::fake_http::{FakeServer, Response};
+    let ss = require!(SecretService::start());
+    let server = FakeServer::start(|_| {
+        Response::json(
+            201,
+            serde_json::json!({"token": {"expires_at": "2099-01-01T00:00:00Z",
+                "user": {"id": "u1"}, "project": {"id": "p1"}}}),
+        )
+        .header("X-Subject-Token", "tok-0123456789")
+    });
+    let home = Home::new();
+    ss.cmd(&home)
+        .args([
+            "--store",
+            "keyring",
+            "remote",
+            "add",
+            "fk",
+            "--url",
+            &server.url,
+        ])
+        .args(["--user", "u", "--project", "p"])
+        .stdin("remote-password")
+        .ok();
+    ss.cmd(&home).args(["create", "--name", "k"]).ok();
+    let report = json(&ss.cmd(&home).args(["--json", "doctor"]).ok());
+    assert_eq!(report["orphans"], serde_json::json!([]), "{report}");
+    ss.cmd(&home)
+        .env("KEYCTL_ORPHAN_GRACE", "0")
+        .args(["--yes", "doctor", "--fix"])
+        .ok();
+    assert_eq!(
+        ss.secret_tool_lookup("remote:fk").as_deref(),
+        Some("remote-password")
+    );
+    assert!(
+        ss.secret_tool_lookup("token:fk").is_some(),
+        "the cached token"
+    );
+    // Once config.yaml no longer names the remote, its credential is this home's orphan.
+    std::fs::write(home.path().join("config.yaml"), "").unwrap();
+    let report = json(&ss.cmd(&home).args(["--json", "doctor"]).ok());
+    assert_eq!(
+        report["orphans"],
+        serde_json::json!(["keyring:remote:fk", "keyring:token:fk"]),
+        "{report}"
+    );
+}
