@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::support::fake_http::{FakeServer, Response};
 use crate::support::*;
 
 fn id_of(out: &str) -> String {
@@ -140,6 +141,34 @@ fn create_and_doctor_fix_in_loops_lose_nothing_in_the_keyring() {
     create_beside_doctor(|| ss.cmd(&home).args(["--store", "keyring"]), 25);
 }
 
+/// A Keystone-shaped server where every login succeeds (`remote add` needs one).
+fn keystone_login() -> FakeServer {
+    FakeServer::start(|_| {
+        Response::json(
+            201,
+            serde_json::json!({"token": {"expires_at": "2099-01-01T00:00:00Z",
+                "user": {"id": "u1"}, "project": {"id": "p1"}}}),
+        )
+        .header("X-Subject-Token", "tok-0123456789")
+    })
+}
+
+/// `remote add fk` (replacing one there) in a keyring home, the password on stdin.
+fn add_fk(ss: &SecretService, home: &Home, server: &FakeServer, password: &str) -> Cmd {
+    ss.cmd(home)
+        .args([
+            "--store",
+            "keyring",
+            "remote",
+            "add",
+            "fk",
+            "--url",
+            &server.url,
+        ])
+        .args(["--user", "u", "--project", "p", "--force"])
+        .stdin(password)
+}
+
 fn pykeyring(py: &std::path::Path, ss: &SecretService) -> Cmd {
     Cmd::new(py)
         .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
@@ -185,30 +214,10 @@ fn python_keyring_overwrites_a_keyctl_item_and_keyctl_reads_the_new_value() {
 
 #[test]
 fn a_remotes_credential_is_not_an_orphan_while_config_yaml_names_it() {
-    use crate::support::fake_http::{FakeServer, Response};
     let ss = require!(SecretService::start());
-    let server = FakeServer::start(|_| {
-        Response::json(
-            201,
-            serde_json::json!({"token": {"expires_at": "2099-01-01T00:00:00Z",
-                "user": {"id": "u1"}, "project": {"id": "p1"}}}),
-        )
-        .header("X-Subject-Token", "tok-0123456789")
-    });
+    let server = keystone_login();
     let home = Home::new();
-    ss.cmd(&home)
-        .args([
-            "--store",
-            "keyring",
-            "remote",
-            "add",
-            "fk",
-            "--url",
-            &server.url,
-        ])
-        .args(["--user", "u", "--project", "p"])
-        .stdin("remote-password")
-        .ok();
+    add_fk(&ss, &home, &server, "remote-password").ok();
     ss.cmd(&home).args(["create", "--name", "k"]).ok();
     let report = json(&ss.cmd(&home).args(["--json", "doctor"]).ok());
     assert_eq!(report["orphans"], serde_json::json!([]), "{report}");
@@ -232,4 +241,46 @@ fn a_remotes_credential_is_not_an_orphan_while_config_yaml_names_it() {
         serde_json::json!(["keyring:remote:fk", "keyring:token:fk"]),
         "{report}"
     );
+}
+
+#[test]
+fn keyctl_replaces_its_item_and_python_keyrings_together() {
+    let py = require!(need("Python's keyring", "KEYCTL_TEST_PYKEYRING"));
+    let ss = require!(SecretService::start());
+    let server = keystone_login();
+    let home = Home::new();
+    let add = |password: &str| {
+        add_fk(&ss, &home, &server, password).ok();
+    };
+    add("first-password");
+    let (code, _, err) = pykeyring(&py, &ss)
+        .args(["set", "keyctl", "remote:fk"])
+        .stdin("python-password\n")
+        .run();
+    assert_eq!(code, 0, "python keyring: {err}");
+    add("second-password");
+    // secret-tool shows every item of the remote's credential: both hold the new one.
+    let all = Cmd::new("secret-tool")
+        .args([
+            "search",
+            "--all",
+            "--unlock",
+            "service",
+            "keyctl",
+            "username",
+            "remote:fk",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
+        .run();
+    let text = format!("{}{}", all.1, all.2);
+    assert_eq!(text.matches("secret = ").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("secret = second-password").count(),
+        2,
+        "{text}"
+    );
+    let (_, out, _) = pykeyring(&py, &ss)
+        .args(["get", "keyctl", "remote:fk"])
+        .run();
+    assert_eq!(out.trim_end(), "second-password");
 }
