@@ -229,7 +229,12 @@ impl Client {
                                 .iter()
                                 .any(|w| k.contains(w)) =>
                         {
-                            self.hide(s)
+                            self.hide(s);
+                            // Keystone's EC2 blob is JSON in a string: its secret alone
+                            // may come back too.
+                            if let Ok(inner) = serde_json::from_str::<serde_json::Value>(s) {
+                                self.hide_body(&inner);
+                            }
                         }
                         other => self.hide_body(other),
                     }
