@@ -2,7 +2,11 @@
 //! tells the truth about plain-text storage instead of hiding it (gh's cli/cli#5961).
 //! It also finds what an interrupted command can leave: secrets no key owns (a `create`
 //! killed between storing the secret and writing the registry) and keys whose secret is
-//! gone; `--fix` removes the orphans, after asking.
+//! gone; `--fix` removes the orphans, after asking. The OS keyring is shared by every
+//! keyctl home and other programs, so only this home's items can be orphans (see
+//! `store::keyring`); the rest are listed as foreign and never touched. Removal happens
+//! under the registry lock, only with a registry that names keys, and only for orphans
+//! older than a grace period, since a running command stores its secret first.
 
 use serde::Serialize;
 
