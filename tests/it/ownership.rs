@@ -95,8 +95,9 @@ fn doctor_fix_with_a_moved_aside_or_torn_registry_removes_nothing() {
     );
 }
 
-/// `create` in a loop beside `doctor --fix -y` in a loop: every key keeps its secret.
-fn create_beside_doctor(cmd: impl Fn() -> Cmd + Sync, n: usize) {
+/// `step` (a command printing a new key's `--json`) in a loop beside `doctor --fix -y` in a
+/// loop: every key made keeps its secret.
+fn beside_doctor(cmd: impl Fn() -> Cmd + Sync, n: usize, step: impl Fn(usize) -> Vec<String>) {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let made = std::thread::scope(|s| {
         let doctor = s.spawn(|| {
@@ -109,10 +110,7 @@ fn create_beside_doctor(cmd: impl Fn() -> Cmd + Sync, n: usize) {
         });
         let mut made = Vec::new();
         for i in 0..n {
-            let name = format!("c{i}");
-            made.push(id_of(
-                &cmd().args(["--json", "create", "--name", &name]).ok(),
-            ));
+            made.push(id_of(&cmd().args(step(i)).ok()));
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(doctor.join().unwrap() > 0);
@@ -128,17 +126,44 @@ fn create_beside_doctor(cmd: impl Fn() -> Cmd + Sync, n: usize) {
     assert_eq!(lost, 0, "{lost} of {n} secrets lost");
 }
 
+fn create_step(i: usize) -> Vec<String> {
+    ["--json", "create", "--name", &format!("c{i}")]
+        .map(String::from)
+        .to_vec()
+}
+
 #[test]
 fn create_and_doctor_fix_in_loops_lose_nothing_in_the_file_store() {
     let home = Home::new();
-    create_beside_doctor(|| home.cmd().args(["--store", "file"]), 40);
+    beside_doctor(|| home.cmd().args(["--store", "file"]), 40, create_step);
+}
+
+#[test]
+fn rotate_and_doctor_fix_in_loops_lose_no_successor() {
+    let home = Home::new();
+    home.cmd()
+        .args(["--store", "file", "create", "--name", "r"])
+        .ok();
+    beside_doctor(
+        || home.cmd().args(["--store", "file"]),
+        20,
+        |_| {
+            ["--json", "rotate", "r", "--grace", "1h"]
+                .map(String::from)
+                .to_vec()
+        },
+    );
 }
 
 #[test]
 fn create_and_doctor_fix_in_loops_lose_nothing_in_the_keyring() {
     let ss = require!(SecretService::start());
     let home = Home::new();
-    create_beside_doctor(|| ss.cmd(&home).args(["--store", "keyring"]), 25);
+    beside_doctor(
+        || ss.cmd(&home).args(["--store", "keyring"]),
+        25,
+        create_step,
+    );
 }
 
 /// A Keystone-shaped server where every login succeeds (`remote add` needs one).
