@@ -34,10 +34,53 @@ impl Config {
         match crate::fsutil::read_optional(path)? {
             None => Ok(Config::default()),
             Some(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Config::default()),
-            Some(b) => serde_yaml_ng::from_slice(&b)
-                .with_context(|| format!("cannot read the config file {}", path.display())),
+            Some(b) => {
+                check_nesting(&b).map_err(|why| {
+                    anyhow::anyhow!("cannot read the config file {}: {why}", path.display())
+                })?;
+                serde_yaml_ng::from_slice(&b)
+                    .with_context(|| format!("cannot read the config file {}", path.display()))
+            }
         }
     }
+}
+
+/// How deep config.yaml's flow collections (`[...]`, `{...}`) may nest: keyctl's own
+/// settings go 4 deep; 100,000 nested brackets took the YAML parser 27 s.
+const MAX_NESTING: usize = 64;
+
+/// Refuses text whose `[`/`{` nesting (outside quotes and comments) passes
+/// [`MAX_NESTING`], before the parser sees it.
+fn check_nesting(text: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let mut prev = b'\n';
+    for &c in text {
+        match (quote, c) {
+            // A comment ends with its line; a quoted scalar may go on.
+            (_, b'\n') => comment = false,
+            _ if comment => {}
+            (Some(q), c) if c == q && !(q == b'"' && prev == b'\\') => quote = None,
+            (Some(_), _) => {}
+            (None, b'#') if prev.is_ascii_whitespace() => comment = true,
+            (None, b'"' | b'\'') if depth > 0 || prev.is_ascii_whitespace() || prev == b':' => {
+                quote = Some(c)
+            }
+            (None, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!(
+                        "it nests brackets more than {MAX_NESTING} deep; keyctl's settings never need that"
+                    ));
+                }
+            }
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 /// Everything a command needs to know about its invocation: the run's [`App`], and what

@@ -31,13 +31,26 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
 #[derive(Debug)]
 pub struct LockGuard {
     _file: File,
+    /// A lock file of one operation, removed while still locked when the guard drops.
+    remove: Option<std::path::PathBuf>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(p) = &self.remove {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 pub fn lock_exclusive(path: &Path) -> anyhow::Result<LockGuard> {
     let file = open_lock_file(path)?;
     file.lock()
         .with_context(|| format!("cannot lock {}", path.display()))?;
-    Ok(LockGuard { _file: file })
+    Ok(LockGuard {
+        _file: file,
+        remove: None,
+    })
 }
 
 /// The lock file at `path` (0600, created with its directory when missing).
@@ -58,7 +71,43 @@ pub fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
     let file = open_lock_file(path)?;
     file.try_lock()
         .map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
-    Ok(LockGuard { _file: file })
+    Ok(LockGuard {
+        _file: file,
+        remove: None,
+    })
+}
+
+/// [`try_lock`] for a lock file of one operation on one thing (`rotate-ID.lock`): the file
+/// is removed when the guard drops, so none stays per key. A process that opened the file
+/// just before its holder removed it would lock a file no longer at `path`; it notices
+/// (the path names another file, or none) and tries again with the file now there.
+pub fn try_lock_removable(path: &Path) -> anyhow::Result<LockGuard> {
+    for _ in 0..3 {
+        let mut guard = try_lock(path)?;
+        if same_file(&guard._file, path) {
+            guard.remove = Some(path.to_path_buf());
+            return Ok(guard);
+        }
+    }
+    anyhow::bail!("{} is locked", path.display())
+}
+
+/// True when `path` names the open `file`.
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows does not delete a file another process holds open.
+        let _ = file;
+        path.exists()
+    }
 }
 
 /// How old a temporary file of ours must be before a later write removes it (a live
@@ -239,6 +288,8 @@ pub fn check_private(path: &Path, secret: bool) -> anyhow::Result<()> {
             path.display()
         );
     }
+    #[cfg(not(unix))]
+    let _ = secret;
     #[cfg(unix)]
     if secret {
         use std::os::unix::fs::MetadataExt;

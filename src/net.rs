@@ -192,6 +192,8 @@ pub struct Client {
     out: Output,
     /// Every secret and token this client has sent: masked in any text that comes back.
     sent: Masker,
+    /// The whole request's deadline, reply body included (as curl --max-time).
+    timeout: Duration,
 }
 
 impl Client {
@@ -221,6 +223,7 @@ impl Client {
             label: ep.label.clone(),
             out: out.clone(),
             sent: Masker::default(),
+            timeout: ep.timeout,
         })
     }
 
@@ -247,7 +250,12 @@ impl Client {
                                 .iter()
                                 .any(|w| k.contains(w)) =>
                         {
-                            self.hide(s)
+                            self.hide(s);
+                            // Keystone's EC2 blob is JSON in a string: its secret alone
+                            // may come back too.
+                            if let Ok(inner) = serde_json::from_str::<serde_json::Value>(s) {
+                                self.hide_body(&inner);
+                            }
                         }
                         other => self.hide_body(other),
                     }
@@ -309,20 +317,43 @@ impl Client {
         let spinner = self
             .out
             .wait(format!("waiting for {} ({method} {shown})", self.label));
-        let result = rb
-            .send()
-            .map_err(|e| {
-                // The whole chain of causes, for whoever asked with -v.
-                let mut chain = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(c) = src {
-                    chain = format!("{chain}: {c}");
-                    src = c.source();
+        // reqwest's timeout bounds each read, so a server trickling a byte at a time keeps
+        // a reply going for ever: the request runs on its own thread and is abandoned at
+        // the deadline (its socket closes when that thread's next read times out).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut chain = None;
+            let r = rb
+                .send()
+                .map_err(|e| {
+                    // The whole chain of causes, for whoever asked with -v.
+                    let mut c = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(inner) = src {
+                        c = format!("{c}: {inner}");
+                        src = inner.source();
+                    }
+                    chain = Some(c);
+                    transport(&e)
+                })
+                .and_then(read_capped);
+            let _ = tx.send((r, chain));
+        });
+        let result = match rx.recv_timeout(self.timeout) {
+            Ok((r, chain)) => {
+                if let Some(c) = chain {
+                    self.out.debug(&self.mask(&sanitize(&c)));
                 }
-                self.out.debug(&self.mask(&sanitize(&chain)));
-                transport(&e)
-            })
-            .and_then(read_capped);
+                r
+            }
+            Err(_) => Err(Transport {
+                kind: TransportKind::Timeout,
+                detail: format!(
+                    "timed out: no whole reply within {} s",
+                    self.timeout.as_secs_f64()
+                ),
+            }),
+        };
         drop(spinner);
         let ms = start.elapsed().as_millis();
         match &result {

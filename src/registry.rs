@@ -71,7 +71,12 @@ pub struct KeyRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded: Option<Supersession>,
     /// The secret's salted fingerprint, for `keyctl scan` (see `scan`): never the secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// None for a secret too weak to fingerprint (see [`strong_enough`]).
+    #[serde(
+        default,
+        skip_serializing_if = "no_fingerprint",
+        deserialize_with = "strong_fingerprint"
+    )]
     pub fingerprint: Option<Fingerprint>,
     /// Who issued the key and where it works (see `service`). `None` only in a record an
     /// older keyctl wrote, until it is migrated on first read.
@@ -89,6 +94,56 @@ pub struct Fingerprint {
     pub len: usize,
     /// A keyctl checksum is in the secret (found by it; no length search needed).
     pub checksum: bool,
+}
+
+impl Fingerprint {
+    /// True for the fingerprint [`Registry::fingerprint_of`] gives a secret too weak to
+    /// fingerprint: it is never written.
+    pub fn refused(&self) -> bool {
+        self.hmac.is_empty()
+    }
+}
+
+/// The shortest secret without a keyctl checksum that keyctl fingerprints.
+pub const MIN_FINGERPRINT_LEN: usize = 20;
+
+/// Whether `secret` is strong enough to keep its fingerprint in keys.json, where the salt
+/// sits beside it: anyone who can read the file can test guesses against it offline. A
+/// keyctl secret (checksummed, 49 random base62 characters) always is; any other needs
+/// at least 20 characters from at least two of lower case, upper case, digits and
+/// symbols, with at least 10 different characters (a random one of those has 100 bits
+/// or more; `Summer2024!` and other guessable passwords are refused by length). A
+/// refused secret is never fingerprinted, and `keyctl scan` cannot find it.
+pub fn strong_enough(secret: &str) -> bool {
+    if crate::key::looks_like_secret(secret) {
+        return true;
+    }
+    let classes = [
+        secret.chars().any(|c| c.is_ascii_lowercase()),
+        secret.chars().any(|c| c.is_ascii_uppercase()),
+        secret.chars().any(|c| c.is_ascii_digit()),
+        secret.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let mut distinct: Vec<char> = secret.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    secret.chars().count() >= MIN_FINGERPRINT_LEN && classes >= 2 && distinct.len() >= 10
+}
+
+fn no_fingerprint(f: &Option<Fingerprint>) -> bool {
+    f.as_ref().is_none_or(Fingerprint::refused)
+}
+
+/// Reads a stored fingerprint, dropping one an older keyctl made of a short secret
+/// without a checksum (it is not written back).
+fn strong_fingerprint<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Fingerprint>, D::Error> {
+    Ok(Option::<Fingerprint>::deserialize(d)?
+        .filter(|f| f.checksum || f.len >= MIN_FINGERPRINT_LEN))
 }
 
 /// Where a key was pushed: written only after the remote confirmed it.
@@ -272,14 +327,27 @@ impl Registry {
         salt
     }
 
-    /// The fingerprint of `secret` under this home's salt (made if needed).
+    /// The fingerprint of `secret` under this home's salt (made if needed); a refused
+    /// one (see [`Fingerprint::refused`]) for a secret not [`strong_enough`].
     pub fn fingerprint_of(&mut self, secret: &str) -> Fingerprint {
+        if !strong_enough(secret) {
+            return Fingerprint {
+                hmac: String::new(),
+                len: 0,
+                checksum: false,
+            };
+        }
         let salt = self.ensure_scan_salt();
         Fingerprint {
             hmac: crate::scan::to_hex(&crate::scan::fingerprint(&salt, secret.as_bytes())),
             len: secret.len(),
             checksum: crate::key::looks_like_secret(secret),
         }
+    }
+
+    /// [`Registry::fingerprint_of`] for a record: None when refused.
+    pub fn recorded_fingerprint(&mut self, secret: &str) -> Option<Fingerprint> {
+        Some(self.fingerprint_of(secret)).filter(|f| !f.refused())
     }
 
     /// Finds a key by exact ID, else by name. A name can be reused once its key is
@@ -353,8 +421,16 @@ impl LockedRegistry {
         Ok(())
     }
 
+    /// Removes a key. A key it replaced in a rotation is no longer superseded (it would
+    /// name a successor that is gone): deleting a rotation's new key undoes the rotation,
+    /// as `rotate` itself does when it cannot finish. Returns the removed record.
     pub fn remove(&mut self, id: &str) -> Option<KeyRecord> {
         let i = self.reg.file.keys.iter().position(|k| k.id == id)?;
+        for k in &mut self.reg.file.keys {
+            if k.superseded.as_ref().is_some_and(|s| s.by == id) {
+                k.superseded = None;
+            }
+        }
         Some(self.reg.file.keys.remove(i))
     }
 
@@ -367,5 +443,30 @@ impl LockedRegistry {
         let mut bytes = serde_json::to_vec_pretty(&self.reg.file)?;
         bytes.push(b'\n');
         fsutil::write_atomic(&self.reg.path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_secrets_are_not_fingerprinted_and_never_shown_whole() {
+        for weak in [
+            "Summer2024!",
+            "abcd",
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            "12345678901234567890",
+        ] {
+            assert!(!strong_enough(weak), "{weak}");
+        }
+        for strong in [
+            "q7Rk2pXz9LmN4vBt8Wc1Hd6Jf3Gs5Ya0",
+            "9f86d081884c7d659a2feaa0c55ad015",
+        ] {
+            assert!(strong_enough(strong), "{strong}");
+        }
+        assert_eq!(crate::scan::mask(b"abcd", false), "\u{2026}");
+        assert_eq!(crate::scan::mask(b"Summer2024!", false), "\u{2026}");
     }
 }

@@ -350,19 +350,59 @@ pub fn masked_diff(plan: &Plan, shown: &Path, secrets: &[&str]) -> String {
     o
 }
 
-/// True for a mapping key that names a secret (`api_key_secret`, `"db password"`, ...).
+/// True for a mapping key that names a secret (`api_key_secret`, `"db password"`,
+/// `api_key`, `pwd`, `pass`, ...), not for one that names a secret's ID or file
+/// (`api_key_id`, `key_file`).
 fn secret_like(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
+    let named = [
         "secret",
         "password",
         "passwd",
+        "passphrase",
+        "pwd",
         "token",
         "private",
         "credential",
+        "apikey",
     ]
     .iter()
-    .any(|w| k.contains(w))
+    .any(|w| k.contains(w));
+    let words: Vec<&str> = k
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    // `pass`, `db_pass`; `key`, `api_key`, `access_key` (a word `key` last: `key_id`,
+    // `key_file` and `api_key_id` name something else).
+    named || words.contains(&"pass") || words.last() == Some(&"key")
+}
+
+/// `line` with the password of every `scheme://user:password@host` in it masked.
+fn mask_url_passwords(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || "/?#\"'".contains(c))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority
+            .rfind('@')
+            .and_then(|at| authority[..at].find(':').map(|colon| (colon, at)))
+        {
+            Some((colon, at)) => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Collects the scalars under secret-like keys, at any depth.
@@ -388,12 +428,10 @@ fn mask_line(line: &str, secrets: &[&str]) -> String {
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         out = out.replace(s, "***");
     }
+    let mut out = mask_url_passwords(&out);
     let body = out.trim_start_matches([' ', '-']);
     if let Some((k, v)) = body.split_once(':') {
-        let k = k.to_ascii_lowercase();
-        let secretish = ["secret", "password", "passwd", "token", "private"]
-            .iter()
-            .any(|w| k.contains(w));
+        let secretish = secret_like(k.trim_matches(['"', '\'']));
         if secretish && !v.trim().is_empty() && !k.contains(' ') {
             let keep = out.len() - body.len() + k.len() + 1;
             out.truncate(keep);

@@ -98,6 +98,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "the D-Bus session bus the Secret Service (Linux keyring) is reached on",
     ),
     (
+        "KEYCTL_ORPHAN_GRACE",
+        "seconds an orphaned secret must have existed before `doctor --fix` removes it (default 86400: one day)",
+    ),
+    (
         "KEYCTL_COMPLETE",
         "set by the completion scripts when a shell asks for completions",
     ),
@@ -107,8 +111,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 /// set.
 pub const FILES: &[(&str, &str)] = &[
     (
-        "~/.local/share/keyctl/registry.json",
-        "the key registry: metadata of every key, never a secret (macOS: ~/Library/Application Support/keyctl; Windows: %APPDATA%\\keyctl; with --home: HOME/registry.json)",
+        "~/.local/share/keyctl/keys.json",
+        "the key registry: metadata of every key, never a secret (macOS: ~/Library/Application Support/keyctl; Windows: %APPDATA%\\keyctl; with --home: HOME/keys.json)",
     ),
     (
         "~/.config/keyctl/config.yaml",

@@ -34,8 +34,21 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     // Resolve again under the lock: another process may have changed it meanwhile.
     let id = reg.reg.resolve(&id)?.id.clone();
     let existed = ctx.stores.get(kind)?.delete(&id)?;
+    let restored: Vec<String> = reg
+        .reg
+        .keys()
+        .iter()
+        .filter(|k| k.superseded.as_ref().is_some_and(|s| s.by == id))
+        .filter(|k| k.revoked_at.is_none())
+        .map(|k| format!("'{}' ({})", k.name, k.id))
+        .collect();
     reg.remove(&id);
     reg.save()?;
+    for k in restored {
+        ctx.out.note(&format!(
+            "key {k} was replaced by {id} in a rotation: it is no longer superseded, and stays usable until revoked"
+        ));
+    }
     if !existed {
         ctx.out.warn(&format!(
             "the {} store had no secret for {id}",

@@ -2,7 +2,11 @@
 //! tells the truth about plain-text storage instead of hiding it (gh's cli/cli#5961).
 //! It also finds what an interrupted command can leave: secrets no key owns (a `create`
 //! killed between storing the secret and writing the registry) and keys whose secret is
-//! gone; `--fix` removes the orphans, after asking.
+//! gone; `--fix` removes the orphans, after asking. The OS keyring is shared by every
+//! keyctl home and other programs, so only this home's items can be orphans (see
+//! `store::keyring`); the rest are listed as foreign and never touched. Removal happens
+//! under the registry lock, only with a registry that names keys, and only for orphans
+//! older than a grace period, since a running command stores its secret first.
 
 use serde::Serialize;
 
@@ -33,8 +37,11 @@ struct Report {
     new_secrets_go_to: Option<&'static str>,
     /// The team store, when selected or configured.
     vault: Option<crate::store::vault::Health>,
-    /// Secrets that no key or remote owns: `store:ID`.
+    /// Secrets of this home that no key or remote owns: `store:ID`.
     orphans: Vec<String>,
+    /// Items under service `keyctl` in the OS keyring that belong to another keyctl home
+    /// or another program: `keyring:ID`. Never removed.
+    foreign: Vec<String>,
     /// Keys (not revoked) whose secret is missing from their store.
     missing_secrets: Vec<String>,
     /// False when keyctl runs non-dumpable with no core limit (Linux); null elsewhere.
@@ -55,11 +62,13 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             (0, 0, 0)
         }
     };
-    for (path, secret) in [
-        (Registry::path_in(&ctx.paths.data), false),
-        (FileStore::new(&ctx.paths.data).path().to_path_buf(), true),
+    // keys.json is checked like the store: it holds the secrets' salted fingerprints and
+    // their salt, so whoever reads it can test guesses offline.
+    for path in [
+        Registry::path_in(&ctx.paths.data),
+        FileStore::new(&ctx.paths.data).path().to_path_buf(),
     ] {
-        if let Err(e) = crate::fsutil::check_private(&path, secret) {
+        if let Err(e) = crate::fsutil::check_private(&path, true) {
             problems.push(format!("{e:#}"));
         }
     }
@@ -136,15 +145,11 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     }
     // What interrupted commands left: secrets nobody owns, keys without their secret.
     let mut orphans: Vec<(StoreKind, String)> = Vec::new();
+    let mut foreign: Vec<String> = Vec::new();
     let mut missing_secrets: Vec<String> = Vec::new();
     if let Ok(reg) = &registry {
-        let owned = |id: &str| {
-            reg.keys().iter().any(|k| k.id == id)
-                || id
-                    .strip_prefix("remote:")
-                    .or_else(|| id.strip_prefix("token:"))
-                    .is_some_and(|r| ctx.remotes.contains_key(r))
-        };
+        let owned = |id: &str| named(reg, &ctx.remotes, id);
+        // (store, IDs this home holds there)
         let mut held: Vec<(StoreKind, Vec<String>)> = Vec::new();
         if file_store_exists && crate::fsutil::check_private(fs.path(), true).is_ok() {
             match fs.ids() {
@@ -153,8 +158,25 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             }
         }
         if keyring_available {
-            match ctx.stores.keyring().and_then(|k| k.ids()) {
-                Ok(ids) => held.push((StoreKind::Keyring, ids)),
+            match ctx
+                .stores
+                .keyring()
+                .and_then(|k| Ok((k.items()?, k.home().to_owned())))
+            {
+                Ok((items, home)) => {
+                    let mut ids = Vec::new();
+                    for item in items {
+                        match item.home.as_deref() {
+                            // This home's item, or an older keyctl's that this registry
+                            // names (claimed by it).
+                            Some(h) if h == home => ids.push(item.user),
+                            None if owned(&item.user) => ids.push(item.user),
+                            // Another home's, or another tool's: never an orphan here.
+                            _ => foreign.push(format!("keyring:{}", item.user)),
+                        }
+                    }
+                    held.push((StoreKind::Keyring, ids));
+                }
                 Err(e) => problems.push(format!("the keyring could not be searched: {e:#}")),
             }
         }
@@ -165,6 +187,8 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
                     .map(|id| (*store, id.clone())),
             );
         }
+        orphans.sort_by(|a, b| (a.0.as_str(), &a.1).cmp(&(b.0.as_str(), &b.1)));
+        orphans.dedup();
         for k in reg.keys().iter().filter(|k| k.revoked_at.is_none()) {
             let Some((_, ids)) = held.iter().find(|(s, _)| *s == k.store) else {
                 continue;
@@ -182,12 +206,23 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             }
         }
     }
+    foreign.sort();
+    foreign.dedup();
+    if !foreign.is_empty() {
+        problems.push(format!(
+            "{} under service keyctl in the OS keyring {} to another keyctl home or another program; doctor leaves {} alone",
+            plural(foreign.len(), "item", "items"),
+            if foreign.len() == 1 { "belongs" } else { "belong" },
+            if foreign.len() == 1 { "it" } else { "them" },
+        ));
+    }
     if !orphans.is_empty() && !fix {
         problems.push(format!(
-            "{} secret{} that no key owns (left by an interrupted create): `keyctl doctor --fix` removes {}",
+            "{} secret{} that no key owns (left by an interrupted create): `keyctl doctor --fix` removes {} once older than {}",
             orphans.len(),
             if orphans.len() == 1 { "" } else { "s" },
-            if orphans.len() == 1 { "it" } else { "them" }
+            if orphans.len() == 1 { "it" } else { "them" },
+            describe_grace(orphan_grace())
         ));
     }
     if fix && !orphans.is_empty() {
@@ -204,14 +239,8 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
                 list.join(", ")
             ),
         )?;
-        for (store, id) in &orphans {
-            ctx.stores.get(*store)?.delete(id)?;
-            ctx.out.note(&format!(
-                "removed orphaned secret {id} from the {} store",
-                store.as_str()
-            ));
-        }
-        orphans.clear();
+        let kept = remove_orphans(ctx, &orphans)?;
+        orphans = kept;
     }
     if let Some(other) = clashing_keyctl() {
         problems.push(format!(
@@ -250,6 +279,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(s, id)| format!("{}:{id}", s.as_str()))
             .collect(),
+        foreign,
         missing_secrets,
         core_dumps_possible,
         problems,
@@ -319,6 +349,96 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
         return Err(Error::store_unavailable(report.keyring_detail).into());
     }
     Ok(())
+}
+
+/// How old an orphan must be before `doctor --fix` removes it: a `create`, `rotate` or
+/// `remote add` stores its secret before the record that owns it, and may wait on a
+/// remote meanwhile (git gc keeps unreachable objects two weeks for the same reason).
+/// One day; `KEYCTL_ORPHAN_GRACE` (seconds) changes it.
+fn orphan_grace() -> u64 {
+    std::env::var("KEYCTL_ORPHAN_GRACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24 * 60 * 60)
+}
+
+fn describe_grace(secs: u64) -> String {
+    if secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// Whether the registry or config.yaml names this store ID: a key, or a remote's
+/// credential (`remote:NAME`, `token:NAME`).
+fn named(
+    reg: &Registry,
+    remotes: &std::collections::BTreeMap<String, crate::remote::RemoteConfig>,
+    id: &str,
+) -> bool {
+    reg.keys().iter().any(|k| k.id == id)
+        || id
+            .strip_prefix("remote:")
+            .or_else(|| id.strip_prefix("token:"))
+            .is_some_and(|r| remotes.contains_key(r))
+}
+
+/// Removes the orphans that are still orphans under the registry lock and older than
+/// the grace period; returns those kept. A missing or empty registry removes nothing:
+/// it is what a moved-aside or lost registry looks like, not a home without keys.
+fn remove_orphans(
+    ctx: &Ctx,
+    orphans: &[(StoreKind, String)],
+) -> anyhow::Result<Vec<(StoreKind, String)>> {
+    let locked = Registry::lock(&ctx.paths.data)?;
+    if !locked.reg.path().exists() || locked.reg.keys().is_empty() {
+        ctx.out.note(&format!(
+            "the key registry {} is missing or empty: doctor --fix removes nothing (restore it first)",
+            locked.reg.path().display()
+        ));
+        return Ok(orphans.to_vec());
+    }
+    let grace = orphan_grace();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let cutoff = now.saturating_sub(grace);
+    // The file store keeps no time per secret: its file's last change bounds them all.
+    let file_old = std::fs::metadata(FileStore::new(&ctx.paths.data).path())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|t| t.as_secs() <= cutoff);
+    let mut kept = Vec::new();
+    for (store, id) in orphans {
+        if named(&locked.reg, &ctx.remotes, id) {
+            continue;
+        }
+        let removed = match store {
+            StoreKind::Keyring => ctx.stores.keyring()?.remove_own(id, cutoff)?,
+            StoreKind::File if file_old => ctx.stores.file().delete(id)?,
+            _ => false,
+        };
+        if removed {
+            ctx.out.note(&format!(
+                "removed orphaned secret {id} from the {} store",
+                store.as_str()
+            ));
+        } else {
+            kept.push((*store, id.clone()));
+        }
+    }
+    if !kept.is_empty() {
+        ctx.out.note(&format!(
+            "kept {} orphaned secret{} younger than {}: a command may still be writing {} record",
+            kept.len(),
+            if kept.len() == 1 { "" } else { "s" },
+            describe_grace(grace),
+            if kept.len() == 1 { "its" } else { "their" }
+        ));
+    }
+    Ok(kept)
 }
 
 /// Another `keyctl` earlier or later on PATH that is not this binary.

@@ -25,7 +25,14 @@ pub fn store_new_key(
     reg.check_free(&rec.name, &rec.id)?;
     let label = format!("keyctl {} key {} ({})", rec.kind, rec.name, rec.id);
     rec.store = app.stores.put_new(&rec.id, &label, secret)?;
-    rec.fingerprint = Some(reg.reg.fingerprint_of(secret.expose_secret()));
+    rec.fingerprint = reg.reg.recorded_fingerprint(secret.expose_secret());
+    if rec.fingerprint.is_none() {
+        app.out.note(&format!(
+            "the secret of {} is too weak to fingerprint (fewer than {} characters, or too few kinds or different characters): `keyctl scan` will not find it if it leaks",
+            rec.name,
+            crate::registry::MIN_FINGERPRINT_LEN
+        ));
+    }
     let saved = reg.insert(rec.clone()).and_then(|()| reg.save());
     if let Err(e) = saved {
         if let Ok(s) = app.stores.get(rec.store) {

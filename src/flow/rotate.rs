@@ -58,13 +58,15 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
         ));
     }
     // One rotation of a key at a time; the second fails at once, having changed nothing.
-    let _lock = crate::fsutil::try_lock(&app.paths.data.join(format!("rotate-{}.lock", found.id)))
-        .map_err(|_| {
-            Error::conflict(format!(
-                "another keyctl is rotating key '{}' ({}) right now; nothing was changed",
-                found.name, found.id
-            ))
-        })?;
+    let _lock = crate::fsutil::try_lock_removable(
+        &app.paths.data.join(format!("rotate-{}.lock", found.id)),
+    )
+    .map_err(|_| {
+        Error::conflict(format!(
+            "another keyctl is rotating key '{}' ({}) right now; nothing was changed",
+            found.name, found.id
+        ))
+    })?;
     // Read again under the lock: a rotation may have finished (or been cut short) since.
     let reg = Registry::load(&app.paths.data)?;
     let old = reg
@@ -355,7 +357,7 @@ fn commit_successor(
             by: new.id.clone(),
             revoke_after,
         });
-        new.fingerprint = Some(reg.reg.fingerprint_of(secret.expose_secret()));
+        new.fingerprint = reg.reg.recorded_fingerprint(secret.expose_secret());
         reg.insert(new.clone())?;
         reg.save()
     });

@@ -159,13 +159,20 @@ pub fn is_text(buf: &[u8], size: u64, max_size: u64) -> bool {
 }
 
 /// `kca_…Ab3x`: the prefix of a standard keyctl secret (what kind of key it is) and the
-/// last 4 characters (to tell keys apart); nothing else.
+/// last 4 characters (to tell keys apart) of a secret of at least
+/// [`crate::registry::MIN_FINGERPRINT_LEN`] characters; nothing else.
 pub fn mask(secret: &[u8], checksum: bool) -> String {
     let text = String::from_utf8_lossy(secret);
+    // The last 4 characters only of a secret long enough that they give little away.
+    let shown = if text.chars().count() >= crate::registry::MIN_FINGERPRINT_LEN {
+        4
+    } else {
+        0
+    };
     let last: String = text
         .chars()
         .rev()
-        .take(4)
+        .take(shown)
         .collect::<Vec<_>>()
         .into_iter()
         .rev()

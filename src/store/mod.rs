@@ -108,7 +108,7 @@ impl Stores {
         if let Some(k) = self.keyring.get() {
             return Ok(k);
         }
-        let k = keyring::KeyringStore::open(self.session_bus)?;
+        let k = keyring::KeyringStore::open(self.session_bus, keyring::home_tag(&self.data))?;
         Ok(self.keyring.get_or_init(|| k))
     }
 
@@ -169,6 +169,7 @@ impl Stores {
     ) -> anyhow::Result<StoreKind> {
         match self.choice {
             StoreChoice::File => {
+                self.warn_open_home();
                 self.file.set(id, label, secret)?;
                 Ok(StoreKind::File)
             }
@@ -186,12 +187,7 @@ impl Stores {
                         Ok(StoreKind::Keyring)
                     }
                     Err(e) if is_unavailable(&e) => {
-                        if crate::fsutil::writable_by_others(&self.data) {
-                            self.out.warn(&format!(
-                                "the keyctl home {} can be written by group or others; `chmod 700` it",
-                                self.data.display()
-                            ));
-                        }
+                        self.warn_open_home();
                         self.file.set(id, label, secret)?;
                         let why = format!("{e:#}");
                         let why = why
@@ -206,6 +202,19 @@ impl Stores {
                     Err(e) => Err(e),
                 }
             }
+        }
+    }
+}
+
+impl Stores {
+    /// Before a secret goes into the file store: a home others can write (0777, 1777) lets
+    /// them replace or swap the file.
+    fn warn_open_home(&self) {
+        if crate::fsutil::writable_by_others(&self.data) {
+            self.out.warn(&format!(
+                "the keyctl home {} can be written by group or others; `chmod 700` it",
+                self.data.display()
+            ));
         }
     }
 }

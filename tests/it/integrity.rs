@@ -159,10 +159,20 @@ fn a_killed_create_leaves_an_orphan_that_doctor_finds_and_fixes() {
         .collect();
     assert_eq!(reported.len(), orphans.len(), "{report}");
     if !orphans.is_empty() {
+        let before = store(&home).len();
         // Scripts must say yes.
         let (code, _, err) = keyctl(&home, &["doctor", "--fix"], "");
         assert_eq!(code, 10, "{err}");
+        // Within the grace period nothing goes: a command may still be writing the record.
         let (code, _, err) = keyctl(&home, &["--yes", "doctor", "--fix"], "");
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("kept"), "{err}");
+        assert_eq!(store(&home).len(), before);
+        let (code, _, err) = home
+            .cmd()
+            .env("KEYCTL_ORPHAN_GRACE", "0")
+            .args(["--store", "file", "--yes", "doctor", "--fix"])
+            .run();
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("removed orphaned secret"), "{err}");
     }
@@ -481,8 +491,18 @@ fn doctor_finds_keyring_items_no_key_owns_and_keys_whose_secret_vanished() {
     let (code, out, _) = keyctl_ss(&["--json", "create", "--name", "vanishing"]);
     assert_eq!(code, 0);
     let vanishing = json(&out)["id"].as_str().unwrap().to_string();
-    // An item a killed create left, and a secret removed behind keyctl's back.
-    ss.secret_tool_store("kcorphan2222222222", "left-behind");
+    // An item a killed create left (its record is gone), another program's item under
+    // service keyctl, and a secret removed behind keyctl's back.
+    let (code, out, _) = keyctl_ss(&["--json", "create", "--name", "orphaned"]);
+    assert_eq!(code, 0);
+    let orphan = json(&out)["id"].as_str().unwrap().to_string();
+    let mut reg = home.registry();
+    reg["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["id"] != orphan.as_str());
+    std::fs::write(home.path().join("keys.json"), reg.to_string()).unwrap();
+    ss.secret_tool_store("kcforeign222222222", "another-program");
     let clear = Command::new("secret-tool")
         .args(["clear", "service", "keyctl", "username", &vanishing])
         .env("DBUS_SESSION_BUS_ADDRESS", &ss.address)
@@ -495,7 +515,12 @@ fn doctor_finds_keyring_items_no_key_owns_and_keys_whose_secret_vanished() {
     let report = json(&out);
     assert_eq!(
         report["orphans"],
-        serde_json::json!(["keyring:kcorphan2222222222"]),
+        serde_json::json!([format!("keyring:{orphan}")]),
+        "{report}"
+    );
+    assert_eq!(
+        report["foreign"],
+        serde_json::json!(["keyring:kcforeign222222222"]),
         "{report}"
     );
     assert_eq!(
@@ -512,11 +537,26 @@ fn doctor_finds_keyring_items_no_key_owns_and_keys_whose_secret_vanished() {
 
     let (code, _, err) = keyctl_ss(&["--yes", "doctor", "--fix"]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("kept 1 orphaned secret"), "{err}");
     assert!(
-        err.contains("removed orphaned secret kcorphan2222222222"),
+        ss.secret_tool_lookup(&orphan).is_some(),
+        "within the grace period"
+    );
+    let (code, _, err) = ss
+        .cmd(&home)
+        .env("KEYCTL_ORPHAN_GRACE", "0")
+        .args(["--yes", "doctor", "--fix"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("removed orphaned secret {orphan}")),
         "{err}"
     );
-    assert!(ss.secret_tool_lookup("kcorphan2222222222").is_none());
+    assert!(ss.secret_tool_lookup(&orphan).is_none());
+    assert!(
+        ss.secret_tool_lookup("kcforeign222222222").is_some(),
+        "another program's item is never removed"
+    );
     assert!(
         ss.secret_tool_lookup(&kept).is_some(),
         "a key's own secret is kept"

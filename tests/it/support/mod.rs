@@ -440,6 +440,19 @@ impl Drop for SecretService {
     }
 }
 
+/// `keyctl [-v] --store file remote add fk --url URL --user u --project p EXTRA...` in
+/// `home`, the password on stdin: a Keystone remote in a file-store home.
+pub fn remote_add_fk(home: &Home, url: &str, verbose: bool, extra: &[&str], password: &str) -> Cmd {
+    let mut c = home.cmd().args(["--store", "file"]);
+    if verbose {
+        c = c.arg("-v");
+    }
+    c.args(["remote", "add", "fk", "--url", url])
+        .args(["--user", "u", "--project", "p"])
+        .args(extra)
+        .stdin(password)
+}
+
 /// Parses stdout as JSON.
 pub fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
