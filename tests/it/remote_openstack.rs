@@ -223,7 +223,21 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         .json();
     let id = v["id"].as_str().unwrap();
     assert!(ks.ec2_of(&user.id).iter().any(|(a, _)| a == id));
-    // An EC2 credential prints as what S3 clients read, never as a Soda snippet.
+    // An EC2 credential prints as what S3 clients read, never as a Soda snippet: the key
+    // records its service (KeystoneEc2), and `config` renders from it.
+    let rendered = s.cmd().args(["config", "k"]).ok();
+    assert!(
+        rendered.starts_with(&format!("export AWS_ACCESS_KEY_ID={id}\n")),
+        "{rendered}"
+    );
+    let reg = s.home.registry();
+    let rec = reg["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap();
+    assert_eq!(rec["service"]["type"], "keystone-ec2", "{rec}");
     let out = s
         .cmd()
         .args(["create", "--name", "k2", "--remote", "rc"])
