@@ -24,6 +24,7 @@
 //! `health` what `doctor` reports.
 
 mod health;
+mod index;
 mod kv;
 mod team;
 
@@ -247,6 +248,7 @@ impl SecretStore for VaultStore {
             return Ok(false);
         };
         self.destroy(&format!("keys/{id}"))?;
+        self.index_upkeep("the delete", self.index_remove(id));
         self.destroy(&format!("secrets/{id}"))?;
         if self.name_owner(&e.record.name)?.as_deref() == Some(id) {
             self.destroy(&format!("names/{}", e.record.name))?;
