@@ -2,7 +2,8 @@
 //! instead of one per key, and what lets `scan` know team keys without reading a secret.
 //!
 //! - `PREFIX/index/NN` (NN = one of [`SHARDS`] shards, chosen by a hash of the key ID):
-//!   `{"keys": {ID: {"v": VERSION, "record": {...}, "pending": {NONCE: TIME}}}}`, a copy of
+//!   `{"keys": "{ID: {\"v\": VERSION, \"record\": {...}, \"pending\": {NONCE: TIME}}}"}` (the map
+//!   as one JSON string, see [`shard_keys`]), a copy of
 //!   the records at `keys/ID` (never a secret). Every change is check-and-set on the
 //!   shard, so writers on many machines lose no entry; a shard holds 1/[`SHARDS`] of the
 //!   team, so concurrent writers seldom meet on one, and 50,000 keys stay far below a
@@ -48,6 +49,17 @@ fn shard_of(id: &str) -> String {
 
 fn shard_name(i: usize) -> String {
     format!("index/{i:02x}")
+}
+
+/// A shard's entries. They are kept as one JSON string: OpenBao refuses a request with
+/// more than 1,000 JSON strings in it ("high complexity"), which a shard of nested
+/// records would pass at about 60 keys.
+fn shard_keys(d: &Value) -> Map<String, Value> {
+    match &d["keys"] {
+        Value::String(text) => serde_json::from_str(text).unwrap_or_default(),
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    }
 }
 
 /// One index entry as read.
@@ -97,19 +109,14 @@ impl VaultStore {
     ) -> anyhow::Result<()> {
         for attempt in 0..CAS_ATTEMPTS {
             let (mut keys, version) = match self.read(rel)? {
-                Some((mut d, v)) => (
-                    d["keys"]
-                        .as_object_mut()
-                        .map(std::mem::take)
-                        .unwrap_or_default(),
-                    v,
-                ),
+                Some((d, v)) => (shard_keys(&d), v),
                 None => (Map::new(), 0),
             };
             if !change(&mut keys) {
                 return Ok(());
             }
-            if self.write(rel, version, &json!({ "keys": keys }))? {
+            let text = serde_json::to_string(&keys)?;
+            if self.write(rel, version, &json!({ "keys": text }))? {
                 return Ok(());
             }
             // Another writer got there first: step aside a little, then again.
@@ -224,10 +231,7 @@ impl VaultStore {
         // Pending and still fresh: its writer is at work; the entry is left to it.
         let mut busy: BTreeSet<String> = BTreeSet::new();
         for d in &shards {
-            let Some(keys) = d["keys"].as_object() else {
-                continue;
-            };
-            for (id, v) in keys {
+            for (id, v) in &shard_keys(d) {
                 let e = parse_entry(v, now);
                 if !ids.contains(id) {
                     gone.push(id.clone());
