@@ -62,18 +62,43 @@ fn shard_keys(d: &Value) -> Map<String, Value> {
     }
 }
 
-/// One index entry as read.
-struct Indexed {
-    version: u64,
-    record: Option<Value>,
-    pending: bool,
-    /// Every pending mark is older than any writer can still be working.
-    abandoned: bool,
+/// An index entry parsed straight into a record (a list of 10,000 keys spends most of
+/// its time here, so no intermediate `Value`).
+#[derive(serde::Deserialize)]
+struct Stored {
+    #[serde(default)]
+    v: u64,
+    #[serde(default)]
+    record: Option<KeyRecord>,
+    #[serde(default)]
+    pending: Option<Map<String, Value>>,
 }
 
-fn parse_entry(v: &Value, now: time::OffsetDateTime) -> Indexed {
-    let marks: Vec<Option<time::OffsetDateTime>> = v["pending"]
-        .as_object()
+/// The entries of a shard as read; a shard that does not parse as records is all read
+/// from the records instead (entries without a record).
+fn stored_entries(d: &Value) -> Vec<(String, Stored)> {
+    if let Value::String(text) = &d["keys"]
+        && let Ok(m) = serde_json::from_str::<BTreeMap<String, Stored>>(text)
+    {
+        return m.into_iter().collect();
+    }
+    shard_keys(d)
+        .into_iter()
+        .map(|(id, v)| {
+            let pending = v["pending"].as_object().cloned();
+            let stored = Stored {
+                v: 0,
+                record: None,
+                pending,
+            };
+            (id, stored)
+        })
+        .collect()
+}
+
+/// (pending, abandoned) of an entry's pending marks.
+fn pending_state(marks: Option<&Map<String, Value>>, now: time::OffsetDateTime) -> (bool, bool) {
+    let marks: Vec<Option<time::OffsetDateTime>> = marks
         .map(|m| {
             m.values()
                 .map(|t| {
@@ -88,15 +113,11 @@ fn parse_entry(v: &Value, now: time::OffsetDateTime) -> Indexed {
                 .collect()
         })
         .unwrap_or_default();
-    Indexed {
-        version: v["v"].as_u64().unwrap_or(0),
-        record: v.get("record").filter(|r| r.is_object()).cloned(),
-        pending: !marks.is_empty(),
-        abandoned: !marks.is_empty()
-            && marks
-                .iter()
-                .all(|t| t.is_some_and(|t| now - t > ABANDONED_CLAIM)),
-    }
+    let abandoned = !marks.is_empty()
+        && marks
+            .iter()
+            .all(|t| t.is_some_and(|t| now - t > ABANDONED_CLAIM));
+    (!marks.is_empty(), abandoned)
 }
 
 impl VaultStore {
@@ -198,7 +219,7 @@ impl VaultStore {
     pub fn records(&self) -> anyhow::Result<Vec<KeyRecord>> {
         let now = time::OffsetDateTime::now_utc();
         let next = AtomicUsize::new(0);
-        let shards: Mutex<Vec<Value>> = Mutex::new(Vec::new());
+        let shards: Mutex<Vec<Vec<(String, Stored)>>> = Mutex::new(Vec::new());
         let (ids, read) = std::thread::scope(|s| {
             let workers: Vec<_> = (0..LIST_THREADS)
                 .map(|_| {
@@ -209,7 +230,8 @@ impl VaultStore {
                                 return Ok(());
                             }
                             if let Some((d, _)) = self.read(&shard_name(i))? {
-                                shards.lock().expect("index shards").push(d);
+                                let entries = stored_entries(&d);
+                                shards.lock().expect("index shards").push(entries);
                             }
                         }
                     })
@@ -230,28 +252,21 @@ impl VaultStore {
         let mut gone: Vec<String> = Vec::new();
         // Pending and still fresh: its writer is at work; the entry is left to it.
         let mut busy: BTreeSet<String> = BTreeSet::new();
-        for d in &shards {
-            for (id, v) in &shard_keys(d) {
-                let e = parse_entry(v, now);
-                if !ids.contains(id) {
-                    gone.push(id.clone());
-                    continue;
+        for (id, e) in shards.into_iter().flatten() {
+            if !ids.contains(&id) {
+                gone.push(id);
+                continue;
+            }
+            let (pending, abandoned) = pending_state(e.pending.as_ref(), now);
+            if pending && !abandoned {
+                busy.insert(id.clone());
+            }
+            match e.record.filter(|_| !pending && e.v > 0) {
+                Some(r) => {
+                    records.insert(id, r);
                 }
-                if e.pending && !e.abandoned {
-                    busy.insert(id.clone());
-                }
-                match e.record.filter(|_| !e.pending && e.version > 0) {
-                    Some(r) => match serde_json::from_value::<KeyRecord>(r) {
-                        Ok(r) => {
-                            records.insert(id.clone(), r);
-                        }
-                        Err(_) => {
-                            direct.insert(id.clone());
-                        }
-                    },
-                    None => {
-                        direct.insert(id.clone());
-                    }
+                None => {
+                    direct.insert(id);
                 }
             }
         }
@@ -330,8 +345,11 @@ impl VaultStore {
                             let newer = slot.is_some_and(|s| {
                                 s["v"].as_u64().unwrap_or(0) > e.version
                                     || s["pending"].is_object()
-                                        && !parse_entry(s, time::OffsetDateTime::now_utc())
-                                            .abandoned
+                                        && !pending_state(
+                                            s["pending"].as_object(),
+                                            time::OffsetDateTime::now_utc(),
+                                        )
+                                        .1
                             });
                             if !newer && slot != Some(&fresh) {
                                 keys.insert(id.clone(), fresh);
@@ -408,11 +426,22 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         let old = crate::expiry::rfc3339(now - time::Duration::minutes(10));
         let new = crate::expiry::rfc3339(now);
-        let e = parse_entry(&json!({"v": 2, "pending": {"a": old, "b": new}}), now);
-        assert!(e.pending && !e.abandoned && e.record.is_none());
-        let e = parse_entry(&json!({"v": 2, "pending": {"a": old}}), now);
-        assert!(e.pending && e.abandoned);
-        let e = parse_entry(&json!({"v": 2, "record": {"id": "x"}}), now);
-        assert!(!e.pending && e.record.is_some() && e.version == 2);
+        let both = json!({"a": old, "b": new});
+        assert_eq!(pending_state(both.as_object(), now), (true, false));
+        let one = json!({"a": old});
+        assert_eq!(pending_state(one.as_object(), now), (true, true));
+        assert_eq!(pending_state(None, now), (false, false));
+    }
+
+    #[test]
+    fn a_shard_that_is_not_records_is_read_from_the_records() {
+        let good = json!({"keys": json!({"x": {"v": 2, "pending": {"n": "t"}}}).to_string()});
+        let e = stored_entries(&good);
+        assert_eq!((e[0].0.as_str(), e[0].1.v), ("x", 2));
+        assert!(e[0].1.pending.is_some() && e[0].1.record.is_none());
+        let odd = json!({"keys": {"y": {"v": 3, "record": {"not": "a record"}}}});
+        let e = stored_entries(&odd);
+        assert_eq!((e[0].0.as_str(), e[0].1.v), ("y", 0));
+        assert!(e[0].1.record.is_none());
     }
 }
