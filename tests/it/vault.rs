@@ -1118,6 +1118,15 @@ fn a_torn_or_stale_index_is_detected_and_rebuilt_from_the_records() {
         .map(|i| create(&bao, &home, &["--name", &format!("t{i}")]))
         .collect();
     assert_eq!(index_agrees(&bao.api), 6);
+    // A shard keeps two versions, not KV v2's default ten: it is rewritten on each change.
+    let (_, b) = bao.api.call("LIST", "secret/metadata/keyctl/index", None);
+    let first = b["data"]["keys"][0].as_str().unwrap().to_owned();
+    let (_, meta) = bao.api.call(
+        "GET",
+        &format!("secret/metadata/keyctl/index/{first}"),
+        None,
+    );
+    assert_eq!(meta["data"]["max_versions"], 2, "{meta}");
     let names = |home: &Home| -> std::collections::BTreeSet<String> {
         bao.cmd(home)
             .args(["--json", "list", "--all"])

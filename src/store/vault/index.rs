@@ -138,6 +138,15 @@ impl VaultStore {
             }
             let text = serde_json::to_string(&keys)?;
             if self.write(rel, version, &json!({ "keys": text }))? {
+                if version == 0 {
+                    // A shard is rewritten on every change: old versions would only
+                    // multiply its size in storage (CAS needs the current one).
+                    let kept = self.keep_versions(rel, 2);
+                    if let Err(e) = kept {
+                        self.out
+                            .debug(&format!("{rel}: versions not limited: {e:#}"));
+                    }
+                }
                 return Ok(());
             }
             // Another writer got there first: step aside a little, then again.
