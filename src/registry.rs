@@ -284,11 +284,12 @@ impl Registry {
     /// Adds records kept elsewhere (the team store) to this in-memory view, for reads;
     /// IDs already known locally win. Never saved: `save` is on [`LockedRegistry`].
     pub fn with_shared(mut self, shared: Vec<KeyRecord>) -> Registry {
-        for k in shared {
-            if !self.file.keys.iter().any(|l| l.id == k.id) {
-                self.file.keys.push(k);
-            }
-        }
+        // A set, not a scan of the list per key: a team has tens of thousands of keys.
+        let mut seen: std::collections::HashSet<String> =
+            self.file.keys.iter().map(|k| k.id.clone()).collect();
+        self.file
+            .keys
+            .extend(shared.into_iter().filter(|k| seen.insert(k.id.clone())));
         self
     }
 

@@ -116,8 +116,8 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
 }
 
 /// Every key this home knows, by fingerprint. Local keys stored before fingerprints
-/// existed get theirs now (their secret read once, the fingerprint saved); team keys are
-/// fingerprinted in memory from the team store.
+/// existed get theirs now (their secret read once, the fingerprint saved); team keys by
+/// the fingerprint on their team record, under the team's salt (no secret read).
 fn known_keys(ctx: &Ctx) -> anyhow::Result<(Known, Vec<KeyInfo>, Vec<KeyRecord>)> {
     let now = OffsetDateTime::now_utc();
     let salt = {
@@ -151,24 +151,26 @@ fn known_keys(ctx: &Ctx) -> anyhow::Result<(Known, Vec<KeyInfo>, Vec<KeyRecord>)
     };
     let catalog = crate::flow::catalog::load(ctx)?;
     let mut known = Known::new(salt);
+    if let Some(team) = crate::flow::catalog::team_salt(ctx) {
+        known.add_salt(team);
+    }
     let mut keys = Vec::new();
     let mut records = Vec::new();
     for k in catalog.keys() {
         let i = keys.len();
         let status = k.status(now, ctx.warn_window).as_str().to_string();
         match (&k.fingerprint, k.store) {
-            (Some(fp), _) if k.store != StoreKind::Vault => {
+            (Some(fp), _) => {
                 if let Some(h) = scan::from_hex(&fp.hmac) {
                     known.add(h, fp.len, !fp.checksum, i);
                 }
             }
-            (_, StoreKind::Vault) if k.revoked_at.is_none() => {
-                match ctx.stores.get(StoreKind::Vault).and_then(|s| s.get(&k.id)) {
-                    Ok(secret) => known.insert(secret.expose_secret().as_bytes(), i),
-                    Err(e) => ctx
-                        .out
-                        .debug(&format!("team key {} not fingerprinted: {e:#}", k.id)),
-                }
+            (None, StoreKind::Vault) => {
+                ctx.out.debug(&format!(
+                    "team key {} has no fingerprint on its record (an older keyctl made it)",
+                    k.id
+                ));
+                continue;
             }
             _ => continue,
         }

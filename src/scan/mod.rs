@@ -30,6 +30,8 @@ use sha2::Sha256;
 /// no checksum (only runs of those lengths are fingerprinted).
 pub struct Known {
     salt: [u8; 32],
+    /// Other salts whose fingerprints were added (the team store's).
+    salts: Vec<[u8; 32]>,
     keys: HashMap<[u8; 32], usize>,
     lengths: Vec<usize>,
 }
@@ -38,14 +40,31 @@ impl Known {
     pub fn new(salt: [u8; 32]) -> Known {
         Known {
             salt,
+            salts: Vec::new(),
             keys: HashMap::new(),
             lengths: Vec::new(),
         }
     }
 
-    /// The fingerprint of `secret` under this home's salt.
+    /// The fingerprint of `secret` under this home's salt, or under another added salt
+    /// where that one names a known key.
     pub fn fingerprint(&self, secret: &[u8]) -> [u8; 32] {
-        fingerprint(&self.salt, secret)
+        let fp = fingerprint(&self.salt, secret);
+        if self.salts.is_empty() || self.keys.contains_key(&fp) {
+            return fp;
+        }
+        self.salts
+            .iter()
+            .map(|s| fingerprint(s, secret))
+            .find(|f| self.keys.contains_key(f))
+            .unwrap_or(fp)
+    }
+
+    /// Another salt whose fingerprints [`Known::add`] is given (the team store's).
+    pub fn add_salt(&mut self, salt: [u8; 32]) {
+        if salt != self.salt && !self.salts.contains(&salt) {
+            self.salts.push(salt);
+        }
     }
 
     /// Adds a key by its secret (while it is at hand): `key` is the caller's index.

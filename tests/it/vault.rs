@@ -94,15 +94,9 @@ fn two_machines_share_keys_through_openbao() {
     assert!(out.is_empty());
     assert_eq!(bao.api.key_ids().len(), 1);
 
-    // Revoked on another machine (a record update, as `revoke` does): B sees it at once.
-    let mut rec = stored.clone();
-    rec["record"]["revoked_at"] = json!("2026-01-01T00:00:00Z");
-    let (s, body) = bao.api.call(
-        "POST",
-        &format!("secret/data/keyctl/keys/{id}"),
-        Some(json!({"options": {"cas": 1}, "data": rec})),
-    );
-    assert_eq!(s, 200, "{body}");
+    // Revoked on another machine: B sees it at once.
+    bao.cmd(&a).args(["revoke", "ci", "--yes"]).ok();
+    assert!(bao.api.key(id).unwrap()["record"]["revoked_at"].is_string());
     let (code, out, err) = b_cmd().args(["secret", "ci"]).run();
     assert_eq!(code, 8, "{err}");
     assert!(out.is_empty() && err.contains("revoked"), "{err}");
@@ -855,6 +849,8 @@ const LIST_ONLY_POLICY: &str = r#"
 path "secret/metadata/keyctl/*"   { capabilities = ["list"] }
 path "secret/data/keyctl/keys/*"  { capabilities = ["read"] }
 path "secret/data/keyctl/names/*" { capabilities = ["read"] }
+path "secret/data/keyctl/index/*" { capabilities = ["read"] }
+path "secret/data/keyctl/team"    { capabilities = ["read"] }
 "#;
 const READ_ONLY_POLICY: &str = r#"
 path "secret/metadata/keyctl/*" { capabilities = ["list"] }
@@ -992,4 +988,344 @@ fn a_team_store_that_echoes_the_request_never_shows_the_token_or_secret() {
     assert!(err.contains("echo:"), "{err}");
     assert!(!err.contains(token), "{err}");
     assert!(!err.contains("kca_"), "a secret shown: {err}");
+}
+
+/// Reads the team index (`secret/keyctl/index/*`) with OpenBao's own API and checks it
+/// against the records: the same IDs as `LIST keys/`, entries copies of their records at
+/// their versions, nothing pending. Returns the number of keys.
+fn index_agrees(api: &Api) -> usize {
+    let ids: std::collections::BTreeSet<String> = api.key_ids().into_iter().collect();
+    let (s, b) = api.call("LIST", "secret/metadata/keyctl/index", None);
+    assert!(s == 200 || s == 404, "LIST index: {s} {b}");
+    let mut indexed = std::collections::BTreeMap::new();
+    for shard in b["data"]["keys"].as_array().into_iter().flatten() {
+        let shard = shard.as_str().unwrap();
+        let (s, d) = api.call("GET", &format!("secret/data/keyctl/index/{shard}"), None);
+        assert_eq!(s, 200, "index {shard}: {d}");
+        // The shard's map is kept as one JSON string (OpenBao's request complexity limit).
+        let keys: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(d["data"]["data"]["keys"].as_str().unwrap()).unwrap();
+        for (id, e) in &keys {
+            assert!(e.get("pending").is_none(), "{id} left pending: {e}");
+            assert!(
+                indexed.insert(id.clone(), e.clone()).is_none(),
+                "{id} in two shards"
+            );
+        }
+    }
+    let listed: std::collections::BTreeSet<String> = indexed.keys().cloned().collect();
+    assert_eq!(listed, ids, "index and records hold the same keys");
+    // Each entry a copy of its record (a sample of 1 in 10 beyond the first 50: every
+    // request here opens a connection of its own).
+    for (n, (id, e)) in indexed.iter().enumerate() {
+        if n >= 50 && n % 10 != 0 {
+            continue;
+        }
+        let (s, r) = api.call("GET", &format!("secret/data/keyctl/keys/{id}"), None);
+        assert_eq!(s, 200);
+        assert_eq!(e["record"], r["data"]["data"]["record"], "{id}");
+        assert_eq!(e["v"], r["data"]["metadata"]["version"], "{id}");
+    }
+    ids.len()
+}
+
+/// Requests in a raw audit log (one JSON object a line) whose path is under `prefix`.
+fn audited_requests(log: &str, prefix: &str) -> usize {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "request")
+        .filter(|v| {
+            v["request"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn scan_knows_team_keys_by_their_record_and_reads_no_secret() {
+    let audit = tempfile::tempdir().unwrap();
+    let log = audit.path().join("audit.log");
+    let bao = require!(DevServer::start_audited(&log));
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(&bao, &a, &["--name", "deploy"]);
+    for i in 0..5 {
+        create(&bao, &a, &["--name", &format!("other{i}")]);
+    }
+    let secret = k["secret"].as_str().unwrap();
+    // The fingerprint is on the team record, under the team's salt (not A's home salt).
+    let rec = bao.api.key(k["id"].as_str().unwrap()).unwrap();
+    assert_eq!(rec["record"]["fingerprint"]["len"], secret.len(), "{rec}");
+    let (s, team) = bao.api.call("GET", "secret/data/keyctl/team", None);
+    assert_eq!(s, 200);
+    assert_eq!(
+        team["data"]["data"]["scan_salt"].as_str().unwrap().len(),
+        64
+    );
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(tree.path().join("deploy.env"), format!("TOKEN={secret}\n")).unwrap();
+
+    // Machine B, which never saw the secret: scan names the key, and in the audit log
+    // of everything since, not one request touched a secret.
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    let (code, out, err) = bao
+        .cmd(&b)
+        .args(["scan", "--format", "json"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 12, "{err}");
+    let found = json(out.lines().next().unwrap());
+    assert_eq!(found["key_name"], "deploy", "{out}");
+    let since = std::fs::read_to_string(&log).unwrap()[before..].to_string();
+    assert!(
+        audited_requests(&since, "secret/data/keyctl/index/") > 0,
+        "the audit log saw the scan's reads"
+    );
+    assert_eq!(
+        audited_requests(&since, "secret/data/keyctl/secrets/"),
+        0,
+        "scan read a secret"
+    );
+    assert!(!since.contains(secret));
+
+    // With the README's list-only policy, scan still names the key.
+    let lister = token_with(&bao, "keyctl-list", LIST_ONLY_POLICY);
+    let (code, out, err) = vault_cmd(&b, bao.addr(), &lister)
+        .args(["scan", "--format", "json"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 12, "{err}");
+    assert_eq!(json(out.lines().next().unwrap())["key_name"], "deploy");
+    // Revoked on A: B's scan says so.
+    bao.cmd(&a).args(["revoke", "deploy", "--yes"]).ok();
+    let (_, out, _) = bao
+        .cmd(&b)
+        .args(["scan", "--format", "json"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(
+        json(out.lines().next().unwrap())["status"],
+        "revoked",
+        "{out}"
+    );
+}
+
+#[test]
+fn a_torn_or_stale_index_is_detected_and_rebuilt_from_the_records() {
+    let bao = require!(DevServer::start());
+    let home = Home::new();
+    let keys: Vec<serde_json::Value> = (0..6)
+        .map(|i| create(&bao, &home, &["--name", &format!("t{i}")]))
+        .collect();
+    assert_eq!(index_agrees(&bao.api), 6);
+    // A shard keeps two versions, not KV v2's default ten: it is rewritten on each change.
+    let (_, b) = bao.api.call("LIST", "secret/metadata/keyctl/index", None);
+    let first = b["data"]["keys"][0].as_str().unwrap().to_owned();
+    let (_, meta) = bao.api.call(
+        "GET",
+        &format!("secret/metadata/keyctl/index/{first}"),
+        None,
+    );
+    assert_eq!(meta["data"]["max_versions"], 2, "{meta}");
+    let names = |home: &Home| -> std::collections::BTreeSet<String> {
+        bao.cmd(home)
+            .args(["--json", "list", "--all"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Every shard lost (a creator that died before its index write, many times over),
+    // one record deleted behind the index's back (a delete cut short), and one entry
+    // left pending by a writer that died 10 minutes ago with the record changed since.
+    let (_, b) = bao.api.call("LIST", "secret/metadata/keyctl/index", None);
+    let shards: Vec<String> = b["data"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    let gone = keys[0]["id"].as_str().unwrap();
+    let shard_map = |s: &str| -> serde_json::Value {
+        let (_, doc) = bao
+            .api
+            .call("GET", &format!("secret/data/keyctl/index/{s}"), None);
+        serde_json::from_str(doc["data"]["data"]["keys"].as_str().unwrap()).unwrap()
+    };
+    // The shard kept: one holding a key other than the one whose record goes.
+    let (kept_shard, mut kept, pending_id) = shards
+        .iter()
+        .find_map(|s| {
+            let m = shard_map(s);
+            let id = m
+                .as_object()
+                .unwrap()
+                .keys()
+                .find(|id| id.as_str() != gone)?
+                .clone();
+            Some((s.clone(), m, id))
+        })
+        .unwrap();
+    for s in shards.iter().filter(|s| **s != kept_shard) {
+        bao.api
+            .call("DELETE", &format!("secret/metadata/keyctl/index/{s}"), None);
+    }
+    bao.api.call(
+        "DELETE",
+        &format!("secret/metadata/keyctl/keys/{gone}"),
+        None,
+    );
+    kept[&pending_id]["pending"] = json!({"dead": "2020-01-01T00:00:00Z"});
+    kept[&pending_id]["record"]["description"] = json!("stale copy");
+    let (s, b) = bao.api.call(
+        "POST",
+        &format!("secret/data/keyctl/index/{kept_shard}"),
+        Some(json!({ "data": { "keys": kept.to_string() } })),
+    );
+    assert_eq!(s, 200, "{b}");
+    let want: std::collections::BTreeSet<String> = keys[1..]
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_owned())
+        .collect();
+    // A list-only token sees the truth and leaves the index alone.
+    let lister = token_with(&bao, "keyctl-list", LIST_ONLY_POLICY);
+    let listed = json(
+        &vault_cmd(&home, bao.addr(), &lister)
+            .args(["--json", "list", "--all"])
+            .ok(),
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    assert!(!listed.to_string().contains("stale copy"), "{listed}");
+    // A token that may write rebuilds it.
+    assert_eq!(names(&home), want);
+    assert_eq!(index_agrees(&bao.api), 5);
+    assert_eq!(names(&Home::new()), want);
+}
+
+/// `homes` machines each run `lanes` writers of `per_lane` creates at once against
+/// `addrs` (round robin); a create that failed with "retry later" (exit 5) is repeated,
+/// as its user would. Returns (name, ID) of every acknowledged key.
+fn create_at_once(
+    addrs: &[String],
+    token: &str,
+    homes: usize,
+    lanes: usize,
+    per_lane: usize,
+) -> Vec<(String, String)> {
+    let homes: Vec<Home> = (0..homes).map(|_| Home::new()).collect();
+    std::thread::scope(|s| {
+        let mut all = Vec::new();
+        let handles: Vec<_> = homes
+            .iter()
+            .enumerate()
+            .flat_map(|(h, home)| (0..lanes).map(move |l| (h, l, home)))
+            .map(|(h, l, home)| {
+                let addr = addrs[(h * lanes + l) % addrs.len()].clone();
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    for i in 0..per_lane {
+                        let name = format!("h{h}-l{l}-{i}");
+                        for attempt in 0.. {
+                            let (code, out, err) = vault_cmd(home, &addr, token)
+                                .args(["--json", "create", "--name", &name])
+                                .run();
+                            match code {
+                                0 => {
+                                    got.push((
+                                        name.clone(),
+                                        json(&out)["id"].as_str().unwrap().to_owned(),
+                                    ));
+                                    break;
+                                }
+                                5 if attempt < 5 => {
+                                    assert!(err.contains("retry later"), "{err}");
+                                }
+                                // A repeat of a create whose first answer was lost.
+                                4 if attempt > 0 && err.contains("already exists") => break,
+                                c => panic!("create {name}: exit {c}: {err}"),
+                            }
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        for h in handles {
+            all.extend(h.join().unwrap());
+        }
+        all
+    })
+}
+
+/// Checks what `create_at_once` reported against the store: every acknowledged key
+/// listed once under its name, no duplicate, and the index agreeing with the records.
+fn all_landed(api: &Api, addr: &str, token: &str, acked: &[(String, String)], want: usize) {
+    let listed = json(
+        &vault_cmd(&Home::new(), addr, token)
+            .args(["--json", "list"])
+            .ok(),
+    );
+    let listed = listed.as_array().unwrap();
+    let by_name: std::collections::BTreeMap<&str, &str> = listed
+        .iter()
+        .map(|k| (k["name"].as_str().unwrap(), k["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(by_name.len(), listed.len(), "a name listed twice");
+    for (name, id) in acked {
+        assert_eq!(
+            by_name.get(name.as_str()),
+            Some(&id.as_str()),
+            "{name} lost"
+        );
+    }
+    assert_eq!(listed.len(), want, "every create landed once");
+    assert_eq!(index_agrees(api), want);
+}
+
+#[test]
+fn four_homes_create_a_thousand_keys_at_once_and_the_index_agrees() {
+    let bao = require!(DevServer::start());
+    let started = std::time::Instant::now();
+    let acked = create_at_once(&[bao.addr().to_owned()], ROOT_TOKEN, 4, 5, 50);
+    eprintln!(
+        "1000 creates from 4 homes x 5 writers: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(acked.len(), 1000);
+    all_landed(&bao.api, bao.addr(), ROOT_TOKEN, &acked, 1000);
+}
+
+/// The same while the Raft leader dies: the homes talk to the two followers, which
+/// forward writes to whichever node leads.
+#[test]
+fn four_homes_create_a_thousand_keys_through_a_leader_loss() {
+    let mut cluster = require!(Cluster::start());
+    let leader = cluster.leader();
+    let addrs: Vec<String> = (0..3)
+        .filter(|&i| i != leader)
+        .map(|i| cluster.nodes[i].addr())
+        .collect();
+    let token = cluster.root_token.clone();
+    let started = std::time::Instant::now();
+    let acked = std::thread::scope(|s| {
+        let writers = s.spawn(|| create_at_once(&addrs, &token, 4, 5, 50));
+        std::thread::sleep(std::time::Duration::from_secs(8));
+        cluster.nodes[leader].kill();
+        writers.join().unwrap()
+    });
+    eprintln!(
+        "1000 creates through a leader loss: {:?}",
+        started.elapsed()
+    );
+    assert_ne!(cluster.leader(), leader);
+    let api = cluster
+        .nodes
+        .iter()
+        .find(|n| n.running())
+        .unwrap()
+        .api(&token);
+    // Names whose create answered "already exists" on a repeat are there too.
+    all_landed(&api, &addrs[0], &token, &acked, 1000);
 }

@@ -223,6 +223,13 @@ impl VaultStore {
         Ok(!r.is_cas_mismatch())
     }
 
+    /// Keeps at most `n` versions of `rel` (KV v2 keeps 10 by default).
+    pub(super) fn keep_versions(&self, rel: &str, n: u64) -> anyhow::Result<()> {
+        let body = json!({ "max_versions": n });
+        self.call(Method::POST, &self.url("metadata", rel), Some(&body))?;
+        Ok(())
+    }
+
     pub(super) fn destroy(&self, rel: &str) -> anyhow::Result<()> {
         self.call(Method::DELETE, &self.url("metadata", rel), None)?;
         Ok(())

@@ -11,7 +11,10 @@
 //!   not read" (README), and `list` never downloads a secret. Entries written by an older
 //!   keyctl (record and secret together under `keys/ID`) are moved over on first read,
 //!   with check-and-set, secret first, so nothing is lost;
-//! - `PREFIX/names/NAME`: `{"id": ID}`, the claim that makes names unique team-wide.
+//! - `PREFIX/names/NAME`: `{"id": ID}`, the claim that makes names unique team-wide;
+//! - `PREFIX/index/NN`: the team index, copies of the records in 128 shards, so that a
+//!   list costs a bounded number of round trips; `PREFIX/team`: the team-wide salt of the
+//!   fingerprints on team records, so that `scan` never reads a secret (see `index`).
 //!
 //! Every write is KV v2 check-and-set (`cas: 0` to create, `cas: version` to update), so
 //! concurrent writers on many machines cannot overwrite each other, and a write repeated
@@ -20,10 +23,11 @@
 //!
 //! The module is split by concern: this file holds the settings and the store itself,
 //! `kv` the HTTP conversation with KV v2 (retries through elections, classification of
-//! answers), `team` what a team key is (name claims, records apart from secrets), and
-//! `health` what `doctor` reports.
+//! answers), `team` what a team key is (name claims, records apart from secrets), `index`
+//! the team index and salt (list and scan), and `health` what `doctor` reports.
 
 mod health;
+mod index;
 mod kv;
 mod team;
 
@@ -247,6 +251,7 @@ impl SecretStore for VaultStore {
             return Ok(false);
         };
         self.destroy(&format!("keys/{id}"))?;
+        self.index_upkeep("the delete", self.index_remove(id));
         self.destroy(&format!("secrets/{id}"))?;
         if self.name_owner(&e.record.name)?.as_deref() == Some(id) {
             self.destroy(&format!("names/{}", e.record.name))?;

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use super::{ABANDONED_CLAIM, CAS_ATTEMPTS, LIST_THREADS, VaultStore};
+use super::{ABANDONED_CLAIM, CAS_ATTEMPTS, VaultStore};
 use crate::error::Error;
 use crate::registry::KeyRecord;
 use crate::store::{SecretStore, StoreKind, Stores};
@@ -40,6 +40,18 @@ pub fn create_key(
     }
     let v = stores.vault()?;
     rec.store = StoreKind::Vault;
+    // Fingerprinted under the team's salt, so that `scan` on any machine knows the key
+    // from its record alone (the caller's fingerprint is under this home's salt).
+    // A weak secret gets none: the team record is readable with list rights, and the
+    // salt beside it would let a reader test guesses (`registry::strong_enough`).
+    if !crate::registry::strong_enough(secret.expose_secret()) {
+        rec.fingerprint = None;
+    } else if let Some(salt) = v.team_salt(true)? {
+        rec.fingerprint = Some(super::index::team_fingerprint(
+            &salt,
+            secret.expose_secret(),
+        ));
+    }
     v.create_key(&rec, secret)?;
     stores.out().debug(&format!(
         "key {} written to {} at {}",
@@ -209,8 +221,18 @@ impl VaultStore {
             }
             self.write(&format!("keys/{}", rec.id), 0, &record_data(rec)?)
         });
+        let indexed = || {
+            let e = Entry {
+                record: rec.clone(),
+                version: 1,
+            };
+            self.index_upkeep("the create", self.index_put(&rec.id, &e, None));
+        };
         match written {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                indexed();
+                Ok(())
+            }
             Ok(false) => {
                 let ours = self
                     .read(&secret_rel)?
@@ -219,6 +241,7 @@ impl VaultStore {
                         .entry(&rec.id)?
                         .is_some_and(|e| e.record.name == rec.name);
                 if ours {
+                    indexed();
                     return Ok(());
                 }
                 let _ = self.destroy(&name_rel);
@@ -235,40 +258,6 @@ impl VaultStore {
                 Err(e)
             }
         }
-    }
-
-    /// Every key record in the store. Entries are fetched on a few threads, since each
-    /// is one round trip.
-    pub fn records(&self) -> anyhow::Result<Vec<KeyRecord>> {
-        let ids = self.list("keys")?;
-        let chunk = ids.len().div_ceil(LIST_THREADS).max(1);
-        let results: Vec<anyhow::Result<Vec<KeyRecord>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = ids
-                .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || -> anyhow::Result<Vec<KeyRecord>> {
-                        let mut out = Vec::new();
-                        for id in part {
-                            // Deleted between LIST and GET: skip it.
-                            if let Some(e) = self.entry(id)? {
-                                out.push(e.record);
-                            }
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("vault reader thread"))
-                .collect()
-        });
-        let mut all = Vec::with_capacity(ids.len());
-        for r in results {
-            all.extend(r?);
-        }
-        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-        Ok(all)
     }
 
     /// The records that KEY (an ID or a name) can mean: two or three round trips instead
@@ -297,14 +286,25 @@ impl VaultStore {
         id: &str,
         mut change: impl FnMut(&mut KeyRecord) -> bool,
     ) -> anyhow::Result<KeyRecord> {
+        // Pending in the index first, so that readers take the record itself until the
+        // index holds the change (a writer dying midway leaves nothing stale).
+        let mut nonce: Option<String> = None;
         for _ in 0..CAS_ATTEMPTS {
             let mut e = self.entry(id)?.ok_or_else(|| {
                 Error::not_found(format!("OpenBao/Vault at {} has no key {id}", self.addr))
             })?;
             if !change(&mut e.record) {
+                if let Some(n) = &nonce {
+                    self.index_upkeep("the update", self.index_put(id, &e, Some(n)));
+                }
                 return Ok(e.record);
             }
+            if nonce.is_none() {
+                nonce = Some(self.index_mark(id)?);
+            }
             if self.write_entry(id, &e)? {
+                e.version += 1;
+                self.index_upkeep("the update", self.index_put(id, &e, nonce.as_deref()));
                 return Ok(e.record);
             }
         }
@@ -321,7 +321,7 @@ impl VaultStore {
 }
 
 /// The KV data of a key's metadata entry: its record, marked as kept in this store.
-fn record_data(rec: &KeyRecord) -> anyhow::Result<Value> {
+pub(super) fn record_data(rec: &KeyRecord) -> anyhow::Result<Value> {
     let mut record = serde_json::to_value(rec)?;
     record["store"] = json!("vault");
     Ok(json!({ "record": record }))
