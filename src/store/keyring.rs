@@ -36,11 +36,32 @@ pub struct ItemInfo {
     pub created: u64,
 }
 
+/// No DBUS_SESSION_BUS_ADDRESS: what cron, ssh and systemd services see. The next step
+/// depends on whether the user's desktop session (and its bus) is running now.
+fn no_session_bus() -> String {
+    #[cfg(unix)]
+    let bus = {
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let path = format!("/run/user/{uid}/bus");
+        std::path::Path::new(&path).exists().then_some(path)
+    };
+    #[cfg(not(unix))]
+    let bus: Option<String> = None;
+    let head = "the OS keyring is unavailable: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set, as under cron, ssh or a service)";
+    let stores = "keep the keys that jobs use in a store they can reach: `--store file` (this home) or `--store vault` (a team store)";
+    match bus {
+        Some(path) => format!(
+            "{head}; your session's bus is {path}: set DBUS_SESSION_BUS_ADDRESS=unix:path={path} (in the crontab, say), or {stores}"
+        ),
+        None => format!("{head} and no session of yours runs a bus now; {stores}"),
+    }
+}
+
 /// A one-line reason that tells a person what to do.
 fn unavailable_reason(raw: &str, session_bus: bool) -> String {
     if cfg!(target_os = "linux") && !session_bus && raw.contains("connect") {
-        "the OS keyring is unavailable: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"
-            .into()
+        no_session_bus()
     } else if raw.contains("ServiceUnknown")
         || raw.contains("org.freedesktop.secrets")
         || raw.contains("no secret service provider")

@@ -516,3 +516,40 @@ fn an_interrupted_create_says_how_to_finish_it() {
         "{err}"
     );
 }
+
+#[test]
+fn no_session_bus_says_what_to_do_next() {
+    let home = Home::new();
+    let err = home
+        .cmd()
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .args(["--store", "keyring", "create", "--name", "cron"])
+        .code(5)
+        .stderr;
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("as under cron"), "{err}");
+    assert!(
+        err.contains("`--store file`") && err.contains("`--store vault`"),
+        "{err}"
+    );
+    // SAFETY: getuid has no preconditions.
+    let bus = format!("/run/user/{}/bus", unsafe { libc::getuid() });
+    if Path::new(&bus).exists() {
+        assert!(
+            err.contains(&format!("DBUS_SESSION_BUS_ADDRESS=unix:path={bus}")),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("no session of yours runs a bus now"), "{err}");
+    }
+    // Nothing recorded for a key whose secret went nowhere.
+    let reg = home.path().join("keys.json");
+    assert!(
+        !reg.exists()
+            || home.registry()["keys"]
+                .as_array()
+                .is_none_or(|k| k.is_empty()),
+        "{:?}",
+        std::fs::read_to_string(&reg)
+    );
+}
