@@ -4,14 +4,11 @@
 //! not); the secret itself never leaves the machine where the service checks a signature
 //! (Keystone). `--logout` ends a token read from stdin.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::TokenArgs;
 use crate::context::Ctx;
-use crate::error::Error;
-use crate::output::quoted;
-use crate::registry::KeyRecord;
 
 pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     let remote = ctx.pick_remote(a.remote.as_deref(), "token")?;
@@ -24,10 +21,9 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let key = a.key.as_deref().unwrap_or_default();
-    let rec = crate::flow::catalog::load_for(ctx, key)?
-        .resolve(key)?
-        .clone();
-    let secret = usable_secret(ctx, &rec)?;
+    // The rules `secret`, `config` and `run` follow: an expired or revoked key's secret
+    // is not handed to a remote either.
+    let (rec, secret) = crate::flow::keys::usable_secret(ctx, key, false)?;
     let t = ctx.remote(&remote)?.token(&rec.id, &secret)?;
     if ctx.out.json {
         #[derive(Serialize)]
@@ -49,14 +45,4 @@ pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     line.push('\n');
     std::io::stdout().write_all(line.as_bytes())?;
     Ok(())
-}
-
-/// The secret of a key that is usable (not revoked).
-fn usable_secret(ctx: &Ctx, rec: &KeyRecord) -> anyhow::Result<SecretString> {
-    if rec.revoked_at.is_some() {
-        return Err(
-            Error::inactive(format!("key {} ({}) is revoked", quoted(&rec.name), rec.id)).into(),
-        );
-    }
-    ctx.stores.get(rec.store)?.get(&rec.id)
 }

@@ -553,3 +553,22 @@ fn no_session_bus_says_what_to_do_next() {
         std::fs::read_to_string(&reg)
     );
 }
+
+#[test]
+fn token_refuses_an_expired_key_before_any_remote_sees_its_secret() {
+    let home = home_with_dead_remote();
+    let path = home.path().join("keys.json");
+    let mut reg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    reg["keys"][0]["expires_at"] = "2020-01-01T00:00:00Z".into();
+    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    // Exit 8 (expired), not 6: the remote (down) was never asked.
+    let err = home
+        .cmd()
+        .args(["token", "first", "--remote", "ks"])
+        .code(8)
+        .stderr;
+    assert!(err.contains("is expired"), "{err}");
+    // `secret` says the same.
+    home.cmd().args(["secret", "first"]).code(8);
+}
