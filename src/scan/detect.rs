@@ -142,7 +142,7 @@ fn b64_value(b: u8) -> Option<u8> {
 fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: &mut Vec<Hit>) {
     // 4 characters per 3 bytes: nothing shorter can hold the shortest secret.
     let shortest = (AKSK_BODY_LEN + CHECK_LEN).min(known.shortest());
-    let min = shortest.div_ceil(3) * 4;
+    let min = (shortest * 4).div_ceil(3);
     if end - start < min {
         return;
     }

@@ -33,11 +33,18 @@ struct Blob {
 /// missing objects (`remote.*.uploadpack` never runs), no transport at all, no optional
 /// locks (a scan never writes the index), no external diff or textconv, no pager.
 pub fn git(dir: &Path) -> Command {
+    let mut c = git_reading_hooks_path(dir);
+    c.args(["-c", "core.hooksPath=/dev/null"]);
+    c
+}
+
+/// [`git`] but with `core.hooksPath` as the repository sets it, for asking where the hooks
+/// are (`--install-hook`); nothing run this way runs a hook.
+pub fn git_reading_hooks_path(dir: &Path) -> Command {
     let mut c = Command::new("git");
     c.arg("-C").arg(dir);
     for kv in [
         "core.fsmonitor=false",
-        "core.hooksPath=/dev/null",
         "core.untrackedCache=false",
         "protocol.allow=never",
         "diff.external=",

@@ -146,7 +146,7 @@ pub fn hook(keyctl: &Path) -> String {
 }
 
 fn git_path(repo: &Path, args: &[&str]) -> anyhow::Result<PathBuf> {
-    let out = super::git::git(repo)
+    let out = super::git::git_reading_hooks_path(repo)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
