@@ -556,6 +556,36 @@ fn a_fifo_or_proc_kmsg_never_hangs_a_scan() {
     let (code, _, err) = bounded(&home).args(["-v", "scan"]).arg(&fifo).run();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("not scanned (not a regular file): "), "{err}");
+    // A file swapped for a FIFO between the walk and the open: no scan hangs.
+    let swap = tree.join("swap.yml");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (swap, stop) = (swap.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&swap);
+                let _ = std::fs::write(&swap, "x\n");
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                let _ = std::fs::remove_file(&swap);
+                let _ = std::process::Command::new("mkfifo").arg(&swap).status();
+            }
+        })
+    };
+    for _ in 0..40 {
+        let (code, _, err) = home
+            .cmd_of("timeout")
+            .args(["-s", "KILL", "10"])
+            .arg(crate::support::BIN)
+            .arg("scan")
+            .arg(&tree)
+            .run();
+        if code != 0 {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("a scan hung or failed ({code}): {err}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
     if Path::new("/proc/kmsg").exists() {
         let (code, _, err) = bounded(&home).args(["scan", "/proc/kmsg"]).run();
         assert_eq!(code, 0, "{err}");
