@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
     }
     let next = if !manual.is_empty() {
         format!(
-            "{} not revoked and still working in Soda Cloud, which issued {}: in Soda Cloud's UI create a new API key, `keyctl import` it, then delete the old one there; the others are revoked. Then take them out of the files",
+            "{} not revoked and still working in Soda Cloud, which issued {}: in Soda Cloud's UI create a new API key, `keyctl import` it, then delete the old one there; then take the secrets out of the files",
             manual.join(", "),
             if manual.len() == 1 { "it" } else { "them" }
         )

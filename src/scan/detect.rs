@@ -160,7 +160,7 @@ fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: 
         while enc < end && buf[enc] == b'=' {
             enc += 1;
         }
-        if stop - s < min {
+        if stop - s < min || !decodes_to_token_run(&buf[s..stop], shortest) {
             continue;
         }
         let mut out = Zeroizing::new(Vec::with_capacity((stop - s) / 4 * 3 + 3));
@@ -171,6 +171,7 @@ fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: 
             if bits >= 8 {
                 bits -= 8;
                 out.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
             }
         }
         let inner = find_in(&out, known, depth + 1);
@@ -179,6 +180,30 @@ fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: 
             return;
         }
     }
+}
+
+/// Whether base64 `text` decodes to a run of at least `shortest` token characters (what
+/// any secret is): checked while decoding, with nothing kept, so the base64 that fills
+/// lock files and manifests (random bytes once decoded) costs one pass and no allocation.
+fn decodes_to_token_run(text: &[u8], shortest: usize) -> bool {
+    let (mut acc, mut bits, mut streak) = (0u32, 0u32, 0usize);
+    for &b in text {
+        acc = (acc << 6) | u32::from(b64_value(b).unwrap_or(0));
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if is_token((acc >> bits) as u8) {
+                streak += 1;
+                if streak >= shortest {
+                    return true;
+                }
+            } else {
+                streak = 0;
+            }
+            acc &= (1 << bits) - 1;
+        }
+    }
+    false
 }
 
 /// A hit found in decoded bytes, reported where the encoded form stands.
