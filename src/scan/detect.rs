@@ -186,6 +186,19 @@ fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: 
 /// any secret is): checked while decoding, with nothing kept, so the base64 that fills
 /// lock files and manifests (random bytes once decoded) costs one pass and no allocation.
 fn decodes_to_token_run(text: &[u8], shortest: usize) -> bool {
+    // A run of `shortest` decoded token bytes holds at least `(shortest - 2) / 3` whole
+    // groups (4 characters, 3 bytes) in a row, so one group of every that many decodes to 3
+    // token bytes: most random base64 is turned away having decoded only those groups.
+    let step = (shortest.saturating_sub(2) / 3).max(1);
+    let group = |g: &[u8]| {
+        let v: u32 = g
+            .iter()
+            .fold(0, |a, &b| (a << 6) | u32::from(b64_value(b).unwrap_or(0)));
+        is_token((v >> 16) as u8) && is_token((v >> 8) as u8) && is_token(v as u8)
+    };
+    if !text.chunks_exact(4).step_by(step).any(group) {
+        return false;
+    }
     let (mut acc, mut bits, mut streak) = (0u32, 0u32, 0usize);
     for &b in text {
         acc = (acc << 6) | u32::from(b64_value(b).unwrap_or(0));
