@@ -614,18 +614,26 @@ pub struct ScanArgs {
     /// Files and directories to scan (default: the current directory)
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Also every commit reachable from HEAD: a secret deleted later is still leaked
+    /// Also every commit reachable from HEAD, merges included: a secret deleted later is
+    /// still leaked
     #[arg(long, conflicts_with = "staged")]
     pub git: bool,
+    /// With --git: every ref (branches, tags, the stash), not only HEAD
+    #[arg(long, requires = "git")]
+    pub all: bool,
     /// Only what the index would commit (for a pre-commit hook)
     #[arg(long)]
     pub staged: bool,
     /// Write a pre-commit hook that runs `keyctl scan --staged` (never over another hook)
     #[arg(long, conflicts_with_all = ["git", "staged", "revoke"])]
     pub install_hook: bool,
-    /// Look into hidden files and directories too
-    #[arg(long)]
+    /// Hidden files and directories are scanned by default (.env, .github/); this is
+    /// accepted for older scripts
+    #[arg(long, hide = true, conflicts_with = "no_hidden")]
     pub hidden: bool,
+    /// Do not look into hidden files and directories (the .git directory never is)
+    #[arg(long)]
+    pub no_hidden: bool,
     /// Do not respect .gitignore and .ignore files
     #[arg(long)]
     pub no_ignore: bool,

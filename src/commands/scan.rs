@@ -13,7 +13,8 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::registry::{KeyRecord, Registry, StoreKind};
 use crate::scan::report::{self, KeyInfo};
-use crate::scan::{self, Finding, Known, walk};
+use crate::scan::{self, Finding, Known, Scanned, Skip, walk};
+use crate::service::Service;
 
 pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
     let first = a
@@ -22,7 +23,9 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_else(|| PathBuf::from("."));
     if a.install_hook {
-        let path = report::install_hook(&first)?;
+        let me = std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot tell where this keyctl is: {e}"))?;
+        let path = report::install_hook(&first, &me)?;
         ctx.out.note(&format!(
             "{}: commits that add a live keyctl secret are refused (`git commit --no-verify` skips the check)",
             path.display()
@@ -31,11 +34,11 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
     }
     let (known, keys, records) = known_keys(ctx)?;
     let max_size = a.max_size.saturating_mul(1024 * 1024);
-    let mut findings: Vec<Finding> = Vec::new();
-    let scanned = if a.staged {
+    let mut total = Scanned::default();
+    let mut scanned = if a.staged {
         let top = scan::git::toplevel(&first)?;
-        findings = scan::git::scan_staged(&top, &known, max_size)?;
-        "the staged changes".to_string()
+        total = scan::git::scan_staged(&top, &known, max_size)?;
+        format!("the staged changes ({})", files_and_mib(&total))
     } else {
         let opts = walk::WalkOptions {
             paths: if a.paths.is_empty() {
@@ -43,32 +46,43 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
             } else {
                 a.paths.clone()
             },
-            hidden: a.hidden,
+            hidden: !a.no_hidden,
             no_ignore: a.no_ignore,
             max_size,
         };
         let spinner = ctx.out.wait("scanning files");
-        let w = walk::scan_paths(&opts, &known);
+        total.merge(walk::scan_paths(&opts, &known));
         drop(spinner);
-        for u in &w.unreadable {
-            ctx.out.debug(&format!("not scanned: {u}"));
-        }
-        findings.extend(w.findings);
-        let mut scanned = format!(
-            "{} file{}, {} MiB",
-            w.files,
-            if w.files == 1 { "" } else { "s" },
-            w.bytes / (1024 * 1024)
-        );
+        let mut scanned = files_and_mib(&total);
         if a.git {
             let spinner = ctx.out.wait("scanning git history");
-            let (h, commits) = scan::git::scan_history(&first, &known, max_size)?;
+            let (h, commits) = scan::git::scan_history(&first, &known, max_size, a.all)?;
             drop(spinner);
-            findings.extend(h);
-            scanned.push_str(&format!(" and {commits} commits"));
+            scanned.push_str(&format!(
+                " and {commits} commit{} ({} blob{})",
+                if commits == 1 { "" } else { "s" },
+                h.files,
+                if h.files == 1 { "" } else { "s" }
+            ));
+            total.merge(h);
         }
         scanned
     };
+    for (path, why) in &total.skipped {
+        let detail = match why {
+            Skip::Unreadable(e) => format!(" ({})", crate::output::sanitize(e)),
+            _ => String::new(),
+        };
+        ctx.out.debug(&format!(
+            "not scanned ({}{detail}): {}",
+            why.reason(),
+            crate::output::sanitize(path)
+        ));
+    }
+    if !total.skipped.is_empty() {
+        scanned.push_str(&skipped_summary(&total.skipped));
+    }
+    let findings = total.findings;
     print(ctx, a.format, &findings, &keys)?;
 
     let live: Vec<&Finding> = findings
@@ -80,9 +94,11 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         ctx.out.note(&format!("no keyctl secret in {scanned}"));
         return Ok(());
     }
-    if a.revoke {
-        revoke(ctx, &live, &records)?;
-    }
+    let manual = if a.revoke {
+        revoke(ctx, &live, &records)?
+    } else {
+        Vec::new()
+    };
     let files = |fs: &[&Finding]| {
         let mut v: Vec<&str> = fs.iter().map(|f| f.path.as_str()).collect();
         v.sort_unstable();
@@ -100,10 +116,16 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         ctx.out.note(&msg);
         return Ok(());
     }
-    let next = if a.revoke {
-        "revoked; now take them out of the files (`keyctl rotate KEY --write FILE`, or `keyctl config KEY --write FILE --secret-ref env --soda-version N` to keep the secret out)"
+    let next = if !manual.is_empty() {
+        format!(
+            "{} not revoked and still working in Soda Cloud, which issued {}: in Soda Cloud's UI create a new API key, `keyctl import` it, then delete the old one there; then take the secrets out of the files",
+            manual.join(", "),
+            if manual.len() == 1 { "it" } else { "them" }
+        )
+    } else if a.revoke {
+        "revoked; now take them out of the files (`keyctl rotate KEY --write FILE`, or `keyctl config KEY --write FILE --secret-ref env --soda-version N` to keep the secret out)".to_string()
     } else {
-        "revoke them (`keyctl scan --revoke`, or `keyctl revoke KEY`), then take them out of the files"
+        "revoke them (`keyctl scan --revoke`, or `keyctl revoke KEY`), then take them out of the files".to_string()
     };
     Err(Error::secret_found(format!(
         "{} secret{} that may still work, in {} file{} (scanned {scanned}): {next}",
@@ -113,6 +135,33 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         if files(&live) == 1 { "" } else { "s" },
     ))
     .into())
+}
+
+fn files_and_mib(s: &Scanned) -> String {
+    format!(
+        "{} file{}, {} MiB",
+        s.files,
+        if s.files == 1 { "" } else { "s" },
+        s.bytes / (1024 * 1024)
+    )
+}
+
+/// "; skipped 3 (2 ignored, 1 binary), -v lists them"
+fn skipped_summary(skipped: &[(String, Skip)]) -> String {
+    let mut counts: Vec<(&'static str, usize)> = Vec::new();
+    for (_, why) in skipped {
+        match counts.iter_mut().find(|(r, _)| *r == why.reason()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((why.reason(), 1)),
+        }
+    }
+    counts.sort_unstable();
+    let parts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    format!(
+        "; skipped {} ({}), -v lists them",
+        skipped.len(),
+        parts.join(", ")
+    )
 }
 
 /// Every key this home knows, by fingerprint. Local keys stored before fingerprints
@@ -168,7 +217,7 @@ fn known_keys(ctx: &Ctx) -> anyhow::Result<(Known, Vec<KeyInfo>, Vec<KeyRecord>)
             (None, StoreKind::Vault) => {
                 ctx.out.debug(&format!(
                     "team key {} has no fingerprint on its record (an older keyctl made it)",
-                    k.id
+                    crate::output::sanitize(&k.id)
                 ));
                 continue;
             }
@@ -212,16 +261,25 @@ fn print(
         ScanFormat::Text => {
             for f in findings {
                 let whose = match f.key.and_then(|i| keys.get(i)) {
-                    Some(k) => format!("key '{}' ({}) {}", k.name, k.id, k.status),
+                    Some(k) => format!(
+                        "key '{}' ({}) {}",
+                        crate::output::sanitize(&k.name),
+                        crate::output::sanitize(&k.id),
+                        k.status
+                    ),
                     None => "unknown keyctl key (not in this home)".into(),
                 };
+                let how = f
+                    .encoding
+                    .map(|e| format!(" ({e}-encoded)"))
+                    .unwrap_or_default();
                 let at = match &f.commit {
                     Some(c) => format!("{}:{}", &c[..c.len().min(12)], f.path),
                     None => f.path.clone(),
                 };
                 writeln!(
                     w,
-                    "{}:{}:{}: {} {whose}",
+                    "{}:{}:{}: {}{how} {whose}",
                     crate::output::sanitize(&at),
                     f.line,
                     f.col,
@@ -234,12 +292,35 @@ fn print(
     Ok(())
 }
 
-/// `--revoke`: the live keys found, remotes first, asking on a terminal.
-fn revoke(ctx: &Ctx, live: &[&Finding], records: &[KeyRecord]) -> anyhow::Result<()> {
-    let mut ids: Vec<String> = live
+/// A key only the service that issued it can revoke, and keyctl cannot ask it to: an API
+/// key made in Soda Cloud's UI and imported (no remote link; Soda Cloud offers no API to
+/// delete it). Revoking it here would only forget it while it still works there.
+fn issued_elsewhere(k: &KeyRecord) -> Option<String> {
+    match &k.service {
+        Some(Service::SodaCloud(e)) if k.remotes.is_empty() => Some(format!(
+            "key '{}' ({}, Soda Cloud {})",
+            crate::output::sanitize(&k.name),
+            crate::output::sanitize(&k.id),
+            crate::output::sanitize(&e.host)
+        )),
+        _ => None,
+    }
+}
+
+/// `--revoke`: the live keys found, remotes first, asking on a terminal. Returns the keys
+/// it must leave to the service that issued them (see [`issued_elsewhere`]).
+fn revoke(ctx: &Ctx, live: &[&Finding], records: &[KeyRecord]) -> anyhow::Result<Vec<String>> {
+    let found: Vec<&KeyRecord> = live
         .iter()
         .filter_map(|f| f.key.and_then(|i| records.get(i)))
         .filter(|k| k.revoked_at.is_none())
+        .collect();
+    let mut manual: Vec<String> = found.iter().filter_map(|k| issued_elsewhere(k)).collect();
+    manual.sort();
+    manual.dedup();
+    let mut ids: Vec<String> = found
+        .iter()
+        .filter(|k| issued_elsewhere(k).is_none())
         .map(|k| k.id.clone())
         .collect();
     ids.sort();
@@ -255,7 +336,7 @@ fn revoke(ctx: &Ctx, live: &[&Finding], records: &[KeyRecord]) -> anyhow::Result
         ));
     }
     if ids.is_empty() {
-        return Ok(());
+        return Ok(manual);
     }
     let req = crate::flow::revoke::RevokeRequest {
         keys: ids,
@@ -265,8 +346,8 @@ fn revoke(ctx: &Ctx, live: &[&Finding], records: &[KeyRecord]) -> anyhow::Result
         jobs: 8,
         assume_yes: ctx.yes,
     };
-    match crate::flow::revoke::revoke(ctx, &req)? {
-        Some(r) => r.result,
-        None => Ok(()),
+    if let Some(r) = crate::flow::revoke::revoke(ctx, &req)? {
+        r.result?;
     }
+    Ok(manual)
 }

@@ -7,6 +7,10 @@
 //! - A secret keyctl stores without a checksum (an API key minted in Soda Cloud's UI and
 //!   imported) is matched by its salted fingerprint ([`super::Known`]): only runs whose
 //!   length is the length of such a secret are fingerprinted.
+//! - Encoded forms are decoded where they stand and looked at again: a run of base64 (what
+//!   `kubectl get secret -o yaml` shows), and a stretch with URL escapes (`%2F`) or JSON
+//!   escapes (`\/`, `\u002f`). Only runs long enough to hold a secret are decoded, and
+//!   the decoded bytes must still pass the checksum or match a fingerprint.
 
 use zeroize::Zeroizing;
 
@@ -21,6 +25,23 @@ pub struct Hit {
     pub checksum: bool,
     /// The salted fingerprint, for the caller to look up.
     pub fingerprint: [u8; 32],
+    /// For an encoded secret: the secret decoded (`start..start+len` is its encoded form).
+    pub decoded: Option<Zeroizing<Vec<u8>>>,
+    /// How it was encoded: `base64`, `url`, `json`.
+    pub encoding: Option<&'static str>,
+}
+
+impl Hit {
+    fn plain(start: usize, len: usize, checksum: bool, fingerprint: [u8; 32]) -> Hit {
+        Hit {
+            start,
+            len,
+            checksum,
+            fingerprint,
+            decoded: None,
+            encoding: None,
+        }
+    }
 }
 
 const MAX_PREFIX: usize = 32;
@@ -53,6 +74,13 @@ fn is_token(b: u8) -> bool {
 /// first: a run that long must contain one of them. Where a sampled byte is a token
 /// character, its run is found by expanding both ways; most text is skipped unread.
 pub fn find(buf: &[u8], known: &Known) -> Vec<Hit> {
+    find_in(buf, known, 0)
+}
+
+/// How many encodings deep a secret is looked for (base64 of a URL-encoded secret: 2).
+const MAX_DEPTH: u8 = 2;
+
+fn find_in(buf: &[u8], known: &Known, depth: u8) -> Vec<Hit> {
     let mut hits = Vec::new();
     let shortest = (AKSK_BODY_LEN + CHECK_LEN).min(known.shortest()).max(1);
     let n = buf.len();
@@ -73,21 +101,209 @@ pub fn find(buf: &[u8], known: &Known) -> Vec<Hit> {
             end += 1;
         }
         if end - start >= shortest {
-            run(buf, start, end, known, &mut hits);
+            run(buf, start, end, known, depth, &mut hits);
         }
         done = end;
         j = end + shortest;
+    }
+    if depth < MAX_DEPTH {
+        escaped(buf, known, depth, shortest, &mut hits);
     }
     hits
 }
 
 /// Looks at one run `buf[start..end]`.
-fn run(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>) {
+fn run(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: &mut Vec<Hit>) {
     let before = hits.len();
     standard(buf, start, end, known, hits);
     aksk(buf, start, end, known, hits);
     if hits.len() == before && known.has_lengths() {
         fingerprinted(buf, start, end, known, hits);
+    }
+    if hits.len() == before && depth < MAX_DEPTH {
+        base64(buf, start, end, known, depth, hits);
+    }
+}
+
+/// The 6-bit value of a base64 character, standard or URL-safe alphabet.
+fn b64_value(b: u8) -> Option<u8> {
+    Some(match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'+' | b'-' => 62,
+        b'/' | b'_' => 63,
+        _ => return None,
+    })
+}
+
+/// A run that is base64 (from its start, or from after a `key=`), decoded and looked at
+/// again: a secret inside is reported where the base64 stands.
+fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: &mut Vec<Hit>) {
+    // 4 characters per 3 bytes: nothing shorter can hold the shortest secret.
+    let shortest = (AKSK_BODY_LEN + CHECK_LEN).min(known.shortest());
+    let min = (shortest * 4).div_ceil(3);
+    if end - start < min {
+        return;
+    }
+    let starts = std::iter::once(start).chain(
+        (start..end)
+            .filter(|&p| buf[p] == b'=' && p + 1 < end && buf[p + 1] != b'=')
+            .map(|p| p + 1),
+    );
+    for s in starts {
+        let mut stop = s;
+        while stop < end && b64_value(buf[stop]).is_some() {
+            stop += 1;
+        }
+        let mut enc = stop;
+        while enc < end && buf[enc] == b'=' {
+            enc += 1;
+        }
+        if stop - s < min || !decodes_to_token_run(&buf[s..stop], shortest) {
+            continue;
+        }
+        let mut out = Zeroizing::new(Vec::with_capacity((stop - s) / 4 * 3 + 3));
+        let (mut acc, mut bits) = (0u32, 0u32);
+        for &b in &buf[s..stop] {
+            acc = (acc << 6) | u32::from(b64_value(b).unwrap_or(0));
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+                acc &= (1 << bits) - 1;
+            }
+        }
+        let inner = find_in(&out, known, depth + 1);
+        if let Some(h) = inner.into_iter().next() {
+            hits.push(encoded(h, &out, s, enc - s, "base64"));
+            return;
+        }
+    }
+}
+
+/// Whether base64 `text` decodes to a run of at least `shortest` token characters (what
+/// any secret is): checked while decoding, with nothing kept, so the base64 that fills
+/// lock files and manifests (random bytes once decoded) costs one pass and no allocation.
+fn decodes_to_token_run(text: &[u8], shortest: usize) -> bool {
+    // A run of `shortest` decoded token bytes holds at least `(shortest - 2) / 3` whole
+    // groups (4 characters, 3 bytes) in a row, so one group of every that many decodes to 3
+    // token bytes: most random base64 is turned away having decoded only those groups.
+    let step = (shortest.saturating_sub(2) / 3).max(1);
+    let group = |g: &[u8]| {
+        let v: u32 = g
+            .iter()
+            .fold(0, |a, &b| (a << 6) | u32::from(b64_value(b).unwrap_or(0)));
+        is_token((v >> 16) as u8) && is_token((v >> 8) as u8) && is_token(v as u8)
+    };
+    if !text.chunks_exact(4).step_by(step).any(group) {
+        return false;
+    }
+    let (mut acc, mut bits, mut streak) = (0u32, 0u32, 0usize);
+    for &b in text {
+        acc = (acc << 6) | u32::from(b64_value(b).unwrap_or(0));
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            if is_token((acc >> bits) as u8) {
+                streak += 1;
+                if streak >= shortest {
+                    return true;
+                }
+            } else {
+                streak = 0;
+            }
+            acc &= (1 << bits) - 1;
+        }
+    }
+    false
+}
+
+/// A hit found in decoded bytes, reported where the encoded form stands.
+fn encoded(h: Hit, decoded: &[u8], start: usize, len: usize, how: &'static str) -> Hit {
+    let secret = match &h.decoded {
+        Some(d) => d.clone(),
+        None => Zeroizing::new(decoded[h.start..h.start + h.len].to_vec()),
+    };
+    Hit {
+        start,
+        len,
+        checksum: h.checksum,
+        fingerprint: h.fingerprint,
+        decoded: Some(secret),
+        encoding: Some(h.encoding.unwrap_or(how)),
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Stretches with URL escapes (`%2F`) or JSON escapes (`\/`, `\u002F`) in them: each is
+/// decoded and looked at again. Found by a fast search for `%` and `\\`, so text without
+/// them costs nothing more.
+fn escaped(buf: &[u8], known: &Known, depth: u8, shortest: usize, hits: &mut Vec<Hit>) {
+    let part = |b: u8| is_token(b) || b == b'%' || b == b'\\';
+    let mut covered = 0;
+    let plain = hits.len();
+    for p in memchr::memchr2_iter(b'%', b'\\', buf) {
+        if p < covered {
+            continue;
+        }
+        let mut start = p;
+        while start > covered && part(buf[start - 1]) {
+            start -= 1;
+        }
+        let mut end = p + 1;
+        while end < buf.len() && part(buf[end]) {
+            end += 1;
+        }
+        covered = end;
+        if end - start < shortest {
+            continue;
+        }
+        let window = &buf[start..end];
+        let mut out = Zeroizing::new(Vec::with_capacity(window.len()));
+        let (mut i, mut how) = (0, None);
+        while i < window.len() {
+            let b = window[i];
+            let h2 = |k: usize| Some(hex(*window.get(k)?)? * 16 + hex(*window.get(k + 1)?)?);
+            if b == b'%'
+                && let Some(v) = h2(i + 1)
+            {
+                out.push(v);
+                how = Some("url");
+                i += 3;
+            } else if b == b'\\' && window.get(i + 1) == Some(&b'/') {
+                out.push(b'/');
+                how = Some("json");
+                i += 2;
+            } else if b == b'\\'
+                && window.get(i + 1) == Some(&b'u')
+                && window.get(i + 2..i + 4) == Some(b"00")
+                && let Some(v) = h2(i + 4)
+            {
+                out.push(v);
+                how = Some("json");
+                i += 6;
+            } else {
+                out.push(b);
+                i += 1;
+            }
+        }
+        let Some(how) = how else { continue };
+        for h in find_in(&out, known, depth + 1) {
+            // Already found as is (an escape elsewhere in the stretch)?
+            let dup = hits[..plain]
+                .iter()
+                .any(|x| x.start >= start && x.start < end && x.fingerprint == h.fingerprint);
+            if !dup {
+                hits.push(encoded(h, &out, start, end - start, how));
+            }
+        }
+    }
+    if hits.len() > plain {
+        hits.sort_by_key(|h| h.start);
     }
 }
 
@@ -117,12 +333,12 @@ fn standard(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<
                     && checksum_holds(&buf[p..stop])
             });
             if let Some(p) = found {
-                hits.push(Hit {
-                    start: p,
-                    len: stop - p,
-                    checksum: true,
-                    fingerprint: known.fingerprint(&buf[p..stop]),
-                });
+                hits.push(Hit::plain(
+                    p,
+                    stop - p,
+                    true,
+                    known.fingerprint(&buf[p..stop]),
+                ));
                 sep = stop;
                 continue;
             }
@@ -145,12 +361,7 @@ fn aksk(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>
             i += 1;
         }
         if i - s == want && checksum_holds(&buf[s..i]) {
-            hits.push(Hit {
-                start: s,
-                len: want,
-                checksum: true,
-                fingerprint: known.fingerprint(&buf[s..i]),
-            });
+            hits.push(Hit::plain(s, want, true, known.fingerprint(&buf[s..i])));
         }
     }
 }
@@ -168,12 +379,7 @@ fn fingerprinted(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut
         }
         let fp = known.fingerprint(&buf[s..end]);
         if known.contains(&fp) {
-            hits.push(Hit {
-                start: s,
-                len,
-                checksum: false,
-                fingerprint: fp,
-            });
+            hits.push(Hit::plain(s, len, false, fp));
             return;
         }
     }

@@ -142,6 +142,102 @@ pub struct Finding {
     pub key: Option<usize>,
     /// Recognised by its checksum (else by its fingerprint).
     pub checksum: bool,
+    /// How the secret was written, when not as is: `base64`, `url`, `json`.
+    pub encoding: Option<&'static str>,
+}
+
+/// Why a file or blob was not scanned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Over `--max-size`.
+    TooLarge,
+    /// Left out by `.gitignore`, `.ignore` or git's excludes.
+    Ignored,
+    /// A NUL in its first 8 KiB, with no UTF-16 byte-order mark.
+    Binary,
+    /// A text encoding keyctl does not read (UTF-32).
+    Encoding,
+    /// Not a regular file (a FIFO, a device) at the time it was opened.
+    NotRegular,
+    /// A partial clone's object that is not here (never fetched by a scan).
+    Missing,
+    /// Could not be read, with why.
+    Unreadable(String),
+}
+
+impl Skip {
+    /// The summary's word for it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Skip::TooLarge => "too large",
+            Skip::Ignored => "ignored",
+            Skip::Binary => "binary",
+            Skip::Encoding => "encoding",
+            Skip::NotRegular => "not a regular file",
+            Skip::Missing => "not in the repository (partial clone)",
+            Skip::Unreadable(_) => "unreadable",
+        }
+    }
+}
+
+/// What a scan found, and what it passed over.
+#[derive(Default)]
+pub struct Scanned {
+    pub findings: Vec<Finding>,
+    /// Files (or blobs) scanned, and their bytes.
+    pub files: usize,
+    pub bytes: u64,
+    /// Each file passed over, with why (for the summary and `-v`).
+    pub skipped: Vec<(String, Skip)>,
+}
+
+impl Scanned {
+    pub fn skip(&mut self, path: String, why: Skip) {
+        self.skipped.push((path, why));
+    }
+
+    pub fn merge(&mut self, other: Scanned) {
+        self.findings.extend(other.findings);
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.skipped.extend(other.skipped);
+    }
+}
+
+/// Findings in one file's or blob's bytes (within the size limit): UTF-8 and other
+/// ASCII-compatible text as is, UTF-16 (with its byte-order mark, what Windows PowerShell 5
+/// writes for `>`) decoded first; binary and UTF-32 passed over, with why.
+pub fn scan_text(
+    buf: &[u8],
+    known: &Known,
+    path: &str,
+    commit: Option<&str>,
+) -> Result<Vec<Finding>, Skip> {
+    let utf16 = match buf {
+        [0xFF, 0xFE, 0, 0, ..] | [0, 0, 0xFE, 0xFF, ..] => return Err(Skip::Encoding),
+        [0xFF, 0xFE, ..] => Some(false),
+        [0xFE, 0xFF, ..] => Some(true),
+        _ => None,
+    };
+    match utf16 {
+        Some(big_endian) => {
+            let units = buf[2..].chunks_exact(2).map(|c| {
+                if big_endian {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                }
+            });
+            let text: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+                char::decode_utf16(units)
+                    .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+                    .collect(),
+            );
+            Ok(scan_buffer(text.as_bytes(), known, path, commit))
+        }
+        None if buf[..buf.len().min(8192)].contains(&0) => Err(Skip::Binary),
+        None => Ok(scan_buffer(buf, known, path, commit)),
+    }
 }
 
 /// Findings in one buffer (a file or a blob).
@@ -157,7 +253,10 @@ pub fn scan_buffer(buf: &[u8], known: &Known, path: &str, commit: Option<&str>) 
             }
         }
         pos = h.start;
-        let secret = &buf[h.start..h.start + h.len];
+        let secret = h
+            .decoded
+            .as_deref()
+            .map_or(&buf[h.start..h.start + h.len], |d| d);
         out.push(Finding {
             path: path.to_string(),
             line,
@@ -166,15 +265,10 @@ pub fn scan_buffer(buf: &[u8], known: &Known, path: &str, commit: Option<&str>) 
             masked: mask(secret, h.checksum),
             key: known.lookup(&h.fingerprint),
             checksum: h.checksum,
+            encoding: h.encoding,
         });
     }
     out
-}
-
-/// Text worth scanning: within the size limit, and no NUL in its first 8 KiB (a binary
-/// file, as ripgrep judges it).
-pub fn is_text(buf: &[u8], size: u64, max_size: u64) -> bool {
-    size <= max_size && !buf[..buf.len().min(8192)].contains(&0)
 }
 
 /// `kca_…Ab3x`: the prefix of a standard keyctl secret (what kind of key it is) and the

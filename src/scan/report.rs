@@ -48,6 +48,7 @@ pub fn finding_json(f: &Finding, keys: &[KeyInfo]) -> Value {
         "commit": f.commit,
         "secret": f.masked,
         "recognised_by": if f.checksum { "checksum" } else { "fingerprint" },
+        "encoding": f.encoding,
         "key_id": key.map(|k| k.id.as_str()),
         "key_name": key.map(|k| k.name.as_str()),
         "status": status(f, keys),
@@ -69,7 +70,7 @@ pub fn sarif(findings: &[Finding], keys: &[KeyInfo]) -> Value {
             };
             let mut location = json!({
                 "physicalLocation": {
-                    "artifactLocation": {"uri": f.path},
+                    "artifactLocation": {"uri": uri(&f.path)},
                     "region": {"startLine": f.line, "startColumn": f.col},
                 }
             });
@@ -115,49 +116,129 @@ pub fn sarif(findings: &[Finding], keys: &[KeyInfo]) -> Value {
     })
 }
 
-/// The pre-commit hook: blocks a commit that adds a live secret (exit 12 from scan).
-pub const HOOK: &str = "#!/bin/sh\n# Installed by `keyctl scan --install-hook`: refuses a commit that adds a live keyctl\n# secret. `git commit --no-verify` skips it.\nexec keyctl scan --staged\n";
+/// A path as a SARIF `uri` (a relative URI reference, RFC 3986): every byte that is not
+/// unreserved or `/` percent-encoded, so a file named `a b#c?.yml` stays one path.
+pub fn uri(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
-/// Writes the hook where git runs it (`core.hooksPath` honored). Already there: fine. A
-/// different hook is never overwritten.
-pub fn install_hook(repo: &Path) -> anyhow::Result<PathBuf> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["rev-parse", "--git-path", "hooks"])
+/// A string for `sh`, in single quotes.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The pre-commit hook: blocks a commit that adds a live secret (exit 12 from scan). It
+/// runs the keyctl that installed it, by its absolute path: a `keyctl` earlier on PATH
+/// (Debian's keyutils has one) or one shipped in the repository is never run.
+pub fn hook(keyctl: &Path) -> String {
+    format!(
+        "#!/bin/sh\n# Installed by `keyctl scan --install-hook`: refuses a commit that adds a live keyctl\n# secret. `git commit --no-verify` skips it.\nexec {} scan --staged\n",
+        sh_quote(&keyctl.display().to_string())
+    )
+}
+
+fn git_path(repo: &Path, args: &[&str]) -> anyhow::Result<PathBuf> {
+    let out = super::git::git_reading_hooks_path(repo)
+        .args(args)
+        .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run git: {e}"))?;
     if !out.status.success() {
-        return Err(
-            Error::not_found(format!("{} is not in a git repository", repo.display())).into(),
-        );
+        return Err(Error::not_found(format!(
+            "{} is not in a git repository",
+            crate::output::sanitize(&repo.display().to_string())
+        ))
+        .into());
     }
-    let hooks = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let hooks = if hooks.is_absolute() {
-        hooks
-    } else {
-        repo.join(hooks)
-    };
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'));
+    Ok(if p.is_absolute() { p } else { repo.join(p) })
+}
+
+/// `path` made absolute with `..` and symlinks resolved as far as it exists.
+fn resolved(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut p = path.to_path_buf();
+    loop {
+        if let Ok(c) = p.canonicalize() {
+            return missing.into_iter().rev().fold(c, |acc, m| acc.join(m));
+        }
+        match (p.file_name().map(|n| n.to_owned()), p.parent()) {
+            (Some(n), Some(parent)) => {
+                missing.push(n);
+                p = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// Writes the hook where git runs it (`core.hooksPath` honored, when it is inside the
+/// repository). Already there: fine. A different hook, or a symlink, is never written
+/// through; nothing is created outside the repository.
+pub fn install_hook(repo: &Path, keyctl: &Path) -> anyhow::Result<PathBuf> {
+    let hooks = git_path(repo, &["rev-parse", "--git-path", "hooks"])?;
+    let top =
+        git_path(repo, &["rev-parse", "--show-toplevel"]).unwrap_or_else(|_| repo.to_path_buf());
+    let common = git_path(repo, &["rev-parse", "--git-common-dir"])?;
+    let (hooks_r, top_r, common_r) = (resolved(&hooks), resolved(&top), resolved(&common));
+    let shown = |p: &Path| crate::output::sanitize(&p.display().to_string());
+    if !hooks_r.starts_with(&top_r) && !hooks_r.starts_with(&common_r) {
+        return Err(Error::conflict(format!(
+            "the hooks directory {} (core.hooksPath) is outside the repository; add `{} scan --staged` to its pre-commit hook yourself",
+            shown(&hooks),
+            shown(keyctl)
+        ))
+        .into());
+    }
     let path = hooks.join("pre-commit");
-    match std::fs::read(&path) {
-        Ok(have) if have == HOOK.as_bytes() => return Ok(path),
-        Ok(_) => {
+    let hook = hook(keyctl);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => {
             return Err(Error::conflict(format!(
-                "{} already holds another hook; add `keyctl scan --staged` to it yourself",
-                path.display()
+                "{} is a symbolic link; keyctl does not write through it: add `{} scan --staged` to the hook yourself",
+                shown(&path),
+                shown(keyctl)
             ))
             .into());
         }
+        Ok(_) => {
+            return match std::fs::read(&path) {
+                Ok(have) if have == hook.as_bytes() => Ok(path),
+                Ok(_) => Err(Error::conflict(format!(
+                    "{} already holds another hook; add `{} scan --staged` to it yourself",
+                    shown(&path),
+                    shown(keyctl)
+                ))
+                .into()),
+                Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", shown(&path))),
+            };
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", shown(&path))),
     }
     std::fs::create_dir_all(&hooks)?;
-    std::fs::write(&path, HOOK)?;
+    let mut o = std::fs::OpenOptions::new();
+    // create_new: never through a link put there in the meantime.
+    o.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o755);
     }
+    use std::io::Write as _;
+    let mut f = o
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", shown(&path)))?;
+    f.write_all(hook.as_bytes())?;
+    f.sync_all()?;
     Ok(path)
 }
 
@@ -174,6 +255,7 @@ mod tests {
             masked: "kca_…Ab12".into(),
             key,
             checksum: true,
+            encoding: None,
         }
     }
 

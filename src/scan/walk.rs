@@ -1,16 +1,22 @@
 //! Walking a tree the way ripgrep does (it is ripgrep's own walker, the `ignore` crate):
-//! `.gitignore`, `.ignore` and hidden files respected unless asked otherwise, binary
-//! files (a NUL in the first 8 KiB) and files over the size limit skipped, every core
-//! busy. Each file is read whole (within the limit) and dropped before the next, so memory
-//! stays flat in the size of the tree.
+//! `.gitignore` and `.ignore` respected unless asked otherwise, every core busy. Unlike
+//! ripgrep, hidden files are looked into by default: `.env`, `.github/workflows/*.yml`
+//! are where keys leak most (the `.git` directory never: history is `--git`'s). Binary
+//! files (a NUL in the first 8 KiB), files over the size limit and what the ignore files
+//! leave out are passed over, and counted. Each file is read whole (within the limit) and
+//! dropped before the next, so memory stays flat in the size of the tree.
+//!
+//! A file is opened without blocking and read only when it is a regular file: a FIFO put
+//! where a file was, or `/proc/kmsg`, never hangs a scan.
 
+use std::collections::HashSet;
 use std::io::Read;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ignore::{WalkBuilder, WalkState};
 
-use super::{Finding, Known, scan_buffer};
+use super::{Known, Scanned, Skip};
 
 /// What to walk and what to skip.
 #[derive(Clone, Debug)]
@@ -24,19 +30,7 @@ pub struct WalkOptions {
     pub max_size: u64,
 }
 
-/// What a walk found, and what it passed over.
-#[derive(Default)]
-pub struct Walked {
-    pub findings: Vec<Finding>,
-    pub files: usize,
-    pub bytes: u64,
-    /// Files that could not be read, with why (for `-v`).
-    pub unreadable: Vec<String>,
-}
-
-/// Scans every file under the paths, in parallel. Findings come back sorted by path,
-/// line and column.
-pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Walked {
+fn builder(opts: &WalkOptions, respect_ignores: bool) -> WalkBuilder {
     let mut paths = opts.paths.iter();
     let first = paths.next().cloned().unwrap_or_else(|| PathBuf::from("."));
     let mut b = WalkBuilder::new(&first);
@@ -44,62 +38,119 @@ pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Walked {
         b.add(p);
     }
     b.hidden(!opts.hidden)
-        .ignore(!opts.no_ignore)
-        .git_ignore(!opts.no_ignore)
-        .git_global(!opts.no_ignore)
-        .git_exclude(!opts.no_ignore)
-        .parents(!opts.no_ignore)
+        .ignore(respect_ignores)
+        .git_ignore(respect_ignores)
+        .git_global(respect_ignores)
+        .git_exclude(respect_ignores)
+        .parents(respect_ignores)
         .require_git(false)
-        // No max_filesize here: it costs a stat per file; the read below stops at the limit.
         // Git's own store is scanned with --git, blob by blob, not as files.
-        .filter_entry(|e| e.file_name() != ".git")
-        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let total = Mutex::new(Walked::default());
+        .filter_entry(|e| e.file_name() != ".git");
+    b
+}
+
+fn shown(path: &Path) -> String {
+    path.strip_prefix("./")
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Opens without blocking (a FIFO or a device never hangs the scan) and reads a regular
+/// file only, at most `max + 1` bytes.
+fn read_regular(path: &Path, max: u64, buf: &mut Vec<u8>) -> Result<(), Skip> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let f = o.open(path).map_err(|e| Skip::Unreadable(e.to_string()))?;
+    let meta = f.metadata().map_err(|e| Skip::Unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(Skip::NotRegular);
+    }
+    if meta.len() > max {
+        return Err(Skip::TooLarge);
+    }
+    f.take(max + 1)
+        .read_to_end(buf)
+        .map_err(|e| Skip::Unreadable(e.to_string()))?;
+    if buf.len() as u64 > max {
+        return Err(Skip::TooLarge);
+    }
+    Ok(())
+}
+
+/// Scans every file under the paths, in parallel. Findings come back sorted by path,
+/// line and column.
+pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Scanned {
+    let mut b = builder(opts, !opts.no_ignore);
+    b.threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let total = Mutex::new(Scanned::default());
+    let seen = Mutex::new(HashSet::<PathBuf>::new());
+    let count_ignored = !opts.no_ignore;
     b.build_parallel().run(|| {
-        let total = &total;
+        let (total, seen) = (&total, &seen);
         let mut buf = Vec::with_capacity(64 * 1024);
         Box::new(move |entry| {
             let Ok(entry) = entry else {
                 return WalkState::Continue;
             };
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                return WalkState::Continue;
-            }
             let path = entry.path();
+            if count_ignored {
+                seen.lock().expect("walk lock").insert(path.to_path_buf());
+            }
+            if entry.file_type().is_some_and(|t| t.is_dir()) {
+                return WalkState::Continue;
+            }
             buf.clear();
-            let read = std::fs::File::open(path)
-                .and_then(|f| f.take(opts.max_size + 1).read_to_end(&mut buf));
-            if let Err(e) = read {
-                total
-                    .lock()
-                    .expect("walk lock")
-                    .unreadable
-                    .push(format!("{}: {e}", path.display()));
-                return WalkState::Continue;
-            }
-            if !super::is_text(&buf, buf.len() as u64, opts.max_size) {
-                return WalkState::Continue;
-            }
-            let shown = path
-                .strip_prefix("./")
-                .unwrap_or(path)
-                .display()
-                .to_string();
-            let found = scan_buffer(&buf, known, &shown, None);
+            let result = read_regular(path, opts.max_size, &mut buf)
+                .and_then(|()| super::scan_text(&buf, known, &shown(path), None));
             let mut t = total.lock().expect("walk lock");
-            t.files += 1;
-            t.bytes += buf.len() as u64;
-            t.findings.extend(found);
+            match result {
+                Ok(found) => {
+                    t.files += 1;
+                    t.bytes += buf.len() as u64;
+                    t.findings.extend(found);
+                }
+                Err(why) => t.skip(shown(path), why),
+            }
             WalkState::Continue
         })
     });
     let mut total = total.into_inner().expect("walk lock");
+    if count_ignored {
+        let seen = seen.into_inner().expect("walk lock");
+        // What the ignore files left out: a second walk of names only (no file is read),
+        // not descending into an ignored directory (it is counted as one entry).
+        let mut all = builder(opts, false);
+        let ignored = Arc::new(Mutex::new(Vec::new()));
+        all.filter_entry({
+            let ignored = Arc::clone(&ignored);
+            move |e| {
+                if e.file_name() == ".git" {
+                    return false;
+                }
+                if e.depth() == 0 || seen.contains(e.path()) {
+                    return true;
+                }
+                ignored.lock().expect("walk lock").push(shown(e.path()));
+                false
+            }
+        });
+        for _ in all.build() {}
+        for p in std::mem::take(&mut *ignored.lock().expect("walk lock")) {
+            total.skip(p, Skip::Ignored);
+        }
+    }
     total
         .findings
         .sort_by(|a, b| (&a.path, a.line, a.col).cmp(&(&b.path, b.line, b.col)));
+    total.skipped.sort_by(|a, b| a.0.cmp(&b.0));
     total
 }
-
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
