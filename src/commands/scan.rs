@@ -124,6 +124,13 @@ pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         )
     } else if a.revoke {
         "revoked; now take them out of the files (`keyctl rotate KEY --write FILE`, or `keyctl config KEY --write FILE --secret-ref env --soda-version N` to keep the secret out)".to_string()
+    } else if a.staged {
+        // The pre-commit hook: the secret has not entered history yet.
+        "the commit was stopped before they entered history: unstage them (`git restore --staged FILE`), keep the secret out of the file (`keyctl config KEY --write FILE --secret-ref env`), then commit again".to_string()
+    } else if live.iter().any(|f| f.commit.is_some()) {
+        // In history, taking it out of the files is not enough (and a deleted file has
+        // nothing left to take out): every clone keeps the commit.
+        "they are in git history, which every clone keeps: revoke them (`keyctl scan --git --revoke`, or `keyctl revoke KEY`) or rotate them (`keyctl rotate KEY`); editing the files does not remove them from history".to_string()
     } else {
         "revoke them (`keyctl scan --revoke`, or `keyctl revoke KEY`), then take them out of the files".to_string()
     };

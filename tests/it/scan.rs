@@ -182,6 +182,18 @@ fn history_staged_changes_and_the_hook() {
         "{out}"
     );
     no_secret_in(&out, &keys);
+    // The file is gone from the work tree: the advice is about history, not the files.
+    let err = home
+        .cmd()
+        .args(["scan", "--git"])
+        .arg(&repo)
+        .code(12)
+        .stderr;
+    assert!(
+        err.contains("they are in git history") && err.contains("keyctl rotate KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("then take them out of the files"), "{err}");
 
     // The hook: installed once, idempotent, never over another hook.
     home.cmd().args(["scan", "--install-hook"]).arg(&repo).ok();
@@ -214,6 +226,12 @@ fn history_staged_changes_and_the_hook() {
     let (code, _, err) = commit("leak again");
     assert_ne!(code, 0, "the hook let a live secret through: {err}");
     assert!(err.contains("secret that may still work"), "{err}");
+    // Stopped before history: unstage and keep the secret out, nothing about revoking.
+    assert!(
+        err.contains("git restore --staged") && err.contains("--secret-ref env"),
+        "{err}"
+    );
+    assert!(!err.contains("revoke them"), "{err}");
     no_secret_in(&err, &keys);
     git(&repo, &["rm", "-q", "--cached", "new.yml"]);
     std::fs::write(repo.join("clean.txt"), "nothing here\n").unwrap();
