@@ -367,6 +367,33 @@ pub fn default_name(kind: Kind) -> String {
     format!("{}-{}", kind.as_str(), random_from(BASE32_LOWER, 6))
 }
 
+/// A secret's fingerprint: HMAC-SHA256 of `secret` under `salt` (a per-home salt in
+/// keys.json, or the team's in the team store). What `keyctl scan` finds a secret by
+/// where it carries no checksum; never reversible for a secret strong enough to be given
+/// one (`registry::strong_enough`).
+pub fn fingerprint(salt: &[u8; 32], secret: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(salt).expect("HMAC takes any key length");
+    mac.update(secret);
+    mac.finalize().into_bytes().into()
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

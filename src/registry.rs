@@ -313,7 +313,7 @@ impl Registry {
         self.file
             .scan_salt
             .as_deref()
-            .and_then(crate::scan::from_hex)
+            .and_then(crate::key::from_hex)
     }
 
     /// The salt, made (random) when this home has none yet; saved with the registry.
@@ -324,7 +324,7 @@ impl Registry {
         let mut salt = [0u8; 32];
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut salt)
             .expect("the OS random number generator failed");
-        self.file.scan_salt = Some(crate::scan::to_hex(&salt));
+        self.file.scan_salt = Some(crate::key::to_hex(&salt));
         salt
     }
 
@@ -340,7 +340,7 @@ impl Registry {
         }
         let salt = self.ensure_scan_salt();
         Fingerprint {
-            hmac: crate::scan::to_hex(&crate::scan::fingerprint(&salt, secret.as_bytes())),
+            hmac: crate::key::to_hex(&crate::key::fingerprint(&salt, secret.as_bytes())),
             len: secret.len(),
             checksum: crate::key::looks_like_secret(secret),
         }

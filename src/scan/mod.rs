@@ -23,9 +23,6 @@ pub mod walk;
 
 use std::collections::HashMap;
 
-use hmac::{KeyInit, Mac};
-use sha2::Sha256;
-
 /// The fingerprints of the secrets this home knows, and the lengths of those that carry
 /// no checksum (only runs of those lengths are fingerprinted).
 pub struct Known {
@@ -104,27 +101,9 @@ impl Known {
     }
 }
 
-/// HMAC-SHA256 of `secret` under `salt`.
-pub fn fingerprint(salt: &[u8; 32], secret: &[u8]) -> [u8; 32] {
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(salt).expect("HMAC takes any key length");
-    mac.update(secret);
-    mac.finalize().into_bytes().into()
-}
-
-pub fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn from_hex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
+// The fingerprint belongs to the key (the registry and the team store record it); scan
+// only looks it up.
+pub use crate::key::{fingerprint, from_hex, to_hex};
 
 /// One leaked secret, never the secret itself.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -383,7 +383,7 @@ impl VaultStore {
             let found = self.read("team")?;
             if let Some(salt) = found
                 .as_ref()
-                .and_then(|(d, _)| d["scan_salt"].as_str().and_then(crate::scan::from_hex))
+                .and_then(|(d, _)| d["scan_salt"].as_str().and_then(crate::key::from_hex))
             {
                 return Ok(Some(salt));
             }
@@ -394,7 +394,7 @@ impl VaultStore {
             rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut salt)
                 .map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
             let version = found.map_or(0, |(_, v)| v);
-            let data = json!({"scan_salt": crate::scan::to_hex(&salt)});
+            let data = json!({"scan_salt": crate::key::to_hex(&salt)});
             if self.write("team", version, &data)? {
                 return Ok(Some(salt));
             }
@@ -410,7 +410,7 @@ impl VaultStore {
 /// The fingerprint of a team key's secret under the team's salt, for its record.
 pub(super) fn team_fingerprint(salt: &[u8; 32], secret: &str) -> Fingerprint {
     Fingerprint {
-        hmac: crate::scan::to_hex(&crate::scan::fingerprint(salt, secret.as_bytes())),
+        hmac: crate::key::to_hex(&crate::key::fingerprint(salt, secret.as_bytes())),
         len: secret.len(),
         checksum: crate::key::looks_like_secret(secret),
     }
