@@ -64,9 +64,21 @@ pub struct App {
     /// config.yaml's `default_remote:`, for commands given no `--remote`.
     pub default_remote: Option<String>,
     pub stores: Stores,
+    /// Who answers confirmations: the terminal in a real run; workflows never read the
+    /// terminal themselves.
+    pub prompter: std::sync::Arc<dyn crate::input::Prompter>,
 }
 
 impl App {
+    /// Asks `question` unless `assume_yes` (`--yes`) answered it already.
+    pub fn confirm(&self, assume_yes: bool, question: &str) -> anyhow::Result<()> {
+        if assume_yes {
+            Ok(())
+        } else {
+            self.prompter.confirm(question)
+        }
+    }
+
     /// What a remote needs to be opened.
     pub fn deps(&self) -> remote::Deps<'_> {
         remote::Deps {
@@ -99,5 +111,27 @@ impl App {
     /// The remote configured as `name`.
     pub fn remote(&self, name: &str) -> anyhow::Result<Box<dyn Remote + '_>> {
         remote::open(self.deps(), name)
+    }
+}
+
+/// An [`App`] for in-process workflow tests: a fresh home with the file store, silent
+/// output, no remotes, and `prompter` answering confirmations.
+#[cfg(test)]
+pub(crate) fn for_tests(home: &Path, prompter: std::sync::Arc<dyn crate::input::Prompter>) -> App {
+    let out = Output::silent();
+    App {
+        paths: Paths {
+            data: home.to_path_buf(),
+            config_file: home.join("config.yaml"),
+            explicit: true,
+        },
+        stores: Stores::new(home, StoreChoice::File, None, false, &out),
+        out,
+        store: StoreChoice::File,
+        store_source: "test",
+        warn_window: time::Duration::days(14),
+        remotes: BTreeMap::new(),
+        default_remote: None,
+        prompter,
     }
 }

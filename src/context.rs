@@ -128,6 +128,7 @@ impl Ctx {
                 warn_window,
                 remotes: config.remotes,
                 default_remote: config.default_remote,
+                prompter: std::sync::Arc::new(crate::input::TerminalPrompter),
                 stores,
             },
             yes: g.yes,

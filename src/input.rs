@@ -101,6 +101,42 @@ mod echo_guard {
     }
 }
 
+/// Asks a person before a destructive step. Workflows are given one (`App::prompter`), as
+/// gh injects its prompter, so they never read the terminal themselves and a test can
+/// answer for them. `--yes` is the caller's business: it asks only when it must.
+pub trait Prompter: Send + Sync + std::fmt::Debug {
+    /// Ok when the person agreed; else [`Error::confirmation_required`] (exit 10).
+    fn confirm(&self, question: &str) -> anyhow::Result<()>;
+}
+
+/// Asks on the terminal; without one there is nobody to ask: "pass --yes".
+#[derive(Debug)]
+pub struct TerminalPrompter;
+
+impl Prompter for TerminalPrompter {
+    fn confirm(&self, question: &str) -> anyhow::Result<()> {
+        confirm(false, question)
+    }
+}
+
+/// Answers every question the same way without a terminal (tests, and callers that
+/// decided already).
+#[derive(Debug)]
+pub struct FixedAnswer(pub bool);
+
+impl Prompter for FixedAnswer {
+    fn confirm(&self, question: &str) -> anyhow::Result<()> {
+        if self.0 {
+            Ok(())
+        } else {
+            Err(Error::confirmation_required(format!(
+                "{question}: answered no; nothing was changed"
+            ))
+            .into())
+        }
+    }
+}
+
 /// Asks before a destructive step. `--yes` answers for the user; without a terminal
 /// there is nobody to ask, so the command fails with its own exit code.
 pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {

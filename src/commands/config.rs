@@ -39,6 +39,6 @@ pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         secret: secret.expose_secret(),
     };
     let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
-    delivery.confirm_replace(ctx.yes, &format!("key {}", k.id))?;
+    delivery.confirm_replace(ctx.prompter.as_ref(), ctx.yes, &format!("key {}", k.id))?;
     delivery.deliver(&ctx.out, &parts)
 }

@@ -2,7 +2,6 @@
 //! delete it, the registry entry stays, so nothing is left that keyctl cannot find.
 
 use crate::context::Ctx;
-use crate::input;
 use crate::registry::Registry;
 use crate::store;
 
@@ -23,7 +22,7 @@ pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             "key {id} is still registered on remote {pushed}: deleting it here does not revoke it there (`keyctl revoke {id}` does)"
         ));
     }
-    input::confirm(
+    ctx.confirm(
         ctx.yes,
         &format!("delete key '{name}' ({id}) and its secret from {place}"),
     )?;

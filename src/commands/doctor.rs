@@ -230,7 +230,7 @@ pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
             .iter()
             .map(|(s, id)| format!("{id} ({})", s.as_str()))
             .collect();
-        crate::input::confirm(
+        ctx.confirm(
             ctx.yes,
             &format!(
                 "remove {} secret{} that no key owns: {}",

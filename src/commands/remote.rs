@@ -391,7 +391,7 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
             quoted(name)
         ))
     })?;
-    input::confirm(
+    ctx.confirm(
         ctx.yes,
         &format!("forget remote '{name}' and its stored credential (keys on it stay there)"),
     )?;

@@ -103,7 +103,7 @@ pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>>
             .note("dry run: no key was created (the key shown is a sample)");
         return Ok(None);
     }
-    check.confirm_replace(args.assume_yes, "a new key")?;
+    check.confirm_replace(app.prompter.as_ref(), args.assume_yes, "a new key")?;
     drop(check);
 
     let (minted, link) = super::push::mint_for_create(app, &remote, format, &prefix)?;

@@ -79,13 +79,20 @@ impl Delivery {
 
     /// Asks before `--write` replaces the block of another key (on a terminal; `--yes`
     /// otherwise, exit 10). `rotate --write` means the replacement and does not call it.
-    pub fn confirm_replace(&self, assume_yes: bool, new: &str) -> anyhow::Result<()> {
+    pub fn confirm_replace(
+        &self,
+        prompter: &dyn crate::input::Prompter,
+        assume_yes: bool,
+        new: &str,
+    ) -> anyhow::Result<()> {
         let (Some(old), Some((path, _)), false) = (&self.replaces, &self.write, self.dry_run)
         else {
             return Ok(());
         };
-        crate::input::confirm(
-            assume_yes,
+        if assume_yes {
+            return Ok(());
+        }
+        prompter.confirm(
             &format!(
                 "{} holds the {BLOCK_KEY} block of key {} (a working configuration); replacing it with {new}",
                 path.display(),

@@ -80,7 +80,7 @@ pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> 
     // Soda Cloud does not show is refused, and a rotated one warned about, first.
     let targets = learn_ids(app, req, targets)?;
     let what = confirmation(req, &targets);
-    crate::input::confirm(req.assume_yes, &what)?;
+    app.confirm(req.assume_yes, &what)?;
     let outcomes = revoke_remotely(app, req, targets)?;
     let now = OffsetDateTime::now_utc();
     let mut failures: Vec<anyhow::Error> = Vec::new();
@@ -468,5 +468,97 @@ fn confirmation(req: &RevokeRequest, targets: &[KeyRecord]) -> String {
                 names.join(", ")
             )
         }
+    }
+}
+
+/// The workflow in process (file store, silent output): what the prompter answers
+/// decides, and the order is remote first, then here (no remote: here only).
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use secrecy::{ExposeSecret, SecretString};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::input::FixedAnswer;
+    use crate::key::{Format, Kind};
+
+    fn app_with_key(answer: bool) -> (tempfile::TempDir, App, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        crate::fsutil::ensure_private_dir(&home).unwrap();
+        let app = crate::app::for_tests(&home, Arc::new(FixedAnswer(answer)));
+        let now = OffsetDateTime::now_utc();
+        let minted = crate::key::mint(Format::Standard, "kca_");
+        let rec = crate::flow::keys::new_key_meta(None, "90d", vec![], now)
+            .unwrap()
+            .record(
+                minted.id.clone(),
+                "ci".into(),
+                Kind::Api,
+                Format::Standard,
+                now,
+            );
+        crate::flow::keys::store_new_key(&app, rec, &minted.secret).unwrap();
+        (dir, app, minted.id)
+    }
+
+    fn request(key: &str, assume_yes: bool) -> RevokeRequest {
+        RevokeRequest {
+            keys: vec![key.into()],
+            remote: None,
+            all_expired: false,
+            local_only: false,
+            jobs: 1,
+            assume_yes,
+        }
+    }
+
+    #[test]
+    fn a_no_changes_nothing_and_a_yes_revokes_and_deletes_the_secret() {
+        let (_dir, app, id) = app_with_key(false);
+        let e = revoke(&app, &request("ci", false)).err().expect("refused");
+        assert_eq!(
+            crate::error::kind_of(&e),
+            Some(crate::error::Kind::ConfirmationRequired)
+        );
+        let (rec, secret) = crate::flow::keys::usable_secret(&app, "ci", false).unwrap();
+        assert!(rec.revoked_at.is_none());
+        assert!(secret.expose_secret().starts_with("kca_"));
+
+        // --yes answers without asking (the prompter would say no).
+        let report = revoke(&app, &request("ci", true)).unwrap().unwrap();
+        assert!(report.result.is_ok());
+        assert!(report.done[0].revoked);
+        let e = crate::flow::keys::usable_secret(&app, "ci", false).unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&e),
+            Some(crate::error::Kind::Inactive)
+        );
+        assert!(
+            app.stores
+                .get(crate::store::StoreKind::File)
+                .unwrap()
+                .get(&id)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_expired_key_is_refused_unless_allowed() {
+        let (_dir, app, id) = app_with_key(true);
+        let mut reg = Registry::lock(&app.paths.data).unwrap();
+        reg.get_mut(&id).unwrap().expires_at =
+            Some(OffsetDateTime::now_utc() - time::Duration::days(1));
+        reg.save().unwrap();
+        drop(reg);
+        let e = crate::flow::keys::usable_secret(&app, "ci", false).unwrap_err();
+        assert_eq!(
+            crate::error::kind_of(&e),
+            Some(crate::error::Kind::Inactive)
+        );
+        let (_, s): (_, SecretString) = crate::flow::keys::usable_secret(&app, "ci", true).unwrap();
+        assert!(!s.expose_secret().is_empty());
     }
 }
