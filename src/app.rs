@@ -15,7 +15,7 @@ use crate::store::{StoreChoice, Stores};
 
 /// Where local state lives.
 #[derive(Clone, Debug)]
-pub struct Paths {
+pub(crate) struct Paths {
     /// The registry, lock files and the file store.
     pub data: PathBuf,
     pub config_file: PathBuf,
@@ -24,7 +24,7 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn resolve(home: Option<&Path>) -> anyhow::Result<Paths> {
+    pub(crate) fn resolve(home: Option<&Path>) -> anyhow::Result<Paths> {
         if let Some(h) = home {
             if h.as_os_str().is_empty() {
                 return Err(crate::error::usage("--home / KEYCTL_HOME is empty"));
@@ -50,7 +50,7 @@ impl Paths {
 }
 
 /// Settings and services of one run.
-pub struct App {
+pub(crate) struct App {
     pub paths: Paths,
     pub out: Output,
     /// Where new secrets go.
@@ -71,7 +71,7 @@ pub struct App {
 
 impl App {
     /// Asks `question` unless `assume_yes` (`--yes`) answered it already.
-    pub fn confirm(&self, assume_yes: bool, question: &str) -> anyhow::Result<()> {
+    pub(crate) fn confirm(&self, assume_yes: bool, question: &str) -> anyhow::Result<()> {
         if assume_yes {
             Ok(())
         } else {
@@ -80,7 +80,7 @@ impl App {
     }
 
     /// What a remote needs to be opened.
-    pub fn deps(&self) -> remote::Deps<'_> {
+    pub(crate) fn deps(&self) -> remote::Deps<'_> {
         remote::Deps {
             out: &self.out,
             stores: &self.stores,
@@ -90,7 +90,7 @@ impl App {
 
     /// The remote a command given no `--remote` means: `default_remote:` in config.yaml,
     /// else the only remote configured; otherwise a usage error that lists them.
-    pub fn pick_remote(&self, given: Option<&str>, command: &str) -> anyhow::Result<String> {
+    pub(crate) fn pick_remote(&self, given: Option<&str>, command: &str) -> anyhow::Result<String> {
         if let Some(r) = given.or(self.default_remote.as_deref()) {
             return Ok(r.to_string());
         }
@@ -109,7 +109,7 @@ impl App {
     }
 
     /// The remote configured as `name`.
-    pub fn remote(&self, name: &str) -> anyhow::Result<Box<dyn Remote + '_>> {
+    pub(crate) fn remote(&self, name: &str) -> anyhow::Result<Box<dyn Remote + '_>> {
         remote::open(self.deps(), name)
     }
 }

@@ -16,7 +16,7 @@ use crate::registry::Registry;
 
 /// The shells `keyctl completions` writes a registration script for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
@@ -25,12 +25,12 @@ pub enum Shell {
 }
 
 /// The variable the registration scripts set when they ask for completions.
-pub const VAR: &str = "KEYCTL_COMPLETE";
+pub(crate) const VAR: &str = "KEYCTL_COMPLETE";
 
 /// Answers only when a shell asks: the registration scripts call `keyctl -- WORDS...`
 /// with the variable set. A variable merely exported in a shell changes nothing.
 /// `command` builds keyctl's clap command (the definitions in `cli`).
-pub fn answer_shell(args: &[OsString], command: fn() -> clap::Command) {
+pub(crate) fn answer_shell(args: &[OsString], command: fn() -> clap::Command) {
     if std::env::var_os(VAR).is_some() && args.get(1).is_some_and(|a| a == "--") {
         clap_complete::CompleteEnv::with_factory(command)
             .var(VAR)
@@ -42,7 +42,7 @@ pub fn answer_shell(args: &[OsString], command: fn() -> clap::Command) {
 
 /// Key names and IDs for KEY arguments, from the registry in KEYCTL_HOME or the default
 /// home. Never fails: a missing or broken registry completes to nothing.
-pub fn key_candidates() -> Vec<CompletionCandidate> {
+pub(crate) fn key_candidates() -> Vec<CompletionCandidate> {
     let home = std::env::var_os("KEYCTL_HOME").filter(|h| !h.is_empty());
     let Ok(paths) = Paths::resolve(home.as_deref().map(std::path::Path::new)) else {
         return Vec::new();
@@ -60,7 +60,7 @@ pub fn key_candidates() -> Vec<CompletionCandidate> {
 }
 
 /// The registration script for `shell`: what `keyctl completions SHELL` prints.
-pub fn script(shell: Shell) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn script(shell: Shell) -> anyhow::Result<Vec<u8>> {
     let completer: &dyn EnvCompleter = match shell {
         Shell::Bash => &Bash,
         Shell::Zsh => &Zsh,
@@ -73,7 +73,7 @@ pub fn script(shell: Shell) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
-pub fn print_script(shell: Shell) -> anyhow::Result<()> {
+pub(crate) fn print_script(shell: Shell) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(&script(shell)?)?;
     out.flush()?;
@@ -82,7 +82,7 @@ pub fn print_script(shell: Shell) -> anyhow::Result<()> {
 
 /// The man page of `command` (keyctl's clap command), with `extra` (roff sections)
 /// appended.
-pub fn manpage(command: clap::Command, extra: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn manpage(command: clap::Command, extra: &str) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(command).render(&mut buf)?;
     buf.extend_from_slice(extra.as_bytes());
@@ -92,7 +92,10 @@ pub fn manpage(command: clap::Command, extra: &str) -> anyhow::Result<Vec<u8>> {
 /// Every man page: `keyctl.1` and one per visible subcommand (`keyctl-create.1`,
 /// `keyctl-remote-add.1`), so the references in each page's SUBCOMMANDS exist. `extra`
 /// goes on the top page.
-pub fn manpages(command: clap::Command, extra: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn manpages(
+    command: clap::Command,
+    extra: &str,
+) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut command = for_man(command);
     command.build();
     let mut out = Vec::new();
@@ -123,7 +126,7 @@ fn walk(
 }
 
 /// Prints the top page, or with `dir` writes every page there.
-pub fn print_manpage(
+pub(crate) fn print_manpage(
     command: clap::Command,
     extra: &str,
     dir: Option<&std::path::Path>,

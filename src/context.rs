@@ -16,7 +16,7 @@ use crate::store::{StoreChoice, Stores};
 
 /// config.yaml. Unknown keys are ignored, so files written for a newer keyctl still load.
 #[derive(Debug, Default, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     pub store: Option<StoreChoice>,
     /// How close to expiry a key shows as `expiring` (e.g. `14d`).
     pub expiring_window: Option<String>,
@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
         match crate::fsutil::read_optional(path)? {
             None => Ok(Config::default()),
             Some(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Config::default()),
@@ -85,7 +85,7 @@ fn check_nesting(text: &[u8]) -> Result<(), String> {
 
 /// Everything a command needs to know about its invocation: the run's [`App`], and what
 /// only the command line decides (whether confirmations are pre-answered).
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub app: App,
     pub yes: bool,
 }
@@ -102,7 +102,7 @@ fn env(k: &str) -> Option<String> {
 }
 
 impl Ctx {
-    pub fn new(g: &GlobalArgs, out: Output) -> anyhow::Result<Ctx> {
+    pub(crate) fn new(g: &GlobalArgs, out: Output) -> anyhow::Result<Ctx> {
         let paths = Paths::resolve(g.home.as_deref())?;
         let config = Config::load(&paths.config_file)?;
         let warn_window = match &config.expiring_window {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 /// What kind of failure an error is: each kind a script may want to tell apart has its
 /// own exit code ([`Kind::code`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Bad flag value or input; clap's own errors share this code.
     Usage,
     NotFound,
@@ -39,7 +39,7 @@ pub enum Kind {
 /// put in it, and callers never pass a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("{msg}")]
-pub struct Error {
+pub(crate) struct Error {
     kind: Kind,
     msg: String,
     /// The outcome is unknown (the service went away mid-request), so repeating the
@@ -50,7 +50,7 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(kind: Kind, msg: impl Into<String>) -> Error {
+    pub(crate) fn new(kind: Kind, msg: impl Into<String>) -> Error {
         Error {
             kind,
             msg: msg.into(),
@@ -60,77 +60,77 @@ impl Error {
     }
 
     /// Records the HTTP status the service answered with.
-    pub fn with_http_status(mut self, status: u16) -> Error {
+    pub(crate) fn with_http_status(mut self, status: u16) -> Error {
         self.http_status = Some(status);
         self
     }
 
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.kind
     }
 
     /// Marks the failure as one whose effect on the service is unknown.
-    pub fn outcome_unknown(mut self) -> Error {
+    pub(crate) fn outcome_unknown(mut self) -> Error {
         self.outcome_unknown = true;
         self
     }
 
-    pub fn not_found(msg: impl Into<String>) -> Error {
+    pub(crate) fn not_found(msg: impl Into<String>) -> Error {
         Error::new(Kind::NotFound, msg)
     }
-    pub fn conflict(msg: impl Into<String>) -> Error {
+    pub(crate) fn conflict(msg: impl Into<String>) -> Error {
         Error::new(Kind::Conflict, msg)
     }
-    pub fn store_unavailable(msg: impl Into<String>) -> Error {
+    pub(crate) fn store_unavailable(msg: impl Into<String>) -> Error {
         Error::new(Kind::StoreUnavailable, msg)
     }
-    pub fn remote_unreachable(msg: impl Into<String>) -> Error {
+    pub(crate) fn remote_unreachable(msg: impl Into<String>) -> Error {
         Error::new(Kind::RemoteUnreachable, msg)
     }
-    pub fn remote_refused(msg: impl Into<String>) -> Error {
+    pub(crate) fn remote_refused(msg: impl Into<String>) -> Error {
         Error::new(Kind::RemoteRefused, msg)
     }
-    pub fn inactive(msg: impl Into<String>) -> Error {
+    pub(crate) fn inactive(msg: impl Into<String>) -> Error {
         Error::new(Kind::Inactive, msg)
     }
-    pub fn invalid_secret(msg: impl Into<String>) -> Error {
+    pub(crate) fn invalid_secret(msg: impl Into<String>) -> Error {
         Error::new(Kind::InvalidSecret, msg)
     }
-    pub fn confirmation_required(msg: impl Into<String>) -> Error {
+    pub(crate) fn confirmation_required(msg: impl Into<String>) -> Error {
         Error::new(Kind::ConfirmationRequired, msg)
     }
-    pub fn expiring(msg: impl Into<String>) -> Error {
+    pub(crate) fn expiring(msg: impl Into<String>) -> Error {
         Error::new(Kind::Expiring, msg)
     }
-    pub fn command_not_started(msg: impl Into<String>) -> Error {
+    pub(crate) fn command_not_started(msg: impl Into<String>) -> Error {
         Error::new(Kind::CommandNotStarted, msg)
     }
-    pub fn secret_found(msg: impl Into<String>) -> Error {
+    pub(crate) fn secret_found(msg: impl Into<String>) -> Error {
         Error::new(Kind::SecretFound, msg)
     }
 }
 
 /// Exit codes, in one table; README's table lists the same numbers and
 /// `tests/it/contract.rs` checks each one.
-pub mod code {
-    pub const OK: u8 = 0;
-    pub const FAILURE: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const NOT_FOUND: u8 = 3;
-    pub const CONFLICT: u8 = 4;
-    pub const STORE_UNAVAILABLE: u8 = 5;
-    pub const REMOTE_UNREACHABLE: u8 = 6;
-    pub const REMOTE_REFUSED: u8 = 7;
-    pub const INACTIVE: u8 = 8;
-    pub const INVALID_SECRET: u8 = 9;
-    pub const CONFIRMATION_REQUIRED: u8 = 10;
-    pub const EXPIRING: u8 = 11;
-    pub const SECRET_FOUND: u8 = 12;
-    pub const COMMAND_NOT_STARTED: u8 = 127;
+pub(crate) mod code {
+    pub(crate) const OK: u8 = 0;
+    pub(crate) const FAILURE: u8 = 1;
+    pub(crate) const USAGE: u8 = 2;
+    pub(crate) const NOT_FOUND: u8 = 3;
+    pub(crate) const CONFLICT: u8 = 4;
+    pub(crate) const STORE_UNAVAILABLE: u8 = 5;
+    pub(crate) const REMOTE_UNREACHABLE: u8 = 6;
+    pub(crate) const REMOTE_REFUSED: u8 = 7;
+    pub(crate) const INACTIVE: u8 = 8;
+    pub(crate) const INVALID_SECRET: u8 = 9;
+    pub(crate) const CONFIRMATION_REQUIRED: u8 = 10;
+    pub(crate) const EXPIRING: u8 = 11;
+    pub(crate) const SECRET_FOUND: u8 = 12;
+    pub(crate) const COMMAND_NOT_STARTED: u8 = 127;
 }
 
 impl Kind {
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Kind::Usage => code::USAGE,
             Kind::NotFound => code::NOT_FOUND,
@@ -154,28 +154,28 @@ fn find(err: &anyhow::Error) -> Option<&Error> {
 }
 
 /// The kind of any error: that of the first [`Error`] in its context chain.
-pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
+pub(crate) fn kind_of(err: &anyhow::Error) -> Option<Kind> {
     find(err).map(Error::kind)
 }
 
 /// True when the service may or may not have done what was asked (see
 /// [`Error::outcome_unknown`]).
-pub fn is_outcome_unknown(err: &anyhow::Error) -> bool {
+pub(crate) fn is_outcome_unknown(err: &anyhow::Error) -> bool {
     find(err).is_some_and(|e| e.outcome_unknown)
 }
 
 /// The HTTP status of the service answer the error reports, if it is one.
-pub fn http_status(err: &anyhow::Error) -> Option<u16> {
+pub(crate) fn http_status(err: &anyhow::Error) -> Option<u16> {
     find(err).and_then(|e| e.http_status)
 }
 
 /// The exit code for any error: its kind's, or a plain failure.
-pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind_of(err).map_or(code::FAILURE, Kind::code))
 }
 
 /// True when the error is a closed stdout pipe (`keyctl list | head -1`): not a failure.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(err: &anyhow::Error) -> bool {
     use std::io::ErrorKind::BrokenPipe;
     err.chain().any(|e| {
         e.downcast_ref::<std::io::Error>()
@@ -185,7 +185,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     Error::new(Kind::Usage, msg).into()
 }
 

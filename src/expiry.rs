@@ -8,11 +8,14 @@ use crate::error::usage;
 
 /// How close to its expiry a key counts as `expiring`, unless config.yaml says
 /// `expiring_window:`.
-pub const DEFAULT_WARN_WINDOW: Duration = Duration::days(14);
+pub(crate) const DEFAULT_WARN_WINDOW: Duration = Duration::days(14);
 
 /// Parses `90d`, `12h`, `2w`, `2027-01-31` (end of that day, UTC), an RFC 3339 time, or
 /// `never`. A time that is not in the future is refused: a key born expired is a typo.
-pub fn parse_expires(input: &str, now: OffsetDateTime) -> anyhow::Result<Option<OffsetDateTime>> {
+pub(crate) fn parse_expires(
+    input: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<Option<OffsetDateTime>> {
     let s = input.trim();
     if s.eq_ignore_ascii_case("never") {
         return Ok(None);
@@ -47,13 +50,13 @@ pub fn parse_expires(input: &str, now: OffsetDateTime) -> anyhow::Result<Option<
 }
 
 /// What a duration may say, for `--help` and error messages.
-pub const DURATION_FORMS: &str = "a number and a unit: s (seconds), min (minutes), h (hours), d (days), w (weeks), mo (months of 30 days), y (years of 365 days), combinable as 1h30min";
+pub(crate) const DURATION_FORMS: &str = "a number and a unit: s (seconds), min (minutes), h (hours), d (days), w (weeks), mo (months of 30 days), y (years of 365 days), combinable as 1h30min";
 
 /// A duration such as `7d`, `12h`, `1h30min` or `6mo` (for `--expires`, `--grace`,
 /// `list --expiring` and `expiring_window`). A bare `m` (or `M`) is refused: it means
 /// minutes to some tools and months to others, and a key that lives one minute
 /// instead of one month is a silent disaster.
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let text = s.trim();
     let bad = |why: &str| {
         usage(format!(
@@ -119,7 +122,7 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 }
 
 /// "in 9 days", "3 hours ago", "now": how far `t` is from `now`, in one unit, for tables.
-pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
+pub(crate) fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
     let d = t - now;
     let secs = d.whole_seconds().unsigned_abs();
     // Rounded, not cut: a key made with --expires 9d reads "in 9 days" a second later.
@@ -142,20 +145,20 @@ pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
 
 /// "expires 2027-02-21 (in 90 days)" or "never expires": what `create`, `import` and
 /// `rotate` say about a new key.
-pub fn describe(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
+pub(crate) fn describe(expires_at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
     match expires_at {
         None => "never expires".into(),
         Some(t) => format!("expires {} ({})", day(t), relative(t, now)),
     }
 }
 
-pub fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339)
         .expect("RFC 3339 formatting of a valid time")
 }
 
 /// A time for people: UTC, to the second ("2026-12-05 08:25:39 UTC"). JSON keeps RFC 3339.
-pub fn human(t: OffsetDateTime) -> String {
+pub(crate) fn human(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{} {:02}:{:02}:{:02} UTC",
@@ -167,7 +170,7 @@ pub fn human(t: OffsetDateTime) -> String {
 }
 
 /// The day a time falls on, for tables.
-pub fn day(t: OffsetDateTime) -> String {
+pub(crate) fn day(t: OffsetDateTime) -> String {
     let d = t.to_offset(time::UtcOffset::UTC).date();
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
@@ -199,7 +202,7 @@ impl Status {
     }
 }
 
-pub fn status(
+pub(crate) fn status(
     expires_at: Option<OffsetDateTime>,
     revoked: bool,
     now: OffsetDateTime,
@@ -211,11 +214,6 @@ pub fn status(
         Some(t) if t <= now + window => Status::Expiring,
         _ => Status::Active,
     }
-}
-
-/// serde helpers for RFC 3339 times in the registry and JSON output.
-pub mod serde_rfc3339 {
-    pub use time::serde::rfc3339::*;
 }
 
 #[cfg(test)]

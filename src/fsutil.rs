@@ -18,7 +18,7 @@ use std::path::Path;
 use anyhow::Context;
 
 /// Creates `dir` (and parents) with mode 0700 where it has to create them.
-pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -29,7 +29,7 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Holds an exclusive lock on a lock file until dropped.
 #[derive(Debug)]
-pub struct LockGuard {
+pub(crate) struct LockGuard {
     _file: File,
     /// A lock file of one operation, removed while still locked when the guard drops.
     remove: Option<std::path::PathBuf>,
@@ -43,7 +43,7 @@ impl Drop for LockGuard {
     }
 }
 
-pub fn lock_exclusive(path: &Path) -> anyhow::Result<LockGuard> {
+pub(crate) fn lock_exclusive(path: &Path) -> anyhow::Result<LockGuard> {
     let file = open_lock_file(path)?;
     file.lock()
         .with_context(|| format!("cannot lock {}", path.display()))?;
@@ -67,7 +67,7 @@ fn open_lock_file(path: &Path) -> anyhow::Result<File> {
 }
 
 /// Takes an exclusive lock without waiting: Err when another process holds it.
-pub fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
+pub(crate) fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
     let file = open_lock_file(path)?;
     file.try_lock()
         .map_err(|e| anyhow::anyhow!("{} is locked: {e}", path.display()))?;
@@ -81,7 +81,7 @@ pub fn try_lock(path: &Path) -> anyhow::Result<LockGuard> {
 /// is removed when the guard drops, so none stays per key. A process that opened the file
 /// just before its holder removed it would lock a file no longer at `path`; it notices
 /// (the path names another file, or none) and tries again with the file now there.
-pub fn try_lock_removable(path: &Path) -> anyhow::Result<LockGuard> {
+pub(crate) fn try_lock_removable(path: &Path) -> anyhow::Result<LockGuard> {
     for _ in 0..3 {
         let mut guard = try_lock(path)?;
         if same_file(&guard._file, path) {
@@ -115,7 +115,7 @@ fn same_file(file: &File, path: &Path) -> bool {
 const STALE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Replaces `path` with `bytes` atomically; the new file is 0600 from its first byte.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -217,7 +217,12 @@ mod unnamed {
     use std::path::Path;
 
     /// Writes through an unnamed file; Ok(false) where the file system cannot.
-    pub fn write(dir: &Path, path: &Path, prefix: &str, bytes: &[u8]) -> std::io::Result<bool> {
+    pub(super) fn write(
+        dir: &Path,
+        path: &Path,
+        prefix: &str,
+        bytes: &[u8],
+    ) -> std::io::Result<bool> {
         let opened = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_TMPFILE)
@@ -269,7 +274,7 @@ mod unnamed {
 /// link and leave the target's old contents behind) and, for a file holding secrets
 /// (`secret`), one that group or others may read or that another user owns, as ssh
 /// refuses such a private key. A missing file is fine.
-pub fn check_private(path: &Path, secret: bool) -> anyhow::Result<()> {
+pub(crate) fn check_private(path: &Path, secret: bool) -> anyhow::Result<()> {
     let m = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e)
@@ -315,7 +320,7 @@ pub fn check_private(path: &Path, secret: bool) -> anyhow::Result<()> {
 }
 
 /// True when others than the owner may write `dir` (a keyctl home anyone can change).
-pub fn writable_by_others(dir: &Path) -> bool {
+pub(crate) fn writable_by_others(dir: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -330,7 +335,7 @@ pub fn writable_by_others(dir: &Path) -> bool {
 
 /// serde_json's error without its quote of the input: a bare JSON string where a map
 /// belongs would otherwise put the string (a secret) into the message.
-pub fn json_error(e: &serde_json::Error) -> String {
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let what = match e.classify() {
         Category::Io => "read error",
@@ -342,7 +347,7 @@ pub fn json_error(e: &serde_json::Error) -> String {
 }
 
 /// Reads a file, `None` when it does not exist.
-pub fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+pub(crate) fn read_optional(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         // A parent that is a file means the file cannot exist either; the later write

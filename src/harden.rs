@@ -4,7 +4,7 @@
 //! same user) and its core size limit is 0; on other Unix systems the core limit is 0.
 
 /// Called first thing in `run`.
-pub fn no_core_dumps() {
+pub(crate) fn no_core_dumps() {
     #[cfg(unix)]
     // SAFETY: setrlimit and prctl take plain values and touch no Rust memory.
     unsafe {
@@ -19,7 +19,7 @@ pub fn no_core_dumps() {
 }
 
 /// Whether this process could dump core now (`doctor` reports it): None where unknown.
-pub fn core_dumps_possible() -> Option<bool> {
+pub(crate) fn core_dumps_possible() -> Option<bool> {
     #[cfg(target_os = "linux")]
     // SAFETY: as above.
     unsafe {

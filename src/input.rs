@@ -12,7 +12,7 @@ const MAX_SECRET: usize = 4096;
 
 /// Reads one secret: a hidden prompt on a terminal, else all of stdin with one trailing
 /// newline removed.
-pub fn read_secret(prompt: &str) -> anyhow::Result<SecretString> {
+pub(crate) fn read_secret(prompt: &str) -> anyhow::Result<SecretString> {
     let at_prompt = std::io::stdin().is_terminal();
     let raw = if at_prompt {
         #[cfg(unix)]
@@ -80,7 +80,7 @@ mod echo_guard {
         }
     }
 
-    pub fn arm() {
+    pub(super) fn arm() {
         // SAFETY: plain libc calls on a file descriptor we opened; the termios struct is
         // plain data filled by tcgetattr.
         unsafe {
@@ -104,14 +104,14 @@ mod echo_guard {
 /// Asks a person before a destructive step. Workflows are given one (`App::prompter`), as
 /// gh injects its prompter, so they never read the terminal themselves and a test can
 /// answer for them. `--yes` is the caller's business: it asks only when it must.
-pub trait Prompter: Send + Sync + std::fmt::Debug {
+pub(crate) trait Prompter: Send + Sync + std::fmt::Debug {
     /// Ok when the person agreed; else [`Error::confirmation_required`] (exit 10).
     fn confirm(&self, question: &str) -> anyhow::Result<()>;
 }
 
 /// Asks on the terminal; without one there is nobody to ask: "pass --yes".
 #[derive(Debug)]
-pub struct TerminalPrompter;
+pub(crate) struct TerminalPrompter;
 
 impl Prompter for TerminalPrompter {
     fn confirm(&self, question: &str) -> anyhow::Result<()> {
@@ -119,11 +119,12 @@ impl Prompter for TerminalPrompter {
     }
 }
 
-/// Answers every question the same way without a terminal (tests, and callers that
-/// decided already).
+/// Answers every question the same way without a terminal (the in-process tests).
+#[cfg(test)]
 #[derive(Debug)]
-pub struct FixedAnswer(pub bool);
+pub(crate) struct FixedAnswer(pub bool);
 
+#[cfg(test)]
 impl Prompter for FixedAnswer {
     fn confirm(&self, question: &str) -> anyhow::Result<()> {
         if self.0 {
@@ -139,7 +140,7 @@ impl Prompter for FixedAnswer {
 
 /// Asks before a destructive step. `--yes` answers for the user; without a terminal
 /// there is nobody to ask, so the command fails with its own exit code.
-pub fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+pub(crate) fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }

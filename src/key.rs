@@ -19,9 +19,9 @@ use crate::error::usage;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BASE32_LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// 43 base62 characters carry 256.0 bits.
-pub const BODY_LEN: usize = 43;
-pub const AKSK_BODY_LEN: usize = 26;
-pub const CHECK_LEN: usize = 6;
+pub(crate) const BODY_LEN: usize = 43;
+pub(crate) const AKSK_BODY_LEN: usize = 26;
+pub(crate) const CHECK_LEN: usize = 6;
 
 /// What the key is for: it decides the default prefix and the snippet `config` renders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +76,7 @@ impl Format {
 }
 
 /// A freshly minted pair. The secret only ever lives in a [`SecretString`].
-pub struct Minted {
+pub(crate) struct Minted {
     pub id: String,
     pub secret: SecretString,
 }
@@ -113,7 +113,7 @@ fn check_chars(data: &str) -> String {
 /// True when the last 6 bytes of `candidate` are the base62 CRC-32 of the rest: the
 /// check of [`check`] without its other rules and without allocating, for scanners
 /// that try millions of candidates.
-pub fn checksum_valid(candidate: &[u8]) -> bool {
+pub(crate) fn checksum_valid(candidate: &[u8]) -> bool {
     if candidate.len() <= CHECK_LEN {
         return false;
     }
@@ -130,7 +130,7 @@ pub fn checksum_valid(candidate: &[u8]) -> bool {
 
 /// Mints an ID and a secret of the given format. `prefix` is used for the standard
 /// format only (the aksk secret has no room for one).
-pub fn mint(format: Format, prefix: &str) -> Minted {
+pub(crate) fn mint(format: Format, prefix: &str) -> Minted {
     match format {
         Format::Standard => {
             let id = format!("kc{}", random_from(BASE32_LOWER, 18));
@@ -159,7 +159,7 @@ pub fn mint(format: Format, prefix: &str) -> Minted {
 
 /// What `keyctl check` learned about a well-formed secret.
 #[derive(Debug, PartialEq, Eq)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     pub format: Format,
     /// The prefix, e.g. `kca_` (empty for aksk).
     pub prefix: String,
@@ -169,7 +169,7 @@ pub struct CheckReport {
 
 /// Validates a secret offline. The error text describes the problem without repeating
 /// any part of the secret.
-pub fn check(secret: &str) -> Result<CheckReport, String> {
+pub(crate) fn check(secret: &str) -> Result<CheckReport, String> {
     if secret.is_empty() {
         return Err("empty input".into());
     }
@@ -213,7 +213,7 @@ pub fn check(secret: &str) -> Result<CheckReport, String> {
 }
 
 /// True when `s` is a well-formed keyctl secret: used to refuse secrets in argv.
-pub fn looks_like_secret(s: &str) -> bool {
+pub(crate) fn looks_like_secret(s: &str) -> bool {
     check(s).is_ok()
 }
 
@@ -222,7 +222,7 @@ pub fn looks_like_secret(s: &str) -> bool {
 /// ending in `_` or `-` (at most 32 characters) and 49 base62 characters, so only the
 /// places after such a separator are tried; an aksk secret is 32 base62 characters
 /// standing alone.
-pub fn contains_secret(s: &str) -> bool {
+pub(crate) fn contains_secret(s: &str) -> bool {
     const MAX_PREFIX: usize = 32;
     let b = s.as_bytes();
     let b62 = |c: &u8| BASE62.contains(c);
@@ -267,7 +267,7 @@ pub fn contains_secret(s: &str) -> bool {
 
 /// Key names: what people type and scripts pass around, so they are kept to characters
 /// that need no quoting anywhere and cannot carry terminal escapes.
-pub fn validate_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_name(name: &str) -> anyhow::Result<()> {
     const MAX: usize = 64;
     if name.is_empty() {
         return Err(usage("invalid name: it is empty"));
@@ -297,7 +297,7 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
 
 /// Key IDs given by a service (`keyctl import --id`): opaque, but kept to characters that
 /// are safe unquoted in URLs, YAML and shells.
-pub fn validate_id(id: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_id(id: &str) -> anyhow::Result<()> {
     if id.is_empty()
         || id.len() > 128
         || !id
@@ -312,7 +312,7 @@ pub fn validate_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn validate_description(text: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_description(text: &str) -> anyhow::Result<()> {
     const MAX: usize = 1024;
     if text.len() > MAX {
         return Err(usage(format!(
@@ -328,7 +328,7 @@ pub fn validate_description(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn validate_scope(scope: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_scope(scope: &str) -> anyhow::Result<()> {
     if scope.is_empty()
         || scope.len() > 128
         || !scope
@@ -345,7 +345,7 @@ pub fn validate_scope(scope: &str) -> anyhow::Result<()> {
 
 /// `--prefix`: letters, digits and `_`/`-`, ending in `_` or `-` so that it is a
 /// visible separator and cannot run into the base62 body.
-pub fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
     let ok = !prefix.is_empty()
         && prefix.len() <= 32
         && prefix
@@ -363,7 +363,7 @@ pub fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
 }
 
 /// A readable unique-enough default name: `api-` / `runner-` and 6 random characters.
-pub fn default_name(kind: Kind) -> String {
+pub(crate) fn default_name(kind: Kind) -> String {
     format!("{}-{}", kind.as_str(), random_from(BASE32_LOWER, 6))
 }
 
@@ -371,7 +371,7 @@ pub fn default_name(kind: Kind) -> String {
 /// keys.json, or the team's in the team store). What `keyctl scan` finds a secret by
 /// where it carries no checksum; never reversible for a secret strong enough to be given
 /// one (`registry::strong_enough`).
-pub fn fingerprint(salt: &[u8; 32], secret: &[u8]) -> [u8; 32] {
+pub(crate) fn fingerprint(salt: &[u8; 32], secret: &[u8]) -> [u8; 32] {
     use hmac::{KeyInit as _, Mac as _};
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(salt).expect("HMAC takes any key length");
@@ -379,11 +379,11 @@ pub fn fingerprint(salt: &[u8; 32], secret: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-pub fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn from_hex(s: &str) -> Option<[u8; 32]> {
+pub(crate) fn from_hex(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if s.len() != 64 {
         return None;

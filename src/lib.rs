@@ -4,28 +4,28 @@
 //! `run` is the whole program: refuse secrets in argv, parse, resolve settings, dispatch
 //! to one module per subcommand, print any error once, and map it to an exit code.
 
-pub mod app;
-pub mod cli;
-pub mod commands;
-pub mod complete;
-pub mod context;
-pub mod error;
-pub mod expiry;
-pub mod flow;
-pub mod fsutil;
-pub mod harden;
-pub mod input;
-pub mod key;
-pub mod mask;
-pub mod net;
-pub mod output;
-pub mod registry;
-pub mod remote;
-pub mod render;
-pub mod scan;
-pub mod service;
+mod app;
+mod cli;
+mod commands;
+mod complete;
+mod context;
+mod error;
+mod expiry;
+mod flow;
+mod fsutil;
+mod harden;
+mod input;
+mod key;
+mod mask;
+mod net;
+mod output;
+mod registry;
+mod remote;
+mod render;
+mod scan;
+mod service;
 pub mod store;
-pub mod yamlblock;
+mod yamlblock;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -17,17 +17,17 @@ use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 /// What replaces a masked value.
-pub const MASK: &str = "[secret]";
+pub(crate) const MASK: &str = "[secret]";
 
 #[derive(Default)]
-pub struct Masker {
+pub(crate) struct Masker {
     sent: Mutex<Vec<Zeroizing<String>>>,
 }
 
 impl Masker {
     /// Remembers a value to mask from now on (values under 4 bytes mask nothing useful
     /// and would garble text).
-    pub fn hide(&self, value: &str) {
+    pub(crate) fn hide(&self, value: &str) {
         if value.len() < 4 {
             return;
         }
@@ -41,7 +41,7 @@ impl Masker {
 
     /// `text` with every remembered value replaced, longest first (so a value that
     /// contains another is masked whole).
-    pub fn mask(&self, text: &str) -> String {
+    pub(crate) fn mask(&self, text: &str) -> String {
         let sent = self.sent.lock().expect("mask lock");
         let mut values: Vec<&str> = sent.iter().map(|v| v.as_str()).collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));

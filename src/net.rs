@@ -28,14 +28,14 @@ use crate::mask::Masker;
 use crate::output::{Output, quoted, sanitize};
 
 /// Replies larger than this are refused rather than buffered.
-pub const MAX_REPLY: u64 = 4 * 1024 * 1024;
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const MAX_REPLY: u64 = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub use reqwest::{Method, Url};
+pub(crate) use reqwest::{Method, Url};
 
 /// How to reach one service.
-pub struct Endpoint<'a> {
+pub(crate) struct Endpoint<'a> {
     /// What a person calls the service ("remote ks", "OpenBao/Vault"), for the spinner.
     pub label: String,
     /// Already checked by [`parse_url`].
@@ -78,7 +78,7 @@ fn with_ca(
 /// Parses a service's base URL (`what` names where it came from, for the error) and
 /// applies the HTTPS-except-loopback rule. The path ends in `/`, so relative joins stay
 /// under it.
-pub fn parse_url(raw: &str, what: &str) -> anyhow::Result<Url> {
+pub(crate) fn parse_url(raw: &str, what: &str) -> anyhow::Result<Url> {
     let mut url =
         Url::parse(raw).map_err(|e| crate::error::usage(format!("{what} {}: {e}", quoted(raw))))?;
     match url.scheme() {
@@ -111,7 +111,7 @@ pub fn parse_url(raw: &str, what: &str) -> anyhow::Result<Url> {
 
 /// How a request authenticates.
 #[derive(Clone, Copy)]
-pub enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     /// A header that carries the token as it is (`X-Auth-Token`, `X-Vault-Token`).
     Header(&'static str, &'a SecretString),
@@ -120,7 +120,7 @@ pub enum Auth<'a> {
 }
 
 /// One request.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub method: Method,
     pub url: Url,
     pub auth: Auth<'a>,
@@ -130,23 +130,23 @@ pub struct Request<'a> {
 }
 
 /// A reply that was read whole (and capped).
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The wait a `Retry-After: SECONDS` header asks for.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         self.header("retry-after")?
             .trim()
             .parse::<u64>()
@@ -157,7 +157,7 @@ impl Reply {
 
 /// Why a request got no usable reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportKind {
+pub(crate) enum TransportKind {
     /// Nothing (or not all of the reply) came back in time.
     Timeout,
     /// Nobody accepted the connection: a wrong address or a stopped server. Waiting
@@ -174,7 +174,7 @@ pub enum TransportKind {
 
 /// A failure without a usable reply, in words that carry no header or body.
 #[derive(Debug)]
-pub struct Transport {
+pub(crate) struct Transport {
     pub kind: TransportKind,
     pub detail: String,
 }
@@ -186,7 +186,7 @@ impl std::fmt::Display for Transport {
 }
 
 /// An HTTP client for one service.
-pub struct Client {
+pub(crate) struct Client {
     inner: reqwest::blocking::Client,
     label: String,
     out: Output,
@@ -197,7 +197,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(out: &Output, ep: &Endpoint<'_>) -> anyhow::Result<Client> {
+    pub(crate) fn new(out: &Output, ep: &Endpoint<'_>) -> anyhow::Result<Client> {
         let mut b = reqwest::blocking::Client::builder()
             .connect_timeout(ep.connect_timeout)
             .timeout(ep.timeout)
@@ -228,12 +228,12 @@ impl Client {
     }
 
     /// Remembers a value to mask in text from the other side from now on.
-    pub fn hide(&self, value: &str) {
+    pub(crate) fn hide(&self, value: &str) {
         self.sent.hide(value);
     }
 
     /// `text` (from the other side) with every secret this client sent masked.
-    pub fn mask(&self, text: &str) -> String {
+    pub(crate) fn mask(&self, text: &str) -> String {
         self.sent.mask(text)
     }
 
@@ -267,7 +267,7 @@ impl Client {
     }
 
     /// Sends one request, once, and reads the reply whole (capped).
-    pub fn send(&self, req: &Request<'_>) -> Result<Reply, Transport> {
+    pub(crate) fn send(&self, req: &Request<'_>) -> Result<Reply, Transport> {
         let mut rb = self
             .inner
             .request(req.method.clone(), req.url.clone())
@@ -442,7 +442,7 @@ fn transport(e: &reqwest::Error) -> Transport {
 
 /// Percent-encodes all but RFC 3986 unreserved characters (AWS's and Python's quote),
 /// for a value that becomes part of a URL path or query.
-pub fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -201,7 +201,7 @@ impl Output {
 }
 
 /// How long a wait goes unannounced: shorter waits would only flicker.
-pub const WAIT_SHOWN_AFTER: Duration = Duration::from_millis(300);
+pub(crate) const WAIT_SHOWN_AFTER: Duration = Duration::from_millis(300);
 
 struct WaitShared {
     /// Done, and the message to show.
@@ -255,7 +255,7 @@ impl Drop for Progress {
 }
 
 /// Prints one JSON value (pretty on a terminal, compact otherwise) and a newline.
-pub fn print_json<T: Serialize + ?Sized>(out: &Output, value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize + ?Sized>(out: &Output, value: &T) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     if out.stdout_tty {
@@ -270,7 +270,7 @@ pub fn print_json<T: Serialize + ?Sized>(out: &Output, value: &T) -> anyhow::Res
 
 /// How a table cell reads at a glance, colored on a terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tone {
+pub(crate) enum Tone {
     Plain,
     /// Active: green.
     Good,
@@ -281,7 +281,7 @@ pub enum Tone {
 }
 
 /// One column of a table for people.
-pub struct Column {
+pub(crate) struct Column {
     pub header: &'static str,
     /// Never wrapped and never dropped (IDs and names people copy).
     pub keep: bool,
@@ -293,7 +293,7 @@ pub struct Column {
 }
 
 impl Column {
-    pub const fn keep(header: &'static str) -> Column {
+    pub(crate) const fn keep(header: &'static str) -> Column {
         Column {
             header,
             keep: true,
@@ -303,7 +303,7 @@ impl Column {
     }
 
     /// Kept whole when it fits; cut short (never wrapped) when nothing else can go.
-    pub const fn shrinkable(header: &'static str) -> Column {
+    pub(crate) const fn shrinkable(header: &'static str) -> Column {
         Column {
             header,
             keep: true,
@@ -312,7 +312,7 @@ impl Column {
         }
     }
 
-    pub const fn droppable(header: &'static str, drop_rank: u8) -> Column {
+    pub(crate) const fn droppable(header: &'static str, drop_rank: u8) -> Column {
         Column {
             header,
             keep: false,
@@ -339,7 +339,7 @@ fn shorten(s: &str, max: usize) -> String {
 /// `cut -f` and `while read` keep working whatever the terminal width. The first column
 /// identifies the row and is always shown; on a narrow terminal the others go from the
 /// last one leftwards (tables put their least useful columns last).
-pub fn print_table(
+pub(crate) fn print_table(
     out: &Output,
     header: &[&'static str],
     rows: Vec<Vec<String>>,
@@ -364,7 +364,7 @@ pub fn print_table(
 /// low-value columns are dropped first (as gh does), then the rest may wrap. Cells are
 /// colored by tone where color is on. Piped, the TSV rows are `tsv` when given (stable
 /// values such as dates), else the cells.
-pub fn print_columns(
+pub(crate) fn print_columns(
     out: &Output,
     cols: &[Column],
     rows: Vec<Vec<(String, Tone)>>,
@@ -466,7 +466,7 @@ pub fn print_columns(
 }
 
 /// `label  value` lines for one record (`show`, `doctor`), sanitized.
-pub fn print_fields(rows: &[(&str, String)]) -> anyhow::Result<()> {
+pub(crate) fn print_fields(rows: &[(&str, String)]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     for (label, value) in rows {
@@ -477,7 +477,7 @@ pub fn print_fields(rows: &[(&str, String)]) -> anyhow::Result<()> {
 }
 
 /// Replaces control characters (escapes, newlines) with visible `\u{..}` forms.
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     if !s.chars().any(unsafe_on_screen) {
         return s.to_string();
     }
@@ -502,7 +502,7 @@ fn unsafe_on_screen(c: char) -> bool {
 }
 
 /// A string from outside, quoted and sanitized for an error message.
-pub fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     const MAX: usize = 80;
     let clean = sanitize(s);
     if clean.chars().count() > MAX {

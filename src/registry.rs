@@ -105,7 +105,7 @@ impl Fingerprint {
 }
 
 /// The shortest secret without a keyctl checksum that keyctl fingerprints.
-pub const MIN_FINGERPRINT_LEN: usize = 20;
+pub(crate) const MIN_FINGERPRINT_LEN: usize = 20;
 
 /// Whether `secret` is strong enough to keep its fingerprint in keys.json, where the salt
 /// sits beside it: anyone who can read the file can test guesses against it offline. A
@@ -114,7 +114,7 @@ pub const MIN_FINGERPRINT_LEN: usize = 20;
 /// symbols, with at least 10 different characters (a random one of those has 100 bits
 /// or more; `Summer2024!` and other guessable passwords are refused by length). A
 /// refused secret is never fingerprinted, and `keyctl scan` cannot find it.
-pub fn strong_enough(secret: &str) -> bool {
+pub(crate) fn strong_enough(secret: &str) -> bool {
     if crate::key::looks_like_secret(secret) {
         return true;
     }
@@ -225,25 +225,25 @@ struct RegistryFile {
 }
 
 #[derive(Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     path: PathBuf,
     file: RegistryFile,
 }
 
 /// A registry loaded under the exclusive lock; `save` writes it back.
 #[derive(Debug)]
-pub struct LockedRegistry {
+pub(crate) struct LockedRegistry {
     pub reg: Registry,
     _lock: fsutil::LockGuard,
 }
 
 impl Registry {
-    pub fn path_in(data_dir: &Path) -> PathBuf {
+    pub(crate) fn path_in(data_dir: &Path) -> PathBuf {
         data_dir.join("keys.json")
     }
 
     /// Loads without locking; a missing file is an empty registry.
-    pub fn load(data_dir: &Path) -> anyhow::Result<Registry> {
+    pub(crate) fn load(data_dir: &Path) -> anyhow::Result<Registry> {
         let path = Self::path_in(data_dir);
         fsutil::check_private(&path, false)?;
         let file = match fsutil::read_optional(&path)? {
@@ -270,20 +270,20 @@ impl Registry {
     }
 
     /// Takes the registry's exclusive lock and loads it.
-    pub fn lock(data_dir: &Path) -> anyhow::Result<LockedRegistry> {
+    pub(crate) fn lock(data_dir: &Path) -> anyhow::Result<LockedRegistry> {
         fsutil::ensure_private_dir(data_dir)?;
         let lock = fsutil::lock_exclusive(&data_dir.join("keys.lock"))?;
         let reg = Self::load(data_dir)?;
         Ok(LockedRegistry { reg, _lock: lock })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Adds records kept elsewhere (the team store) to this in-memory view, for reads;
     /// IDs already known locally win. Never saved: `save` is on [`LockedRegistry`].
-    pub fn with_shared(mut self, shared: Vec<KeyRecord>) -> Registry {
+    pub(crate) fn with_shared(mut self, shared: Vec<KeyRecord>) -> Registry {
         // A set, not a scan of the list per key: a team has tens of thousands of keys.
         let mut seen: std::collections::HashSet<String> =
             self.file.keys.iter().map(|k| k.id.clone()).collect();
@@ -293,13 +293,16 @@ impl Registry {
         self
     }
 
-    pub fn keys(&self) -> &[KeyRecord] {
+    pub(crate) fn keys(&self) -> &[KeyRecord] {
         &self.file.keys
     }
 
     /// Records an older keyctl wrote carry no service: fills it in with `infer`. True
     /// when any record changed (and so the file should be saved).
-    pub fn fill_services(&mut self, infer: impl Fn(&KeyRecord) -> crate::service::Service) -> bool {
+    pub(crate) fn fill_services(
+        &mut self,
+        infer: impl Fn(&KeyRecord) -> crate::service::Service,
+    ) -> bool {
         let mut changed = false;
         for k in self.file.keys.iter_mut().filter(|k| k.service.is_none()) {
             k.service = Some(infer(k));
@@ -309,7 +312,7 @@ impl Registry {
     }
 
     /// The salt of this home's fingerprints, if one was made.
-    pub fn scan_salt(&self) -> Option<[u8; 32]> {
+    pub(crate) fn scan_salt(&self) -> Option<[u8; 32]> {
         self.file
             .scan_salt
             .as_deref()
@@ -317,7 +320,7 @@ impl Registry {
     }
 
     /// The salt, made (random) when this home has none yet; saved with the registry.
-    pub fn ensure_scan_salt(&mut self) -> [u8; 32] {
+    pub(crate) fn ensure_scan_salt(&mut self) -> [u8; 32] {
         if let Some(s) = self.scan_salt() {
             return s;
         }
@@ -330,7 +333,7 @@ impl Registry {
 
     /// The fingerprint of `secret` under this home's salt (made if needed); a refused
     /// one (see [`Fingerprint::refused`]) for a secret not [`strong_enough`].
-    pub fn fingerprint_of(&mut self, secret: &str) -> Fingerprint {
+    pub(crate) fn fingerprint_of(&mut self, secret: &str) -> Fingerprint {
         if !strong_enough(secret) {
             return Fingerprint {
                 hmac: String::new(),
@@ -347,14 +350,14 @@ impl Registry {
     }
 
     /// [`Registry::fingerprint_of`] for a record: None when refused.
-    pub fn recorded_fingerprint(&mut self, secret: &str) -> Option<Fingerprint> {
+    pub(crate) fn recorded_fingerprint(&mut self, secret: &str) -> Option<Fingerprint> {
         Some(self.fingerprint_of(secret)).filter(|f| !f.refused())
     }
 
     /// Finds a key by exact ID, else by name. A name can be reused once its key is
     /// revoked, so among keys of one name the one not revoked wins. A KEY that is one
     /// key's ID and another's name is ambiguous and refused rather than guessed.
-    pub fn resolve(&self, key: &str) -> anyhow::Result<&KeyRecord> {
+    pub(crate) fn resolve(&self, key: &str) -> anyhow::Result<&KeyRecord> {
         let by_id = self.file.keys.iter().find(|k| k.id == key);
         let mut by_name: Vec<&KeyRecord> =
             self.file.keys.iter().filter(|k| k.name == key).collect();
@@ -391,14 +394,14 @@ impl Registry {
 }
 
 impl LockedRegistry {
-    pub fn insert(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
+    pub(crate) fn insert(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
         self.check_free(&rec.name, &rec.id)?;
         self.reg.file.keys.push(rec);
         Ok(())
     }
 
     /// Fails early (before a secret is stored) when the name or ID is taken.
-    pub fn check_free(&self, name: &str, id: &str) -> anyhow::Result<()> {
+    pub(crate) fn check_free(&self, name: &str, id: &str) -> anyhow::Result<()> {
         if self
             .reg
             .file
@@ -425,7 +428,7 @@ impl LockedRegistry {
     /// Removes a key. A key it replaced in a rotation is no longer superseded (it would
     /// name a successor that is gone): deleting a rotation's new key undoes the rotation,
     /// as `rotate` itself does when it cannot finish. Returns the removed record.
-    pub fn remove(&mut self, id: &str) -> Option<KeyRecord> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<KeyRecord> {
         let i = self.reg.file.keys.iter().position(|k| k.id == id)?;
         for k in &mut self.reg.file.keys {
             if k.superseded.as_ref().is_some_and(|s| s.by == id) {
@@ -435,11 +438,11 @@ impl LockedRegistry {
         Some(self.reg.file.keys.remove(i))
     }
 
-    pub fn get_mut(&mut self, id: &str) -> Option<&mut KeyRecord> {
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut KeyRecord> {
         self.reg.file.keys.iter_mut().find(|k| k.id == id)
     }
 
-    pub fn save(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn save(&mut self) -> anyhow::Result<()> {
         self.reg.file.version = VERSION;
         let mut bytes = serde_json::to_vec_pretty(&self.reg.file)?;
         bytes.push(b'\n');

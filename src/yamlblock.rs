@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::error::usage;
 
 /// A planned edit of one file, not yet written.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The file to replace (symlinks resolved, so the link stays a link).
     pub target: PathBuf,
     /// The bytes the plan was made from; `None` when the file does not exist yet.
@@ -25,7 +25,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn changes(&self) -> bool {
+    pub(crate) fn changes(&self) -> bool {
         self.old.as_deref().map(String::as_str) != Some(self.new.as_str())
     }
 }
@@ -66,7 +66,7 @@ fn depth(text: &str) -> usize {
 
 /// Where the file's text is, with the reasons a file cannot be edited as errors that say
 /// which file and what is wrong with it.
-pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)> {
     let shown = path.display();
     match std::fs::symlink_metadata(path) {
         Err(e)
@@ -140,7 +140,7 @@ pub fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<String>>)>
 
 /// Plans replacing (or appending) the top-level `key` block of `old` with `block(eol)`,
 /// where `expected` is what `key` must parse to afterwards.
-pub fn plan(
+pub(crate) fn plan(
     shown: &Path,
     target: PathBuf,
     old: Option<Zeroizing<String>>,
@@ -255,7 +255,7 @@ pub fn plan(
 }
 
 /// Writes the plan atomically (0600), unless the file changed since it was read.
-pub fn commit(plan: &Plan, shown: &Path) -> anyhow::Result<()> {
+pub(crate) fn commit(plan: &Plan, shown: &Path) -> anyhow::Result<()> {
     let now = crate::fsutil::read_optional(&plan.target)?.map(Zeroizing::new);
     let same = match (&now, &plan.old) {
         (None, None) => true,
@@ -273,7 +273,7 @@ pub fn commit(plan: &Plan, shown: &Path) -> anyhow::Result<()> {
 
 /// A unified diff of the plan for `--dry-run`, with the value of every key that names a
 /// secret, and each of `secrets` wherever it appears, shown as `***`.
-pub fn masked_diff(plan: &Plan, shown: &Path, secrets: &[&str]) -> String {
+pub(crate) fn masked_diff(plan: &Plan, shown: &Path, secrets: &[&str]) -> String {
     const CONTEXT: usize = 3;
     let old_text = plan.old.as_deref().map_or("", String::as_str);
     let old: Vec<&str> = old_text.lines().collect();

@@ -66,7 +66,7 @@ fn path_of(root: &clap::Command, args: &[std::ffi::OsString]) -> Vec<String> {
 }
 
 /// The usage line of `path`, from the definitions alone: `keyctl show [OPTIONS] <KEY>`.
-pub fn usage(root: &clap::Command, path: &[String]) -> String {
+pub(crate) fn usage(root: &clap::Command, path: &[String]) -> String {
     let mut cmd = root.clone();
     let mut names = vec![cmd.get_name().to_string()];
     for p in path {
@@ -86,7 +86,11 @@ pub fn usage(root: &clap::Command, path: &[String]) -> String {
 }
 
 /// The one line for a clap error (without the `keyctl: error: ` prefix).
-pub fn explain(e: &clap::Error, root: &clap::Command, args: &[std::ffi::OsString]) -> String {
+pub(crate) fn explain(
+    e: &clap::Error,
+    root: &clap::Command,
+    args: &[std::ffi::OsString],
+) -> String {
     let path = path_of(root, args);
     let cmd = std::iter::once("keyctl".to_string())
         .chain(path.iter().cloned())

@@ -1,7 +1,7 @@
 //! The EXAMPLES sections of `--help`: real commands a user can paste, one set per
 //! subcommand that has more than one way to be used. The man pages carry them too.
 
-pub const TOP: &str = "\
+pub(crate) const TOP: &str = "\
 Examples:
   keyctl create --kind api                       # mint a key, print its soda_cloud block
   keyctl create --kind api --write configuration.yml
@@ -11,7 +11,7 @@ Examples:
   keyctl rotate ci-key --write configuration.yml # replace a key without a gap
   keyctl doctor                                  # where secrets live, what is missing";
 
-pub const CREATE: &str = "\
+pub(crate) const CREATE: &str = "\
 Examples:
   keyctl create --kind api --name ci --expires 90d
   keyctl create --kind api --write configuration.yml --dry-run
@@ -20,13 +20,13 @@ Examples:
   keyctl create --kind runner --output helm-set
   keyctl --json create --kind api | jq -r .secret";
 
-pub const IMPORT: &str = "\
+pub(crate) const IMPORT: &str = "\
 Examples:
   keyctl import --kind api --name ui-key --id KEY_ID            # secret at the prompt
   pbpaste | keyctl import --kind api --name ui-key --id KEY_ID  # secret on stdin
   keyctl import --kind api --name ui-key --id KEY_ID --verify soda --expires 1y";
 
-pub const CONFIG: &str = "\
+pub(crate) const CONFIG: &str = "\
 Examples:
   keyctl config ci                                  # the soda_cloud block again
   keyctl config ci --write configuration.yml
@@ -34,7 +34,7 @@ Examples:
   keyctl config runner-1 --output k8s-secret | kubectl apply -f -
   keyctl config ci --region us --output json";
 
-pub const REMOTE_ADD: &str = "\
+pub(crate) const REMOTE_ADD: &str = "\
 Examples:
   keyctl remote add soda --type soda --region eu --user KEY_ID   # secret at the prompt
   keyctl remote add ks --url https://keystone.example:5000/v3 --user admin --project demo
@@ -42,27 +42,27 @@ Examples:
   keyctl remote add ks --os-cloud mycloud           # from clouds.yaml
   keyctl remote add ovh --type http --profile ovh --url https://iam.example.ovh --auth none";
 
-pub const ROTATE: &str = "\
+pub(crate) const ROTATE: &str = "\
 Examples:
   keyctl rotate ci                                  # old key works 24h more
   keyctl rotate ci --grace 7d --write configuration.yml
   keyctl rotate ci --grace 0s                       # revoke the old key at once
   keyctl gc                                         # revoke keys past their grace period";
 
-pub const RUN: &str = "\
+pub(crate) const RUN: &str = "\
 Examples:
   keyctl run ci -- soda scan -d ds -c configuration.yml checks.yml
   keyctl run ci --id-var API_ID --secret-var API_SECRET -- ./deploy.sh
   keyctl run ci -- env                              # see what the command gets";
 
-pub const REVOKE: &str = "\
+pub(crate) const REVOKE: &str = "\
 Examples:
   keyctl revoke ci                                  # remotes first, then locally
   keyctl revoke ci --remote ks                      # only off remote ks
   keyctl revoke --all-expired --yes                 # for cron
   keyctl revoke ci --local-only                     # the remote is gone for good";
 
-pub const SCAN: &str = "\
+pub(crate) const SCAN: &str = "\
 Examples:
   keyctl scan                                       # the current directory, as rg walks it
   keyctl scan --git                                 # and every commit reachable from HEAD

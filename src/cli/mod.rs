@@ -2,9 +2,9 @@
 //! here are the `--help` text, and completions and the man page are generated from these
 //! types. Logic lives in `commands/`.
 
-pub mod errors;
-pub mod examples;
-pub mod reference;
+pub(crate) mod errors;
+pub(crate) mod examples;
+pub(crate) mod reference;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use crate::store::StoreChoice;
     max_term_width = 100,
     after_help = examples::TOP
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -36,7 +36,7 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Directory for all local state (config.yaml, the key registry, the file store)
     #[arg(
         long,
@@ -73,7 +73,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum KindArg {
+pub(crate) enum KindArg {
     /// A Soda Cloud API key (Soda Core, Soda Library)
     Api,
     /// The API key of a self-hosted Soda Runner
@@ -84,7 +84,7 @@ pub enum KindArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// Prefixed 256-bit secret with a checksum
     Standard,
     /// 16-character access key and 32-character secret (SODA Multicloud)
@@ -92,7 +92,7 @@ pub enum FormatArg {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Mint a key, store its secret, print its configuration snippet once
     #[command(after_help = examples::CREATE)]
     Create(CreateArgs),
@@ -149,7 +149,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RemoteCmd {
+pub(crate) enum RemoteCmd {
     /// Add a remote (its password or application-credential secret from stdin or a
     /// no-echo prompt; kept in the secret store, never in config.yaml)
     #[command(after_help = examples::REMOTE_ADD)]
@@ -165,7 +165,7 @@ pub enum RemoteCmd {
 }
 
 #[derive(Debug, Args)]
-pub struct RemoteAddArgs {
+pub(crate) struct RemoteAddArgs {
     /// A name for the remote
     pub name: String,
     /// What kind of service it is
@@ -244,7 +244,7 @@ pub struct RemoteAddArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum HttpAuthArg {
+pub(crate) enum HttpAuthArg {
     /// HTTP Basic with --user and the secret
     Basic,
     /// Authorization: Bearer SECRET
@@ -256,13 +256,13 @@ pub enum HttpAuthArg {
 }
 
 #[derive(Debug, Args)]
-pub struct RemoteNameArg {
+pub(crate) struct RemoteNameArg {
     /// Remote name
     pub name: String,
 }
 
 #[derive(Debug, Args)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     /// Key ID or unique name
     #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub key: String,
@@ -276,7 +276,7 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     /// Key IDs or unique names
     #[arg(value_name = "KEY", required_unless_present = "all_expired", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub keys: Vec<String>,
@@ -295,7 +295,7 @@ pub struct RevokeArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RotateArgs {
+pub(crate) struct RotateArgs {
     /// Key ID or unique name
     #[arg(
         value_name = "KEY",
@@ -319,14 +319,14 @@ pub struct RotateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GcArgs {
+pub(crate) struct GcArgs {
     /// How many remote requests at once
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub jobs: usize,
 }
 
 #[derive(Debug, Args)]
-pub struct TokenArgs {
+pub(crate) struct TokenArgs {
     /// Key ID or unique name
     #[arg(
         value_name = "KEY",
@@ -345,7 +345,7 @@ pub struct TokenArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Remove secrets that no key in the registry owns (left by an interrupted create);
     /// asks first on a terminal, needs --yes otherwise
     #[arg(long)]
@@ -353,7 +353,7 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Key ID or unique name
     #[arg(
         value_name = "KEY",
@@ -372,7 +372,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct CreateArgs {
+pub(crate) struct CreateArgs {
     /// What the key is for
     #[arg(long, value_enum, default_value_t = KindArg::Api)]
     pub kind: KindArg,
@@ -446,7 +446,7 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     #[command(flatten)]
     pub key: KeyArg,
     /// Render an expired or revoked key too (refused otherwise, exit 8)
@@ -459,7 +459,7 @@ pub struct ConfigArgs {
 /// How a key becomes pasteable text; shared by `create` and `config`.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Configuration snippet")]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// What to print (default yaml: the soda_cloud block for api keys, Helm values for runners)
     #[arg(short, long, value_enum, value_name = "FMT")]
     pub output: Option<OutputFormat>,
@@ -497,7 +497,7 @@ pub struct RenderArgs {
 
 impl RenderArgs {
     /// Where the snippet goes, for [`crate::flow::deliver`].
-    pub fn target(&self) -> crate::flow::deliver::Target {
+    pub(crate) fn target(&self) -> crate::flow::deliver::Target {
         crate::flow::deliver::Target {
             write: self.write.clone(),
             dry_run: self.dry_run,
@@ -505,7 +505,7 @@ impl RenderArgs {
     }
 
     /// The choices as plain values for `render`.
-    pub fn choices(&self) -> crate::render::Choices {
+    pub(crate) fn choices(&self) -> crate::render::Choices {
         crate::render::Choices {
             output: self.output,
             region: self.region,
@@ -521,7 +521,7 @@ impl RenderArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// What the key is for
     #[arg(long, value_enum, default_value_t = KindArg::Api)]
     pub kind: KindArg,
@@ -560,7 +560,7 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only keys of this kind
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
@@ -576,14 +576,14 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct KeyArg {
+pub(crate) struct KeyArg {
     /// Key ID or unique name
     #[arg(value_name = "KEY", add = ArgValueCandidates::new(crate::complete::key_candidates))]
     pub key: String,
 }
 
 #[derive(Debug, Args)]
-pub struct SecretArgs {
+pub(crate) struct SecretArgs {
     #[command(flatten)]
     pub key: KeyArg,
     /// Print the secret even if the key is expired or revoked
@@ -592,7 +592,7 @@ pub struct SecretArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
     pub key: KeyArg,
     /// Run even if the key is expired or revoked
@@ -610,7 +610,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ScanArgs {
+pub(crate) struct ScanArgs {
     /// Files and directories to scan (default: the current directory)
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -653,21 +653,21 @@ pub struct ScanArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ScanFormat {
+pub(crate) enum ScanFormat {
     Text,
     Json,
     Sarif,
 }
 
 #[derive(Debug, Args)]
-pub struct ManpageArgs {
+pub(crate) struct ManpageArgs {
     /// Write keyctl.1 and a page per subcommand (keyctl-create.1, ...) here
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete in
     #[arg(value_enum)]
     pub shell: Shell,

@@ -5,7 +5,7 @@
 use crate::error::code;
 
 /// Exit codes and what they mean (README "Exit codes").
-pub const EXIT_CODES: &[(u8, &str)] = &[
+pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
     (code::OK, "success"),
     (
         code::FAILURE,
@@ -56,7 +56,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
 ];
 
 /// Environment variables keyctl reads (README "Environment").
-pub const ENVIRONMENT: &[(&str, &str)] = &[
+pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "KEYCTL_HOME",
         "directory for all local state, as `--home` (default: the platform's data and config directories)",
@@ -109,7 +109,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 
 /// Files keyctl reads and writes (README "Files"); `HOME` is `--home`/`KEYCTL_HOME` when
 /// set.
-pub const FILES: &[(&str, &str)] = &[
+pub(crate) const FILES: &[(&str, &str)] = &[
     (
         "~/.local/share/keyctl/keys.json",
         "the key registry: metadata of every key, never a secret (macOS: ~/Library/Application Support/keyctl; Windows: %APPDATA%\\keyctl; with --home: HOME/keys.json)",
@@ -139,7 +139,7 @@ fn roff(s: &str) -> String {
 }
 
 /// The EXIT STATUS, ENVIRONMENT and FILES sections of a man page, in roff.
-pub fn man_sections() -> String {
+pub(crate) fn man_sections() -> String {
     let mut o = String::new();
     let mut section = |title: &str, rows: &mut dyn Iterator<Item = (String, &str)>| {
         o.push_str(&format!(".SH \"{title}\"\n"));

@@ -16,7 +16,7 @@ use crate::render::OutputFormat;
 use crate::render::openstack::{self, KeystoneKey};
 use crate::service::{KeystoneScope, Service};
 
-pub fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
+pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let not_here = [
         (args.kind != KindArg::Api, "--kind"),
         (args.format != FormatArg::Standard, "--format"),
@@ -94,7 +94,7 @@ pub fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
 }
 
 /// A Keystone key's snippet on stdout.
-pub fn print(text: &str) -> anyhow::Result<()> {
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

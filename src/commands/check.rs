@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::input;
 use crate::key::{self, Kind};
 
-pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<()> {
     // Input that cannot be a secret at all (several lines, not UTF-8, too long) is an
     // invalid secret like any other: exit 9, not a usage error.
     let read = input::read_secret("Secret to check (input hidden): ");

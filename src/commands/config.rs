@@ -9,7 +9,7 @@ use crate::flow::deliver::Delivery;
 use crate::render::OutputFormat;
 use crate::render::{KeyParts, Settings, openstack};
 
-pub fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     let (k, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
     if let Some(svc) = k
         .service

@@ -16,7 +16,7 @@ use crate::remote::RemoteType;
 use crate::render::{self, KeyParts, openstack};
 use crate::service::Service;
 
-pub fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     if args.app_credential {
         return super::app_credential::create(ctx, args);
     }

@@ -5,7 +5,7 @@ use crate::context::Ctx;
 use crate::registry::Registry;
 use crate::store;
 
-pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     let (id, name, kind, pushed) = {
         let reg = crate::flow::catalog::load_for(ctx, key)?;
         let k = reg.resolve(key)?;

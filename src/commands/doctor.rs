@@ -49,7 +49,7 @@ struct Report {
     problems: Vec<String>,
 }
 
-pub fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, fix: bool) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     let registry = Registry::load(&ctx.paths.data);
     let (keys, in_keyring, in_file) = match &registry {

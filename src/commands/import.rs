@@ -12,7 +12,7 @@ use crate::key::{self, Format};
 use crate::render;
 use crate::service::{Service, SodaEndpoint};
 
-pub fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     let kind = resolve_kind(ctx, args.kind);
     if let Some(p) = &args.port {
         render::validate_port(p)?;

@@ -12,7 +12,7 @@ use crate::expiry::{self, Status};
 use crate::output::{self, Column, Tone};
 use crate::registry::KeyRecord;
 
-pub fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     if let Some(r) = &args.remote {
         return super::remote::compare(ctx, r);
     }

@@ -1,24 +1,24 @@
 //! One module per subcommand, each with a `run`. Shared pieces that more than one
 //! command needs (the public view of a key, storing a new key) live here.
 
-pub mod app_credential;
-pub mod check;
-pub mod config;
-pub mod create;
-pub mod delete;
-pub mod doctor;
-pub mod import;
-pub mod list;
-pub mod push;
-pub mod remote;
-pub mod revoke;
-pub mod rotate;
-pub mod run;
-pub mod scan;
-pub mod secret;
-pub mod show;
-pub mod token;
-pub mod verify;
+pub(crate) mod app_credential;
+pub(crate) mod check;
+pub(crate) mod config;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod doctor;
+pub(crate) mod import;
+pub(crate) mod list;
+pub(crate) mod push;
+pub(crate) mod remote;
+pub(crate) mod revoke;
+pub(crate) mod rotate;
+pub(crate) mod run;
+pub(crate) mod scan;
+pub(crate) mod secret;
+pub(crate) mod show;
+pub(crate) mod token;
+pub(crate) mod verify;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -30,7 +30,7 @@ use crate::key::{Format, Kind};
 use crate::registry::KeyRecord;
 use crate::store::StoreKind;
 
-pub fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
+pub(crate) fn dispatch(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
     let done = run(ctx, cmd);
     if done.is_ok() {
         ctx.stores.warn_file_fallback();
@@ -68,7 +68,7 @@ fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
 }
 
 /// `--kind`, with the deprecation note for the old name.
-pub fn resolve_kind(ctx: &Ctx, k: KindArg) -> Kind {
+pub(crate) fn resolve_kind(ctx: &Ctx, k: KindArg) -> Kind {
     match k {
         KindArg::Api => Kind::Api,
         KindArg::Runner => Kind::Runner,
@@ -83,7 +83,7 @@ pub fn resolve_kind(ctx: &Ctx, k: KindArg) -> Kind {
 
 /// What `list`, `show` and `create --json` say about a key: all metadata, no secret.
 #[derive(Serialize)]
-pub struct KeyView<'a> {
+pub(crate) struct KeyView<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub kind: Kind,
@@ -108,7 +108,7 @@ pub struct KeyView<'a> {
 }
 
 impl<'a> KeyView<'a> {
-    pub fn of(k: &'a KeyRecord, now: OffsetDateTime, warn_window: time::Duration) -> Self {
+    pub(crate) fn of(k: &'a KeyRecord, now: OffsetDateTime, warn_window: time::Duration) -> Self {
         KeyView {
             id: &k.id,
             name: &k.name,

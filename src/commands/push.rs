@@ -6,7 +6,7 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::flow::push::push_key;
 
-pub fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, a: PushArgs) -> anyhow::Result<()> {
     let rec = crate::flow::catalog::load_for(ctx, &a.key)?
         .resolve(&a.key)?
         .clone();

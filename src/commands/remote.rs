@@ -16,7 +16,7 @@ use crate::service::DomainRef;
 use crate::store::StoreKind;
 use std::path::PathBuf;
 
-pub fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     match cmd {
         RemoteCmd::Add(a) => add(ctx, *a),
         RemoteCmd::List => list(ctx),
@@ -428,7 +428,7 @@ fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
 
 /// `keyctl list --remote R`: the remote's credentials side by side with the local keys,
 /// matched by key ID (= access key): on both, only local, or only on the remote.
-pub fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+pub(crate) fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let creds = ctx.remote(name)?.list(None)?;
     let reg = crate::registry::Registry::load(&ctx.paths.data)?;
     #[derive(Serialize)]

@@ -5,7 +5,7 @@ use crate::cli::RevokeArgs;
 use crate::context::Ctx;
 use crate::flow::revoke::{Report, RevokeRequest, revoke};
 
-pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
     let req = RevokeRequest {
         keys: a.keys,
         remote: a.remote,
@@ -21,7 +21,7 @@ pub fn run(ctx: &Ctx, a: RevokeArgs) -> anyhow::Result<()> {
 }
 
 /// `--json`: the keys gone through for; then the revoke's own result.
-pub fn print_report(ctx: &Ctx, report: Report) -> anyhow::Result<()> {
+pub(crate) fn print_report(ctx: &Ctx, report: Report) -> anyhow::Result<()> {
     if ctx.out.json {
         #[derive(serde::Serialize)]
         struct View<'a> {

@@ -6,7 +6,7 @@ use crate::context::Ctx;
 use crate::error::usage;
 use crate::flow::rotate::{RotateRequest, finish as finish_due, parse_grace, rotate};
 
-pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
     if a.finish {
         return finish(ctx, 8);
     }
@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
 }
 
 /// `keyctl gc` / `rotate --finish`.
-pub fn finish(ctx: &Ctx, jobs: usize) -> anyhow::Result<()> {
+pub(crate) fn finish(ctx: &Ctx, jobs: usize) -> anyhow::Result<()> {
     match finish_due(ctx, jobs, ctx.yes)? {
         Some(report) => super::revoke::print_report(ctx, report),
         None => Ok(()),

@@ -10,7 +10,7 @@ use crate::cli::RunArgs;
 use crate::context::Ctx;
 use crate::error::usage;
 
-pub fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, args: RunArgs) -> anyhow::Result<()> {
     for var in [&args.id_var, &args.secret_var] {
         let ok = !var.is_empty()
             && !var.starts_with(|c: char| c.is_ascii_digit())

@@ -16,7 +16,7 @@ use crate::scan::report::{self, KeyInfo};
 use crate::scan::{self, Finding, Known, Scanned, Skip, walk};
 use crate::service::Service;
 
-pub fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
     let first = a
         .paths
         .first()

@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 
 use crate::context::Ctx;
 
-pub fn run(ctx: &Ctx, key: &str, allow_expired: bool) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, key: &str, allow_expired: bool) -> anyhow::Result<()> {
     let (_, secret) = crate::flow::keys::usable_secret(ctx, key, allow_expired)?;
     let mut line = zeroize::Zeroizing::new(String::with_capacity(secret.expose_secret().len() + 1));
     line.push_str(secret.expose_secret());

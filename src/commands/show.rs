@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::expiry;
 use crate::store::{StoreKind, file::FileStore, keyring::SERVICE};
 
-pub fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     let reg = crate::flow::catalog::load_for(ctx, key)?;
     let k = reg.resolve(key)?;
     let now = OffsetDateTime::now_utc();

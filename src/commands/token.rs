@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cli::TokenArgs;
 use crate::context::Ctx;
 
-pub fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     let remote = ctx.pick_remote(a.remote.as_deref(), "token")?;
     if a.logout {
         // The token is a secret: stdin or a no-echo prompt, never argv.

@@ -21,7 +21,7 @@ struct Checked {
     detail: String,
 }
 
-pub fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
+pub(crate) fn run(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     let targets: Vec<KeyRecord> = match (&a.key, a.all) {
         (Some(key), false) => {

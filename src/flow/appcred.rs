@@ -21,7 +21,7 @@ use crate::remote::keystone::{Keystone, app_credential_link, appcred::NewAppCred
 use crate::service::Service;
 
 /// What `create --app-credential` was asked for.
-pub struct AppCredRequest {
+pub(crate) struct AppCredRequest {
     pub remote: String,
     pub name: Option<String>,
     pub description: Option<String>,
@@ -33,13 +33,13 @@ pub struct AppCredRequest {
 }
 
 /// A created application credential: its record (stored) and its secret (shown once).
-pub struct AppCredCreated {
+pub(crate) struct AppCredCreated {
     pub rec: KeyRecord,
     pub secret: SecretString,
 }
 
 /// The Keystone remote `name`, or a usage error saying why it is not one.
-pub fn keystone<'a>(app: &'a App, name: &str) -> anyhow::Result<Keystone<'a>> {
+pub(crate) fn keystone<'a>(app: &'a App, name: &str) -> anyhow::Result<Keystone<'a>> {
     let cfg = app.remotes.get(name).ok_or_else(|| {
         crate::error::Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
@@ -80,7 +80,7 @@ fn access_rules(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
 
 /// Has Keystone create an application credential and stores it as a key. If storing
 /// fails, the credential is deleted again on Keystone, so nothing is left half made.
-pub fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCreated> {
+pub(crate) fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCreated> {
     let ks = keystone(app, &req.remote)?;
     if let Some(n) = &req.name {
         crate::key::validate_name(n)?;
@@ -140,7 +140,7 @@ pub fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCreated> 
 /// `rotate` mints a local successor and pushes it as an EC2 credential, which is not what
 /// an application credential needs (Keystone makes the successor, under a new name): it
 /// is refused until rotation learns that, with the steps that do it by hand.
-pub fn refuse_rotate(app: &App, key: &str) -> anyhow::Result<()> {
+pub(crate) fn refuse_rotate(app: &App, key: &str) -> anyhow::Result<()> {
     let reg = super::catalog::load_for(app, key)?;
     let Ok(k) = reg.resolve(key) else {
         return Ok(());

@@ -9,7 +9,7 @@ use crate::service::Service;
 use crate::store::StoreChoice;
 
 /// Every key: for `list`.
-pub fn load(app: &App) -> anyhow::Result<Registry> {
+pub(crate) fn load(app: &App) -> anyhow::Result<Registry> {
     let local = local(app)?;
     if !app.stores.vault_enabled() {
         return Ok(local);
@@ -27,7 +27,7 @@ pub fn load(app: &App) -> anyhow::Result<Registry> {
 
 /// The team-wide salt of the fingerprints on team records, when a team store is
 /// configured and has one (read with list rights; `scan` goes on without it).
-pub fn team_salt(app: &App) -> Option<[u8; 32]> {
+pub(crate) fn team_salt(app: &App) -> Option<[u8; 32]> {
     if !app.stores.vault_enabled() {
         return None;
     }
@@ -43,7 +43,7 @@ pub fn team_salt(app: &App) -> Option<[u8; 32]> {
 /// The keys KEY (an ID or a name) can mean, enough for `Registry::resolve`. A key of this
 /// machine is answered locally, without waiting for the team store (which may be slow or
 /// down); otherwise a few round trips to the team store instead of listing it.
-pub fn load_for(app: &App, key: &str) -> anyhow::Result<Registry> {
+pub(crate) fn load_for(app: &App, key: &str) -> anyhow::Result<Registry> {
     let local = local(app)?;
     if !app.stores.vault_enabled() || local.resolve(key).is_ok() {
         return Ok(local);
@@ -87,7 +87,7 @@ fn with_services(app: &App, mut shared: Vec<KeyRecord>) -> Vec<KeyRecord> {
 }
 
 /// The service of a record (inferred where an older keyctl wrote none).
-pub fn service_of(app: &App, k: &KeyRecord) -> Service {
+pub(crate) fn service_of(app: &App, k: &KeyRecord) -> Service {
     k.service
         .clone()
         .unwrap_or_else(|| Service::infer(k, &app.remotes))
@@ -95,7 +95,7 @@ pub fn service_of(app: &App, k: &KeyRecord) -> Service {
 
 /// Changes one key's record where it lives: in the team store with check-and-set, or
 /// in the local registry under its lock. Returns the record as saved.
-pub fn update(
+pub(crate) fn update(
     app: &App,
     store: crate::store::StoreKind,
     id: &str,

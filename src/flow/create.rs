@@ -19,7 +19,7 @@ use crate::registry::{KeyRecord, Registry};
 use crate::render::{self, KeyParts, OutputFormat, Settings};
 
 /// Everything `create` was asked for, checked by [`create`].
-pub struct CreateRequest {
+pub(crate) struct CreateRequest {
     pub kind: Kind,
     pub format: Format,
     pub prefix: Option<String>,
@@ -36,7 +36,7 @@ pub struct CreateRequest {
 }
 
 /// A created key, its secret (shown once), and where its snippet goes.
-pub struct Created {
+pub(crate) struct Created {
     pub rec: KeyRecord,
     pub secret: SecretString,
     pub delivery: Delivery,
@@ -49,7 +49,7 @@ pub struct Created {
 
 /// Mints (or has the remote mint), stores, pushes and, with `--write`, writes a key.
 /// None after a dry run (nothing created).
-pub fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>> {
+pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Created>> {
     let kind = args.kind;
     let remote = CreateRemote::resolve(app, &args.remote, kind)?;
     let format = args.format;

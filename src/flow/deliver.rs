@@ -14,18 +14,18 @@ use crate::render::{self, EU_HOST, KeyParts, OutputFormat, Settings};
 use crate::yamlblock::{self, Plan};
 
 /// The top-level key `--write` edits.
-pub const BLOCK_KEY: &str = "soda_cloud";
+pub(crate) const BLOCK_KEY: &str = "soda_cloud";
 
 /// Where the user wants the snippet: a file to edit (`--write`), and whether only to
 /// show the change (`--dry-run`).
 #[derive(Clone, Debug, Default)]
-pub struct Target {
+pub(crate) struct Target {
     pub write: Option<PathBuf>,
     pub dry_run: bool,
 }
 
 /// Where a rendered key goes, checked before anything is stored or written.
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub settings: Settings,
     /// Where the written block sends the key (`https://host:port`), for the note.
     at: String,
@@ -40,7 +40,7 @@ pub struct Delivery {
 impl Delivery {
     /// Reads and plans the `--write` edit, so that a bad FILE fails before `create`
     /// mints anything.
-    pub fn prepare(
+    pub(crate) fn prepare(
         target: &Target,
         settings: Settings,
         parts: &KeyParts,
@@ -79,7 +79,7 @@ impl Delivery {
 
     /// Asks before `--write` replaces the block of another key (on a terminal; `--yes`
     /// otherwise, exit 10). `rotate --write` means the replacement and does not call it.
-    pub fn confirm_replace(
+    pub(crate) fn confirm_replace(
         &self,
         prompter: &dyn crate::input::Prompter,
         assume_yes: bool,
@@ -101,7 +101,7 @@ impl Delivery {
         )
     }
 
-    pub fn deliver(&self, out: &Output, parts: &KeyParts) -> anyhow::Result<()> {
+    pub(crate) fn deliver(&self, out: &Output, parts: &KeyParts) -> anyhow::Result<()> {
         match &self.write {
             Some((shown, plan)) if self.dry_run => {
                 let diff = yamlblock::masked_diff(plan, shown, &[parts.secret]);

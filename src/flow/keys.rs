@@ -13,7 +13,7 @@ use crate::store::{self, StoreChoice, StoreKind};
 /// Stores a new key: registry lock, name check, secret into the store, registry entry.
 /// If the registry cannot be written the secret is taken back out, so a failure leaves
 /// neither half behind. Returns the record as saved.
-pub fn store_new_key(
+pub(crate) fn store_new_key(
     app: &App,
     mut rec: KeyRecord,
     secret: &SecretString,
@@ -51,7 +51,7 @@ pub fn store_new_key(
 
 /// The record and secret of KEY for commands that hand the secret out (`secret`,
 /// `config`, `run`): an expired or revoked key is refused unless `allow_expired`.
-pub fn usable_secret(
+pub(crate) fn usable_secret(
     app: &App,
     key: &str,
     allow_expired: bool,
@@ -93,7 +93,7 @@ pub fn usable_secret(
 }
 
 /// Validated metadata shared by `create` and `import`.
-pub struct NewKeyMeta {
+pub(crate) struct NewKeyMeta {
     pub description: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
     pub scopes: Vec<String>,
@@ -101,7 +101,7 @@ pub struct NewKeyMeta {
 
 impl NewKeyMeta {
     /// A fresh record for a key that is about to be stored (`store` is decided then).
-    pub fn record(
+    pub(crate) fn record(
         self,
         id: String,
         name: String,
@@ -129,7 +129,7 @@ impl NewKeyMeta {
     }
 }
 
-pub fn new_key_meta(
+pub(crate) fn new_key_meta(
     description: Option<String>,
     expires: &str,
     scopes: Vec<String>,
@@ -159,7 +159,7 @@ const PORT_FIELD: &str = "soda_port";
 const SCHEME_FIELD: &str = "soda_scheme";
 
 /// What a local key remembers of the address it was rendered for, when one was given.
-pub fn remembered_endpoint(
+pub(crate) fn remembered_endpoint(
     asked: &crate::render::Choices,
     s: &crate::render::Settings,
 ) -> serde_json::Map<String, serde_json::Value> {
@@ -177,7 +177,7 @@ pub fn remembered_endpoint(
 
 /// Where a key's `soda_cloud` block points: its Soda Cloud service, or what a local key
 /// remembers from `create`.
-pub fn soda_endpoint_of(app: &App, k: &KeyRecord) -> Option<crate::service::SodaEndpoint> {
+pub(crate) fn soda_endpoint_of(app: &App, k: &KeyRecord) -> Option<crate::service::SodaEndpoint> {
     if let Some(e) = crate::flow::catalog::service_of(app, k).soda() {
         return Some(e.clone());
     }

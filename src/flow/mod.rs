@@ -4,11 +4,11 @@
 //! call another (`rotate` revokes through [`revoke`]); it never names clap or the
 //! command context.
 
-pub mod appcred;
-pub mod catalog;
-pub mod create;
-pub mod deliver;
-pub mod keys;
-pub mod push;
-pub mod revoke;
-pub mod rotate;
+pub(crate) mod appcred;
+pub(crate) mod catalog;
+pub(crate) mod create;
+pub(crate) mod deliver;
+pub(crate) mod keys;
+pub(crate) mod push;
+pub(crate) mod revoke;
+pub(crate) mod rotate;

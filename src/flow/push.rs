@@ -12,7 +12,7 @@ use crate::registry::{KeyRecord, RemoteLink};
 use crate::service::{Service, SodaEndpoint};
 
 /// Pushes one stored key and records the link.
-pub fn push_key(
+pub(crate) fn push_key(
     app: &App,
     rec: &KeyRecord,
     remote_name: &str,
@@ -69,14 +69,14 @@ fn record_link(
 
 /// What `create` was told about remotes (`--remote`, `--server-side`, `--for-user`).
 #[derive(Clone, Debug, Default)]
-pub struct RemoteChoice {
+pub(crate) struct RemoteChoice {
     pub remote: Option<String>,
     pub server_side: bool,
     pub for_user: Option<String>,
 }
 
 /// The remote half of `create`: which remote, and who mints the pair.
-pub struct CreateRemote {
+pub(crate) struct CreateRemote {
     pub remote: Option<String>,
     /// The remote mints the pair (`--server-side`, and always for Soda Cloud).
     pub server_side: bool,
@@ -90,7 +90,7 @@ impl CreateRemote {
     /// when exactly one is configured (several: refused, naming them). A remote that
     /// mints its own keys implies `--server-side`, and an API key Soda Cloud mints only in
     /// its UI is refused with the way forward.
-    pub fn resolve(app: &App, a: &RemoteChoice, kind: key::Kind) -> anyhow::Result<Self> {
+    pub(crate) fn resolve(app: &App, a: &RemoteChoice, kind: key::Kind) -> anyhow::Result<Self> {
         let remote = match &a.remote {
             Some(r) => Some(r.clone()),
             None if kind == key::Kind::Runner => {
@@ -138,13 +138,13 @@ impl CreateRemote {
     }
 
     /// The Soda Cloud endpoint of the remote's keys, for the snippet.
-    pub fn soda(&self) -> Option<&SodaEndpoint> {
+    pub(crate) fn soda(&self) -> Option<&SodaEndpoint> {
         self.service.as_ref().and_then(Service::soda)
     }
 }
 
 /// The remotes that mint their own keys for Soda Cloud (as each remote says).
-pub fn soda_remotes(app: &App) -> Vec<String> {
+pub(crate) fn soda_remotes(app: &App) -> Vec<String> {
     app.remotes
         .keys()
         .filter(|name| {
@@ -156,7 +156,7 @@ pub fn soda_remotes(app: &App) -> Vec<String> {
 }
 
 /// The name of the only Soda remote, if exactly one is configured.
-pub fn only_soda_remote(app: &App) -> Option<String> {
+pub(crate) fn only_soda_remote(app: &App) -> Option<String> {
     let mut soda = soda_remotes(app).into_iter();
     match (soda.next(), soda.next()) {
         (Some(name), None) => Some(name),
@@ -167,7 +167,7 @@ pub fn only_soda_remote(app: &App) -> Option<String> {
 /// `create --remote R --server-side` (and every Soda remote): the remote mints the pair.
 /// Otherwise mints locally. The link is returned so the registry entry is born pushed;
 /// its remote ID is empty where the remote names none (Soda Cloud).
-pub fn mint_for_create(
+pub(crate) fn mint_for_create(
     app: &App,
     a: &CreateRemote,
     format: Format,
@@ -182,7 +182,7 @@ pub fn mint_for_create(
 
 /// Asks remote `name` to mint a pair (for `create` and for `rotate`'s successor). A
 /// key ID keyctl cannot store is refused, with the secret shown once rather than lost.
-pub fn server_mint(
+pub(crate) fn server_mint(
     app: &App,
     name: &str,
     for_user: Option<&str>,
@@ -210,7 +210,7 @@ pub fn server_mint(
 
 /// The last resort for a server-minted pair that could not be stored: the service shows
 /// the secret only once, so it is printed once on stderr (never lost), with a warning.
-pub fn rescue_secret(remote_name: &str, m: &key::Minted) {
+pub(crate) fn rescue_secret(remote_name: &str, m: &key::Minted) {
     use secrecy::ExposeSecret as _;
     // Printed even under -q: this is the only copy.
     eprintln!(
@@ -225,7 +225,11 @@ pub fn rescue_secret(remote_name: &str, m: &key::Minted) {
 
 /// `create --remote R` without `--server-side`: push the stored key. A failure leaves
 /// the key local only, and the error says how to retry.
-pub fn push_after_create(app: &App, rec: &mut KeyRecord, a: &CreateRemote) -> anyhow::Result<()> {
+pub(crate) fn push_after_create(
+    app: &App,
+    rec: &mut KeyRecord,
+    a: &CreateRemote,
+) -> anyhow::Result<()> {
     let Some(name) = a.remote.as_deref().filter(|_| !a.server_side) else {
         return Ok(());
     };

@@ -28,7 +28,7 @@ struct Outcome {
 
 /// What to revoke and how.
 #[derive(Clone, Debug)]
-pub struct RevokeRequest {
+pub(crate) struct RevokeRequest {
     /// Key IDs or names.
     pub keys: Vec<String>,
     /// Only take the keys off this remote.
@@ -44,20 +44,20 @@ pub struct RevokeRequest {
 }
 
 /// One key the revoke went through for: revoked locally, or only taken off a remote.
-pub struct Done {
+pub(crate) struct Done {
     pub rec: KeyRecord,
     pub revoked: bool,
 }
 
 /// What a revoke did: the keys it went through for, and the first failure (the others
 /// were printed as warnings).
-pub struct Report {
+pub(crate) struct Report {
     pub done: Vec<Done>,
     pub result: anyhow::Result<()>,
 }
 
 /// Revokes the keys `req` names; None when there was nothing to revoke.
-pub fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> {
+pub(crate) fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Report>> {
     if req.jobs == 0 || req.jobs > 64 {
         return Err(usage("--jobs must be between 1 and 64"));
     }

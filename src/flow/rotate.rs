@@ -21,7 +21,7 @@ use crate::render::{self, KeyParts, Settings};
 use crate::store::StoreKind;
 
 /// What to rotate and how.
-pub struct RotateRequest {
+pub(crate) struct RotateRequest {
     /// The key's ID or name.
     pub key: String,
     /// How long the old key keeps working (zero: revoked at once).
@@ -35,7 +35,7 @@ pub struct RotateRequest {
 }
 
 /// What a rotation did.
-pub struct Rotated {
+pub(crate) struct Rotated {
     pub new: KeyRecord,
     pub old: KeyRecord,
     /// The new secret, when it was not written to a file (for `--json`).
@@ -48,7 +48,7 @@ pub struct Rotated {
 }
 
 /// Rotates the key `req` names (see the module docs for the steps).
-pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
+pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
     let key = req.key.as_str();
     let grace = req.grace;
     let (found, old_secret) = super::keys::usable_secret(app, key, false)?;
@@ -277,7 +277,7 @@ pub fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> {
 
 /// `keyctl gc` / `rotate --finish`: revoke superseded keys past their grace period,
 /// remotes first (the same path as `keyctl revoke`).
-pub fn finish(app: &App, jobs: usize, assume_yes: bool) -> anyhow::Result<Option<Report>> {
+pub(crate) fn finish(app: &App, jobs: usize, assume_yes: bool) -> anyhow::Result<Option<Report>> {
     let now = OffsetDateTime::now_utc();
     let reg = Registry::load(&app.paths.data)?;
     let due: Vec<String> = reg
@@ -331,7 +331,7 @@ fn revoke(
     )
 }
 
-pub fn parse_grace(s: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_grace(s: &str) -> anyhow::Result<Duration> {
     if s.trim() == "0" || s.trim() == "0s" {
         return Ok(Duration::ZERO);
     }

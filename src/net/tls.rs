@@ -16,7 +16,7 @@ use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
 /// A TLS configuration trusting the system's roots, the certificates of `pem`, and a
 /// server whose certificate is exactly one of them. None when `pem` holds no certificate.
-pub fn config_with_ca(pem: &[u8]) -> Option<rustls::ClientConfig> {
+pub(super) fn config_with_ca(pem: &[u8]) -> Option<rustls::ClientConfig> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
         .ok()?;

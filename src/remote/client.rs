@@ -21,7 +21,7 @@ struct Failed {
 }
 
 /// The HTTP client of one remote ([`crate::net`]) and its name, for messages.
-pub struct Client {
+pub(crate) struct Client {
     net: net::Client,
     pub name: String,
     pub base: Url,
@@ -37,13 +37,13 @@ fn duration_of(v: Option<&str>, default: Duration, what: &str) -> anyhow::Result
 }
 
 impl Client {
-    pub fn new(out: &Output, name: &str, cfg: &RemoteConfig) -> anyhow::Result<Client> {
+    pub(crate) fn new(out: &Output, name: &str, cfg: &RemoteConfig) -> anyhow::Result<Client> {
         Self::at(out, name, &cfg.url, Some(cfg))
     }
 
     /// A client for `url` with the TLS and timeout settings of `cfg`, if any (a key's own
     /// service address, which may differ from the remote's URL or need no remote).
-    pub fn at(
+    pub(crate) fn at(
         out: &Output,
         name: &str,
         url: &str,
@@ -74,7 +74,7 @@ impl Client {
     }
 
     /// Remembers a value to mask in error text from now on.
-    pub fn hide(&self, value: &str) {
+    pub(crate) fn hide(&self, value: &str) {
         self.net.hide(value);
     }
 
@@ -83,7 +83,7 @@ impl Client {
     }
 
     /// `path` relative to the remote's base URL.
-    pub fn url(&self, path: &str) -> anyhow::Result<Url> {
+    pub(crate) fn url(&self, path: &str) -> anyhow::Result<Url> {
         // Joined to `base`, which a remote type may have adjusted (Keystone's `/v3`).
         self.base
             .join(path.trim_start_matches('/'))
@@ -94,7 +94,7 @@ impl Client {
     /// the remote could not be reached or answered 502/503/504. A 429 is retried for every
     /// request (the server did nothing), after the wait its `Retry-After` asks for (up to
     /// a minute: Soda Cloud counts per minute), with a note on stderr.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         method: Method,
         url: Url,
@@ -199,7 +199,7 @@ impl Client {
 
     /// Parses a JSON reply; a reply that is not what the API promises means the
     /// remote is not usable (exit 6), not that it refused.
-    pub fn json<T: serde::de::DeserializeOwned>(
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
         &self,
         reply: &Reply,
         what: &str,
@@ -216,13 +216,13 @@ impl Client {
     /// The error for a reply that is not a success: 4xx is a refusal (exit 7), anything
     /// else means the remote is not working (exit 6). The server's own message is kept,
     /// sanitized and cut short.
-    pub fn failure(&self, reply: &Reply, what: &str) -> anyhow::Error {
+    pub(crate) fn failure(&self, reply: &Reply, what: &str) -> anyhow::Error {
         self.failure_hiding(reply, what, None)
     }
 
     /// [`Client::failure`] for a request that carried `secret`: a server that echoes its
     /// input in the error message must not put the secret into ours.
-    pub fn failure_hiding(
+    pub(crate) fn failure_hiding(
         &self,
         reply: &Reply,
         what: &str,
@@ -262,10 +262,6 @@ impl Client {
             .into()
         }
     }
-}
-
-pub fn is_unreachable(e: &anyhow::Error) -> bool {
-    crate::error::kind_of(e) == Some(crate::error::Kind::RemoteUnreachable)
 }
 
 /// The server's own words for an error: `error.message` (Keystone, OpenStack),

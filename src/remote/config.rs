@@ -14,7 +14,7 @@ use crate::output::quoted;
 use crate::store::Stores;
 
 /// Validates a remote name: it becomes part of a keyring username and a YAML key.
-pub fn validate_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -32,7 +32,7 @@ pub fn validate_name(name: &str) -> anyhow::Result<()> {
 
 /// Rewrites config.yaml with `change` applied to its `remotes:` map, under a lock and
 /// atomically; every other key in the file is kept as it was.
-pub fn edit_config(
+pub(crate) fn edit_config(
     path: &Path,
     change: impl FnOnce(&mut BTreeMap<String, serde_yaml_ng::Value>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -68,17 +68,21 @@ pub fn edit_config(
 }
 
 /// Store username of a remote's own credential.
-pub fn credential_slot(name: &str) -> String {
+pub(crate) fn credential_slot(name: &str) -> String {
     format!("remote:{name}")
 }
 
 /// Store username of a remote's cached token.
-pub fn token_slot(name: &str) -> String {
+pub(crate) fn token_slot(name: &str) -> String {
     format!("token:{name}")
 }
 
 /// Reads a remote's password or application-credential secret.
-pub fn credential(stores: &Stores, name: &str, cfg: &RemoteConfig) -> anyhow::Result<SecretString> {
+pub(crate) fn credential(
+    stores: &Stores,
+    name: &str,
+    cfg: &RemoteConfig,
+) -> anyhow::Result<SecretString> {
     stores
         .get(cfg.secret_store)?
         .get(&credential_slot(name))

@@ -98,10 +98,10 @@ fn ep(method: &str, path: &str) -> Endpoint {
     }
 }
 
-pub const PROFILES: &[&str] = &["multicloud", "ovh"];
+pub(crate) const PROFILES: &[&str] = &["multicloud", "ovh"];
 
 /// The endpoints of a shipped profile.
-pub fn profile(name: &str) -> anyhow::Result<HttpSpec> {
+pub(crate) fn profile(name: &str) -> anyhow::Result<HttpSpec> {
     match name {
         // SODA Multicloud: AK/SK pairs minted per user and project, behind a Keystone token.
         "multicloud" => Ok(HttpSpec {
@@ -143,7 +143,7 @@ pub fn profile(name: &str) -> anyhow::Result<HttpSpec> {
     }
 }
 
-pub struct Http<'a> {
+pub(crate) struct Http<'a> {
     deps: super::Deps<'a>,
     name: String,
     cfg: RemoteConfig,
@@ -157,7 +157,11 @@ pub struct Http<'a> {
 type Vars = BTreeMap<String, String>;
 
 impl<'a> Http<'a> {
-    pub fn new(deps: super::Deps<'a>, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        deps: super::Deps<'a>,
+        name: &str,
+        cfg: RemoteConfig,
+    ) -> anyhow::Result<Self> {
         let mut spec = cfg.http.clone().unwrap_or_default();
         if let Some(p) = cfg.profile.as_deref().filter(|p| PROFILES.contains(p)) {
             let mut current = profile(p)?;

@@ -6,14 +6,14 @@
 
 mod client;
 mod config;
-pub mod http;
-pub mod keystone;
-pub mod openstack;
-pub mod soda;
+pub(crate) mod http;
+pub(crate) mod keystone;
+pub(crate) mod openstack;
+pub(crate) mod soda;
 
-pub use crate::net::{Auth, Reply};
-pub use client::{Client, is_unreachable};
-pub use config::{credential, credential_slot, edit_config, token_slot, validate_name};
+pub(crate) use crate::net::{Auth, Reply};
+pub(crate) use client::Client;
+pub(crate) use config::{credential, credential_slot, edit_config, token_slot, validate_name};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ use crate::store::{StoreKind, Stores};
 /// What a remote needs from the process: built once (the stores, where its credential
 /// and token cache live; the output settings; the other remotes, for an `auth_remote`).
 #[derive(Clone, Copy)]
-pub struct Deps<'a> {
+pub(crate) struct Deps<'a> {
     pub out: &'a Output,
     pub stores: &'a Stores,
     pub remotes: &'a BTreeMap<String, RemoteConfig>,
@@ -140,7 +140,7 @@ pub struct RemoteConfig {
 
 /// A credential as the remote lists it.
 #[derive(Clone, Debug, Serialize)]
-pub struct RemoteCred {
+pub(crate) struct RemoteCred {
     /// The key ID (EC2 access key); empty where the remote does not say it (Soda Cloud's
     /// runners carry no key ID).
     pub access: String,
@@ -152,7 +152,7 @@ pub struct RemoteCred {
 }
 
 /// What a push did.
-pub struct Pushed {
+pub(crate) struct Pushed {
     pub remote_id: String,
     pub user_id: Option<String>,
     /// The remote already had exactly this credential.
@@ -160,21 +160,21 @@ pub struct Pushed {
 }
 
 /// A pair the remote minted; `secret` is shown only once by the service.
-pub struct ServerMinted {
+pub(crate) struct ServerMinted {
     pub access: String,
     pub secret: SecretString,
     pub remote_id: String,
     pub user_id: Option<String>,
 }
 
-pub struct Token {
+pub(crate) struct Token {
     pub token: SecretString,
     pub expires_at: Option<OffsetDateTime>,
 }
 
 /// Who the remote's own credentials authenticate as.
 #[derive(Serialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The endpoint keyctl settled on (Keystone: the URL as given, with or without `/v3`).
     pub endpoint: String,
     pub user_id: String,
@@ -184,7 +184,7 @@ pub struct Identity {
 }
 
 /// A service keyctl registers keys with.
-pub trait Remote: Sync {
+pub(crate) trait Remote: Sync {
     /// Authenticates afresh (no cached token) and says as whom.
     fn test(&self) -> anyhow::Result<Identity>;
     /// Registers `access`/`secret`; a credential that is already there with the same
@@ -226,11 +226,6 @@ pub trait Remote: Sync {
         self.service().mints_own_keys()
     }
 
-    /// The remote registers a key keyctl minted (`keyctl push`).
-    fn accepts_client_keys(&self) -> bool {
-        !self.mints_own_keys()
-    }
-
     /// Proves that a key of `service` works where that service's own client uses it (a
     /// Soda Cloud key: at the host, port and scheme its block names, which may not be
     /// this remote's URL). The default is [`Remote::verify`].
@@ -259,7 +254,7 @@ pub trait Remote: Sync {
 
 /// [`Remote::verify`]'s default, for an override that falls back to it: a token exchange,
 /// else the remote's listing must show the key.
-pub fn verify_by_token_or_list<R: Remote + ?Sized>(
+pub(crate) fn verify_by_token_or_list<R: Remote + ?Sized>(
     r: &R,
     access: &str,
     secret: &SecretString,
@@ -289,12 +284,12 @@ pub fn verify_by_token_or_list<R: Remote + ?Sized>(
 }
 
 /// A usage error: the remote type cannot do what was asked.
-pub fn is_usage(e: &anyhow::Error) -> bool {
+pub(crate) fn is_usage(e: &anyhow::Error) -> bool {
     crate::error::kind_of(e) == Some(crate::error::Kind::Usage)
 }
 
 /// Opens the remote configured as `name`.
-pub fn open<'a>(deps: Deps<'a>, name: &str) -> anyhow::Result<Box<dyn Remote + 'a>> {
+pub(crate) fn open<'a>(deps: Deps<'a>, name: &str) -> anyhow::Result<Box<dyn Remote + 'a>> {
     let cfg = deps.remotes.get(name).ok_or_else(|| {
         Error::not_found(format!(
             "no remote named {} (see `keyctl remote list`)",
@@ -305,7 +300,7 @@ pub fn open<'a>(deps: Deps<'a>, name: &str) -> anyhow::Result<Box<dyn Remote + '
 }
 
 /// Opens a remote from a configuration that need not be saved yet (`remote add`).
-pub fn open_config<'a>(
+pub(crate) fn open_config<'a>(
     deps: Deps<'a>,
     name: &str,
     cfg: RemoteConfig,

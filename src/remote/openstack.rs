@@ -32,7 +32,7 @@ use crate::service::DomainRef;
 
 /// How the login proves who it is (clouds.yaml `auth_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthType {
+pub(crate) enum AuthType {
     /// `password` / `v3password`.
     Password,
     /// `v3applicationcredential`.
@@ -43,7 +43,7 @@ pub enum AuthType {
 
 /// A Keystone login as OpenStack's own tools describe it, checked: what keyctl cannot log
 /// in with has been refused already.
-pub struct Settings {
+pub(crate) struct Settings {
     pub auth_type: AuthType,
     pub auth_url: Option<String>,
     pub username: Option<String>,
@@ -91,7 +91,10 @@ impl Raw {
 
 /// From `OS_*` variables; `var` looks one up (the process environment in practice), and
 /// `clouds` finds cloud `OS_CLOUD` when it is set.
-pub fn from_env(var: impl Fn(&str) -> Option<String>, files: &Files) -> anyhow::Result<Settings> {
+pub(crate) fn from_env(
+    var: impl Fn(&str) -> Option<String>,
+    files: &Files,
+) -> anyhow::Result<Settings> {
     let get = |k: &str| var(k).filter(|v| !v.is_empty());
     let (mut raw, mut source) = match get("OS_CLOUD") {
         Some(cloud) => {
@@ -154,7 +157,7 @@ const ENV_KEYS: &[&str] = &[
 ];
 
 /// Where clouds.yaml and secure.yaml are looked for, in order.
-pub struct Files {
+pub(crate) struct Files {
     pub clouds: Vec<PathBuf>,
     pub secure: Vec<PathBuf>,
 }
@@ -163,7 +166,7 @@ impl Files {
     /// openstacksdk's search: the file an environment variable names first, then the
     /// current directory, the user's and the site's config directories, each with the
     /// suffixes `.yaml`, `.yml`, `.json`.
-    pub fn search(
+    pub(crate) fn search(
         config_file: Option<PathBuf>,
         secure_file: Option<PathBuf>,
         home: Option<PathBuf>,
@@ -192,7 +195,7 @@ impl Files {
 
 /// Cloud `name` from the first clouds file found, with the first secure file's values
 /// laid over it.
-pub fn from_clouds(name: &str, files: &Files) -> anyhow::Result<Settings> {
+pub(crate) fn from_clouds(name: &str, files: &Files) -> anyhow::Result<Settings> {
     let (raw, source) = load_cloud(name, files)?;
     build(raw, source)
 }
@@ -373,7 +376,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Nothing but how to log in and where the settings come from (the command line).
-    pub fn new(auth_type: AuthType, source: &str) -> Settings {
+    pub(crate) fn new(auth_type: AuthType, source: &str) -> Settings {
         Settings {
             auth_type,
             auth_url: None,
@@ -394,7 +397,7 @@ impl Settings {
 
     /// Refuses what keyctl cannot log in with, and fills the domains the openstack CLI
     /// fills (`--os-default-domain`, the domain ID `default`).
-    pub fn check(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check(&mut self) -> anyhow::Result<()> {
         let refuse = |what: &str| usage(format!("{}: {what}", self.source));
         match self.auth_type {
             AuthType::Password | AuthType::Token => {

@@ -35,7 +35,7 @@ use crate::service::{Service, SodaEndpoint};
 /// The largest page Soda allows (10..=1000): `list` stays far under 60 requests a minute.
 const PAGE: usize = 1000;
 
-pub struct Soda<'a> {
+pub(crate) struct Soda<'a> {
     deps: super::Deps<'a>,
     name: String,
     cfg: RemoteConfig,
@@ -75,7 +75,11 @@ struct LoggedIn {
 }
 
 impl<'a> Soda<'a> {
-    pub fn new(deps: super::Deps<'a>, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        deps: super::Deps<'a>,
+        name: &str,
+        cfg: RemoteConfig,
+    ) -> anyhow::Result<Self> {
         Ok(Soda {
             client: Client::new(deps.out, name, &cfg)?,
             deps,
@@ -116,13 +120,6 @@ impl<'a> Soda<'a> {
     }
 }
 
-/// The host of a Soda remote's URL, for the snippets of the keys it mints.
-pub fn host_of(cfg: &RemoteConfig) -> Option<String> {
-    crate::net::parse_url(&cfg.url, "--url")
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-}
-
 /// `{"token": ...}`: what `/api/command` login answers (Soda Core reads only `token`).
 #[derive(Deserialize)]
 struct Login {
@@ -131,7 +128,7 @@ struct Login {
 
 /// Soda Core's own login, then its whoAmI query, at `at`, as the key; `tls` lends a
 /// remote's CA and timeouts. Needs no admin credential: the key proves itself.
-pub fn login_as(
+pub(crate) fn login_as(
     out: &crate::output::Output,
     name: &str,
     at: &SodaEndpoint,

@@ -18,25 +18,25 @@ use crate::key::Kind;
 use crate::output::quoted;
 use crate::service::SodaEndpoint;
 
-pub mod openstack;
+pub(crate) mod openstack;
 mod quote;
-pub use quote::{helm_escape, sh_quote, yaml_quote, yaml_quote_into};
+pub(crate) use quote::{helm_escape, sh_quote, yaml_quote, yaml_quote_into};
 
-pub const EU_HOST: &str = "cloud.soda.io";
-pub const US_HOST: &str = "cloud.us.soda.io";
-pub const ID_VAR: &str = "SODA_API_KEY_ID";
-pub const SECRET_VAR: &str = "SODA_API_KEY_SECRET";
+pub(crate) const EU_HOST: &str = "cloud.soda.io";
+pub(crate) const US_HOST: &str = "cloud.us.soda.io";
+pub(crate) const ID_VAR: &str = "SODA_API_KEY_ID";
+pub(crate) const SECRET_VAR: &str = "SODA_API_KEY_SECRET";
 /// The Secret the soda-agent chart itself creates, and the name its docs use.
-pub const RUNNER_K8S_SECRET: &str = "soda-agent-apikey";
-pub const API_K8S_SECRET: &str = "soda-cloud-apikey";
-pub const HELM_RELEASE: &str = "soda-agent";
-pub const HELM_CHART: &str = "soda-agent/soda-agent";
-pub const HELM_NAMESPACE: &str = "soda-agent";
+pub(crate) const RUNNER_K8S_SECRET: &str = "soda-agent-apikey";
+pub(crate) const API_K8S_SECRET: &str = "soda-cloud-apikey";
+pub(crate) const HELM_RELEASE: &str = "soda-agent";
+pub(crate) const HELM_CHART: &str = "soda-agent/soda-agent";
+pub(crate) const HELM_NAMESPACE: &str = "soda-agent";
 /// The registry field (`KeyRecord::extra`) that remembers `--region`/`--host` from `create`.
-pub const HOST_FIELD: &str = "soda_host";
+pub(crate) const HOST_FIELD: &str = "soda_host";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// api: the soda_cloud block; runner: Helm values for the soda-agent chart
     Yaml,
     /// A `helm install soda-agent ...` line with the key in --set-string flags (runner)
@@ -50,7 +50,7 @@ pub enum OutputFormat {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Region {
+pub(crate) enum Region {
     /// cloud.soda.io
     Eu,
     /// cloud.us.soda.io
@@ -59,7 +59,7 @@ pub enum Region {
 
 impl Region {
     /// The region's Soda Cloud host name, bare (what Soda Core's `host` key takes).
-    pub fn host(self) -> &'static str {
+    pub(crate) fn host(self) -> &'static str {
         match self {
             Region::Eu => EU_HOST,
             Region::Us => US_HOST,
@@ -67,13 +67,13 @@ impl Region {
     }
 
     /// The region's Soda Cloud API base URL.
-    pub fn url(self) -> String {
+    pub(crate) fn url(self) -> String {
         format!("https://{}", self.host())
     }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum SecretRef {
+pub(crate) enum SecretRef {
     /// The secret itself
     #[default]
     Literal,
@@ -82,7 +82,7 @@ pub enum SecretRef {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SodaVersion {
+pub(crate) enum SodaVersion {
     /// Soda Core 3.x: ${SODA_API_KEY_SECRET}
     #[value(name = "3")]
     V3,
@@ -93,7 +93,7 @@ pub enum SodaVersion {
 
 /// What the user asked for (`--output`, `--region`, `--host`, ...), unchecked.
 #[derive(Clone, Debug, Default)]
-pub struct Choices {
+pub(crate) struct Choices {
     pub output: Option<OutputFormat>,
     pub region: Option<Region>,
     pub host: Option<String>,
@@ -110,7 +110,7 @@ pub struct Choices {
 
 /// Resolved rendering settings: flags checked against each other and the key's kind.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub format: OutputFormat,
     pub host: String,
     /// The host was given (`--region`/`--host`) or is known for the key, not Soda Core's
@@ -127,7 +127,7 @@ impl Settings {
     /// `default_format` is what `--output` means when absent (yaml, or json under `--json`);
     /// `remembered` is where the key works (its service), used for what `--region`,
     /// `--host`, `--port` and `--scheme` do not say.
-    pub fn resolve(
+    pub(crate) fn resolve(
         kind: Kind,
         args: &Choices,
         default_format: OutputFormat,
@@ -203,7 +203,7 @@ impl Settings {
 }
 
 /// The Soda Cloud host for `--region`/`--host` (EU when neither is given).
-pub fn target_host(region: Option<Region>, host: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn target_host(region: Option<Region>, host: Option<&str>) -> anyhow::Result<String> {
     match (host, region) {
         (Some(h), _) => {
             validate_host(h)?;
@@ -214,7 +214,7 @@ pub fn target_host(region: Option<Region>, host: Option<&str>) -> anyhow::Result
 }
 
 /// `--port`: what Soda Core puts after `host:` (it wants a string; any TCP port).
-pub fn validate_port(p: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_port(p: &str) -> anyhow::Result<()> {
     match p.parse::<u16>() {
         Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
         _ => Err(usage(format!(
@@ -225,7 +225,7 @@ pub fn validate_port(p: &str) -> anyhow::Result<()> {
 }
 
 /// `--scheme`: Soda Core puts it before `://` as it is.
-pub fn validate_scheme(sc: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_scheme(sc: &str) -> anyhow::Result<()> {
     match sc {
         "https" | "http" => Ok(()),
         _ => Err(usage(format!(
@@ -237,7 +237,7 @@ pub fn validate_scheme(sc: &str) -> anyhow::Result<()> {
 
 /// Soda Core builds `https://{host}/api` itself, so anything but a bare host name makes a
 /// URL like `https://https://...` that fails only at the first scan.
-pub fn validate_host(h: &str) -> anyhow::Result<()> {
+pub(crate) fn validate_host(h: &str) -> anyhow::Result<()> {
     let why = if h.is_empty() {
         Some("is empty".to_string())
     } else if let Some((scheme, _)) = h.split_once("://") {
@@ -274,7 +274,7 @@ pub fn validate_host(h: &str) -> anyhow::Result<()> {
 }
 
 /// One key as the renderers see it.
-pub struct KeyParts<'a> {
+pub(crate) struct KeyParts<'a> {
     pub kind: Kind,
     pub id: &'a str,
     pub name: &'a str,
@@ -282,7 +282,7 @@ pub struct KeyParts<'a> {
 }
 
 /// The snippet for `s.format`. Text holding a secret is zeroized when dropped.
-pub fn render(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
+pub(crate) fn render(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
     match (s.format, k.kind) {
         (OutputFormat::Yaml, Kind::Api) => Ok(soda_cloud_block(s, k, "\n")),
         (OutputFormat::Yaml, Kind::Runner) => Ok(helm_values(s, k)),
@@ -294,7 +294,7 @@ pub fn render(s: &Settings, k: &KeyParts) -> anyhow::Result<Zeroizing<String>> {
 }
 
 /// What `api_key_secret` says: the secret, or a reference Soda Core resolves at run time.
-pub fn secret_value<'a>(s: &Settings, k: &KeyParts<'a>) -> Cow<'a, str> {
+pub(crate) fn secret_value<'a>(s: &Settings, k: &KeyParts<'a>) -> Cow<'a, str> {
     match (s.secret_ref, s.soda_version) {
         (SecretRef::Env, Some(SodaVersion::V3)) => Cow::Owned(format!("${{{SECRET_VAR}}}")),
         (SecretRef::Env, Some(SodaVersion::V4)) => Cow::Owned(format!("${{env.{SECRET_VAR}}}")),
@@ -303,7 +303,7 @@ pub fn secret_value<'a>(s: &Settings, k: &KeyParts<'a>) -> Cow<'a, str> {
 }
 
 /// The top-level `soda_cloud:` block, every line ended by `eol` (the target file's).
-pub fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<String> {
+pub(crate) fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<String> {
     soda_cloud_block_over(s, k, eol, &BlockEdit::default())
 }
 
@@ -311,7 +311,7 @@ pub fn soda_cloud_block(s: &Settings, k: &KeyParts, eol: &str) -> Zeroizing<Stri
 /// set (Soda Core reads `port` and `scheme`; other tools may read more), and the host,
 /// port and scheme unless this key's are known.
 #[derive(Default)]
-pub struct BlockEdit {
+pub(crate) struct BlockEdit {
     /// `host`/`port`/`scheme` lines as the old block had them (YAML text), when kept.
     pub endpoint: Vec<(String, String)>,
     /// Every other key of the old block, as YAML text, in its order.
@@ -319,15 +319,15 @@ pub struct BlockEdit {
 }
 
 /// The keys of the `soda_cloud` block keyctl writes itself.
-pub const OWNED_KEYS: [&str; 2] = ["api_key_id", "api_key_secret"];
+pub(crate) const OWNED_KEYS: [&str; 2] = ["api_key_id", "api_key_secret"];
 /// Where Soda Core sends the key: set from the key, or kept from the old block.
-pub const ENDPOINT_KEYS: [&str; 3] = ["host", "port", "scheme"];
+pub(crate) const ENDPOINT_KEYS: [&str; 3] = ["host", "port", "scheme"];
 
 impl Settings {
     /// The endpoint keys keyctl sets over an old block that has `old_host` (None: no old
     /// block): the host when known or missing; port and scheme when given, or when the
     /// host changes (then Soda Core's defaults are meant unless given).
-    pub fn sets(&self, key: &str, old_host: Option<Option<&str>>) -> bool {
+    pub(crate) fn sets(&self, key: &str, old_host: Option<Option<&str>>) -> bool {
         let Some(old_host) = old_host else {
             return true;
         };
@@ -343,7 +343,7 @@ impl Settings {
 }
 
 /// The `soda_cloud:` block over an old one (`edit`: what is kept of it).
-pub fn soda_cloud_block_over(
+pub(crate) fn soda_cloud_block_over(
     s: &Settings,
     k: &KeyParts,
     eol: &str,
@@ -388,7 +388,7 @@ pub fn soda_cloud_block_over(
 /// Why a snippet would not read back as this secret in some Soda Core version, for a
 /// warning: Soda Core 4 substitutes `${ns.name}` in values after parsing (no escape
 /// exists), and Soda Core 3 pastes an env reference into the quoted text before parsing.
-pub fn soda_caveat(s: &Settings, k: &KeyParts) -> Option<&'static str> {
+pub(crate) fn soda_caveat(s: &Settings, k: &KeyParts) -> Option<&'static str> {
     if k.kind != Kind::Api || !matches!(s.format, OutputFormat::Yaml | OutputFormat::Json) {
         return None;
     }

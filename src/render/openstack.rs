@@ -17,14 +17,14 @@ use crate::error::usage;
 use crate::service::{KeystoneScope, Service};
 
 /// The cloud's name in a rendered clouds.yaml entry: the key's name.
-pub struct KeystoneKey<'a> {
+pub(crate) struct KeystoneKey<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub secret: &'a str,
 }
 
 /// Is this a key Keystone issued (rendered here, never as a Soda snippet)?
-pub fn is_keystone(service: Option<&Service>) -> bool {
+pub(crate) fn is_keystone(service: Option<&Service>) -> bool {
     matches!(
         service,
         Some(Service::KeystoneAppCredential(_) | Service::KeystoneEc2(_))
@@ -34,7 +34,11 @@ pub fn is_keystone(service: Option<&Service>) -> bool {
 /// Checks the render flags against a Keystone key and picks the format: an application
 /// credential is `yaml` (clouds.yaml, the default), `env` (openrc) or `json`; an EC2
 /// credential is `env` (the default) or `json`.
-pub fn resolve(service: &Service, c: &Choices, json_default: bool) -> anyhow::Result<OutputFormat> {
+pub(crate) fn resolve(
+    service: &Service,
+    c: &Choices,
+    json_default: bool,
+) -> anyhow::Result<OutputFormat> {
     let (what, forms) = match service {
         Service::KeystoneAppCredential(_) => (
             "a Keystone application credential",
@@ -85,7 +89,7 @@ pub fn resolve(service: &Service, c: &Choices, json_default: bool) -> anyhow::Re
 }
 
 /// The snippet for a Keystone key in a format [`resolve`] allowed.
-pub fn render(
+pub(crate) fn render(
     service: &Service,
     format: OutputFormat,
     k: &KeystoneKey,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 /// A YAML double-quoted scalar that parses to exactly `s` under YAML 1.1 and 1.2: only
 /// printable ASCII stays as it is, everything else becomes an escape both versions know
 /// (`\/` is 1.2-only and is never written).
-pub fn yaml_quote_into(o: &mut String, s: &str) {
+pub(crate) fn yaml_quote_into(o: &mut String, s: &str) {
     o.push('"');
     for c in s.chars() {
         match c {
@@ -37,7 +37,7 @@ pub fn yaml_quote_into(o: &mut String, s: &str) {
     o.push('"');
 }
 
-pub fn yaml_quote(s: &str) -> String {
+pub(crate) fn yaml_quote(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     yaml_quote_into(&mut o, s);
     o
@@ -46,7 +46,7 @@ pub fn yaml_quote(s: &str) -> String {
 /// A word for POSIX sh. Plain when nothing in it is special (so the line also works as
 /// a docker `--env-file` entry), single-quoted otherwise. `~` stays quoted: sh
 /// expands `~` after `=` and `:` in assignments.
-pub fn sh_quote(s: &str) -> Cow<'_, str> {
+pub(crate) fn sh_quote(s: &str) -> Cow<'_, str> {
     let plain = !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-./:@%+,=".contains(&b));
@@ -69,7 +69,7 @@ pub fn sh_quote(s: &str) -> Cow<'_, str> {
 /// A value for Helm's `--set`/`--set-string`: Helm splits on `,`, reads a leading `{`
 /// as a list and takes `\` as an escape, and a backslash before any character means
 /// that character.
-pub fn helm_escape(s: &str) -> Cow<'_, str> {
+pub(crate) fn helm_escape(s: &str) -> Cow<'_, str> {
     if !s.contains(['\\', ',', '{', '}', '[', ']']) {
         return Cow::Borrowed(s);
     }

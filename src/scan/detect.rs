@@ -18,7 +18,7 @@ use super::Known;
 use crate::key::{AKSK_BODY_LEN, BODY_LEN, CHECK_LEN};
 
 /// A secret found in a buffer: where it starts (byte offset) and how it was recognised.
-pub struct Hit {
+pub(crate) struct Hit {
     pub start: usize,
     pub len: usize,
     /// The checksum holds (a keyctl secret, known here or not).
@@ -73,7 +73,7 @@ fn is_token(b: u8) -> bool {
 /// No candidate is shorter than `shortest`, so only every `shortest`-th byte is looked at
 /// first: a run that long must contain one of them. Where a sampled byte is a token
 /// character, its run is found by expanding both ways; most text is skipped unread.
-pub fn find(buf: &[u8], known: &Known) -> Vec<Hit> {
+pub(crate) fn find(buf: &[u8], known: &Known) -> Vec<Hit> {
     find_in(buf, known, 0)
 }
 

@@ -32,7 +32,7 @@ struct Blob {
 /// fetch turned off: no fsmonitor hook, no hooks, no lazy fetch of a partial clone's
 /// missing objects (`remote.*.uploadpack` never runs), no transport at all, no optional
 /// locks (a scan never writes the index), no external diff or textconv, no pager.
-pub fn git(dir: &Path) -> Command {
+pub(crate) fn git(dir: &Path) -> Command {
     let mut c = git_reading_hooks_path(dir);
     c.args(["-c", "core.hooksPath=/dev/null"]);
     c
@@ -40,7 +40,7 @@ pub fn git(dir: &Path) -> Command {
 
 /// [`git`] but with `core.hooksPath` as the repository sets it, for asking where the hooks
 /// are (`--install-hook`); nothing run this way runs a hook.
-pub fn git_reading_hooks_path(dir: &Path) -> Command {
+pub(crate) fn git_reading_hooks_path(dir: &Path) -> Command {
     let mut c = Command::new("git");
     c.arg("-C").arg(dir);
     for kv in [
@@ -83,7 +83,7 @@ fn run_git(dir: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The top of the work tree `dir` is in.
-pub fn toplevel(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn toplevel(dir: &Path) -> anyhow::Result<PathBuf> {
     let out = run_git(dir, &["rev-parse", "--show-toplevel"])?;
     Ok(PathBuf::from(String::from_utf8_lossy(&out).trim()))
 }
@@ -101,7 +101,7 @@ fn added_blob(meta: &str) -> Option<&str> {
 /// Every blob added by a commit reachable from HEAD (every ref with `all_refs`), scanned
 /// once and reported at each path it was added under. Returns what was found and the
 /// number of commits walked.
-pub fn scan_history(
+pub(crate) fn scan_history(
     dir: &Path,
     known: &Known,
     max_size: u64,
@@ -184,7 +184,7 @@ fn add_place(
 }
 
 /// The blobs the index adds or changes (what the next commit would add).
-pub fn scan_staged(dir: &Path, known: &Known, max_size: u64) -> anyhow::Result<Scanned> {
+pub(crate) fn scan_staged(dir: &Path, known: &Known, max_size: u64) -> anyhow::Result<Scanned> {
     let out = run_git(
         dir,
         &[

@@ -16,16 +16,16 @@
 //! The engine takes plain values (paths, options, the fingerprints) and returns findings
 //! with the secret already masked; `commands::scan` turns them into a report.
 
-pub mod detect;
-pub mod git;
-pub mod report;
-pub mod walk;
+pub(crate) mod detect;
+pub(crate) mod git;
+pub(crate) mod report;
+pub(crate) mod walk;
 
 use std::collections::HashMap;
 
 /// The fingerprints of the secrets this home knows, and the lengths of those that carry
 /// no checksum (only runs of those lengths are fingerprinted).
-pub struct Known {
+pub(crate) struct Known {
     salt: [u8; 32],
     /// Other salts whose fingerprints were added (the team store's).
     salts: Vec<[u8; 32]>,
@@ -34,7 +34,7 @@ pub struct Known {
 }
 
 impl Known {
-    pub fn new(salt: [u8; 32]) -> Known {
+    pub(crate) fn new(salt: [u8; 32]) -> Known {
         Known {
             salt,
             salts: Vec::new(),
@@ -45,7 +45,7 @@ impl Known {
 
     /// The fingerprint of `secret` under this home's salt, or under another added salt
     /// where that one names a known key.
-    pub fn fingerprint(&self, secret: &[u8]) -> [u8; 32] {
+    pub(crate) fn fingerprint(&self, secret: &[u8]) -> [u8; 32] {
         let fp = fingerprint(&self.salt, secret);
         if self.salts.is_empty() || self.keys.contains_key(&fp) {
             return fp;
@@ -58,21 +58,22 @@ impl Known {
     }
 
     /// Another salt whose fingerprints [`Known::add`] is given (the team store's).
-    pub fn add_salt(&mut self, salt: [u8; 32]) {
+    pub(crate) fn add_salt(&mut self, salt: [u8; 32]) {
         if salt != self.salt && !self.salts.contains(&salt) {
             self.salts.push(salt);
         }
     }
 
     /// Adds a key by its secret (while it is at hand): `key` is the caller's index.
-    pub fn insert(&mut self, secret: &[u8], key: usize) {
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, secret: &[u8], key: usize) {
         let fp = fingerprint(&self.salt, secret);
         let checksummed = std::str::from_utf8(secret).is_ok_and(crate::key::looks_like_secret);
         self.add(fp, secret.len(), !checksummed, key);
     }
 
     /// Adds a key by a stored fingerprint; `needs_length` for a secret without a checksum.
-    pub fn add(&mut self, fp: [u8; 32], len: usize, needs_length: bool, key: usize) {
+    pub(crate) fn add(&mut self, fp: [u8; 32], len: usize, needs_length: bool, key: usize) {
         self.keys.insert(fp, key);
         if needs_length && !self.lengths.contains(&len) {
             self.lengths.push(len);
@@ -80,7 +81,7 @@ impl Known {
         }
     }
 
-    pub fn lookup(&self, fp: &[u8; 32]) -> Option<usize> {
+    pub(crate) fn lookup(&self, fp: &[u8; 32]) -> Option<usize> {
         self.keys.get(fp).copied()
     }
 
@@ -103,11 +104,11 @@ impl Known {
 
 // The fingerprint belongs to the key (the registry and the team store record it); scan
 // only looks it up.
-pub use crate::key::{fingerprint, from_hex, to_hex};
+pub(crate) use crate::key::{fingerprint, from_hex};
 
 /// One leaked secret, never the secret itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The file (relative to where the walk started, or the path in the repository).
     pub path: String,
     /// 1-based line and column (bytes).
@@ -127,7 +128,7 @@ pub struct Finding {
 
 /// Why a file or blob was not scanned.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     /// Over `--max-size`.
     TooLarge,
     /// Left out by `.gitignore`, `.ignore` or git's excludes.
@@ -146,7 +147,7 @@ pub enum Skip {
 
 impl Skip {
     /// The summary's word for it.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Skip::TooLarge => "too large",
             Skip::Ignored => "ignored",
@@ -161,7 +162,7 @@ impl Skip {
 
 /// What a scan found, and what it passed over.
 #[derive(Default)]
-pub struct Scanned {
+pub(crate) struct Scanned {
     pub findings: Vec<Finding>,
     /// Files (or blobs) scanned, and their bytes.
     pub files: usize,
@@ -171,11 +172,11 @@ pub struct Scanned {
 }
 
 impl Scanned {
-    pub fn skip(&mut self, path: String, why: Skip) {
+    pub(crate) fn skip(&mut self, path: String, why: Skip) {
         self.skipped.push((path, why));
     }
 
-    pub fn merge(&mut self, other: Scanned) {
+    pub(crate) fn merge(&mut self, other: Scanned) {
         self.findings.extend(other.findings);
         self.files += other.files;
         self.bytes += other.bytes;
@@ -186,7 +187,7 @@ impl Scanned {
 /// Findings in one file's or blob's bytes (within the size limit): UTF-8 and other
 /// ASCII-compatible text as is, UTF-16 (with its byte-order mark, what Windows PowerShell 5
 /// writes for `>`) decoded first; binary and UTF-32 passed over, with why.
-pub fn scan_text(
+pub(crate) fn scan_text(
     buf: &[u8],
     known: &Known,
     path: &str,
@@ -220,7 +221,12 @@ pub fn scan_text(
 }
 
 /// Findings in one buffer (a file or a blob).
-pub fn scan_buffer(buf: &[u8], known: &Known, path: &str, commit: Option<&str>) -> Vec<Finding> {
+pub(crate) fn scan_buffer(
+    buf: &[u8],
+    known: &Known,
+    path: &str,
+    commit: Option<&str>,
+) -> Vec<Finding> {
     let hits = detect::find(buf, known);
     let mut out = Vec::with_capacity(hits.len());
     let (mut line, mut line_start, mut pos) = (1usize, 0usize, 0usize);
@@ -253,7 +259,7 @@ pub fn scan_buffer(buf: &[u8], known: &Known, path: &str, commit: Option<&str>) 
 /// `kca_…Ab3x`: the prefix of a standard keyctl secret (what kind of key it is) and the
 /// last 4 characters (to tell keys apart) of a secret of at least
 /// [`crate::registry::MIN_FINGERPRINT_LEN`] characters; nothing else.
-pub fn mask(secret: &[u8], checksum: bool) -> String {
+pub(crate) fn mask(secret: &[u8], checksum: bool) -> String {
     let text = String::from_utf8_lossy(secret);
     // The last 4 characters only of a secret long enough that they give little away.
     let shown = if text.chars().count() >= crate::registry::MIN_FINGERPRINT_LEN {
@@ -312,7 +318,7 @@ mod tests {
     #[test]
     fn hex_round_trips() {
         let fp = fingerprint(&[9u8; 32], b"s");
-        assert_eq!(from_hex(&to_hex(&fp)), Some(fp));
+        assert_eq!(from_hex(&crate::key::to_hex(&fp)), Some(fp));
         assert_eq!(from_hex("zz"), None);
     }
 }

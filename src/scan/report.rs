@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// What is known about the key a finding is.
 #[derive(Clone, Debug)]
-pub struct KeyInfo {
+pub(crate) struct KeyInfo {
     pub id: String,
     pub name: String,
     /// active, expiring, expired, superseded, revoked.
@@ -20,26 +20,26 @@ pub struct KeyInfo {
 
 impl KeyInfo {
     /// Still works somewhere: active, expiring, superseded (in its grace period).
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         matches!(self.status.as_str(), "active" | "expiring" | "superseded")
     }
 }
 
 /// The status of a finding: its key's, or `unknown` (a keyctl secret this home does not
 /// know, which may well work).
-pub fn status<'a>(f: &Finding, keys: &'a [KeyInfo]) -> &'a str {
+pub(crate) fn status<'a>(f: &Finding, keys: &'a [KeyInfo]) -> &'a str {
     f.key
         .and_then(|i| keys.get(i))
         .map_or("unknown", |k| k.status.as_str())
 }
 
 /// Whether a finding may still work: a live key, or an unknown keyctl secret.
-pub fn is_live(f: &Finding, keys: &[KeyInfo]) -> bool {
+pub(crate) fn is_live(f: &Finding, keys: &[KeyInfo]) -> bool {
     f.key.and_then(|i| keys.get(i)).is_none_or(KeyInfo::is_live)
 }
 
 /// One finding as JSON.
-pub fn finding_json(f: &Finding, keys: &[KeyInfo]) -> Value {
+pub(crate) fn finding_json(f: &Finding, keys: &[KeyInfo]) -> Value {
     let key = f.key.and_then(|i| keys.get(i));
     json!({
         "path": f.path,
@@ -58,7 +58,7 @@ pub fn finding_json(f: &Finding, keys: &[KeyInfo]) -> Value {
 
 /// A SARIF 2.1.0 log: one run, one rule per kind of finding, `error` for live secrets
 /// and `note` for revoked ones.
-pub fn sarif(findings: &[Finding], keys: &[KeyInfo]) -> Value {
+pub(crate) fn sarif(findings: &[Finding], keys: &[KeyInfo]) -> Value {
     let results: Vec<Value> = findings
         .iter()
         .map(|f| {
@@ -118,7 +118,7 @@ pub fn sarif(findings: &[Finding], keys: &[KeyInfo]) -> Value {
 
 /// A path as a SARIF `uri` (a relative URI reference, RFC 3986): every byte that is not
 /// unreserved or `/` percent-encoded, so a file named `a b#c?.yml` stays one path.
-pub fn uri(path: &str) -> String {
+pub(crate) fn uri(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for &b in path.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
@@ -138,7 +138,7 @@ fn sh_quote(s: &str) -> String {
 /// The pre-commit hook: blocks a commit that adds a live secret (exit 12 from scan). It
 /// runs the keyctl that installed it, by its absolute path: a `keyctl` earlier on PATH
 /// (Debian's keyutils has one) or one shipped in the repository is never run.
-pub fn hook(keyctl: &Path) -> String {
+pub(crate) fn hook(keyctl: &Path) -> String {
     format!(
         "#!/bin/sh\n# Installed by `keyctl scan --install-hook`: refuses a commit that adds a live keyctl\n# secret. `git commit --no-verify` skips it.\nexec {} scan --staged\n",
         sh_quote(&keyctl.display().to_string())
@@ -183,7 +183,7 @@ fn resolved(path: &Path) -> PathBuf {
 /// Writes the hook where git runs it (`core.hooksPath` honored, when it is inside the
 /// repository). Already there: fine. A different hook, or a symlink, is never written
 /// through; nothing is created outside the repository.
-pub fn install_hook(repo: &Path, keyctl: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn install_hook(repo: &Path, keyctl: &Path) -> anyhow::Result<PathBuf> {
     let hooks = git_path(repo, &["rev-parse", "--git-path", "hooks"])?;
     let top =
         git_path(repo, &["rev-parse", "--show-toplevel"]).unwrap_or_else(|_| repo.to_path_buf());

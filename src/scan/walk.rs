@@ -20,7 +20,7 @@ use super::{Known, Scanned, Skip};
 
 /// What to walk and what to skip.
 #[derive(Clone, Debug)]
-pub struct WalkOptions {
+pub(crate) struct WalkOptions {
     pub paths: Vec<PathBuf>,
     /// Look into hidden files and directories too.
     pub hidden: bool,
@@ -85,7 +85,7 @@ fn read_regular(path: &Path, max: u64, buf: &mut Vec<u8>) -> Result<(), Skip> {
 
 /// Scans every file under the paths, in parallel. Findings come back sorted by path,
 /// line and column.
-pub fn scan_paths(opts: &WalkOptions, known: &Known) -> Scanned {
+pub(crate) fn scan_paths(opts: &WalkOptions, known: &Known) -> Scanned {
     let mut b = builder(opts, !opts.no_ignore);
     b.threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
     let total = Mutex::new(Scanned::default());

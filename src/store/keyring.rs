@@ -106,7 +106,7 @@ mod platform {
     use super::{HOME_ATTRIBUTE, ItemInfo, SERVICE, not_found, not_text, unavailable_reason};
     use crate::error::Error;
 
-    pub struct Platform {
+    pub(super) struct Platform {
         ss: Mutex<SecretService<'static>>,
         session_bus: bool,
         home: String,
@@ -126,7 +126,7 @@ mod platform {
     }
 
     impl Platform {
-        pub fn open(session_bus: bool, home: String) -> anyhow::Result<Platform> {
+        pub(super) fn open(session_bus: bool, home: String) -> anyhow::Result<Platform> {
             let ss = SecretService::connect(EncryptionType::Dh)
                 .map_err(|e| translate(e, session_bus))?;
             Ok(Platform {
@@ -183,7 +183,12 @@ mod platform {
             HashMap::from([("service", SERVICE), ("username", id)])
         }
 
-        pub fn set(&self, id: &str, label: &str, secret: &SecretString) -> anyhow::Result<()> {
+        pub(super) fn set(
+            &self,
+            id: &str,
+            label: &str,
+            secret: &SecretString,
+        ) -> anyhow::Result<()> {
             self.with_items(id, Self::spec(id), |ss, items| {
                 let items = self.key_items(id, items)?;
                 let bytes = secret.expose_secret().as_bytes();
@@ -209,7 +214,7 @@ mod platform {
             })
         }
 
-        pub fn get(&self, id: &str) -> anyhow::Result<SecretString> {
+        pub(super) fn get(&self, id: &str) -> anyhow::Result<SecretString> {
             self.with_items(id, Self::spec(id), |_, items| {
                 let mut best: Option<((u64, bool), Item)> = None;
                 for item in self.key_items(id, items)? {
@@ -227,7 +232,7 @@ mod platform {
             })
         }
 
-        pub fn delete(&self, id: &str) -> anyhow::Result<bool> {
+        pub(super) fn delete(&self, id: &str) -> anyhow::Result<bool> {
             self.with_items(id, Self::spec(id), |_, items| {
                 let items = self.key_items(id, items)?;
                 for item in &items {
@@ -237,7 +242,7 @@ mod platform {
             })
         }
 
-        pub fn items(&self) -> anyhow::Result<Vec<ItemInfo>> {
+        pub(super) fn items(&self) -> anyhow::Result<Vec<ItemInfo>> {
             self.with_items("-", HashMap::from([("service", SERVICE)]), |_, items| {
                 let mut out = Vec::new();
                 for item in items {
@@ -255,7 +260,7 @@ mod platform {
             })
         }
 
-        pub fn remove_own(&self, id: &str, created_before: u64) -> anyhow::Result<bool> {
+        pub(super) fn remove_own(&self, id: &str, created_before: u64) -> anyhow::Result<bool> {
             self.with_items(id, Self::spec(id), |_, items| {
                 let mut removed = false;
                 for item in items {
@@ -269,7 +274,7 @@ mod platform {
             })
         }
 
-        pub fn home(&self) -> &str {
+        pub(super) fn home(&self) -> &str {
             &self.home
         }
     }

@@ -23,7 +23,7 @@ const KEY_SECRET: &str = "ui-secret-abcdefghijklmnopqrstuvwxyz0123456789_-ABCDEF
 
 /// Soda Core's login and whoAmI, for any stand-in of Soda Cloud: None for other requests.
 /// A request that breaks what Soda Core sends is answered 400 and noted in `violations`.
-pub fn cqrs(
+pub(crate) fn cqrs(
     keys: &BTreeMap<String, String>,
     violations: &mut Vec<String>,
     r: &Request,

@@ -23,24 +23,24 @@ use crate::service::KeystoneScope;
 const LINK_PREFIX: &str = "application-credential:";
 
 /// The remote ID a key record keeps for application credential `id`.
-pub fn app_credential_link(id: &str) -> String {
+pub(crate) fn app_credential_link(id: &str) -> String {
     format!("{LINK_PREFIX}{id}")
 }
 
 /// The application credential ID of a link made by [`app_credential_link`].
-pub fn app_credential_of(remote_id: &str) -> Option<&str> {
+pub(crate) fn app_credential_of(remote_id: &str) -> Option<&str> {
     remote_id.strip_prefix(LINK_PREFIX)
 }
 
 /// Keystone's IDs are 32 lower-case hex digits (a UUID without dashes).
-pub fn looks_like_id(s: &str) -> bool {
+pub(crate) fn looks_like_id(s: &str) -> bool {
     s.len() == 32
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// What to create; roles by name, access rules as Keystone takes them.
-pub struct NewAppCredential {
+pub(crate) struct NewAppCredential {
     pub name: String,
     pub description: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
@@ -50,7 +50,7 @@ pub struct NewAppCredential {
 }
 
 /// A created application credential; `secret` is shown only this once by Keystone.
-pub struct CreatedAppCredential {
+pub(crate) struct CreatedAppCredential {
     pub id: String,
     pub secret: SecretString,
     pub user_id: String,
@@ -59,7 +59,7 @@ pub struct CreatedAppCredential {
 }
 
 #[derive(Deserialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub id: String,
     pub name: String,
 }
@@ -81,7 +81,7 @@ struct Created {
 
 impl Keystone<'_> {
     /// Where this remote's keys work, as much as is known without logging in.
-    pub fn scope(&self) -> KeystoneScope {
+    pub(crate) fn scope(&self) -> KeystoneScope {
         let session = self.session.lock().expect("session lock").clone();
         KeystoneScope {
             auth_url: format!("{}v3", self.client.base),
@@ -104,7 +104,7 @@ impl Keystone<'_> {
 
     /// Says why keyctl cannot manage EC2 credentials through this remote, when Keystone
     /// refuses its tokens that (a remote logged in with an application credential).
-    pub fn credentials_refused(&self) -> anyhow::Result<Option<String>> {
+    pub(crate) fn credentials_refused(&self) -> anyhow::Result<Option<String>> {
         Ok(self.session()?.delegated.then(|| self.delegated_message()))
     }
 
@@ -116,7 +116,7 @@ impl Keystone<'_> {
     }
 
     /// Creates an application credential for the remote's own user.
-    pub fn create_app_credential(
+    pub(crate) fn create_app_credential(
         &self,
         req: &NewAppCredential,
     ) -> anyhow::Result<CreatedAppCredential> {
@@ -185,7 +185,7 @@ impl Keystone<'_> {
     }
 
     /// Ok(false) when Keystone no longer had it.
-    pub fn delete_app_credential(&self, user_id: &str, id: &str) -> anyhow::Result<bool> {
+    pub(crate) fn delete_app_credential(&self, user_id: &str, id: &str) -> anyhow::Result<bool> {
         let reply = self.call(
             Method::DELETE,
             &format!(
@@ -207,7 +207,7 @@ impl Keystone<'_> {
 
     /// The user's application credentials; none where Keystone will not show them to
     /// this remote's token (403).
-    pub fn list_app_credentials(&self, user_id: &str) -> anyhow::Result<Vec<Listed>> {
+    pub(crate) fn list_app_credentials(&self, user_id: &str) -> anyhow::Result<Vec<Listed>> {
         let reply = self.call(
             Method::GET,
             &format!("v3/users/{}/application_credentials", urlencode(user_id)),
@@ -243,7 +243,11 @@ impl Keystone<'_> {
 
     /// Logs in with an application credential as the openstack CLI does: Ok(false) when
     /// Keystone refuses it (401/404).
-    pub fn login_app_credential(&self, id: &str, secret: &SecretString) -> anyhow::Result<bool> {
+    pub(crate) fn login_app_credential(
+        &self,
+        id: &str,
+        secret: &SecretString,
+    ) -> anyhow::Result<bool> {
         let body = Zeroizing::new(
             json!({"auth": {"identity": {"methods": ["application_credential"],
                 "application_credential": {"id": id, "secret": secret.expose_secret()}}}})

@@ -23,13 +23,13 @@ use serde_json::json;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-pub mod appcred;
+pub(crate) mod appcred;
 mod wire;
 
-pub use appcred::{app_credential_link, app_credential_of};
+pub(crate) use appcred::{app_credential_link, app_credential_of};
 
 use wire::{Blob, Credential, CredentialBody, CredentialList, IdOnly, TokenBody, ec2_signed};
-pub use wire::{credential_id, identity_root, project_domain, user_domain};
+pub(crate) use wire::{credential_id, identity_root};
 
 use super::{
     Auth, Client, Identity, Pushed, Remote, RemoteConfig, RemoteCred, Reply, ServerMinted, Token,
@@ -57,7 +57,7 @@ struct Session {
     cached: bool,
 }
 
-pub struct Keystone<'a> {
+pub(crate) struct Keystone<'a> {
     deps: super::Deps<'a>,
     name: String,
     cfg: RemoteConfig,
@@ -66,7 +66,11 @@ pub struct Keystone<'a> {
 }
 
 impl<'a> Keystone<'a> {
-    pub fn new(deps: super::Deps<'a>, name: &str, cfg: RemoteConfig) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        deps: super::Deps<'a>,
+        name: &str,
+        cfg: RemoteConfig,
+    ) -> anyhow::Result<Self> {
         let mut client = Client::new(deps.out, name, &cfg)?;
         client.base = identity_root(&client.base);
         Ok(Keystone {
@@ -242,7 +246,7 @@ impl<'a> Keystone<'a> {
 
     /// The scoped token with its user and project, for an http remote that sits behind
     /// this Keystone (SODA Multicloud).
-    pub fn scoped_token(&self) -> anyhow::Result<(SecretString, String, Option<String>)> {
+    pub(crate) fn scoped_token(&self) -> anyhow::Result<(SecretString, String, Option<String>)> {
         let s = self.session()?;
         Ok((s.token.clone(), s.user_id.clone(), s.project_id.clone()))
     }
@@ -311,7 +315,7 @@ impl<'a> Keystone<'a> {
 
     /// Whether Keystone still has credential `id` (after a revoke, to check it).
     /// A non-admin gets 403 for an ID that does not exist: its own list decides then.
-    pub fn has_credential(&self, id: &str) -> anyhow::Result<bool> {
+    pub(crate) fn has_credential(&self, id: &str) -> anyhow::Result<bool> {
         match self.get_credential(id) {
             Ok(c) => Ok(c.is_some()),
             Err(e) if crate::error::http_status(&e) == Some(403) => {

@@ -16,7 +16,7 @@ use crate::net::urlencode;
 use crate::service::DomainRef;
 
 /// The user's domain: its own field, else the old shared `domain`.
-pub fn user_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
+pub(super) fn user_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
     domain_of(
         &cfg.user_domain_id,
         &cfg.user_domain_name,
@@ -25,7 +25,7 @@ pub fn user_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
 }
 
 /// The project's domain: its own field, else the old shared `domain`.
-pub fn project_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
+pub(super) fn project_domain(cfg: &RemoteConfig) -> Option<DomainRef> {
     domain_of(
         &cfg.project_domain_id,
         &cfg.project_domain_name,
@@ -73,7 +73,7 @@ fn scope_json(cfg: &RemoteConfig) -> serde_json::Value {
 /// The body of `POST /v3/auth/tokens` for a remote's own login, as keystoneauth's v3
 /// plugins send it: the user's domain under `identity.password.user.domain`, the
 /// project's under `scope.project.domain`. None: the auth method is not Keystone's.
-pub fn auth_body(cfg: &RemoteConfig, secret: &str) -> Option<serde_json::Value> {
+pub(super) fn auth_body(cfg: &RemoteConfig, secret: &str) -> Option<serde_json::Value> {
     Some(match cfg.auth {
         AuthMethod::Password => {
             let mut user = user_json(cfg);
@@ -105,7 +105,7 @@ pub fn auth_body(cfg: &RemoteConfig, secret: &str) -> Option<serde_json::Value> 
 }
 
 /// Keystone's credential ID for an ec2 access key: it ignores client-chosen IDs.
-pub fn credential_id(access: &str) -> String {
+pub(crate) fn credential_id(access: &str) -> String {
     hex(&Sha256::digest(access.as_bytes()))
 }
 
@@ -177,7 +177,7 @@ pub(super) struct Blob {
 /// The Identity service's root, whatever form of URL people have: `OS_AUTH_URL` usually
 /// ends in `/v3` (`http://host:5000/v3`, devstack's `http://host/identity/v3`), some
 /// have none (`http://host/identity`). Requests add `v3/...` to the root.
-pub fn identity_root(url: &reqwest::Url) -> reqwest::Url {
+pub(crate) fn identity_root(url: &reqwest::Url) -> reqwest::Url {
     let mut u = url.clone();
     let path = u.path().trim_end_matches('/').to_string();
     if let Some(root) = path.strip_suffix("/v3") {

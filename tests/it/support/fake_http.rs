@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -16,7 +16,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -24,7 +24,7 @@ impl Request {
     }
 }
 
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -33,7 +33,7 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json(status: u16, body: serde_json::Value) -> Response {
+    pub(crate) fn json(status: u16, body: serde_json::Value) -> Response {
         Response {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -42,7 +42,7 @@ impl Response {
         }
     }
 
-    pub fn raw(status: u16, body: impl Into<Vec<u8>>) -> Response {
+    pub(crate) fn raw(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -51,12 +51,12 @@ impl Response {
         }
     }
 
-    pub fn header(mut self, k: &str, v: &str) -> Response {
+    pub(crate) fn header(mut self, k: &str, v: &str) -> Response {
         self.headers.push((k.into(), v.into()));
         self
     }
 
-    pub fn after(mut self, d: Duration) -> Response {
+    pub(crate) fn after(mut self, d: Duration) -> Response {
         self.delay = d;
         self
     }
@@ -64,13 +64,15 @@ impl Response {
 
 type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
-pub struct FakeServer {
+pub(crate) struct FakeServer {
     pub url: String,
     pub requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl FakeServer {
-    pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> FakeServer {
+    pub(crate) fn start(
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -86,7 +88,7 @@ impl FakeServer {
     }
 
     /// (method, path) of every request so far.
-    pub fn calls(&self) -> Vec<(String, String)> {
+    pub(crate) fn calls(&self) -> Vec<(String, String)> {
         self.requests
             .lock()
             .unwrap()
@@ -95,7 +97,7 @@ impl FakeServer {
             .collect()
     }
 
-    pub fn count(&self, method: &str, path_prefix: &str) -> usize {
+    pub(crate) fn count(&self, method: &str, path_prefix: &str) -> usize {
         self.calls()
             .iter()
             .filter(|(m, p)| m == method && p.starts_with(path_prefix))

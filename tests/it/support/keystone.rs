@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use crate::support::Cmd;
 
-pub const ADMIN_PASSWORD: &str = "admin-test-pw";
+pub(crate) const ADMIN_PASSWORD: &str = "admin-test-pw";
 
-pub struct Keystone {
+pub(crate) struct Keystone {
     pub url: String,
     pub admin_token: String,
     http: reqwest::blocking::Client,
@@ -28,7 +28,7 @@ pub struct Keystone {
 }
 
 /// A user with a project of its own, made for one test.
-pub struct User {
+pub(crate) struct User {
     pub name: String,
     pub id: String,
     pub project: String,
@@ -38,7 +38,7 @@ pub struct User {
 
 impl User {
     /// `keyctl remote add NAME ...` for this user on `url` (the password goes on stdin).
-    pub fn remote_add_args<'a>(&'a self, name: &'a str, url: &'a str) -> [&'a str; 9] {
+    pub(crate) fn remote_add_args<'a>(&'a self, name: &'a str, url: &'a str) -> [&'a str; 9] {
         [
             "remote",
             "add",
@@ -53,7 +53,7 @@ impl User {
     }
 
     /// Adds remote `name` for this user on the run's Keystone with `keyctl`.
-    pub fn add_remote(&self, keyctl: Cmd, name: &str) {
+    pub(crate) fn add_remote(&self, keyctl: Cmd, name: &str) {
         keyctl
             .args(self.remote_add_args(name, &started().url))
             .stdin(&self.password)
@@ -66,7 +66,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// The run's Keystone, started by the first test that asks; None (see `require!`) when
 /// it is not installed.
-pub fn keystone() -> Option<&'static Keystone> {
+pub(crate) fn keystone() -> Option<&'static Keystone> {
     if let Some(ks) = KEYSTONE.get() {
         return Some(ks);
     }
@@ -76,7 +76,7 @@ pub fn keystone() -> Option<&'static Keystone> {
 
 /// The run's Keystone, for code that runs only once a test has [`keystone`] (the
 /// stand-ins that call it from their request handlers).
-pub fn started() -> &'static Keystone {
+pub(crate) fn started() -> &'static Keystone {
     KEYSTONE.get().expect("keystone() was called first")
 }
 
@@ -233,7 +233,7 @@ impl Keystone {
     }
 
     /// A project-scoped token for a user, straight from Keystone.
-    pub fn login(&self, user: &str, password: &str, project: &str) -> String {
+    pub(crate) fn login(&self, user: &str, password: &str, project: &str) -> String {
         let body = json!({"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": user, "domain": {"name": "Default"}, "password": password}}},
@@ -249,11 +249,11 @@ impl Keystone {
     }
 
     /// An admin API call: (status, JSON body or Null).
-    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.api_as(&self.admin_token, method, path, body)
     }
 
-    pub fn api_as(
+    pub(crate) fn api_as(
         &self,
         token: &str,
         method: &str,
@@ -275,7 +275,7 @@ impl Keystone {
     }
 
     /// Keystone's own view of a token (admin validation): its `token` object.
-    pub fn validate(&self, token: &str) -> Value {
+    pub(crate) fn validate(&self, token: &str) -> Value {
         let r = self
             .http
             .get(format!("{}/v3/auth/tokens", self.url))
@@ -294,12 +294,12 @@ impl Keystone {
     }
 
     /// A new user with a project of its own; `role` on that project unless None.
-    pub fn user(&self, prefix: &str, role: Option<&str>) -> User {
+    pub(crate) fn user(&self, prefix: &str, role: Option<&str>) -> User {
         self.user_in(prefix, "default", "default", role)
     }
 
     /// A new domain: (id, name).
-    pub fn domain(&self, prefix: &str) -> (String, String) {
+    pub(crate) fn domain(&self, prefix: &str) -> (String, String) {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let name = format!("{prefix}-{}-{n}", std::process::id());
         let (s, v) = self.api(
@@ -313,7 +313,7 @@ impl Keystone {
 
     /// A new user in domain `user_domain` (an ID) with a project of its own in domain
     /// `project_domain`; `role` on that project unless None.
-    pub fn user_in(
+    pub(crate) fn user_in(
         &self,
         prefix: &str,
         user_domain: &str,
@@ -358,7 +358,7 @@ impl Keystone {
     }
 
     /// The ec2 credentials Keystone holds for a user: (access, secret) pairs.
-    pub fn ec2_of(&self, user_id: &str) -> Vec<(String, String)> {
+    pub(crate) fn ec2_of(&self, user_id: &str) -> Vec<(String, String)> {
         let (s, v) = self.api(
             "GET",
             &format!("/v3/credentials?user_id={user_id}&type=ec2"),

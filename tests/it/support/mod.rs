@@ -4,11 +4,11 @@
 //! sharing state, and the one place that decides whether a missing service skips a test
 //! or fails it.
 
-pub mod fake_http;
-pub mod keystone;
-pub mod openbao;
+pub(crate) mod fake_http;
+pub(crate) mod keystone;
+pub(crate) mod openbao;
 #[cfg(unix)]
-pub mod pty;
+pub(crate) mod pty;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
@@ -21,14 +21,14 @@ use tempfile::TempDir;
 
 /// Set by scripts/test: a service a test needs that is missing fails the test instead of
 /// skipping it.
-pub const REQUIRE_SERVICES: &str = "KEYCTL_TEST_REQUIRE_SERVICES";
+pub(crate) const REQUIRE_SERVICES: &str = "KEYCTL_TEST_REQUIRE_SERVICES";
 /// Treat the services found on PATH (gnome-keyring, D-Bus, openssl, python3) as missing,
 /// to check on a machine that has them what `cargo test` does on one that does not.
-pub const NO_PATH_SERVICES: &str = "KEYCTL_TEST_NO_PATH_SERVICES";
+pub(crate) const NO_PATH_SERVICES: &str = "KEYCTL_TEST_NO_PATH_SERVICES";
 
 /// A service that scripts/test installs and names in `var` (a file or directory): its
 /// path, or None when it is missing and services are not required. Use with `require!`.
-pub fn need(what: &str, var: &str) -> Option<PathBuf> {
+pub(crate) fn need(what: &str, var: &str) -> Option<PathBuf> {
     match std::env::var_os(var).map(PathBuf::from) {
         Some(p) if p.exists() => Some(p),
         Some(p) => missing(what, var, &format!("{var}={} does not exist", p.display())),
@@ -37,7 +37,7 @@ pub fn need(what: &str, var: &str) -> Option<PathBuf> {
 }
 
 /// Programs from Debian packages, found on PATH: Some(()) when all are there.
-pub fn need_programs(what: &str, programs: &[&str], package: &str) -> Option<()> {
+pub(crate) fn need_programs(what: &str, programs: &[&str], package: &str) -> Option<()> {
     let hidden = std::env::var_os(NO_PATH_SERVICES).is_some();
     let absent: Vec<&str> = programs
         .iter()
@@ -89,19 +89,19 @@ pub(crate) use require;
 /// A program to run, built up call by call and then checked:
 /// `home.cmd().args(["show", "k"]).stdin("..").code(3).stderr_has("no key")`, or `.ok()`
 /// for its stdout.
-pub struct Cmd {
+pub(crate) struct Cmd {
     c: Command,
     stdin: Vec<u8>,
 }
 
 /// What a finished [`Cmd`] printed, for further checks.
-pub struct Out {
+pub(crate) struct Out {
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Out {
-    pub fn stderr_has(self, needle: &str) -> Out {
+    pub(crate) fn stderr_has(self, needle: &str) -> Out {
         assert!(
             self.stderr.contains(needle),
             "expected {needle:?} in stderr: {}",
@@ -112,42 +112,42 @@ impl Out {
 }
 
 impl Cmd {
-    pub fn new(program: impl AsRef<OsStr>) -> Cmd {
+    pub(crate) fn new(program: impl AsRef<OsStr>) -> Cmd {
         Cmd::from(Command::new(program))
     }
 
-    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
+    pub(crate) fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
         self.c.arg(a);
         self
     }
 
-    pub fn args<S: AsRef<OsStr>>(mut self, a: impl IntoIterator<Item = S>) -> Cmd {
+    pub(crate) fn args<S: AsRef<OsStr>>(mut self, a: impl IntoIterator<Item = S>) -> Cmd {
         self.c.args(a);
         self
     }
 
-    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Cmd {
+    pub(crate) fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Cmd {
         self.c.env(k, v);
         self
     }
 
-    pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Cmd {
+    pub(crate) fn env_remove(mut self, k: impl AsRef<OsStr>) -> Cmd {
         self.c.env_remove(k);
         self
     }
 
-    pub fn env_clear(mut self) -> Cmd {
+    pub(crate) fn env_clear(mut self) -> Cmd {
         self.c.env_clear();
         self
     }
 
-    pub fn stdin(mut self, s: impl AsRef<[u8]>) -> Cmd {
+    pub(crate) fn stdin(mut self, s: impl AsRef<[u8]>) -> Cmd {
         self.stdin = s.as_ref().to_vec();
         self
     }
 
     /// Runs it to the end: (exit code, stdout, stderr), whatever the code.
-    pub fn run(mut self) -> (i32, String, String) {
+    pub(crate) fn run(mut self) -> (i32, String, String) {
         self.c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -167,7 +167,7 @@ impl Cmd {
     }
 
     /// Runs it and checks its exit code.
-    pub fn code(self, want: i32) -> Out {
+    pub(crate) fn code(self, want: i32) -> Out {
         let what = self.describe();
         let (code, stdout, stderr) = self.run();
         assert_eq!(code, want, "{what}: stderr {stderr}");
@@ -175,17 +175,17 @@ impl Cmd {
     }
 
     /// Runs it, checks it succeeded, and returns its stdout.
-    pub fn ok(self) -> String {
+    pub(crate) fn ok(self) -> String {
         self.code(0).stdout
     }
 
     /// Runs it, checks it succeeded, and parses its stdout as JSON.
-    pub fn json(self) -> Value {
+    pub(crate) fn json(self) -> Value {
         json(&self.ok())
     }
 
     /// The command itself, for a test that spawns it, signals it or kills it.
-    pub fn command(self) -> Command {
+    pub(crate) fn command(self) -> Command {
         self.c
     }
 
@@ -211,15 +211,15 @@ impl From<Command> for Cmd {
     }
 }
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_keyctl");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_keyctl");
 
 /// A private keyctl home (and HOME) that disappears with the test.
-pub struct Home {
+pub(crate) struct Home {
     pub dir: TempDir,
 }
 
 impl Home {
-    pub fn new() -> Home {
+    pub(crate) fn new() -> Home {
         let dir = tempfile::Builder::new()
             .prefix("keyctl-test-")
             .tempdir()
@@ -229,30 +229,30 @@ impl Home {
     }
 
     /// The keyctl home (`KEYCTL_HOME`).
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.path().join("home")
     }
 
     /// The built binary with no session bus: as on a headless server.
-    pub fn cmd(&self) -> Cmd {
+    pub(crate) fn cmd(&self) -> Cmd {
         self.cmd_of(BIN)
     }
 
     /// Another keyctl binary (a release artifact) in this home, with the same environment.
-    pub fn cmd_of(&self, program: impl AsRef<OsStr>) -> Cmd {
+    pub(crate) fn cmd_of(&self, program: impl AsRef<OsStr>) -> Cmd {
         let mut c = Command::new(program);
         clean_env(&mut c, self.dir.path());
         c.env("KEYCTL_HOME", self.path());
         Cmd::from(c)
     }
 
-    pub fn registry(&self) -> serde_json::Value {
+    pub(crate) fn registry(&self) -> serde_json::Value {
         let b = std::fs::read(self.path().join("keys.json")).unwrap();
         serde_json::from_slice(&b).unwrap()
     }
 
     /// Every byte of every file under the home except the file store.
-    pub fn files_except_store(&self) -> Vec<(PathBuf, Vec<u8>)> {
+    pub(crate) fn files_except_store(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let mut out = Vec::new();
         walk(self.dir.path(), &mut out);
         out.retain(|(p, _)| p.file_name().is_none_or(|n| n != "secrets.json"));
@@ -274,7 +274,7 @@ fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
 }
 
 /// Removes what could leak in from the developer's environment.
-pub fn clean_env(c: &mut Command, root: &Path) {
+pub(crate) fn clean_env(c: &mut Command, root: &Path) {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("KEYCTL_")
@@ -294,7 +294,7 @@ pub fn clean_env(c: &mut Command, root: &Path) {
 }
 
 /// A real gnome-keyring Secret Service on a private session bus, unlocked.
-pub struct SecretService {
+pub(crate) struct SecretService {
     pub address: String,
     _dir: TempDir,
     dbus: Child,
@@ -304,7 +304,7 @@ pub struct SecretService {
 impl SecretService {
     /// Some(()) when one can be started, None (see [`require!`]) when gnome-keyring or
     /// D-Bus is not installed: for a test whose helpers start several.
-    pub fn available() -> Option<()> {
+    pub(crate) fn available() -> Option<()> {
         need_programs(
             "a Secret Service",
             &[
@@ -318,7 +318,7 @@ impl SecretService {
     }
 
     /// None (see [`require!`]) when gnome-keyring or D-Bus is not installed.
-    pub fn start() -> Option<SecretService> {
+    pub(crate) fn start() -> Option<SecretService> {
         let ss = Self::start_with(true)?;
         ss.wait_for_owner();
         Some(ss)
@@ -327,7 +327,7 @@ impl SecretService {
     /// A session bus where no keyring was started and unlocked: D-Bus may still activate
     /// gnome-keyring on demand, which then has no unlocked collection (a common setup on
     /// servers that have the package but no desktop session).
-    pub fn start_bus_only() -> Option<SecretService> {
+    pub(crate) fn start_bus_only() -> Option<SecretService> {
         Self::start_with(false)
     }
 
@@ -402,12 +402,12 @@ impl SecretService {
     }
 
     /// keyctl in `home`, talking to this Secret Service.
-    pub fn cmd(&self, home: &Home) -> Cmd {
+    pub(crate) fn cmd(&self, home: &Home) -> Cmd {
         home.cmd().env("DBUS_SESSION_BUS_ADDRESS", &self.address)
     }
 
     /// libsecret's own client, the way another tool would look the secret up.
-    pub fn secret_tool_lookup(&self, id: &str) -> Option<String> {
+    pub(crate) fn secret_tool_lookup(&self, id: &str) -> Option<String> {
         let o = Command::new("secret-tool")
             .args(["lookup", "service", "keyctl", "username", id])
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
@@ -418,7 +418,7 @@ impl SecretService {
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     }
 
-    pub fn secret_tool_store(&self, id: &str, secret: &str) {
+    pub(crate) fn secret_tool_store(&self, id: &str, secret: &str) {
         Cmd::new("secret-tool")
             .args([
                 "store", "--label", "test", "service", "keyctl", "username", id,
@@ -442,7 +442,13 @@ impl Drop for SecretService {
 
 /// `keyctl [-v] --store file remote add fk --url URL --user u --project p EXTRA...` in
 /// `home`, the password on stdin: a Keystone remote in a file-store home.
-pub fn remote_add_fk(home: &Home, url: &str, verbose: bool, extra: &[&str], password: &str) -> Cmd {
+pub(crate) fn remote_add_fk(
+    home: &Home,
+    url: &str,
+    verbose: bool,
+    extra: &[&str],
+    password: &str,
+) -> Cmd {
     let mut c = home.cmd().args(["--store", "file"]);
     if verbose {
         c = c.arg("-v");
@@ -454,31 +460,31 @@ pub fn remote_add_fk(home: &Home, url: &str, verbose: bool, extra: &[&str], pass
 }
 
 /// Parses stdout as JSON.
-pub fn json(stdout: &str) -> Value {
+pub(crate) fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
 /// A home whose keyctl talks to a Secret Service of its own: the usual desktop setup.
-pub struct KeyringHome {
+pub(crate) struct KeyringHome {
     pub ss: SecretService,
     pub home: Home,
 }
 
 impl KeyringHome {
     /// None (see [`require!`]) when gnome-keyring or D-Bus is not installed.
-    pub fn new() -> Option<KeyringHome> {
+    pub(crate) fn new() -> Option<KeyringHome> {
         Some(KeyringHome {
             ss: SecretService::start()?,
             home: Home::new(),
         })
     }
 
-    pub fn cmd(&self) -> Cmd {
+    pub(crate) fn cmd(&self) -> Cmd {
         self.ss.cmd(&self.home)
     }
 
     /// `list --all --json`: every key, revoked and superseded ones too.
-    pub fn keys(&self) -> Vec<Value> {
+    pub(crate) fn keys(&self) -> Vec<Value> {
         self.cmd()
             .args(["--json", "list", "--all"])
             .json()

@@ -12,15 +12,15 @@ use tempfile::TempDir;
 
 use crate::support::{Cmd, Home, need};
 
-pub const ROOT_TOKEN: &str = "keyctl-test-root";
+pub(crate) const ROOT_TOKEN: &str = "keyctl-test-root";
 
 /// The `bao` binary; None (see `require!`) when it is not installed.
-pub fn bao_bin() -> Option<PathBuf> {
+pub(crate) fn bao_bin() -> Option<PathBuf> {
     need("OpenBao", "KEYCTL_TEST_BAO")
 }
 
 /// Two consecutive free loopback ports (api, cluster).
-pub fn free_ports() -> u16 {
+pub(crate) fn free_ports() -> u16 {
     loop {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let p = l.local_addr().unwrap().port();
@@ -43,14 +43,14 @@ fn http() -> reqwest::blocking::Client {
 }
 
 /// OpenBao's own HTTP API, to check what keyctl wrote without going through keyctl.
-pub struct Api {
+pub(crate) struct Api {
     pub addr: String,
     pub token: String,
 }
 
 impl Api {
     /// (status, body) of one request.
-    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = http()
             .request(m, format!("{}/v1/{path}", self.addr))
@@ -69,7 +69,7 @@ impl Api {
     }
 
     /// `secret/keyctl/keys/ID` as stored, or None on 404.
-    pub fn key(&self, id: &str) -> Option<Value> {
+    pub(crate) fn key(&self, id: &str) -> Option<Value> {
         let (s, b) = self.call("GET", &format!("secret/data/keyctl/keys/{id}"), None);
         match s {
             200 => Some(b["data"]["data"].clone()),
@@ -79,13 +79,13 @@ impl Api {
     }
 
     /// The secret of key `id` (`secret/keyctl/secrets/ID`), or None.
-    pub fn secret(&self, id: &str) -> Option<String> {
+    pub(crate) fn secret(&self, id: &str) -> Option<String> {
         let (s, b) = self.call("GET", &format!("secret/data/keyctl/secrets/{id}"), None);
         (s == 200).then(|| b["data"]["data"]["secret"].as_str().unwrap().to_owned())
     }
 
     /// The IDs under `secret/keyctl/keys/`.
-    pub fn key_ids(&self) -> Vec<String> {
+    pub(crate) fn key_ids(&self) -> Vec<String> {
         let (s, b) = self.call("LIST", "secret/metadata/keyctl/keys", None);
         match s {
             200 => b["data"]["keys"]
@@ -99,40 +99,40 @@ impl Api {
         }
     }
 
-    pub fn name_owner(&self, name: &str) -> Option<String> {
+    pub(crate) fn name_owner(&self, name: &str) -> Option<String> {
         let (s, b) = self.call("GET", &format!("secret/data/keyctl/names/{name}"), None);
         (s == 200).then(|| b["data"]["data"]["id"].as_str().unwrap().to_owned())
     }
 
-    pub fn health(&self) -> u16 {
+    pub(crate) fn health(&self) -> u16 {
         self.call("GET", "sys/health", None).0
     }
 }
 
 /// `bao server -dev` on a free loopback port, killed on drop.
-pub struct DevServer {
+pub(crate) struct DevServer {
     pub api: Api,
     child: Child,
     _dir: TempDir,
 }
 
 impl DevServer {
-    pub fn start() -> Option<DevServer> {
+    pub(crate) fn start() -> Option<DevServer> {
         Self::start_with(false, None)
     }
 
     /// With a raw file audit device (OpenBao only takes them from its configuration):
     /// every request and reply, in clear, appended to `log`.
-    pub fn start_audited(log: &Path) -> Option<DevServer> {
+    pub(crate) fn start_audited(log: &Path) -> Option<DevServer> {
         Self::start_with(false, Some(log))
     }
 
     /// With `-dev-tls`: https with a fresh CA, whose PEM is [`DevServer::ca_cert`].
-    pub fn start_tls() -> Option<DevServer> {
+    pub(crate) fn start_tls() -> Option<DevServer> {
         Self::start_with(true, None)
     }
 
-    pub fn ca_cert(&self) -> PathBuf {
+    pub(crate) fn ca_cert(&self) -> PathBuf {
         self._dir.path().join("tls/vault-ca.pem")
     }
 
@@ -196,12 +196,12 @@ impl DevServer {
         Some(s)
     }
 
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         &self.api.addr
     }
 
     /// keyctl in `home` with `--store vault` against this server via the environment.
-    pub fn cmd(&self, home: &Home) -> Cmd {
+    pub(crate) fn cmd(&self, home: &Home) -> Cmd {
         home.cmd()
             .env("BAO_ADDR", self.addr())
             .env("BAO_TOKEN", ROOT_TOKEN)
@@ -216,7 +216,7 @@ impl Drop for DevServer {
     }
 }
 
-pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ok() {
         assert!(
@@ -228,17 +228,17 @@ pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 /// One node of a Raft cluster.
-pub struct Node {
+pub(crate) struct Node {
     pub port: u16,
     child: Option<Child>,
 }
 
 impl Node {
-    pub fn addr(&self) -> String {
+    pub(crate) fn addr(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn api(&self, token: &str) -> Api {
+    pub(crate) fn api(&self, token: &str) -> Api {
         Api {
             addr: self.addr(),
             token: token.into(),
@@ -246,28 +246,28 @@ impl Node {
     }
 
     /// SIGKILL, as when a host dies.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.child.is_some()
     }
 }
 
 /// Three OpenBao nodes with integrated Raft storage on loopback, initialized, unsealed,
 /// all voters, with KV v2 at `secret/`, configured as README recommends for teams.
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub nodes: Vec<Node>,
     pub root_token: String,
     _dir: TempDir,
 }
 
 impl Cluster {
-    pub fn start() -> Option<Cluster> {
+    pub(crate) fn start() -> Option<Cluster> {
         let bin = bao_bin()?;
         let dir = scratch("keyctl-raft-");
         let mut ports: Vec<u16> = Vec::new();
@@ -399,7 +399,7 @@ enable_response_header_raft_node_id = true
     }
 
     /// Index of the active node, as the running nodes see it.
-    pub fn leader(&self) -> usize {
+    pub(crate) fn leader(&self) -> usize {
         for n in self.nodes.iter().filter(|n| n.running()) {
             let (s, b) = n.api(&self.root_token).call("GET", "sys/leader", None);
             if s == 200

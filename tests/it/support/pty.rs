@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 /// A finished run in a terminal.
-pub struct Run {
+pub(crate) struct Run {
     pub code: u32,
     /// Everything written to the terminal, escapes included.
     pub raw: String,
@@ -19,7 +19,7 @@ pub struct Run {
 
 impl Run {
     /// The screen's text, one string per row, trailing blanks trimmed.
-    pub fn rows(&self) -> Vec<String> {
+    pub(crate) fn rows(&self) -> Vec<String> {
         self.screen
             .screen()
             .rows(0, self.screen.screen().size().1.get())
@@ -28,7 +28,7 @@ impl Run {
     }
 
     /// The foreground color of the first cell where `text` starts on the screen.
-    pub fn color_of(&self, text: &str) -> Option<vt100::Color> {
+    pub(crate) fn color_of(&self, text: &str) -> Option<vt100::Color> {
         let s = self.screen.screen();
         let (rows, cols) = s.size();
         let (rows, cols) = (rows.get(), cols.get());
@@ -48,7 +48,7 @@ impl Run {
 /// Runs `args` (program first) in a `cols`x`rows` terminal with `env` (nothing else from
 /// the parent's environment), answering `answer` to the first prompt that ends in
 /// `[y/N] `. Gives up after `limit`.
-pub fn run(
+pub(crate) fn run(
     args: &[&str],
     env: &[(&str, &Path)],
     extra_env: &[(&str, &str)],
@@ -67,7 +67,7 @@ pub fn run(
 
 /// What to type, and when.
 #[derive(Clone, Copy)]
-pub struct Typing<'a> {
+pub(crate) struct Typing<'a> {
     /// Typed once the terminal shows this.
     pub marker: &'a str,
     /// Ctrl-D is `\x04`, Enter `\r`.
@@ -78,7 +78,7 @@ pub struct Typing<'a> {
 }
 
 /// Like [`run`], typing what `answer` says.
-pub fn run_typing(
+pub(crate) fn run_typing(
     args: &[&str],
     env: &[(&str, &Path)],
     extra_env: &[(&str, &str)],
