@@ -647,8 +647,10 @@ fn the_hook_is_installed_only_inside_the_repository_and_runs_this_keyctl() {
 
     home.cmd().args(["scan", "--install-hook"]).arg(&repo).ok();
     let hook = std::fs::read_to_string(repo.join(".git/hooks/pre-commit")).unwrap();
+    // The running binary's own path (/proc/self/exe: symlinks resolved).
+    let bin = std::fs::canonicalize(crate::support::BIN).unwrap();
     assert!(
-        hook.contains(&format!("exec '{}' scan --staged", crate::support::BIN)),
+        hook.contains(&format!("exec '{}' scan --staged", bin.display())),
         "{hook}"
     );
     // Debian's keyutils `keyctl` first on PATH, and one in the repository on a relative
