@@ -572,3 +572,61 @@ fn token_refuses_an_expired_key_before_any_remote_sees_its_secret() {
     // `secret` says the same.
     home.cmd().args(["secret", "first"]).code(8);
 }
+
+/// The round-two messages as a person sees them at 80x24: each failure a few rows, no
+/// red error for `list --expiring`'s answer, a group's own help, the next step without
+/// a session bus.
+#[test]
+fn round_two_messages_on_an_80_column_screen() {
+    let home = home_with_dead_remote();
+    let path = home.path().join("keys.json");
+    let mut reg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    reg["keys"][0]["remotes"] = serde_json::json!([
+        {"remote": "ks", "remote_id": "abc", "pushed_at": "2026-12-01T00:00:00Z"}
+    ]);
+    reg["keys"][0]["expires_at"] = "2099-01-01T00:00:00Z".into();
+    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    create(&home, &["--name", "soon", "--expires", "3d"]);
+
+    let screen = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut argv = vec![BIN];
+        argv.extend_from_slice(args);
+        let r = in_pty(&home, &argv, extra, None);
+        let rows: Vec<String> = r.rows().into_iter().filter(|l| !l.is_empty()).collect();
+        (r.code, rows, r)
+    };
+    // revoke with the remote down: one message, at most 3 rows, the cause at the end.
+    let (code, rows, _) = screen(&["revoke", "first", "-y"], &[]);
+    assert_eq!(code, 6, "{rows:?}");
+    assert!(rows.len() <= 3, "{}", rows.join("\n"));
+    assert!(rows[0].starts_with("keyctl: error: "), "{rows:?}");
+    assert!(
+        rows.last().unwrap().ends_with("connection refused"),
+        "{rows:?}"
+    );
+
+    // list --expiring: the table and a plain note; nothing red, no "error".
+    let (code, rows, r) = screen(&["list", "--expiring", "7d"], &[]);
+    assert_eq!(code, 11, "{rows:?}");
+    let text = rows.join("\n");
+    assert!(!text.contains("error"), "{text}");
+    assert!(text.contains("1 key expires within 7d"), "{text}");
+    assert_ne!(
+        r.color_of("1 key expires"),
+        Some(vt100::Color::Idx(1)),
+        "{text}"
+    );
+
+    // `keyctl remote` alone: that group's help.
+    let (code, _, r) = screen(&["remote"], &[]);
+    assert_eq!(code, 2);
+    // Longer than the screen: the bytes written, not what is left on it.
+    assert!(r.raw.contains("Usage: keyctl remote"), "{}", r.raw);
+
+    // No session bus: the next step is on screen, in a few rows.
+    let (code, rows, _) = screen(&["--store", "keyring", "create", "--name", "cron"], &[]);
+    assert_eq!(code, 5, "{rows:?}");
+    assert!(rows.len() <= 5, "{}", rows.join("\n"));
+    assert!(rows.concat().contains("`--store file`"), "{rows:?}");
+}
