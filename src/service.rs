@@ -76,6 +76,10 @@ pub struct KeystoneScope {
     pub project_domain: Option<DomainRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region_name: Option<String>,
+    /// Where S3 clients send an EC2 credential: the public `s3` endpoint in Keystone's
+    /// catalog, else the root of its `object-store` one (Swift's s3api serves S3 there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
 }
 
 /// A service known by its base URL.

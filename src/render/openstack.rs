@@ -114,12 +114,13 @@ pub(crate) fn render(
                 serde_json::to_string_pretty(&doc)?
             )))
         }
-        (Service::KeystoneEc2(_), OutputFormat::Env) => Ok(ec2_env(k)),
+        (Service::KeystoneEc2(s), OutputFormat::Env) => Ok(ec2_env(s, k)),
         (Service::KeystoneEc2(s), OutputFormat::Json) => Ok(Zeroizing::new(format!(
             "{}\n",
             serde_json::to_string_pretty(&serde_json::json!({
                 "AWS_ACCESS_KEY_ID": k.id,
                 "AWS_SECRET_ACCESS_KEY": k.secret,
+                "AWS_ENDPOINT_URL": s.s3_endpoint,
                 "keystone_auth_url": s.auth_url,
             }))?
         ))),
@@ -175,12 +176,26 @@ fn always_quoted(o: &mut String, secret: &str) {
     o.push('\'');
 }
 
-fn ec2_env(k: &KeystoneKey) -> Zeroizing<String> {
+/// What S3 clients read (the AWS CLI 2 and boto3 take `AWS_ENDPOINT_URL`), with the
+/// endpoint the Keystone catalog named when the key was pushed, or a line saying where to
+/// find it.
+fn ec2_env(s: &KeystoneScope, k: &KeystoneKey) -> Zeroizing<String> {
     let mut o = Zeroizing::new(String::new());
     let _ = writeln!(o, "export AWS_ACCESS_KEY_ID={}", sh_quote(k.id));
     o.push_str("export AWS_SECRET_ACCESS_KEY=");
     always_quoted(&mut o, k.secret);
     o.push('\n');
+    match &s.s3_endpoint {
+        Some(e) => {
+            let _ = writeln!(o, "export AWS_ENDPOINT_URL={}", sh_quote(e));
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "# AWS_ENDPOINT_URL: your object store's S3 endpoint (Keystone's catalog named none: `openstack catalog show object-store`)"
+            );
+        }
+    }
     o
 }
 

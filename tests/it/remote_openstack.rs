@@ -216,6 +216,24 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
             .ok()
             .contains(&user.id)
     );
+    // Keystone's catalog names an object store: an EC2 key's AWS lines carry its S3
+    // endpoint (the proxy's root, where Swift's s3api answers).
+    let (st, svc) = ks.api(
+        "POST",
+        "/v3/services",
+        Some(serde_json::json!({"service": {"type": "object-store", "name": "swift-keyctl-test"}})),
+    );
+    assert_eq!(st, 201, "{svc}");
+    let (st, ep) = ks.api(
+        "POST",
+        "/v3/endpoints",
+        Some(serde_json::json!({"endpoint": {
+            "service_id": svc["service"]["id"],
+            "interface": "public",
+            "url": "http://127.0.0.1:8080/v1/AUTH_keyctl"
+        }})),
+    );
+    assert_eq!(st, 201, "{ep}");
     // Pushing through it works: the token is scoped to the right project.
     let v = s
         .cmd()
@@ -228,6 +246,10 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
     let rendered = s.cmd().args(["config", "k"]).ok();
     assert!(
         rendered.starts_with(&format!("export AWS_ACCESS_KEY_ID={id}\n")),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("\nexport AWS_ENDPOINT_URL=http://127.0.0.1:8080\n"),
         "{rendered}"
     );
     let reg = s.home.registry();
@@ -244,6 +266,10 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         .ok();
     assert!(out.starts_with("export AWS_ACCESS_KEY_ID="), "{out}");
     assert!(out.contains("export AWS_SECRET_ACCESS_KEY='"), "{out}");
+    assert!(
+        out.contains("export AWS_ENDPOINT_URL=http://127.0.0.1:8080"),
+        "{out}"
+    );
     assert!(!out.contains("soda") && !out.contains("SODA_"), "{out}");
     let (code, _, err) = s
         .cmd()

@@ -99,6 +99,7 @@ impl Keystone<'_> {
             project_name: self.cfg.project.clone(),
             project_domain: wire::project_domain(&self.cfg),
             region_name: self.cfg.region_name.clone(),
+            s3_endpoint: None,
         }
     }
 

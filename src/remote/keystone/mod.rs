@@ -63,6 +63,8 @@ pub(crate) struct Keystone<'a> {
     cfg: RemoteConfig,
     client: Client,
     session: Mutex<Option<std::sync::Arc<Session>>>,
+    /// The S3 endpoint from the catalog, asked once per process.
+    s3_endpoint: std::sync::OnceLock<Option<String>>,
 }
 
 impl<'a> Keystone<'a> {
@@ -79,7 +81,37 @@ impl<'a> Keystone<'a> {
             cfg,
             client,
             session: Mutex::new(None),
+            s3_endpoint: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The public S3 endpoint of this Keystone's catalog (one `GET /v3/auth/catalog`, once),
+    /// for the AWS lines of an EC2 credential; None where the catalog names none or cannot
+    /// be read (the lines then go without it, as before).
+    fn s3_endpoint(&self) -> Option<String> {
+        self.s3_endpoint
+            .get_or_init(|| {
+                let reply = match self.call(Method::GET, "v3/auth/catalog", None, true) {
+                    Ok(r) if r.ok() => r,
+                    Ok(r) => {
+                        self.deps.out.debug(&format!(
+                            "remote {}: no catalog (HTTP {}); EC2 keys render without an S3 endpoint",
+                            self.name, r.status
+                        ));
+                        return None;
+                    }
+                    Err(e) => {
+                        self.deps.out.debug(&format!(
+                            "remote {}: no catalog ({e:#}); EC2 keys render without an S3 endpoint",
+                            self.name
+                        ));
+                        return None;
+                    }
+                };
+                let catalog: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
+                wire::s3_endpoint(&catalog, self.cfg.region_name.as_deref())
+            })
+            .clone()
     }
 
     fn auth_body(&self) -> anyhow::Result<Zeroizing<String>> {
@@ -571,7 +603,14 @@ impl Remote for Keystone<'_> {
     }
 
     fn service(&self) -> crate::service::Service {
-        crate::service::Service::KeystoneEc2(self.scope())
+        let mut scope = self.scope();
+        scope.s3_endpoint = self.s3_endpoint();
+        crate::service::Service::KeystoneEc2(scope)
+    }
+
+    /// Keystone takes client-made EC2 pairs (answered without asking it for its catalog).
+    fn mints_own_keys(&self) -> bool {
+        false
     }
 
     fn token(&self, access: &str, secret: &SecretString) -> anyhow::Result<Token> {

@@ -311,3 +311,81 @@ mod tests {
         }
     }
 }
+
+/// The S3 endpoint of a `GET /v3/auth/catalog` reply (`{"catalog": [{"type", "endpoints":
+/// [{"interface", "url", "region_id"}]}]}`, Keystone's API reference): the public `s3`
+/// endpoint, else the scheme, host and port of the public `object-store` one (Swift's
+/// s3api answers at the proxy's root). In `region` when given and listed. Only an http(s)
+/// URL with a host is taken: it ends up in a shell line.
+pub(crate) fn s3_endpoint(catalog: &serde_json::Value, region: Option<&str>) -> Option<String> {
+    let entries = catalog.get("catalog")?.as_array()?;
+    let public = |kind: &str| -> Option<url::Url> {
+        let eps: Vec<&serde_json::Value> = entries
+            .iter()
+            .filter(|e| e.get("type").and_then(|t| t.as_str()) == Some(kind))
+            .flat_map(|e| {
+                e.get("endpoints")
+                    .and_then(|v| v.as_array())
+                    .into_iter()
+                    .flatten()
+            })
+            .filter(|ep| ep.get("interface").and_then(|i| i.as_str()) == Some("public"))
+            .collect();
+        let in_region = eps.iter().find(|ep| {
+            region.is_some_and(|r| {
+                ep.get("region_id").and_then(|v| v.as_str()) == Some(r)
+                    || ep.get("region").and_then(|v| v.as_str()) == Some(r)
+            })
+        });
+        let ep = in_region.or(eps.first())?;
+        let u = url::Url::parse(ep.get("url")?.as_str()?).ok()?;
+        (matches!(u.scheme(), "http" | "https") && u.host_str().is_some()).then_some(u)
+    };
+    if let Some(u) = public("s3") {
+        return Some(u.as_str().trim_end_matches('/').to_string());
+    }
+    let mut u = public("object-store")?;
+    u.set_path("");
+    u.set_query(None);
+    u.set_fragment(None);
+    Some(u.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod s3_tests {
+    use serde_json::json;
+
+    use super::s3_endpoint;
+
+    #[test]
+    fn s3_first_then_the_object_store_root_in_the_region_asked() {
+        let c = json!({"catalog": [
+            {"type": "object-store", "endpoints": [
+                {"interface": "public", "region_id": "One", "url": "https://swift.one:8080/v1/AUTH_p"},
+                {"interface": "public", "region_id": "Two", "url": "https://swift.two:8080/v1/AUTH_p"},
+                {"interface": "internal", "region_id": "One", "url": "http://10.0.0.1:8080/v1/AUTH_p"}
+            ]},
+            {"type": "identity", "endpoints": [{"interface": "public", "url": "https://ks/v3"}]}
+        ]});
+        assert_eq!(
+            s3_endpoint(&c, None).as_deref(),
+            Some("https://swift.one:8080")
+        );
+        assert_eq!(
+            s3_endpoint(&c, Some("Two")).as_deref(),
+            Some("https://swift.two:8080")
+        );
+        let mut with_s3 = c.clone();
+        with_s3["catalog"].as_array_mut().unwrap().push(json!(
+            {"type": "s3", "endpoints": [{"interface": "public", "url": "https://s3.example/"}]}
+        ));
+        assert_eq!(
+            s3_endpoint(&with_s3, None).as_deref(),
+            Some("https://s3.example")
+        );
+        let bad = json!({"catalog": [{"type": "s3", "endpoints": [
+            {"interface": "public", "url": "javascript:alert(1)"}]}]});
+        assert_eq!(s3_endpoint(&bad, None), None);
+        assert_eq!(s3_endpoint(&json!({}), None), None);
+    }
+}
