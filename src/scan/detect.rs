@@ -46,8 +46,19 @@ impl Hit {
 
 const MAX_PREFIX: usize = 32;
 
+/// Base62 characters, as a table: asked of every byte of every run.
+const B62: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    t
+};
+
 fn is_b62(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
+    B62[b as usize]
 }
 
 /// Characters a secret (and its prefix) is made of: a run of them is one candidate. A
@@ -146,16 +157,17 @@ fn base64(buf: &[u8], start: usize, end: usize, known: &Known, depth: u8, hits: 
     if end - start < min {
         return;
     }
+    // Runs are made of token characters, of which only `.`, `~` and `=` are not base64:
+    // both searches are memchr's (many bytes at a time), not a loop per byte.
     let starts = std::iter::once(start).chain(
-        (start..end)
-            .filter(|&p| buf[p] == b'=' && p + 1 < end && buf[p + 1] != b'=')
+        memchr::memchr_iter(b'=', &buf[start..end])
+            .map(|p| start + p)
+            .filter(|&p| p + 1 < end && buf[p + 1] != b'=')
             .map(|p| p + 1),
     );
     for s in starts {
-        let mut stop = s;
-        while stop < end && b64_value(buf[stop]).is_some() {
-            stop += 1;
-        }
+        let stop = memchr::memchr3(b'.', b'~', b'=', &buf[s..end]).map_or(end, |p| s + p);
+        debug_assert!(buf[s..stop].iter().all(|&b| b64_value(b).is_some()));
         let mut enc = stop;
         while enc < end && buf[enc] == b'=' {
             enc += 1;
@@ -190,13 +202,40 @@ fn decodes_to_token_run(text: &[u8], shortest: usize) -> bool {
     // groups (4 characters, 3 bytes) in a row, so one group of every that many decodes to 3
     // token bytes: most random base64 is turned away having decoded only those groups.
     let step = (shortest.saturating_sub(2) / 3).max(1);
-    let group = |g: &[u8]| {
-        let v: u32 = g
+    let tok = |i: usize| {
+        let v: u32 = text[4 * i..4 * i + 4]
             .iter()
             .fold(0, |a, &b| (a << 6) | u32::from(b64_value(b).unwrap_or(0)));
         is_token((v >> 16) as u8) && is_token((v >> 8) as u8) && is_token(v as u8)
     };
-    if !text.chunks_exact(4).step_by(step).any(group) {
+    // Those `step` groups in a row hold one of the groups sampled here (every `step`th);
+    // where a sampled one decodes to token bytes, its neighbours tell at once whether
+    // `step` of them stand in a row. Random base64 (a token group once in 64) stops at
+    // the sample, so a lock file's hashes cost a group in every `step`.
+    let groups = text.len() / 4;
+    let mut i = step - 1;
+    let mut candidate = false;
+    while i < groups {
+        if !tok(i) {
+            i += step;
+            continue;
+        }
+        let mut lo = i;
+        while lo > 0 && tok(lo - 1) {
+            lo -= 1;
+        }
+        let mut hi = i + 1;
+        while hi < groups && tok(hi) {
+            hi += 1;
+        }
+        if hi - lo >= step {
+            candidate = true;
+            break;
+        }
+        // Group `hi` is not a token group: the next row of `step` starts after it.
+        i = hi + step;
+    }
+    if !candidate {
         return false;
     }
     let (mut acc, mut bits, mut streak) = (0u32, 0u32, 0usize);
@@ -316,9 +355,10 @@ fn standard(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<
     }
     let mut sep = start;
     while sep + 1 + tail <= end {
-        if !matches!(buf[sep], b'_' | b'-') {
-            sep += 1;
-            continue;
+        // The next separator, found many bytes at a time.
+        match memchr::memchr2(b'_', b'-', &buf[sep..end - tail]) {
+            Some(p) => sep += p,
+            None => break,
         }
         let stop = sep + 1 + tail;
         let body_ok =
@@ -357,6 +397,7 @@ fn aksk(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>
             continue;
         }
         let s = i;
+        i += 1;
         while i < end && is_b62(buf[i]) {
             i += 1;
         }
@@ -370,8 +411,8 @@ fn aksk(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>
 /// (`SODA_API_KEY_SECRET=...`), when that is exactly a known secret's length. At most a
 /// few fingerprints per run, and none for a run of another length.
 fn fingerprinted(buf: &[u8], start: usize, end: usize, known: &Known, hits: &mut Vec<Hit>) {
-    let starts =
-        std::iter::once(start).chain((start..end).filter(|&p| buf[p] == b'=').map(|p| p + 1));
+    let starts = std::iter::once(start)
+        .chain(memchr::memchr_iter(b'=', &buf[start..end]).map(|p| start + p + 1));
     for s in starts {
         let len = end - s;
         if !known.lengths().any(|l| l == len) {
