@@ -99,8 +99,8 @@ pub(crate) fn revoke(app: &App, req: &RevokeRequest) -> anyhow::Result<Option<Re
                         .warn(&format!("key '{}' ({}): {e:#}", o.rec.name, o.rec.id));
                 }
                 failures.push(e.context(format!(
-                    "key '{}' ({}) was not revoked (`--local-only` revokes it here only)",
-                    o.rec.name, o.rec.id
+                    "key '{}' ({}) was not revoked (`keyctl revoke {} --local-only` revokes it here only)",
+                    o.rec.name, o.rec.id, o.rec.id
                 )));
                 continue;
             }

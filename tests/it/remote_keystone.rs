@@ -167,11 +167,24 @@ fn push_list_token_revoke_checked_against_keystone() {
     // -v shows each request and never a secret, password or token.
     let (code, _, err) = s.cmd().args(["-v", "push", "app", "--remote", "ks"]).run();
     assert_eq!(code, 0, "{err}");
-    let requests: Vec<&str> = err.lines().filter(|l| l.contains(" -> ")).collect();
+    // With a cached token: one request for the credential, and one read of the catalog
+    // (the S3 endpoint the key's AWS lines name); no login.
+    let requests: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(" -> ") && !l.contains("/v3/auth/catalog"))
+        .collect();
     assert_eq!(
         requests.len(),
         1,
-        "a cached token means one request per push: {err}"
+        "a cached token means one credential request per push: {err}"
+    );
+    assert!(
+        err.lines().filter(|l| l.contains(" -> ")).count() <= 2,
+        "{err}"
+    );
+    assert!(
+        !err.contains("/v3/auth/tokens"),
+        "a cached token logs in again: {err}"
     );
     assert!(requests[0].contains("POST http://127.0.0.1:"), "{err}");
     assert!(requests[0].contains("/v3/credentials -> 201 in "), "{err}");
