@@ -326,15 +326,9 @@ impl Client {
             let r = rb
                 .send()
                 .map_err(|e| {
-                    // The whole chain of causes, for whoever asked with -v.
-                    let mut c = e.to_string();
-                    let mut src = std::error::Error::source(&e);
-                    while let Some(inner) = src {
-                        c = format!("{c}: {inner}");
-                        src = inner.source();
-                    }
-                    chain = Some(c);
-                    transport(&e)
+                    let (t, causes) = transport(&e);
+                    chain = Some(causes);
+                    t
                 })
                 .and_then(read_capped);
             let _ = tx.send((r, chain));
@@ -405,9 +399,9 @@ fn read_capped(resp: reqwest::blocking::Response) -> Result<Reply, Transport> {
 }
 
 /// Why a request got no reply, in a few words: the innermost cause reqwest chains (the
-/// specific one: "Name or service not known", not "client error (Connect)"), never headers.
-/// `-v` shows the whole chain.
-fn transport(e: &reqwest::Error) -> Transport {
+/// specific one: "Name or service not known", not "client error (Connect)"), never headers;
+/// and the whole chain of causes, for `-v`.
+fn transport(e: &reqwest::Error) -> (Transport, String) {
     let mut chain = String::new();
     let mut inner = String::new();
     let mut src = std::error::Error::source(e);
@@ -433,11 +427,11 @@ fn transport(e: &reqwest::Error) -> Transport {
     } else {
         (TransportKind::Other, format!("failed: {inner}"))
     };
-
-    Transport {
+    let t = Transport {
         kind,
         detail: sanitize(&detail),
-    }
+    };
+    (t, format!("{e}{chain}"))
 }
 
 /// Percent-encodes all but RFC 3986 unreserved characters (AWS's and Python's quote),

@@ -349,15 +349,13 @@ fn list_expiring_answers_with_exit_11_and_no_error_line() {
     create(&home, &["--name", "later", "--expires", "90d"]);
     let old = create(&home, &["--name", "old", "--expires", "5d"]);
     // Age one key past its expiry, as time would.
-    let path = home.path().join("keys.json");
-    let mut reg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    for k in reg["keys"].as_array_mut().unwrap() {
-        if k["id"] == old["id"] {
-            k["expires_at"] = "2020-01-01T00:00:00Z".into();
+    edit_keys(&home, |reg| {
+        for k in reg["keys"].as_array_mut().unwrap() {
+            if k["id"] == old["id"] {
+                k["expires_at"] = "2020-01-01T00:00:00Z".into();
+            }
         }
-    }
-    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    });
     let out = home.cmd().args(["list", "--expiring", "7d"]).code(11);
     assert!(!out.stderr.contains("error"), "{}", out.stderr);
     assert!(
@@ -447,13 +445,11 @@ fn home_with_dead_remote() -> Home {
 #[test]
 fn a_failure_is_said_once_with_a_short_cause() {
     let home = home_with_dead_remote();
-    let path = home.path().join("keys.json");
-    let mut reg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    reg["keys"][0]["remotes"] = serde_json::json!([
-        {"remote": "ks", "remote_id": "abc", "pushed_at": "2026-12-01T00:00:00Z"}
-    ]);
-    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    edit_keys(&home, |reg| {
+        reg["keys"][0]["remotes"] = serde_json::json!([
+            {"remote": "ks", "remote_id": "abc", "pushed_at": "2026-12-01T00:00:00Z"}
+        ]);
+    });
     for (args, code) in [
         (&["revoke", "first", "-y"][..], 6),
         (&["verify", "first", "--remote", "ks"][..], 6),
@@ -557,11 +553,9 @@ fn no_session_bus_says_what_to_do_next() {
 #[test]
 fn token_refuses_an_expired_key_before_any_remote_sees_its_secret() {
     let home = home_with_dead_remote();
-    let path = home.path().join("keys.json");
-    let mut reg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    reg["keys"][0]["expires_at"] = "2020-01-01T00:00:00Z".into();
-    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    edit_keys(&home, |reg| {
+        reg["keys"][0]["expires_at"] = "2020-01-01T00:00:00Z".into();
+    });
     // Exit 8 (expired), not 6: the remote (down) was never asked.
     let err = home
         .cmd()
@@ -579,14 +573,12 @@ fn token_refuses_an_expired_key_before_any_remote_sees_its_secret() {
 #[test]
 fn round_two_messages_on_an_80_column_screen() {
     let home = home_with_dead_remote();
-    let path = home.path().join("keys.json");
-    let mut reg: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    reg["keys"][0]["remotes"] = serde_json::json!([
-        {"remote": "ks", "remote_id": "abc", "pushed_at": "2026-12-01T00:00:00Z"}
-    ]);
-    reg["keys"][0]["expires_at"] = "2099-01-01T00:00:00Z".into();
-    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
+    edit_keys(&home, |reg| {
+        reg["keys"][0]["remotes"] = serde_json::json!([
+            {"remote": "ks", "remote_id": "abc", "pushed_at": "2026-12-01T00:00:00Z"}
+        ]);
+        reg["keys"][0]["expires_at"] = "2099-01-01T00:00:00Z".into();
+    });
     create(&home, &["--name", "soon", "--expires", "3d"]);
 
     let screen = |args: &[&str], extra: &[(&str, &str)]| {
@@ -629,4 +621,13 @@ fn round_two_messages_on_an_80_column_screen() {
     assert_eq!(code, 5, "{rows:?}");
     assert!(rows.len() <= 5, "{}", rows.join("\n"));
     assert!(rows.concat().contains("`--store file`"), "{rows:?}");
+}
+
+/// Changes keys.json as time or another program would (an expiry passed, a link added).
+fn edit_keys(home: &Home, f: impl FnOnce(&mut serde_json::Value)) {
+    let path = home.path().join("keys.json");
+    let mut reg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f(&mut reg);
+    std::fs::write(&path, serde_json::to_vec(&reg).unwrap()).unwrap();
 }
