@@ -135,6 +135,13 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<(PathBuf, Option<Zeroizing<Str
             e.valid_up_to()
         ))
     })?;
+    // Checked before any parser sees the text: 100,000 nested brackets held the YAML
+    // parser for over a minute.
+    if depth(text) > MAX_DEPTH {
+        return Err(usage(format!(
+            "{shown} nests deeper than {MAX_DEPTH} levels; that is no configuration file keyctl edits"
+        )));
+    }
     Ok((target, Some(Zeroizing::new(text.to_string()))))
 }
 
@@ -167,7 +174,7 @@ pub(crate) fn plan(
     let old_text = Zeroizing::new(old_original[bom.len()..].to_string());
     if depth(&old_text) > MAX_DEPTH {
         return Err(usage(format!(
-            "{shown} nests deeper than {MAX_DEPTH} levels; that is no Soda configuration file"
+            "{shown} nests deeper than {MAX_DEPTH} levels; that is no configuration file keyctl edits"
         )));
     }
     let before = parse(&old_text).map_err(|e| {
