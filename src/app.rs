@@ -67,6 +67,10 @@ pub(crate) struct App {
     /// Who answers confirmations: the terminal in a real run; workflows never read the
     /// terminal themselves.
     pub prompter: std::sync::Arc<dyn crate::input::Prompter>,
+    /// In-process workflow tests: remotes opened by name from memory instead of
+    /// config.yaml (see `flow::testkit`).
+    #[cfg(test)]
+    pub test_remotes: Option<std::sync::Arc<crate::flow::testkit::MemRemotes>>,
 }
 
 impl App {
@@ -110,6 +114,10 @@ impl App {
 
     /// The remote configured as `name`.
     pub(crate) fn remote(&self, name: &str) -> anyhow::Result<Box<dyn Remote + '_>> {
+        #[cfg(test)]
+        if let Some(mem) = &self.test_remotes {
+            return mem.open(name);
+        }
         remote::open(self.deps(), name)
     }
 }
@@ -133,5 +141,6 @@ pub(crate) fn for_tests(home: &Path, prompter: std::sync::Arc<dyn crate::input::
         remotes: BTreeMap::new(),
         default_remote: None,
         prompter,
+        test_remotes: None,
     }
 }

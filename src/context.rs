@@ -130,6 +130,8 @@ impl Ctx {
                 default_remote: config.default_remote,
                 prompter: std::sync::Arc::new(crate::input::TerminalPrompter),
                 stores,
+                #[cfg(test)]
+                test_remotes: None,
             },
             yes: g.yes,
         })

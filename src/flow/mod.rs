@@ -12,3 +12,7 @@ pub(crate) mod keys;
 pub(crate) mod push;
 pub(crate) mod revoke;
 pub(crate) mod rotate;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
