@@ -8,6 +8,7 @@ pub(crate) mod appcred;
 pub(crate) mod catalog;
 pub(crate) mod create;
 pub(crate) mod deliver;
+pub(crate) mod doctor;
 pub(crate) mod keys;
 pub(crate) mod push;
 pub(crate) mod revoke;

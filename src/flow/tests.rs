@@ -352,3 +352,38 @@ fn a_prompter_answering_no_leaves_the_rotated_key_unrevoked() {
     assert!(w.record(&old.id).revoked_at.is_none());
     assert!(w.remote("r").holds(&old.id) && w.remote("r").holds(&new));
 }
+
+#[test]
+fn doctor_fix_removes_only_orphans_past_their_grace_period() {
+    use super::doctor::{DoctorRequest, diagnose};
+    let w = world().build();
+    let (k, _) = w.key("kept");
+    // A secret no key owns, as a create killed before its registry write leaves.
+    w.app
+        .stores
+        .get(crate::store::StoreKind::File)
+        .unwrap()
+        .set(
+            "kcorphan",
+            "label",
+            &secrecy::SecretString::from("orphaned-secret-value"),
+        )
+        .unwrap();
+    let req = |fix, orphan_grace| DoctorRequest {
+        fix,
+        assume_yes: true,
+        orphan_grace,
+        clashing_keyctl: None,
+    };
+    let r = diagnose(&w.app, &req(false, 0)).unwrap();
+    assert_eq!(r.orphans, ["file:kcorphan"]);
+    assert!(w.has_secret("kcorphan"));
+    // Younger than the grace period: a command may still be writing its record.
+    let r = diagnose(&w.app, &req(true, 3600)).unwrap();
+    assert_eq!(r.orphans, ["file:kcorphan"]);
+    assert!(w.has_secret("kcorphan"));
+    let r = diagnose(&w.app, &req(true, 0)).unwrap();
+    assert!(r.orphans.is_empty(), "{:?}", r.orphans);
+    assert!(!w.has_secret("kcorphan") && w.has_secret(&k.id));
+    assert_eq!(r.missing_secrets, Vec::<String>::new());
+}

@@ -114,4 +114,29 @@ impl SecretStore for FileStore {
     fn delete(&self, id: &str) -> anyhow::Result<bool> {
         self.update(|m| m.remove(id).is_some())
     }
+
+    fn held(&self) -> anyhow::Result<Option<Vec<super::Held>>> {
+        Ok(Some(
+            self.ids()?
+                .into_iter()
+                .map(|id| super::Held {
+                    id,
+                    owner: super::Owner::ThisHome,
+                })
+                .collect(),
+        ))
+    }
+
+    /// The file keeps no time per secret: its last change bounds them all.
+    fn remove_stale(&self, id: &str, cutoff: u64) -> anyhow::Result<bool> {
+        let old = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some_and(|t| t.as_secs() <= cutoff);
+        if !old {
+            return Ok(false);
+        }
+        self.delete(id)
+    }
 }

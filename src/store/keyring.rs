@@ -471,4 +471,25 @@ impl SecretStore for KeyringStore {
     fn delete(&self, id: &str) -> anyhow::Result<bool> {
         self.platform.delete(id)
     }
+
+    fn held(&self) -> anyhow::Result<Option<Vec<super::Held>>> {
+        let home = self.home();
+        Ok(Some(
+            self.items()?
+                .into_iter()
+                .map(|item| super::Held {
+                    owner: match item.home.as_deref() {
+                        Some(h) if h == home => super::Owner::ThisHome,
+                        Some(_) => super::Owner::Other,
+                        None => super::Owner::Untagged,
+                    },
+                    id: item.user,
+                })
+                .collect(),
+        ))
+    }
+
+    fn remove_stale(&self, id: &str, cutoff: u64) -> anyhow::Result<bool> {
+        self.remove_own(id, cutoff)
+    }
 }

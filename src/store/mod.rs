@@ -43,6 +43,36 @@ pub trait SecretStore {
     fn get(&self, id: &str) -> anyhow::Result<SecretString>;
     /// Ok(false) when there was nothing to delete.
     fn delete(&self, id: &str) -> anyhow::Result<bool>;
+    /// The IDs this store holds secrets under (never the secrets), for `doctor`; None
+    /// where the store is not this home's to search (the team store, whose records are
+    /// its own listing).
+    fn held(&self) -> anyhow::Result<Option<Vec<Held>>> {
+        Ok(None)
+    }
+    /// Removes `id` if this home stored it at or before `cutoff` (Unix seconds);
+    /// Ok(false) when it was kept (younger, or not this home's to remove).
+    fn remove_stale(&self, _id: &str, _cutoff: u64) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+}
+
+/// Whose a secret in a store is, as far as the store can tell: the OS keyring is shared
+/// by every keyctl home and by other programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Stored by this keyctl home.
+    ThisHome,
+    /// Stored with no home tag (an older keyctl, or another program).
+    Untagged,
+    /// Another keyctl home's, or another program's.
+    Other,
+}
+
+/// One secret a store holds: its ID, never its value.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub id: String,
+    pub owner: Owner,
 }
 
 /// The stores of one process, built once and shared: the keyring connection (about 9 ms
