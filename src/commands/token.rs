@@ -2,7 +2,7 @@
 //! token. The token goes to stdout alone (for `$(keyctl token ...)`), or with its expiry
 //! under `--json` (`expires_at` is null where the service does not say it, as OVH's does
 //! not); the secret itself never leaves the machine where the service checks a signature
-//! (Keystone). `--logout` ends a token read from stdin.
+//! (Keystone). `--logout` ends a token read from stdin. The work is `flow::token`'s.
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -15,16 +15,10 @@ pub(crate) fn run(ctx: &Ctx, a: TokenArgs) -> anyhow::Result<()> {
     if a.logout {
         // The token is a secret: stdin or a no-echo prompt, never argv.
         let token = crate::input::read_secret("Token to end (input hidden): ")?;
-        ctx.remote(&remote)?.logout(&token)?;
-        ctx.out
-            .note(&format!("remote {}: the token was ended", remote));
-        return Ok(());
+        return crate::flow::token::end(ctx, &remote, &token);
     }
     let key = a.key.as_deref().unwrap_or_default();
-    // The rules `secret`, `config` and `run` follow: an expired or revoked key's secret
-    // is not handed to a remote either.
-    let (rec, secret) = crate::flow::keys::usable_secret(ctx, key, false)?;
-    let t = ctx.remote(&remote)?.token(&rec.id, &secret)?;
+    let t = crate::flow::token::issue(ctx, key, &remote)?;
     if ctx.out.json {
         #[derive(Serialize)]
         struct View<'a> {

@@ -7,6 +7,7 @@
 pub(crate) mod appcred;
 pub(crate) mod catalog;
 pub(crate) mod create;
+pub(crate) mod delete;
 pub(crate) mod deliver;
 pub(crate) mod doctor;
 pub(crate) mod keys;
@@ -17,3 +18,4 @@ pub(crate) mod rotate;
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
+pub(crate) mod token;

@@ -351,6 +351,14 @@ impl World {
         store.get(id).is_ok()
     }
 
+    /// The same home and remotes with a prompter that answers no.
+    pub(crate) fn answering_no(&self) -> App {
+        let mut app = crate::app::for_tests(&self.home, std::sync::Arc::new(FixedAnswer(false)));
+        app.remotes = self.app.remotes.clone();
+        app.test_remotes = self.app.test_remotes.clone();
+        app
+    }
+
     /// Edits the registry directly (times in the past, say), under its lock.
     pub(crate) fn edit(&self, id: &str, f: impl FnOnce(&mut KeyRecord)) {
         let mut reg = Registry::lock(&self.home).unwrap();

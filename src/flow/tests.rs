@@ -387,3 +387,50 @@ fn doctor_fix_removes_only_orphans_past_their_grace_period() {
     assert!(!w.has_secret("kcorphan") && w.has_secret(&k.id));
     assert_eq!(r.missing_secrets, Vec::<String>::new());
 }
+
+#[test]
+fn a_token_is_issued_only_for_a_usable_key() {
+    let w = world().remote("r").build();
+    let k = w.pushed_key("svc", "r");
+    let t = super::token::issue(&w.app, "svc", "r").unwrap();
+    assert!(secrecy::ExposeSecret::expose_secret(&t.token).contains(&k.id));
+    w.edit(&k.id, |r| {
+        r.expires_at = Some(OffsetDateTime::now_utc() - Duration::DAY)
+    });
+    let before = w.remote("r").calls.len();
+    let err = super::token::issue(&w.app, "svc", "r")
+        .err()
+        .expect("expired");
+    assert_eq!(kind_of(&err), Some(Kind::Inactive));
+    // The remote never saw the expired key's secret.
+    assert_eq!(w.remote("r").calls.len(), before);
+}
+
+#[test]
+fn deleting_a_successor_makes_the_replaced_key_usable_again() {
+    use super::delete::{DeleteRequest, delete};
+    let w = world().remote("r").build();
+    let old = w.pushed_key("svc", "r");
+    let new = rotate(&w.app, &rotation("svc", Duration::hours(1), None))
+        .unwrap()
+        .new
+        .id;
+    let req = |assume_yes| DeleteRequest {
+        key: new.clone(),
+        assume_yes,
+    };
+    // Asked and answered no: nothing changes.
+    let no = World::answering_no(&w);
+    assert_eq!(
+        kind_of(&delete(&no, &req(false)).unwrap_err()),
+        Some(Kind::ConfirmationRequired)
+    );
+    assert!(w.has_secret(&new));
+    delete(&w.app, &req(false)).unwrap();
+    assert!(!w.has_secret(&new));
+    assert!(w.registry().keys().iter().all(|k| k.id != new));
+    assert!(w.record(&old.id).superseded.is_none());
+    assert_eq!(w.registry().resolve("svc").unwrap().id, old.id);
+    // Deleting does not revoke: the remote still holds the deleted successor.
+    assert!(w.remote("r").holds(&new));
+}
