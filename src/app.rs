@@ -112,6 +112,19 @@ impl App {
         }
     }
 
+    /// A remote from a configuration not saved yet (`remote add`).
+    pub(crate) fn remote_from(
+        &self,
+        name: &str,
+        cfg: RemoteConfig,
+    ) -> anyhow::Result<Box<dyn Remote + '_>> {
+        #[cfg(test)]
+        if let Some(mem) = &self.test_remotes {
+            return mem.open(name);
+        }
+        remote::open_config(self.deps(), name, cfg)
+    }
+
     /// The remote configured as `name`.
     pub(crate) fn remote(&self, name: &str) -> anyhow::Result<Box<dyn Remote + '_>> {
         #[cfg(test)]

@@ -1,16 +1,18 @@
-//! `keyctl remote add|list|remove|test`: the remotes' entries in config.yaml and their
-//! credentials in the secret store. `add` logs in before it saves (unless told not to),
-//! so a typo in a URL or password is found now, not at the first push.
+//! `keyctl remote add|list|remove|test`: the command line of `flow::remotes`. `add` turns
+//! its flags (and, for Keystone, the OpenStack settings the user already has: clouds.yaml,
+//! `OS_*`) into a remote's configuration and reads its credential; the workflow stores,
+//! checks and saves it.
 
 use serde::Serialize;
 
 use crate::cli::{HttpAuthArg, RemoteAddArgs, RemoteCmd};
 use crate::context::Ctx;
-use crate::error::{Error, usage};
+use crate::error::usage;
+use crate::flow::remotes;
 use crate::input;
 use crate::output::{self, quoted};
 use crate::remote::openstack::{self, AuthType};
-use crate::remote::{self, AuthMethod, Remote as _, RemoteConfig, RemoteType};
+use crate::remote::{self, AuthMethod, RemoteConfig, RemoteType};
 use crate::render::Region;
 use crate::service::DomainRef;
 use crate::store::StoreKind;
@@ -20,7 +22,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: RemoteCmd) -> anyhow::Result<()> {
     match cmd {
         RemoteCmd::Add(a) => add(ctx, *a),
         RemoteCmd::List => list(ctx),
-        RemoteCmd::Remove(a) => remove(ctx, &a.name),
+        RemoteCmd::Remove(a) => remotes::remove(ctx, &a.name, ctx.yes),
         RemoteCmd::Test(a) => test(ctx, &a.name),
     }
 }
@@ -103,7 +105,7 @@ fn keystone_login(ctx: &Ctx, a: &mut RemoteAddArgs) -> anyhow::Result<openstack:
 }
 
 fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
-    remote::validate_name(&a.name)?;
+    remotes::check_name(ctx, &a.name, a.force)?;
     let keystone_only = a.from_env
         || a.os_cloud.is_some()
         || a.project_id.is_some()
@@ -133,13 +135,6 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
         return Err(usage("--region applies to --type soda only"));
     }
     crate::net::parse_url(&url, "--url")?;
-    if ctx.remotes.contains_key(&a.name) && !a.force {
-        return Err(Error::conflict(format!(
-            "a remote named {} already exists; pass --force to replace it",
-            quoted(&a.name)
-        ))
-        .into());
-    }
     let (auth, http) = match a.kind {
         RemoteType::Keystone => {
             let auth = match os.as_ref().map(|o| o.auth_type) {
@@ -237,7 +232,7 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
     };
     let (user_domain_name, user_domain_id) = domain_parts(&os.user_domain);
     let (project_domain_name, project_domain_id) = domain_parts(&os.project_domain);
-    let mut cfg = RemoteConfig {
+    let cfg = RemoteConfig {
         kind: a.kind,
         url,
         auth,
@@ -262,77 +257,25 @@ fn add(ctx: &Ctx, mut a: RemoteAddArgs) -> anyhow::Result<()> {
         http,
         extra: Default::default(),
     };
-    let slot = remote::credential_slot(&a.name);
-    let label = format!("keyctl credential of remote {}", a.name);
-    if let Some(secret) = &secret {
-        cfg.secret_store = ctx.stores.put_new(&slot, &label, secret)?;
-    }
-    // A token cached for a remote this one replaces (--force) belongs to someone else.
-    if let Ok(s) = ctx.stores.get(cfg.secret_store) {
-        let _ = s.delete(&remote::token_slot(&a.name));
-    }
-    let undo = |ctx: &Ctx| {
-        if let Ok(s) = ctx.stores.get(cfg.secret_store) {
-            let _ = s.delete(&slot);
-            let _ = s.delete(&remote::token_slot(&a.name));
-        }
-    };
-    if !a.no_verify {
-        let checked = if cfg.kind == RemoteType::Keystone {
-            remote::keystone::Keystone::new(ctx.deps(), &a.name, cfg.clone()).and_then(|k| {
-                k.test()?;
-                Ok(delegated_probe(ctx, &a.name, &k))
-            })
-        } else {
-            remote::open_config(ctx.deps(), &a.name, cfg.clone())
-                .and_then(|r| r.test())
-                .map(|_| None)
-        };
-        match checked {
-            Err(e) => {
-                undo(ctx);
-                return Err(e.context(format!(
-                    "remote {} was not saved (pass --no-verify to save it anyway)",
-                    a.name
-                )));
-            }
-            Ok(Some(why)) => ctx.out.warn(&why),
-            Ok(None) => {}
-        }
-    }
-    let value = serde_yaml_ng::to_value(&cfg)?;
-    let saved = remote::edit_config(&ctx.paths.config_file, |m| {
-        m.insert(a.name.clone(), value);
-        Ok(())
-    });
-    if let Err(e) = saved {
-        undo(ctx);
-        return Err(e);
+    let name = a.name.clone();
+    let (store, limits) = remotes::add(
+        ctx,
+        remotes::AddRemote {
+            name: a.name,
+            config: cfg,
+            secret,
+            verify: !a.no_verify,
+            force: a.force,
+        },
+    )?;
+    if let Some(why) = limits {
+        ctx.out.warn(&why);
     }
     ctx.out.note(&format!(
-        "remote {} added; its credential is in the {} store",
-        a.name,
-        cfg.secret_store.as_str()
+        "remote {name} added; its credential is in the {} store",
+        store.as_str()
     ));
     Ok(())
-}
-
-/// A remote whose token is delegated (it logs in with an application credential, or a
-/// token that came from one or from a trust) cannot manage EC2 credentials: Keystone
-/// refuses it. Said at `add`, not at the first push; it asks the token `test` just got, so
-/// it costs no request.
-fn delegated_probe(ctx: &Ctx, name: &str, k: &remote::keystone::Keystone) -> Option<String> {
-    match k.credentials_refused() {
-        Ok(why) => why.map(|w| {
-            format!("{w}. It can still log in, serve as --auth-remote, and verify application credentials")
-        }),
-        Err(e) => {
-            ctx.out.debug(&format!(
-                "could not check whether remote {name} may manage EC2 credentials: {e:#}"
-            ));
-            None
-        }
-    }
 }
 
 fn list(ctx: &Ctx) -> anyhow::Result<()> {
@@ -384,28 +327,6 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
     output::print_table(&ctx.out, &["NAME", "TYPE", "URL", "USER", "PROJECT"], rows)
 }
 
-fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let cfg = ctx.remotes.get(name).ok_or_else(|| {
-        Error::not_found(format!(
-            "no remote named {} (see `keyctl remote list`)",
-            quoted(name)
-        ))
-    })?;
-    ctx.confirm(
-        ctx.yes,
-        &format!("forget remote '{name}' and its stored credential (keys on it stay there)"),
-    )?;
-    remote::edit_config(&ctx.paths.config_file, |m| {
-        m.remove(name);
-        Ok(())
-    })?;
-    let st = ctx.stores.get(cfg.secret_store)?;
-    st.delete(&remote::credential_slot(name))?;
-    st.delete(&remote::token_slot(name))?;
-    ctx.out.note(&format!("remote {name} removed"));
-    Ok(())
-}
-
 fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let who = ctx.remote(name)?.test()?;
     if ctx.out.json {
@@ -426,58 +347,10 @@ fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `keyctl list --remote R`: the remote's credentials side by side with the local keys,
-/// matched by key ID (= access key): on both, only local, or only on the remote.
+/// `keyctl list --remote R`: the remote's credentials side by side with the local keys
+/// (`flow::remotes::compare`).
 pub(crate) fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let creds = ctx.remote(name)?.list(None)?;
-    let reg = crate::registry::Registry::load(&ctx.paths.data)?;
-    #[derive(Serialize)]
-    struct Row {
-        id: String,
-        name: Option<String>,
-        #[serde(rename = "where")]
-        place: &'static str,
-        remote_id: Option<String>,
-        pushed: bool,
-    }
-    let mut rows: Vec<Row> = Vec::new();
-    let mut matched: Vec<&remote::RemoteCred> = Vec::new();
-    for k in reg.keys().iter().filter(|k| k.revoked_at.is_none()) {
-        let link = k.links_to(name);
-        // Where the remote lists no key IDs (Soda runners), a key is matched by the name
-        // its runner registered under; a rotated key's name belongs to its successor.
-        let on = creds.iter().find(|c| {
-            if c.access.is_empty() {
-                link.is_some() && k.superseded.is_none() && c.name.as_deref() == Some(&k.name)
-            } else {
-                c.access == k.id
-            }
-        });
-        if let (Some(c), Some(l)) = (on, link)
-            && l.known_id().is_none()
-        {
-            learn_remote_id(ctx, k, name, &c.remote_id);
-        }
-        matched.extend(on);
-        rows.push(Row {
-            id: k.id.clone(),
-            name: Some(k.name.clone()),
-            place: if on.is_some() { "both" } else { "local" },
-            remote_id: on.map(|c| c.remote_id.clone()),
-            pushed: link.is_some(),
-        });
-    }
-    for c in &creds {
-        if !matched.iter().any(|m| std::ptr::eq(*m, c)) {
-            rows.push(Row {
-                id: c.access.clone(),
-                name: c.name.clone(),
-                place: "remote",
-                remote_id: Some(c.remote_id.clone()),
-                pushed: false,
-            });
-        }
-    }
+    let rows = remotes::compare(ctx, name)?;
     if ctx.out.json {
         return output::print_json(&ctx.out, &rows);
     }
@@ -498,26 +371,4 @@ pub(crate) fn compare(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         })
         .collect();
     output::print_table(&ctx.out, &["NAME", "ID", "WHERE", "REMOTE ID"], table)
-}
-
-/// Records a remote ID learned from the remote's listing (a Soda runner that registered
-/// under the key's name), so `revoke` can use it. A failure is only a warning.
-fn learn_remote_id(ctx: &Ctx, k: &crate::registry::KeyRecord, remote: &str, id: &str) {
-    let saved = crate::flow::catalog::update(ctx, k.store, &k.id, |rec| {
-        for l in rec.remotes.iter_mut().filter(|l| l.remote == remote) {
-            if l.known_id().is_none() {
-                l.remote_id = id.to_string();
-            }
-        }
-    });
-    match saved {
-        Ok(_) => ctx.out.note(&format!(
-            "key '{}' ({}) belongs to {remote}'s runner {id} (matched by name); recorded for revoke",
-            k.name, k.id
-        )),
-        Err(e) => ctx.out.warn(&format!(
-            "key {} belongs to runner {id} on {remote}, but that could not be recorded: {e:#}",
-            k.id
-        )),
-    }
 }

@@ -12,6 +12,7 @@ pub(crate) mod deliver;
 pub(crate) mod doctor;
 pub(crate) mod keys;
 pub(crate) mod push;
+pub(crate) mod remotes;
 pub(crate) mod revoke;
 pub(crate) mod rotate;
 #[cfg(test)]

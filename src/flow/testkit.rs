@@ -34,9 +34,9 @@ use crate::service::{HttpEndpoint, Service};
 pub(crate) struct MemState {
     /// access key -> (secret, remote ID)
     creds: BTreeMap<String, (SecretString, String)>,
-    /// Every call, in order: `push ID`, `revoke ID`, `token ID`, `mint ID`, `list`.
+    /// Every call, in order: `push ID`, `revoke ID`, `token ID`, `mint ID`, `list`, `test`.
     pub calls: Vec<String>,
-    /// Operations that fail (`push`, `revoke`, `token`, `mint`, `list`).
+    /// Operations that fail (`push`, `revoke`, `token`, `mint`, `list`, `test`).
     pub fail: BTreeSet<&'static str>,
     serial: u32,
 }
@@ -95,6 +95,9 @@ impl MemRemote {
 
 impl Remote for MemRemote {
     fn test(&self) -> anyhow::Result<Identity> {
+        let mut s = self.state();
+        s.calls.push("test".into());
+        s.refuse("test")?;
         Ok(Identity {
             endpoint: self.url.clone(),
             user_id: "mem-user".into(),
@@ -216,7 +219,8 @@ pub(crate) struct World {
 /// Builds a [`World`].
 pub(crate) struct WorldBuilder {
     answer: bool,
-    remotes: Vec<(String, bool)>,
+    /// (name, mints its own keys, in config.yaml already)
+    remotes: Vec<(String, bool, bool)>,
 }
 
 /// A world whose prompter answers yes, with no remotes yet.
@@ -235,12 +239,17 @@ impl WorldBuilder {
     }
     /// A remote that takes keys made here (as Keystone and Multicloud do).
     pub(crate) fn remote(mut self, name: &str) -> Self {
-        self.remotes.push((name.into(), false));
+        self.remotes.push((name.into(), false, true));
+        self
+    }
+    /// A service that answers but is not in config.yaml yet (for `remote add`).
+    pub(crate) fn unsaved_remote(mut self, name: &str) -> Self {
+        self.remotes.push((name.into(), false, false));
         self
     }
     /// A remote that mints every key itself (as Soda Cloud does for runners).
     pub(crate) fn minting_remote(mut self, name: &str) -> Self {
-        self.remotes.push((name.into(), true));
+        self.remotes.push((name.into(), true, true));
         self
     }
     pub(crate) fn build(self) -> World {
@@ -250,11 +259,13 @@ impl WorldBuilder {
         let mut app = crate::app::for_tests(&home, Arc::new(FixedAnswer(self.answer)));
         let mut mem = MemRemotes::default();
         let mut states = BTreeMap::new();
-        for (name, mints) in self.remotes {
+        for (name, mints, saved) in self.remotes {
             let state = Arc::new(Mutex::new(MemState::default()));
             states.insert(name.clone(), Arc::clone(&state));
             mem.remotes.insert(name.clone(), (state, mints));
-            app.remotes.insert(name.clone(), config(&name));
+            if saved {
+                app.remotes.insert(name.clone(), config(&name));
+            }
         }
         app.test_remotes = Some(Arc::new(mem));
         World {
@@ -268,7 +279,7 @@ impl WorldBuilder {
 
 /// A config.yaml entry for an in-memory remote (workflows check that a name is
 /// configured; they never read its fields to decide what it can do).
-fn config(name: &str) -> RemoteConfig {
+pub(crate) fn config(name: &str) -> RemoteConfig {
     RemoteConfig {
         kind: RemoteType::Http,
         url: format!("mem://{name}"),

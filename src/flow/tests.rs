@@ -434,3 +434,33 @@ fn deleting_a_successor_makes_the_replaced_key_usable_again() {
     // Deleting does not revoke: the remote still holds the deleted successor.
     assert!(w.remote("r").holds(&new));
 }
+
+#[test]
+fn remote_add_saves_only_a_remote_that_logs_in_and_keeps_no_credential_otherwise() {
+    use super::remotes::{AddRemote, add};
+    let w = world().unsaved_remote("new").build();
+    let cred = || Some(secrecy::SecretString::from("remote-login-password-1"));
+    let req = |verify| AddRemote {
+        name: "new".into(),
+        config: super::testkit::config("new"),
+        secret: cred(),
+        verify,
+        force: false,
+    };
+    let slot = crate::remote::credential_slot("new");
+    w.remote("new").fail.insert("test");
+    let err = add(&w.app, req(true)).expect_err("login refused");
+    assert!(format!("{err:#}").contains("was not saved"), "{err:#}");
+    assert!(!w.has_secret(&slot));
+    assert!(!w.app.paths.config_file.exists());
+    // --no-verify saves it without logging in.
+    let (store, _) = add(&w.app, req(false)).unwrap();
+    assert_eq!(store, crate::store::StoreKind::File);
+    assert!(w.has_secret(&slot));
+    let text = std::fs::read_to_string(&w.app.paths.config_file).unwrap();
+    assert!(
+        text.contains("new:") && !text.contains("remote-login-password-1"),
+        "{text}"
+    );
+    assert_eq!(w.remote("new").calls, ["test"]);
+}

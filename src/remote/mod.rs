@@ -239,6 +239,13 @@ pub(crate) trait Remote: Sync {
         self.verify(access, secret, user_id)
     }
 
+    /// What this remote's own login cannot do, said when it is added (a Keystone login
+    /// with a delegated token may not manage EC2 credentials). Asked after [`Remote::test`],
+    /// whose session it may reuse.
+    fn limits(&self) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Ends a token `token` issued (OVH's `DELETE /iam/logout`).
     fn logout(&self, _token: &SecretString) -> anyhow::Result<()> {
         Err(crate::error::usage("this remote has no logout endpoint"))

@@ -396,6 +396,12 @@ fn is_delegated(reply: &Reply) -> bool {
 }
 
 impl Remote for Keystone<'_> {
+    fn limits(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.credentials_refused()?.map(|w| {
+            format!("{w}. It can still log in, serve as --auth-remote, and verify application credentials")
+        }))
+    }
+
     fn test(&self) -> anyhow::Result<Identity> {
         self.forget_cache();
         let s = std::sync::Arc::new(self.authenticate()?);
