@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use super::KeyView;
 use crate::context::Ctx;
 use crate::expiry;
-use crate::store::{StoreKind, file::FileStore, keyring::SERVICE};
+use crate::store::StoreKind;
 
 pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     let reg = crate::flow::catalog::load_for(ctx, key)?;
@@ -14,21 +14,14 @@ pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
     if ctx.out.json {
         return crate::output::print_json(&ctx.out, &KeyView::of(k, now, ctx.warn_window));
     }
-    let location = match k.store {
+    let location = if let Some(at) = k.revoked_at.filter(|_| k.store != StoreKind::Vault) {
         // Deleted by the revoke (a team key's stays, for the record).
-        _ if k.revoked_at.is_some() && k.store != StoreKind::Vault => format!(
+        format!(
             "none: revoked on {}; its secret was deleted",
-            expiry::day(k.revoked_at.unwrap_or(now))
-        ),
-        StoreKind::Keyring => format!("OS keyring (service {SERVICE}, username {})", k.id),
-        StoreKind::File => format!(
-            "file {} (plain text)",
-            FileStore::new(&ctx.paths.data).path().display()
-        ),
-        StoreKind::Vault => ctx.stores.vault().map_or_else(
-            |_| "OpenBao/Vault (not configured here)".into(),
-            |v| format!("OpenBao/Vault at {}, {}", v.addr(), v.key_path(&k.id)),
-        ),
+            expiry::day(at)
+        )
+    } else {
+        ctx.stores.whereabouts(k.store, &k.id)
     };
     let rows = [
         ("name", k.name.clone()),

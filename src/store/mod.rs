@@ -239,6 +239,21 @@ impl Stores {
 impl Stores {
     /// Before a secret goes into the file store: a home others can write (0777, 1777) lets
     /// them replace or swap the file.
+    /// Where the secret of key `id` lives in store `kind`, for people (`keyctl show`),
+    /// without reaching the store.
+    pub fn whereabouts(&self, kind: StoreKind, id: &str) -> String {
+        match kind {
+            StoreKind::Keyring => {
+                format!("OS keyring (service {}, username {id})", keyring::SERVICE)
+            }
+            StoreKind::File => format!("file {} (plain text)", self.file().path().display()),
+            StoreKind::Vault => self.vault().map_or_else(
+                |_| "OpenBao/Vault (not configured here)".into(),
+                |v| format!("OpenBao/Vault at {}, {}", v.addr(), v.key_path(id)),
+            ),
+        }
+    }
+
     fn warn_open_home(&self) {
         if crate::fsutil::writable_by_others(&self.data) {
             self.out.warn(&format!(
