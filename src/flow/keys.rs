@@ -61,7 +61,10 @@ pub(crate) fn usable_secret(
     let status = k.status(OffsetDateTime::now_utc(), app.warn_window);
     // A key revoked here had its secret deleted: no flag brings it back, so none is
     // suggested. (A team key keeps its secret, for the record every machine sees.)
-    if let Some(at) = k.revoked_at.filter(|_| k.store != StoreKind::Vault) {
+    if let Some(at) = k
+        .revoked_at
+        .filter(|_| k.store != StoreKind::Vault && !allow_expired)
+    {
         return Err(crate::error::Error::inactive(format!(
             "key '{}' ({}) was revoked on {}; its secret was deleted (`keyctl create` mints a new key)",
             k.name,

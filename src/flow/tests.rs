@@ -331,8 +331,15 @@ fn expired_and_revoked_keys_are_not_handed_out() {
     if let Some(e) = revoke_error(&w, "gone") {
         panic!("{e:#}");
     }
-    let err = super::keys::usable_secret(&w.app, &gone.id, true).expect_err("revoked");
+    let err = super::keys::usable_secret(&w.app, &gone.id, false).expect_err("revoked");
     assert_eq!(kind_of(&err), Some(Kind::Inactive));
+    assert!(
+        format!("{err:#}").contains("its secret was deleted"),
+        "{err:#}"
+    );
+    // Its secret went with the revoke: even --allow-expired finds nothing to hand out.
+    let err = super::keys::usable_secret(&w.app, &gone.id, true).expect_err("no secret");
+    assert_eq!(kind_of(&err), Some(Kind::NotFound));
     assert!(w.remote("r").calls.is_empty());
 }
 
