@@ -170,30 +170,28 @@ impl Service {
             let Some(cfg) = remotes.get(&l.remote) else {
                 continue;
             };
-            match cfg.kind {
-                RemoteType::Soda => {
-                    if let Some(e) = SodaEndpoint::from_url(&cfg.url) {
-                        return Service::SodaCloud(e);
-                    }
+            // Records written before keys knew their service name only these types: a
+            // remote type added since never needs inferring.
+            if cfg.kind == RemoteType::Soda {
+                if let Some(e) = SodaEndpoint::from_url(&cfg.url) {
+                    return Service::SodaCloud(e);
                 }
-                RemoteType::Keystone => {
-                    return Service::KeystoneEc2(KeystoneScope {
-                        auth_url: cfg.url.clone(),
-                        user_id: l.user_id.clone(),
-                        project_name: cfg.project.clone(),
-                        ..KeystoneScope::default()
-                    });
-                }
-                RemoteType::Http => {
-                    let e = HttpEndpoint {
-                        url: cfg.url.clone(),
-                    };
-                    return match cfg.profile.as_deref() {
-                        Some("multicloud") => Service::Multicloud(e),
-                        Some("ovh") => Service::Ovh(e),
-                        _ => Service::Http(e),
-                    };
-                }
+            } else if cfg.kind == RemoteType::Keystone {
+                return Service::KeystoneEc2(KeystoneScope {
+                    auth_url: cfg.url.clone(),
+                    user_id: l.user_id.clone(),
+                    project_name: cfg.project.clone(),
+                    ..KeystoneScope::default()
+                });
+            } else if cfg.kind == RemoteType::Http {
+                let e = HttpEndpoint {
+                    url: cfg.url.clone(),
+                };
+                return match cfg.profile.as_deref() {
+                    Some("multicloud") => Service::Multicloud(e),
+                    Some("ovh") => Service::Ovh(e),
+                    _ => Service::Http(e),
+                };
             }
         }
         match rec

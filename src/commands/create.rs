@@ -12,7 +12,6 @@ use crate::context::Ctx;
 use crate::flow::create::{CreateRequest, create};
 use crate::flow::push::RemoteChoice;
 use crate::key::Format;
-use crate::remote::RemoteType;
 use crate::render::{self, KeyParts, openstack};
 use crate::service::Service;
 
@@ -23,15 +22,14 @@ pub(crate) fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     // A key pushed to Keystone is an EC2 credential: rendered as what S3 clients read,
     // never as a Soda snippet; its flags are checked before anything is minted.
     let keystone = match args.remote.as_deref() {
-        Some(r)
-            if ctx
-                .remotes
-                .get(r)
-                .is_some_and(|c| c.kind == RemoteType::Keystone) =>
-        {
+        Some(r) if ctx.remotes.contains_key(r) => {
             let svc = ctx.remote(r)?.service();
-            openstack::resolve(&svc, &args.render.choices(), ctx.out.json)?;
-            Some(svc)
+            if matches!(svc, crate::service::Service::KeystoneEc2(_)) {
+                openstack::resolve(&svc, &args.render.choices(), ctx.out.json)?;
+                Some(svc)
+            } else {
+                None
+            }
         }
         _ => None,
     };
