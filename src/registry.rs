@@ -31,6 +31,9 @@ pub enum StoreKind {
 }
 
 impl StoreKind {
+    /// Every kind, for what searches them all (`doctor`).
+    pub const ALL: [StoreKind; 3] = [StoreKind::File, StoreKind::Keyring, StoreKind::Vault];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StoreKind::Keyring => "keyring",

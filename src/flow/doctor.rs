@@ -64,9 +64,6 @@ pub(crate) struct DoctorRequest {
     pub clashing_keyctl: Option<String>,
 }
 
-/// The stores doctor searches for what interrupted commands left.
-const SEARCHED: [StoreKind; 3] = [StoreKind::File, StoreKind::Keyring, StoreKind::Vault];
-
 /// Looks at the home, its stores and what interrupted commands left; with `fix`, removes
 /// this home's orphans (after asking).
 pub(crate) fn diagnose(app: &App, req: &DoctorRequest) -> anyhow::Result<Report> {
@@ -172,7 +169,7 @@ pub(crate) fn diagnose(app: &App, req: &DoctorRequest) -> anyhow::Result<Report>
         let owned = |id: &str| named(reg, &app.remotes, id);
         // (store, IDs this home holds there), as each store lists them.
         let mut held: Vec<(StoreKind, Vec<String>)> = Vec::new();
-        for kind in SEARCHED {
+        for kind in StoreKind::ALL {
             // A store that does not answer here was reported above.
             let Ok(store) = app.stores.get(kind) else {
                 continue;
