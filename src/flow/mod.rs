@@ -9,6 +9,7 @@ pub(crate) mod catalog;
 pub(crate) mod create;
 pub(crate) mod deliver;
 pub(crate) mod keys;
+pub(crate) mod known_keys;
 pub(crate) mod push;
 pub(crate) mod revoke;
 pub(crate) mod rotate;

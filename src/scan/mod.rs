@@ -27,40 +27,63 @@ use std::collections::HashMap;
 /// no checksum (only runs of those lengths are fingerprinted).
 pub(crate) struct Known {
     salt: [u8; 32],
-    /// Other salts whose fingerprints were added (the team store's).
-    salts: Vec<[u8; 32]>,
     keys: HashMap<[u8; 32], usize>,
+    /// Fingerprints under other salts (the team store's), as sorted tables.
+    tables: Vec<Table>,
     lengths: Vec<usize>,
+}
+
+/// Fingerprints under one salt, sorted, the key of entry `i` being `base + i`: a team's
+/// tens of thousands are looked up where they lie, with nothing to build per key.
+struct Table {
+    salt: [u8; 32],
+    sorted: Vec<[u8; 32]>,
+    base: usize,
+}
+
+impl Table {
+    fn find(&self, fp: &[u8; 32]) -> Option<usize> {
+        self.sorted.binary_search(fp).ok().map(|i| self.base + i)
+    }
 }
 
 impl Known {
     pub(crate) fn new(salt: [u8; 32]) -> Known {
         Known {
             salt,
-            salts: Vec::new(),
             keys: HashMap::new(),
+            tables: Vec::new(),
             lengths: Vec::new(),
         }
     }
 
-    /// The fingerprint of `secret` under this home's salt, or under another added salt
-    /// where that one names a known key.
+    /// The fingerprint of `secret` under this home's salt, or under a table's salt where
+    /// that one names a known key.
     pub(crate) fn fingerprint(&self, secret: &[u8]) -> [u8; 32] {
         let fp = fingerprint(&self.salt, secret);
-        if self.salts.is_empty() || self.keys.contains_key(&fp) {
+        if self.tables.is_empty() || self.keys.contains_key(&fp) {
             return fp;
         }
-        self.salts
+        self.tables
             .iter()
-            .map(|s| fingerprint(s, secret))
-            .find(|f| self.keys.contains_key(f))
+            .map(|t| fingerprint(&t.salt, secret))
+            .find(|f| self.contains(f))
             .unwrap_or(fp)
     }
 
-    /// Another salt whose fingerprints [`Known::add`] is given (the team store's).
-    pub(crate) fn add_salt(&mut self, salt: [u8; 32]) {
-        if salt != self.salt && !self.salts.contains(&salt) {
-            self.salts.push(salt);
+    /// Fingerprints under `salt` (sorted ascending), entry `i` naming key `base + i`;
+    /// `lengths` are those of the secrets among them without a checksum.
+    pub(crate) fn add_table(
+        &mut self,
+        salt: [u8; 32],
+        sorted: Vec<[u8; 32]>,
+        base: usize,
+        lengths: &[usize],
+    ) {
+        debug_assert!(sorted.is_sorted());
+        self.tables.push(Table { salt, sorted, base });
+        for &len in lengths {
+            self.add_length(len);
         }
     }
 
@@ -75,18 +98,27 @@ impl Known {
     /// Adds a key by a stored fingerprint; `needs_length` for a secret without a checksum.
     pub(crate) fn add(&mut self, fp: [u8; 32], len: usize, needs_length: bool, key: usize) {
         self.keys.insert(fp, key);
-        if needs_length && !self.lengths.contains(&len) {
+        if needs_length {
+            self.add_length(len);
+        }
+    }
+
+    fn add_length(&mut self, len: usize) {
+        if !self.lengths.contains(&len) {
             self.lengths.push(len);
             self.lengths.sort_unstable();
         }
     }
 
     pub(crate) fn lookup(&self, fp: &[u8; 32]) -> Option<usize> {
-        self.keys.get(fp).copied()
+        self.keys
+            .get(fp)
+            .copied()
+            .or_else(|| self.tables.iter().find_map(|t| t.find(fp)))
     }
 
     fn contains(&self, fp: &[u8; 32]) -> bool {
-        self.keys.contains_key(fp)
+        self.lookup(fp).is_some()
     }
 
     fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
