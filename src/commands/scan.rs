@@ -68,7 +68,7 @@ pub(crate) fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         Ok((total, scanned))
     };
     let ((mut total, mut scanned), kk) = known_keys::scan(ctx, run)?;
-    let (keys, records) = known_keys::name(ctx, &kk, &mut total.findings)?;
+    let (keys, records) = known_keys::name(ctx, &kk, &mut total.findings);
     for (path, why) in &total.skipped {
         let detail = match why {
             Skip::Unreadable(e) => format!(" ({})", crate::output::sanitize(e)),

@@ -8,8 +8,9 @@
 //! ([`TeamFingerprints`], checked by the team's generation, one request), and the scan
 //! runs against the copy while that request is in flight: when the copy turns out
 //! stale, it is refreshed and the scan is run again, so a team key whose `create` or
-//! `rotate` finished before the scan started is always found. Only the records of the
-//! keys found are read afterwards (for their names and status); never a secret.
+//! `rotate` finished before the scan started is always found. The copy holds the
+//! records too, of which only those of the keys found are read (their names and
+//! status, as current as the generation checked). Never a secret.
 
 use std::collections::HashMap;
 
@@ -161,14 +162,13 @@ fn known_keys(salt: [u8; 32], local: Vec<KeyRecord>, team: Option<TeamFingerprin
     KnownKeys { known, local, team }
 }
 
-/// The keys of `findings`: their records (a team key's read from the team store now, so
-/// its status is current) and what the report shows of them; each finding's key is
-/// renumbered into these. A team key deleted since is left unnamed.
+/// The keys of `findings`: their records and what the report shows of them; each
+/// finding's key is renumbered into these.
 pub(crate) fn name(
     app: &App,
     kk: &KnownKeys,
     findings: &mut [Finding],
-) -> anyhow::Result<(Vec<KeyInfo>, Vec<KeyRecord>)> {
+) -> (Vec<KeyInfo>, Vec<KeyRecord>) {
     let now = time::OffsetDateTime::now_utc();
     let mut records: Vec<KeyRecord> = Vec::new();
     let mut seen: HashMap<usize, Option<usize>> = HashMap::new();
@@ -177,7 +177,7 @@ pub(crate) fn name(
         if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(k) {
             let rec = match k.checked_sub(kk.local.len()) {
                 None => Some(kk.local[k].clone()),
-                Some(t) => team_record(app, kk, t)?,
+                Some(t) => team_record(kk, t),
             };
             slot.insert(rec.map(|r| {
                 records.push(r);
@@ -197,22 +197,11 @@ pub(crate) fn name(
             status: k.status(now, app.warn_window).as_str().to_string(),
         })
         .collect();
-    Ok((keys, records))
+    (keys, records)
 }
 
-/// The record of the team's key `i` (its copy's numbering), or None if it is gone.
-fn team_record(app: &App, kk: &KnownKeys, i: usize) -> anyhow::Result<Option<KeyRecord>> {
-    let Some(id) = kk.team.as_ref().and_then(|t| t.id(i)) else {
-        return Ok(None);
-    };
-    match app.stores.vault().and_then(|v| v.entry(id)) {
-        Ok(e) => Ok(e.map(|e| e.record)),
-        Err(e) => {
-            app.out.warn(&format!(
-                "team key {} found but not named: {e:#}",
-                crate::output::sanitize(id)
-            ));
-            Ok(None)
-        }
-    }
+/// The record of the team's key `i` (its copy's numbering), as of the copy's generation,
+/// which the scan found current.
+fn team_record(kk: &KnownKeys, i: usize) -> Option<KeyRecord> {
+    kk.team.as_ref().and_then(|t| t.record(i))
 }

@@ -19,19 +19,21 @@
 //! The copy is written atomically and needs no lock: a copy is whole or absent, and any
 //! whole copy is checked against the generation before it is trusted.
 
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use anyhow::Context as _;
 use serde_json::json;
 
 use super::{CAS_ATTEMPTS, VaultStore};
 use crate::error::Error;
-use crate::registry::Fingerprint;
+use crate::registry::{Fingerprint, KeyRecord};
 
 /// How long a copy is trusted on its generation alone: beyond it, a writer that died
 /// before bumping the generation could be hiding a key.
 pub(super) const MAX_AGE: time::Duration = time::Duration::minutes(10);
 
-const MAGIC: &[u8] = b"keyctl team fingerprints 1\n";
+const MAGIC: &[u8] = b"keyctl team fingerprints 2\n";
 
 /// The team's generation and salt, as `PREFIX/team` holds them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,19 +43,29 @@ pub struct Generation {
     pub salt: Option<[u8; 32]>,
 }
 
-/// The fingerprints of a team's keys under its salt, as of a generation.
+/// The fingerprints of a team's keys under its salt, and their records, as of a
+/// generation. In the file: a header line, the sorted fingerprints (32 bytes each), the
+/// offsets of the records (4 bytes each, one more than there are keys), then the records
+/// (JSON); a scan reads the first three and only the records of the keys it found.
 pub struct TeamFingerprints {
     /// Which team (address, namespace, mount, prefix).
     pub team: String,
     pub generation: Generation,
     /// When it was read from the team store.
     pub fetched_at: time::OffsetDateTime,
-    /// Sorted; entry `i` is the key `ids[i]`.
+    /// Sorted; entry `i` is the key whose record is `record(i)`.
     pub sorted: Vec<[u8; 32]>,
-    /// The IDs, one a line, in the order of `sorted` (split only for the keys a scan finds).
-    ids: String,
     /// Lengths of the secrets without a keyctl checksum (only runs of those are looked up).
     pub lengths: Vec<usize>,
+    /// Where record `i` starts and ends in `records`.
+    offsets: Vec<u32>,
+    records: Records,
+}
+
+enum Records {
+    Memory(Vec<u8>),
+    /// The copy's file, open, and where the records start in it.
+    File(std::fs::File, u64),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -63,15 +75,27 @@ struct Header {
     salt: Option<String>,
     fetched_at: i64,
     count: usize,
-    /// Bytes of the ID lines, so a copy cut short is told from a whole one.
-    ids_len: usize,
     lengths: Vec<usize>,
+    /// Bytes of the records, so a copy cut short is told from a whole one.
+    records_len: u64,
 }
 
 impl TeamFingerprints {
-    /// The ID of entry `i`.
-    pub fn id(&self, i: usize) -> Option<&str> {
-        self.ids.split('\n').nth(i)
+    /// The record of entry `i` (None past the end, or if the copy cannot be read).
+    pub fn record(&self, i: usize) -> Option<KeyRecord> {
+        let (start, end) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
+        let mut buf = vec![0u8; end.checked_sub(start)? as usize];
+        match &self.records {
+            Records::Memory(b) => buf.copy_from_slice(b.get(start as usize..end as usize)?),
+            Records::File(f, base) => {
+                let mut f = f;
+                f.seek(SeekFrom::Start(base + u64::from(start))).ok()?;
+                f.read_exact(&mut buf).ok()?;
+            }
+        }
+        let mut rec: KeyRecord = serde_json::from_slice(&buf).ok()?;
+        rec.store = crate::registry::StoreKind::Vault;
+        Some(rec)
     }
 
     pub fn len(&self) -> usize {
@@ -90,38 +114,55 @@ impl TeamFingerprints {
 
     /// The copy at `path`; None when there is none or it is not whole (then refreshed).
     pub fn load(path: &Path) -> anyhow::Result<Option<TeamFingerprints>> {
-        let Some(bytes) = crate::fsutil::read_optional(path)? else {
-            return Ok(None);
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        Ok(Self::parse(&bytes))
+        Ok(Self::parse(file))
     }
 
-    fn parse(bytes: &[u8]) -> Option<TeamFingerprints> {
-        let rest = bytes.strip_prefix(MAGIC)?;
-        let nl = memchr::memchr(b'\n', rest)?;
-        let h: Header = serde_json::from_slice(&rest[..nl]).ok()?;
-        let rest = &rest[nl + 1..];
-        let table = rest.get(..h.count.checked_mul(32)?)?;
-        let ids = std::str::from_utf8(&rest[table.len()..]).ok()?;
-        let lines = if ids.is_empty() {
-            0
-        } else {
-            ids.split('\n').count()
-        };
-        if ids.len() != h.ids_len || lines != h.count {
+    fn parse(file: std::fs::File) -> Option<TeamFingerprints> {
+        let size = file.metadata().ok()?.len();
+        let mut r = BufReader::new(&file);
+        let mut line = Vec::new();
+        r.read_until(b'\n', &mut line).ok()?;
+        if line != MAGIC {
             return None;
         }
+        line.clear();
+        r.read_until(b'\n', &mut line).ok()?;
+        let h: Header = serde_json::from_slice(&line).ok()?;
+        let head = (MAGIC.len() + line.len()) as u64;
+        let n = h.count as u64;
+        let base = head + n * 32 + (n + 1) * 4;
+        if size != base.checked_add(h.records_len)? {
+            return None;
+        }
+        let mut table = vec![0u8; h.count * 32];
+        r.read_exact(&mut table).ok()?;
         let sorted: Vec<[u8; 32]> = table
             .chunks_exact(32)
             .map(|c| c.try_into().expect("32-byte chunks"))
             .collect();
-        if !sorted.is_sorted() {
+        let mut raw = vec![0u8; (h.count + 1) * 4];
+        r.read_exact(&mut raw).ok()?;
+        let offsets: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4-byte chunks")))
+            .collect();
+        let ordered = offsets.first() == Some(&0)
+            && offsets.last().map(|&l| u64::from(l)) == Some(h.records_len)
+            && offsets.is_sorted()
+            && sorted.is_sorted();
+        if !ordered {
             return None;
         }
         let salt = match h.salt {
             Some(s) => Some(crate::key::from_hex(&s)?),
             None => None,
         };
+        drop(r);
         Some(TeamFingerprints {
             team: h.team,
             generation: Generation {
@@ -130,21 +171,25 @@ impl TeamFingerprints {
             },
             fetched_at: time::OffsetDateTime::from_unix_timestamp(h.fetched_at).ok()?,
             sorted,
-            ids: ids.to_owned(),
             lengths: h.lengths,
+            offsets,
+            records: Records::File(file, base),
         })
     }
 
     /// Writes the copy to `path` (0600, atomically).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let Records::Memory(records) = &self.records else {
+            return Ok(());
+        };
         let h = Header {
             team: self.team.clone(),
             version: self.generation.version,
             salt: self.generation.salt.map(|s| crate::key::to_hex(&s)),
             fetched_at: self.fetched_at.unix_timestamp(),
             count: self.sorted.len(),
-            ids_len: self.ids.len(),
             lengths: self.lengths.clone(),
+            records_len: records.len() as u64,
         };
         let mut out = MAGIC.to_vec();
         serde_json::to_writer(&mut out, &h)?;
@@ -152,39 +197,50 @@ impl TeamFingerprints {
         for fp in &self.sorted {
             out.extend_from_slice(fp);
         }
-        out.extend_from_slice(self.ids.as_bytes());
+        for o in &self.offsets {
+            out.extend_from_slice(&o.to_le_bytes());
+        }
+        out.extend_from_slice(records);
         crate::fsutil::write_atomic(path, &out)
     }
 
-    /// The team's fingerprints from records: entries sorted, IDs beside them.
+    /// The team's fingerprints from its records: entries sorted, records beside them.
     fn build(
         team: String,
         generation: Generation,
-        records: impl IntoIterator<Item = (String, Fingerprint)>,
-    ) -> TeamFingerprints {
+        records: Vec<KeyRecord>,
+    ) -> anyhow::Result<TeamFingerprints> {
         let mut lengths: Vec<usize> = Vec::new();
-        let mut entries: Vec<([u8; 32], String)> = records
+        let mut entries: Vec<([u8; 32], KeyRecord)> = records
             .into_iter()
-            .filter_map(|(id, fp)| {
-                // An ID is one path segment: never a line break.
-                let h = crate::key::from_hex(&fp.hmac).filter(|_| !id.contains('\n'))?;
+            .filter_map(|mut r| {
+                let fp = r.fingerprint.take().filter(|f| !f.refused())?;
+                let h = crate::key::from_hex(&fp.hmac)?;
                 if !fp.checksum && !lengths.contains(&fp.len) {
                     lengths.push(fp.len);
                 }
-                Some((h, id))
+                Some((h, r))
             })
             .collect();
-        entries.sort_unstable();
+        entries.sort_unstable_by_key(|e| e.0);
         lengths.sort_unstable();
-        let (sorted, ids): (Vec<[u8; 32]>, Vec<String>) = entries.into_iter().unzip();
-        TeamFingerprints {
+        let mut blob = Vec::new();
+        let mut offsets = vec![0u32];
+        let mut sorted = Vec::with_capacity(entries.len());
+        for (h, r) in entries {
+            serde_json::to_writer(&mut blob, &r)?;
+            offsets.push(u32::try_from(blob.len()).context("a team too large to copy")?);
+            sorted.push(h);
+        }
+        Ok(TeamFingerprints {
             team,
             generation,
             fetched_at: time::OffsetDateTime::now_utc(),
             sorted,
-            ids: ids.join("\n"),
             lengths,
-        }
+            offsets,
+            records: Records::Memory(blob),
+        })
     }
 }
 
@@ -219,11 +275,13 @@ impl VaultStore {
     pub fn team_fingerprints(&self) -> anyhow::Result<TeamFingerprints> {
         let generation = self.generation()?;
         let records = self.records()?;
-        let fps = records.into_iter().filter_map(|r| {
-            let fp = r.fingerprint.filter(|f| !f.refused())?;
-            Some((r.id, fp))
-        });
-        Ok(TeamFingerprints::build(self.team_id(), generation, fps))
+        let bare = records.iter().filter(|r| r.fingerprint.is_none()).count();
+        if bare > 0 {
+            self.out.debug(&format!(
+                "{bare} team keys have no fingerprint on their record (an older keyctl made them): scan cannot name them"
+            ));
+        }
+        TeamFingerprints::build(self.team_id(), generation, records)
     }
 
     /// Moves the team's generation on after a change of the team's keys (see the module
@@ -303,12 +361,13 @@ pub(super) fn team_fingerprint(salt: &[u8; 32], secret: &str) -> Fingerprint {
 mod tests {
     use super::*;
 
-    fn fp(hmac: [u8; 32], len: usize, checksum: bool) -> Fingerprint {
-        Fingerprint {
-            hmac: crate::key::to_hex(&hmac),
-            len,
-            checksum,
-        }
+    fn rec(id: &str, hmac: Option<[u8; 32]>, len: usize, checksum: bool) -> KeyRecord {
+        let fp =
+            hmac.map(|h| json!({"hmac": crate::key::to_hex(&h), "len": len, "checksum": checksum}));
+        serde_json::from_value(json!({"id": id, "name": format!("n-{id}"), "kind": "api",
+            "format": "standard", "created_at": "2026-01-01T00:00:00Z", "scopes": [],
+            "store": "vault", "fingerprint": fp}))
+        .unwrap()
     }
 
     #[test]
@@ -320,23 +379,18 @@ mod tests {
         let t = TeamFingerprints::build(
             "team".into(),
             g,
-            [
-                ("kcb".to_owned(), fp([9u8; 32], 40, false)),
-                ("kca".to_owned(), fp([1u8; 32], 50, true)),
-                (
-                    "bad".to_owned(),
-                    Fingerprint {
-                        hmac: "zz".into(),
-                        len: 1,
-                        checksum: false,
-                    },
-                ),
+            vec![
+                rec("kcb", Some([9u8; 32]), 40, false),
+                rec("kca", Some([1u8; 32]), 50, true),
+                rec("old", None, 0, false),
             ],
-        );
+        )
+        .unwrap();
         assert_eq!(t.sorted, vec![[1u8; 32], [9u8; 32]]);
+        let id = |t: &TeamFingerprints, i| t.record(i).map(|r| r.id);
         assert_eq!(
-            (t.id(0), t.id(1), t.id(2)),
-            (Some("kca"), Some("kcb"), None)
+            (id(&t, 0), id(&t, 1), id(&t, 2)),
+            (Some("kca".into()), Some("kcb".into()), None)
         );
         assert_eq!(t.lengths, vec![40]);
         let dir = tempfile::tempdir().unwrap();
@@ -345,7 +399,10 @@ mod tests {
         let back = TeamFingerprints::load(&path).unwrap().unwrap();
         assert_eq!((back.team.as_str(), back.generation), ("team", g));
         assert_eq!(back.sorted, t.sorted);
-        assert_eq!((back.id(1), back.lengths.clone()), (Some("kcb"), vec![40]));
+        assert_eq!((back.len(), back.lengths.clone()), (2, vec![40]));
+        let b = back.record(1).unwrap();
+        assert_eq!((b.id.as_str(), b.name.as_str()), ("kcb", "n-kcb"));
+        assert_eq!(back.record(2).map(|r| r.id), None);
         assert_eq!(
             back.fetched_at.unix_timestamp(),
             t.fetched_at.unix_timestamp()
@@ -353,12 +410,16 @@ mod tests {
         assert!(!back.too_old(time::OffsetDateTime::now_utc()));
         assert!(back.too_old(time::OffsetDateTime::now_utc() + time::Duration::minutes(11)));
 
-        // Cut short or tampered with: no copy (refreshed), never a wrong one.
+        // Cut short or grown: no copy (refreshed), never a wrong one.
         let bytes = std::fs::read(&path).unwrap();
-        for cut in [10, MAGIC.len() + 5, bytes.len() - 40, bytes.len() - 1] {
-            assert!(TeamFingerprints::parse(&bytes[..cut]).is_none(), "{cut}");
+        let cut = dir.path().join("cut");
+        for n in [10, MAGIC.len() + 5, bytes.len() - 40, bytes.len() - 1] {
+            std::fs::write(&cut, &bytes[..n]).unwrap();
+            assert!(TeamFingerprints::load(&cut).unwrap().is_none(), "{n}");
         }
-        let empty = TeamFingerprints::build("t".into(), g, []);
+        std::fs::write(&cut, [&bytes[..], b"x"].concat()).unwrap();
+        assert!(TeamFingerprints::load(&cut).unwrap().is_none());
+        let empty = TeamFingerprints::build("t".into(), g, Vec::new()).unwrap();
         empty.save(&path).unwrap();
         assert!(TeamFingerprints::load(&path).unwrap().unwrap().is_empty());
     }
