@@ -21,7 +21,7 @@ use crate::registry::{KeyRecord, Registry};
 use crate::scan::report::KeyInfo;
 use crate::scan::{self, Finding, Known};
 use crate::store::StoreChoice;
-use crate::store::vault::TeamFingerprints;
+use crate::store::vault::{Generation, TeamFingerprints};
 
 /// The copy of the team's fingerprints, in the home.
 pub(crate) const TEAM_COPY: &str = "team-fingerprints";
@@ -33,63 +33,83 @@ pub(crate) struct KnownKeys {
     team: Option<TeamFingerprints>,
 }
 
+/// The team store's answer to "which team, which generation?".
+type Checked = anyhow::Result<(String, Generation)>;
+
+/// This home's salt and keys, and the check's answer, when the team's copy must be read
+/// again.
+type Stale = ([u8; 32], Vec<KeyRecord>, Checked);
+
 /// Runs `scan` against every key this home knows (again, if the team's copy turned out
 /// stale meanwhile); returns its result and what it knew, for [`name`].
 pub(crate) fn scan<T>(
     app: &App,
     scan: impl Fn(&Known) -> anyhow::Result<T>,
 ) -> anyhow::Result<(T, KnownKeys)> {
-    let (salt, local) = local_keys(app)?;
     if !app.stores.vault_enabled() {
+        let (salt, local) = local_keys(app)?;
         let kk = known_keys(salt, local, None);
         return Ok((scan(&kk.known)?, kk));
     }
     let path = app.paths.data.join(TEAM_COPY);
-    let copy = TeamFingerprints::load(&path).unwrap_or_else(|e| {
-        app.out.debug(&format!("{e:#}"));
-        None
-    });
-    let copy = copy.filter(|c| !c.too_old(time::OffsetDateTime::now_utc()));
-    let mut local = local;
-    if let Some(copy) = copy {
-        let kk = known_keys(salt, local, Some(copy));
-        let stores = &app.stores;
-        let (found, check) = std::thread::scope(|s| {
-            let check = s.spawn(|| {
-                let v = stores.vault()?;
-                Ok::<_, anyhow::Error>((v.team_id(), v.generation()?))
-            });
-            (scan(&kk.known), check.join())
+    let stores = &app.stores;
+    let outcome = std::thread::scope(|s| -> anyhow::Result<Result<(T, KnownKeys), Stale>> {
+        // In flight from the start: the scan's own work hides the round trip.
+        let check = s.spawn(|| -> Checked {
+            let v = stores.vault()?;
+            Ok((v.team_id(), v.generation()?))
         });
-        let found = found?;
-        let copy = kk.team.as_ref().expect("a team copy");
-        match check.unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked"))) {
-            Ok((team, generation)) if team == copy.team && generation == copy.generation => {
-                return Ok((found, kk));
-            }
-            Ok(_) => {
+        let join = |h: std::thread::ScopedJoinHandle<'_, Checked>| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked")))
+        };
+        let (salt, local) = local_keys(app)?;
+        let copy = TeamFingerprints::load(&path).unwrap_or_else(|e| {
+            app.out.debug(&format!("{e:#}"));
+            None
+        });
+        let Some(copy) = copy.filter(|c| !c.too_old(time::OffsetDateTime::now_utc())) else {
+            return Ok(Err((salt, local, join(check))));
+        };
+        let (team, generation, fetched_at) = (copy.team.clone(), copy.generation, copy.fetched_at);
+        let kk = known_keys(salt, local, Some(copy));
+        let found = scan(&kk.known)?;
+        match join(check) {
+            Ok(now) if now == (team, generation) => Ok(Ok((found, kk))),
+            Ok(now) => {
                 app.out
                     .debug("the team's keys changed since they were copied: scanning again");
-                local = kk.local;
+                Ok(Err((salt, kk.local, Ok(now))))
             }
             Err(e) => {
                 app.out.warn(&format!(
                     "team keys matched as of {} (the team store did not answer: {e:#})",
-                    crate::expiry::rfc3339(copy.fetched_at)
+                    crate::expiry::rfc3339(fetched_at)
                 ));
-                return Ok((found, kk));
+                Ok(Ok((found, kk)))
             }
         }
-    }
-    let team = refresh(app, &path)?;
+    })?;
+    let (salt, local, checked) = match outcome {
+        Ok(done) => return Ok(done),
+        Err(stale) => stale,
+    };
+    let team = refresh(app, &path, checked)?;
     let kk = known_keys(salt, local, team);
     Ok((scan(&kk.known)?, kk))
 }
 
-/// The team's fingerprints read from the team store and copied to `path`; None when the
-/// team store is configured but not selected and does not answer.
-fn refresh(app: &App, path: &std::path::Path) -> anyhow::Result<Option<TeamFingerprints>> {
-    match app.stores.vault().and_then(|v| v.team_fingerprints()) {
+/// The team's fingerprints read from the team store and copied to `path`, as of the
+/// generation `checked` (read before the records); None when the team store is configured
+/// but not selected and does not answer.
+fn refresh(
+    app: &App,
+    path: &std::path::Path,
+    checked: Checked,
+) -> anyhow::Result<Option<TeamFingerprints>> {
+    let read =
+        checked.and_then(|(_, generation)| app.stores.vault()?.team_fingerprints(generation));
+    match read {
         Ok(team) => {
             if let Err(e) = team.save(path) {
                 app.out
@@ -154,10 +174,11 @@ fn known_keys(salt: [u8; 32], local: Vec<KeyRecord>, team: Option<TeamFingerprin
             known.add(h, fp.len, !fp.checksum, i);
         }
     }
-    if let Some(t) = &team
+    let mut team = team;
+    if let Some(t) = &mut team
         && let Some(salt) = t.generation.salt
     {
-        known.add_table(salt, t.sorted.clone(), local.len(), &t.lengths);
+        known.add_table(salt, std::mem::take(&mut t.sorted), local.len(), &t.lengths);
     }
     KnownKeys { known, local, team }
 }

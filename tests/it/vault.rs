@@ -1550,3 +1550,36 @@ fn a_copy_left_torn_by_a_writer_is_refreshed_by_its_age_or_an_index_repair() {
     );
     assert_eq!(std::fs::read(&copy).unwrap().len(), bytes.len());
 }
+
+#[test]
+fn a_scan_with_the_team_store_down_uses_its_copy_and_says_so() {
+    let bao = require!(DevServer::start());
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(&bao, &a, &["--name", "deploy"]);
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tree.path().join("d.env"),
+        format!("D={}\n", k["secret"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, "deploy".into())
+    );
+    let addr = bao.addr().to_owned();
+    drop(bao);
+    let (code, out, err) = vault_cmd(&b, &addr, ROOT_TOKEN)
+        .args(["scan", "--format", "json"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 12, "{err}");
+    assert_eq!(json(out.lines().next().unwrap())["key_name"], "deploy");
+    assert!(err.contains("team keys matched as of"), "{err}");
+    // No copy and the team store selected: the scan cannot vouch for team keys (exit 5).
+    std::fs::remove_file(b.path().join("team-fingerprints")).unwrap();
+    let (code, _, err) = vault_cmd(&b, &addr, ROOT_TOKEN)
+        .args(["scan"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 5, "{err}");
+}

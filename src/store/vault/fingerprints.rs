@@ -98,12 +98,13 @@ impl TeamFingerprints {
         Some(rec)
     }
 
+    /// How many keys (the records; `sorted` may have been handed on).
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.offsets.len() - 1
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.len() == 0
     }
 
     /// Older than [`MAX_AGE`] (or from the future: a clock set back).
@@ -139,12 +140,8 @@ impl TeamFingerprints {
         if size != base.checked_add(h.records_len)? {
             return None;
         }
-        let mut table = vec![0u8; h.count * 32];
-        r.read_exact(&mut table).ok()?;
-        let sorted: Vec<[u8; 32]> = table
-            .chunks_exact(32)
-            .map(|c| c.try_into().expect("32-byte chunks"))
-            .collect();
+        let mut sorted = vec![[0u8; 32]; h.count];
+        r.read_exact(sorted.as_flattened_mut()).ok()?;
         let mut raw = vec![0u8; (h.count + 1) * 4];
         r.read_exact(&mut raw).ok()?;
         let offsets: Vec<u32> = raw
@@ -270,10 +267,10 @@ impl VaultStore {
         })
     }
 
-    /// The fingerprints of every team key: the generation first, then the records (the
-    /// list's bounded requests; never a secret).
-    pub fn team_fingerprints(&self) -> anyhow::Result<TeamFingerprints> {
-        let generation = self.generation()?;
+    /// The fingerprints of every team key, as of `generation`, which the caller read
+    /// before (so a change racing this read moves the generation past it): the list's
+    /// bounded requests, never a secret.
+    pub fn team_fingerprints(&self, generation: Generation) -> anyhow::Result<TeamFingerprints> {
         let records = self.records()?;
         let bare = records.iter().filter(|r| r.fingerprint.is_none()).count();
         if bare > 0 {
