@@ -6,7 +6,8 @@
 //! A team of 10,000 keys takes ~200 ms to load, which every commit would pay through the
 //! pre-commit hook. So the team's fingerprints are kept in a copy in the home
 //! ([`TeamFingerprints`], checked by the team's generation, one request), and the scan
-//! runs against the copy while that request is in flight: when the copy turns out
+//! runs against the copy (its fingerprints read while the walk starts) while that request
+//! is in flight: when the copy turns out
 //! stale, it is refreshed and the scan is run again, so a team key whose `create` or
 //! `rotate` finished before the scan started is always found. The copy holds the
 //! records too, of which only those of the keys found are read (their names and
@@ -73,14 +74,21 @@ pub(crate) fn scan<T>(
         };
         let (team, generation, fetched_at) = (copy.team.clone(), copy.generation, copy.fetched_at);
         let kk = known_keys(salt, local, Some(copy));
-        let found = scan(&kk.known)?;
+        // The copy's fingerprints are read while the walk starts.
+        let found = std::thread::scope(|s| {
+            s.spawn(|| kk.known.preload());
+            scan(&kk.known)
+        })?;
+        let whole = kk.known.intact();
         match join(check) {
-            Ok(now) if now == (team, generation) => Ok(Ok((found, kk))),
+            Ok(now) if now == (team, generation) && whole => Ok(Ok((found, kk))),
             Ok(now) => {
-                app.out
-                    .debug("the team's keys changed since they were copied: scanning again");
+                app.out.debug(
+                    "the team's keys changed since they were copied (or the copy is unreadable): scanning again",
+                );
                 Ok(Err((salt, kk.local, Ok(now))))
             }
+            Err(e) if !whole => Ok(Err((salt, kk.local, Err(e)))),
             Err(e) => {
                 app.out.warn(&format!(
                     "team keys matched as of {} (the team store did not answer: {e:#})",
@@ -174,11 +182,10 @@ fn known_keys(salt: [u8; 32], local: Vec<KeyRecord>, team: Option<TeamFingerprin
             known.add(h, fp.len, !fp.checksum, i);
         }
     }
-    let mut team = team;
-    if let Some(t) = &mut team
+    if let Some(t) = &team
         && let Some(salt) = t.generation.salt
     {
-        known.add_table(salt, std::mem::take(&mut t.sorted), local.len(), &t.lengths);
+        known.add_table(salt, local.len(), &t.lengths, t.table());
     }
     KnownKeys { known, local, team }
 }

@@ -22,6 +22,7 @@ pub(crate) mod report;
 pub(crate) mod walk;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// The fingerprints of the secrets this home knows, and the lengths of those that carry
 /// no checksum (only runs of those lengths are fingerprinted).
@@ -34,16 +35,28 @@ pub(crate) struct Known {
 }
 
 /// Fingerprints under one salt, sorted, the key of entry `i` being `base + i`: a team's
-/// tens of thousands are looked up where they lie, with nothing to build per key.
+/// tens of thousands, looked up where they lie, read by the first lookup (or by
+/// [`Known::preload`] while the walk starts); None when they could not be read.
 struct Table {
     salt: [u8; 32],
-    sorted: Vec<[u8; 32]>,
     base: usize,
+    sorted: OnceLock<Option<Vec<[u8; 32]>>>,
+    load: TableLoad,
 }
 
+/// Reads a table's fingerprints, sorted; None when they cannot be read.
+pub(crate) type TableLoad = Box<dyn Fn() -> Option<Vec<[u8; 32]>> + Send + Sync>;
+
 impl Table {
+    fn sorted(&self) -> &[[u8; 32]] {
+        self.sorted
+            .get_or_init(|| (self.load)())
+            .as_deref()
+            .unwrap_or_default()
+    }
+
     fn find(&self, fp: &[u8; 32]) -> Option<usize> {
-        self.sorted.binary_search(fp).ok().map(|i| self.base + i)
+        self.sorted().binary_search(fp).ok().map(|i| self.base + i)
     }
 }
 
@@ -71,20 +84,38 @@ impl Known {
             .unwrap_or(fp)
     }
 
-    /// Fingerprints under `salt` (sorted ascending), entry `i` naming key `base + i`;
-    /// `lengths` are those of the secrets among them without a checksum.
+    /// Fingerprints under `salt`, sorted ascending as `load` reads them, entry `i` naming
+    /// key `base + i`; `lengths` are those of the secrets among them without a checksum.
     pub(crate) fn add_table(
         &mut self,
         salt: [u8; 32],
-        sorted: Vec<[u8; 32]>,
         base: usize,
         lengths: &[usize],
+        load: TableLoad,
     ) {
-        debug_assert!(sorted.is_sorted());
-        self.tables.push(Table { salt, sorted, base });
+        self.tables.push(Table {
+            salt,
+            base,
+            sorted: OnceLock::new(),
+            load,
+        });
         for &len in lengths {
             self.add_length(len);
         }
+    }
+
+    /// Reads every table now (on a thread of its own while the walk starts).
+    pub(crate) fn preload(&self) {
+        for t in &self.tables {
+            t.sorted();
+        }
+    }
+
+    /// False when a table could not be read (its keys were not looked for).
+    pub(crate) fn intact(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|t| t.sorted.get().is_none_or(Option::is_some))
     }
 
     /// Adds a key by its secret (while it is at hand): `key` is the caller's index.
@@ -345,6 +376,34 @@ mod tests {
         for x in &f {
             assert!(x.masked.chars().count() <= 4 + 1 + 4, "{}", x.masked);
         }
+    }
+
+    #[test]
+    fn a_table_under_another_salt_names_its_keys_and_an_unreadable_one_says_so() {
+        let team = [2u8; 32];
+        let a = mint(Format::Standard, "kca_");
+        let b = mint(Format::Standard, "kca_");
+        let mut sorted = vec![
+            fingerprint(&team, a.secret.expose_secret().as_bytes()),
+            fingerprint(&team, b.secret.expose_secret().as_bytes()),
+        ];
+        sorted.sort_unstable();
+        let b_at = sorted
+            .iter()
+            .position(|f| *f == fingerprint(&team, b.secret.expose_secret().as_bytes()))
+            .unwrap();
+        let mut k = Known::new([1u8; 32]);
+        k.add_table(team, 5, &[], Box::new(move || Some(sorted.clone())));
+        let text = format!("x = {}\n", b.secret.expose_secret());
+        let f = scan_buffer(text.as_bytes(), &k, "t", None);
+        assert_eq!(f[0].key, Some(5 + b_at));
+        assert!(k.intact());
+
+        let mut broken = Known::new([1u8; 32]);
+        broken.add_table(team, 0, &[], Box::new(|| None));
+        let f = scan_buffer(text.as_bytes(), &broken, "t", None);
+        assert_eq!(f[0].key, None);
+        assert!(!broken.intact());
     }
 
     #[test]

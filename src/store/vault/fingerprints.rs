@@ -21,6 +21,7 @@
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -46,26 +47,43 @@ pub struct Generation {
 /// The fingerprints of a team's keys under its salt, and their records, as of a
 /// generation. In the file: a header line, the sorted fingerprints (32 bytes each), the
 /// offsets of the records (4 bytes each, one more than there are keys), then the records
-/// (JSON); a scan reads the first three and only the records of the keys it found.
+/// (JSON). Opening a copy reads its header only (and checks its size); a scan reads the
+/// fingerprints while it walks ([`TeamFingerprints::table`]) and only the records of the
+/// keys it found.
 pub struct TeamFingerprints {
     /// Which team (address, namespace, mount, prefix).
     pub team: String,
     pub generation: Generation,
     /// When it was read from the team store.
     pub fetched_at: time::OffsetDateTime,
-    /// Sorted; entry `i` is the key whose record is `record(i)`.
-    pub sorted: Vec<[u8; 32]>,
     /// Lengths of the secrets without a keyctl checksum (only runs of those are looked up).
     pub lengths: Vec<usize>,
-    /// Where record `i` starts and ends in `records`.
-    offsets: Vec<u32>,
-    records: Records,
+    count: usize,
+    data: Data,
 }
 
-enum Records {
-    Memory(Vec<u8>),
-    /// The copy's file, open, and where the records start in it.
-    File(std::fs::File, u64),
+enum Data {
+    /// Just read from the team store.
+    Memory {
+        sorted: Vec<[u8; 32]>,
+        /// Where record `i` starts and ends in `records`.
+        offsets: Vec<u32>,
+        records: Vec<u8>,
+    },
+    /// The copy's file, open (so a newer copy renamed over it changes nothing here), and
+    /// where its fingerprints start.
+    File {
+        file: Arc<Mutex<std::fs::File>>,
+        table: u64,
+        records_len: u64,
+    },
+}
+
+/// Reads `buf.len()` bytes at `pos` of `file`.
+fn read_at(file: &Mutex<std::fs::File>, pos: u64, buf: &mut [u8]) -> Option<()> {
+    let mut f = file.lock().ok()?;
+    f.seek(SeekFrom::Start(pos)).ok()?;
+    f.read_exact(buf).ok()
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -80,31 +98,70 @@ struct Header {
     records_len: u64,
 }
 
+/// A loader of the sorted fingerprints; None if they cannot be read whole and sorted.
+pub type TableLoader = Box<dyn Fn() -> Option<Vec<[u8; 32]>> + Send + Sync>;
+
 impl TeamFingerprints {
-    /// The record of entry `i` (None past the end, or if the copy cannot be read).
-    pub fn record(&self, i: usize) -> Option<KeyRecord> {
-        let (start, end) = (*self.offsets.get(i)?, *self.offsets.get(i + 1)?);
-        let mut buf = vec![0u8; end.checked_sub(start)? as usize];
-        match &self.records {
-            Records::Memory(b) => buf.copy_from_slice(b.get(start as usize..end as usize)?),
-            Records::File(f, base) => {
-                let mut f = f;
-                f.seek(SeekFrom::Start(base + u64::from(start))).ok()?;
-                f.read_exact(&mut buf).ok()?;
+    /// The sorted fingerprints, entry `i` being the key of `record(i)`, read when called.
+    pub fn table(&self) -> TableLoader {
+        match &self.data {
+            Data::Memory { sorted, .. } => {
+                let sorted = sorted.clone();
+                Box::new(move || Some(sorted.clone()))
+            }
+            Data::File { file, table, .. } => {
+                let (file, table, count) = (file.clone(), *table, self.count);
+                Box::new(move || {
+                    let mut sorted = vec![[0u8; 32]; count];
+                    read_at(&file, table, sorted.as_flattened_mut())?;
+                    sorted.is_sorted().then_some(sorted)
+                })
             }
         }
+    }
+
+    /// The record of entry `i` (None past the end, or if the copy cannot be read).
+    pub fn record(&self, i: usize) -> Option<KeyRecord> {
+        if i >= self.count {
+            return None;
+        }
+        let buf = match &self.data {
+            Data::Memory {
+                offsets, records, ..
+            } => records
+                .get(offsets[i] as usize..offsets[i + 1] as usize)?
+                .to_vec(),
+            Data::File {
+                file,
+                table,
+                records_len,
+            } => {
+                let offsets = table + self.count as u64 * 32;
+                let mut raw = [0u8; 8];
+                read_at(file, offsets + i as u64 * 4, &mut raw)?;
+                let start = u64::from(u32::from_le_bytes(raw[..4].try_into().ok()?));
+                let end = u64::from(u32::from_le_bytes(raw[4..].try_into().ok()?));
+                if start > end || end > *records_len {
+                    return None;
+                }
+                let mut buf = vec![0u8; (end - start) as usize];
+                let base = offsets + (self.count as u64 + 1) * 4;
+                read_at(file, base + start, &mut buf)?;
+                buf
+            }
+        };
         let mut rec: KeyRecord = serde_json::from_slice(&buf).ok()?;
         rec.store = crate::registry::StoreKind::Vault;
         Some(rec)
     }
 
-    /// How many keys (the records; `sorted` may have been handed on).
+    /// How many keys.
     pub fn len(&self) -> usize {
-        self.offsets.len() - 1
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.count == 0
     }
 
     /// Older than [`MAX_AGE`] (or from the future: a clock set back).
@@ -125,7 +182,7 @@ impl TeamFingerprints {
 
     fn parse(file: std::fs::File) -> Option<TeamFingerprints> {
         let size = file.metadata().ok()?.len();
-        let mut r = BufReader::new(&file);
+        let mut r = BufReader::with_capacity(4096, &file);
         let mut line = Vec::new();
         r.read_until(b'\n', &mut line).ok()?;
         if line != MAGIC {
@@ -134,25 +191,9 @@ impl TeamFingerprints {
         line.clear();
         r.read_until(b'\n', &mut line).ok()?;
         let h: Header = serde_json::from_slice(&line).ok()?;
-        let head = (MAGIC.len() + line.len()) as u64;
+        let table = (MAGIC.len() + line.len()) as u64;
         let n = h.count as u64;
-        let base = head + n * 32 + (n + 1) * 4;
-        if size != base.checked_add(h.records_len)? {
-            return None;
-        }
-        let mut sorted = vec![[0u8; 32]; h.count];
-        r.read_exact(sorted.as_flattened_mut()).ok()?;
-        let mut raw = vec![0u8; (h.count + 1) * 4];
-        r.read_exact(&mut raw).ok()?;
-        let offsets: Vec<u32> = raw
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4-byte chunks")))
-            .collect();
-        let ordered = offsets.first() == Some(&0)
-            && offsets.last().map(|&l| u64::from(l)) == Some(h.records_len)
-            && offsets.is_sorted()
-            && sorted.is_sorted();
-        if !ordered {
+        if size != (table + n * 32 + (n + 1) * 4).checked_add(h.records_len)? {
             return None;
         }
         let salt = match h.salt {
@@ -167,16 +208,24 @@ impl TeamFingerprints {
                 salt,
             },
             fetched_at: time::OffsetDateTime::from_unix_timestamp(h.fetched_at).ok()?,
-            sorted,
             lengths: h.lengths,
-            offsets,
-            records: Records::File(file, base),
+            count: h.count,
+            data: Data::File {
+                file: Arc::new(Mutex::new(file)),
+                table,
+                records_len: h.records_len,
+            },
         })
     }
 
     /// Writes the copy to `path` (0600, atomically).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let Records::Memory(records) = &self.records else {
+        let Data::Memory {
+            sorted,
+            offsets,
+            records,
+        } = &self.data
+        else {
             return Ok(());
         };
         let h = Header {
@@ -184,17 +233,15 @@ impl TeamFingerprints {
             version: self.generation.version,
             salt: self.generation.salt.map(|s| crate::key::to_hex(&s)),
             fetched_at: self.fetched_at.unix_timestamp(),
-            count: self.sorted.len(),
+            count: self.count,
             lengths: self.lengths.clone(),
             records_len: records.len() as u64,
         };
         let mut out = MAGIC.to_vec();
         serde_json::to_writer(&mut out, &h)?;
         out.push(b'\n');
-        for fp in &self.sorted {
-            out.extend_from_slice(fp);
-        }
-        for o in &self.offsets {
+        out.extend_from_slice(sorted.as_flattened());
+        for o in offsets {
             out.extend_from_slice(&o.to_le_bytes());
         }
         out.extend_from_slice(records);
@@ -221,22 +268,25 @@ impl TeamFingerprints {
             .collect();
         entries.sort_unstable_by_key(|e| e.0);
         lengths.sort_unstable();
-        let mut blob = Vec::new();
+        let mut records = Vec::new();
         let mut offsets = vec![0u32];
         let mut sorted = Vec::with_capacity(entries.len());
         for (h, r) in entries {
-            serde_json::to_writer(&mut blob, &r)?;
-            offsets.push(u32::try_from(blob.len()).context("a team too large to copy")?);
+            serde_json::to_writer(&mut records, &r)?;
+            offsets.push(u32::try_from(records.len()).context("a team too large to copy")?);
             sorted.push(h);
         }
         Ok(TeamFingerprints {
             team,
             generation,
             fetched_at: time::OffsetDateTime::now_utc(),
-            sorted,
             lengths,
-            offsets,
-            records: Records::Memory(blob),
+            count: sorted.len(),
+            data: Data::Memory {
+                sorted,
+                offsets,
+                records,
+            },
         })
     }
 }
@@ -383,7 +433,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(t.sorted, vec![[1u8; 32], [9u8; 32]]);
+        assert_eq!(t.table()(), Some(vec![[1u8; 32], [9u8; 32]]));
         let id = |t: &TeamFingerprints, i| t.record(i).map(|r| r.id);
         assert_eq!(
             (id(&t, 0), id(&t, 1), id(&t, 2)),
@@ -395,7 +445,7 @@ mod tests {
         t.save(&path).unwrap();
         let back = TeamFingerprints::load(&path).unwrap().unwrap();
         assert_eq!((back.team.as_str(), back.generation), ("team", g));
-        assert_eq!(back.sorted, t.sorted);
+        assert_eq!(back.table()(), t.table()());
         assert_eq!((back.len(), back.lengths.clone()), (2, vec![40]));
         let b = back.record(1).unwrap();
         assert_eq!((b.id.as_str(), b.name.as_str()), ("kcb", "n-kcb"));
@@ -416,6 +466,16 @@ mod tests {
         }
         std::fs::write(&cut, [&bytes[..], b"x"].concat()).unwrap();
         assert!(TeamFingerprints::load(&cut).unwrap().is_none());
+        // Whole but out of order: opened, but its fingerprints are not used.
+        let at = bytes.iter().position(|&b| b == b'\n').unwrap();
+        let table = at + 1 + bytes[at + 1..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let mut swapped = bytes.clone();
+        swapped[table..table + 64].rotate_left(32);
+        std::fs::write(&cut, swapped).unwrap();
+        assert_eq!(
+            TeamFingerprints::load(&cut).unwrap().unwrap().table()(),
+            None
+        );
         let empty = TeamFingerprints::build("t".into(), g, Vec::new()).unwrap();
         empty.save(&path).unwrap();
         assert!(TeamFingerprints::load(&path).unwrap().unwrap().is_empty());
