@@ -7,11 +7,10 @@
 //! pre-commit hook. So the team's fingerprints are kept in a copy in the home
 //! ([`TeamFingerprints`], checked by the team's generation, one request), and the scan
 //! runs against the copy (its fingerprints read while the walk starts) while that request
-//! is in flight: when the copy turns out
-//! stale, it is refreshed and the scan is run again, so a team key whose `create` or
-//! `rotate` finished before the scan started is always found. The copy holds the
-//! records too, of which only those of the keys found are read (their names and
-//! status, as current as the generation checked). Never a secret.
+//! is in flight: when the copy turns out stale, it is refreshed and the scan is run again,
+//! so a team key whose `create` or `rotate` finished before the scan started is always
+//! found. The copy holds the records too, of which only those of the keys found are read
+//! (their names and status, as current as the generation checked). Never a secret.
 
 use std::collections::HashMap;
 
