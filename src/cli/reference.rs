@@ -126,6 +126,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "~/.vault-token",
         "the team store's token when BAO_TOKEN and VAULT_TOKEN are unset (written by `bao login`)",
     ),
+    (
+        "~/.local/share/keyctl/team-fingerprints",
+        "`scan`'s copy of the team's fingerprints (under the team's salt) and records, mode 0600, never a secret; read again when the team changes; safe to delete (with --home: HOME/team-fingerprints)",
+    ),
 ];
 
 /// `s` safe as roff text: backslashes escaped, no line starting with a control character.

@@ -5,13 +5,11 @@
 
 use std::path::PathBuf;
 
-use secrecy::ExposeSecret;
-use time::OffsetDateTime;
-
 use crate::cli::{ScanArgs, ScanFormat};
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::registry::{KeyRecord, Registry, StoreKind};
+use crate::flow::known_keys;
+use crate::registry::KeyRecord;
 use crate::scan::report::{self, KeyInfo};
 use crate::scan::{self, Finding, Known, Scanned, Skip, walk};
 use crate::service::Service;
@@ -32,14 +30,15 @@ pub(crate) fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         ));
         return Ok(());
     }
-    let (known, keys, records) = known_keys(ctx)?;
     let max_size = a.max_size.saturating_mul(1024 * 1024);
-    let mut total = Scanned::default();
-    let mut scanned = if a.staged {
-        let top = scan::git::toplevel(&first)?;
-        total = scan::git::scan_staged(&top, &known, max_size)?;
-        format!("the staged changes ({})", files_and_mib(&total))
-    } else {
+    let run = |known: &Known| -> anyhow::Result<(Scanned, String)> {
+        let mut total = Scanned::default();
+        if a.staged {
+            let top = scan::git::toplevel(&first)?;
+            total = scan::git::scan_staged(&top, known, max_size)?;
+            let scanned = format!("the staged changes ({})", files_and_mib(&total));
+            return Ok((total, scanned));
+        }
         let opts = walk::WalkOptions {
             paths: if a.paths.is_empty() {
                 vec![first.clone()]
@@ -51,12 +50,12 @@ pub(crate) fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
             max_size,
         };
         let spinner = ctx.out.wait("scanning files");
-        total.merge(walk::scan_paths(&opts, &known));
+        total.merge(walk::scan_paths(&opts, known));
         drop(spinner);
         let mut scanned = files_and_mib(&total);
         if a.git {
             let spinner = ctx.out.wait("scanning git history");
-            let (h, commits) = scan::git::scan_history(&first, &known, max_size, a.all)?;
+            let (h, commits) = scan::git::scan_history(&first, known, max_size, a.all)?;
             drop(spinner);
             scanned.push_str(&format!(
                 " and {commits} commit{} ({} blob{})",
@@ -66,8 +65,10 @@ pub(crate) fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
             ));
             total.merge(h);
         }
-        scanned
+        Ok((total, scanned))
     };
+    let ((mut total, mut scanned), kk) = known_keys::scan(ctx, run)?;
+    let (keys, records) = known_keys::name(ctx, &kk, &mut total.findings);
     for (path, why) in &total.skipped {
         let detail = match why {
             Skip::Unreadable(e) => format!(" ({})", crate::output::sanitize(e)),
@@ -169,75 +170,6 @@ fn skipped_summary(skipped: &[(String, Skip)]) -> String {
         skipped.len(),
         parts.join(", ")
     )
-}
-
-/// Every key this home knows, by fingerprint. Local keys stored before fingerprints
-/// existed get theirs now (their secret read once, the fingerprint saved); team keys by
-/// the fingerprint on their team record, under the team's salt (no secret read).
-fn known_keys(ctx: &Ctx) -> anyhow::Result<(Known, Vec<KeyInfo>, Vec<KeyRecord>)> {
-    let now = OffsetDateTime::now_utc();
-    let salt = {
-        let mut reg = Registry::lock(&ctx.paths.data)?;
-        // Written back only when something was added: a scan is otherwise read-only.
-        let mut changed = reg.reg.scan_salt().is_none();
-        let salt = reg.reg.ensure_scan_salt();
-        let missing: Vec<(String, StoreKind)> = reg
-            .reg
-            .keys()
-            .iter()
-            .filter(|k| k.fingerprint.is_none() && k.revoked_at.is_none())
-            .map(|k| (k.id.clone(), k.store))
-            .collect();
-        for (id, store) in missing {
-            match ctx.stores.get(store).and_then(|s| s.get(&id)) {
-                Ok(secret) => {
-                    let fp = reg.reg.fingerprint_of(secret.expose_secret());
-                    if let Some(k) = reg.get_mut(&id) {
-                        k.fingerprint = Some(fp);
-                        changed = true;
-                    }
-                }
-                Err(e) => ctx.out.debug(&format!("key {id} not fingerprinted: {e:#}")),
-            }
-        }
-        if changed {
-            reg.save()?;
-        }
-        salt
-    };
-    let catalog = crate::flow::catalog::load(ctx)?;
-    let mut known = Known::new(salt);
-    if let Some(team) = crate::flow::catalog::team_salt(ctx) {
-        known.add_salt(team);
-    }
-    let mut keys = Vec::new();
-    let mut records = Vec::new();
-    for k in catalog.keys() {
-        let i = keys.len();
-        let status = k.status(now, ctx.warn_window).as_str().to_string();
-        match (&k.fingerprint, k.store) {
-            (Some(fp), _) => {
-                if let Some(h) = scan::from_hex(&fp.hmac) {
-                    known.add(h, fp.len, !fp.checksum, i);
-                }
-            }
-            (None, StoreKind::Vault) => {
-                ctx.out.debug(&format!(
-                    "team key {} has no fingerprint on its record (an older keyctl made it)",
-                    crate::output::sanitize(&k.id)
-                ));
-                continue;
-            }
-            _ => continue,
-        }
-        keys.push(KeyInfo {
-            id: k.id.clone(),
-            name: k.name.clone(),
-            status,
-        });
-        records.push(k.clone());
-    }
-    Ok((known, keys, records))
 }
 
 fn print(

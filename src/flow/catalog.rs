@@ -25,21 +25,6 @@ pub(crate) fn load(app: &App) -> anyhow::Result<Registry> {
     }
 }
 
-/// The team-wide salt of the fingerprints on team records, when a team store is
-/// configured and has one (read with list rights; `scan` goes on without it).
-pub(crate) fn team_salt(app: &App) -> Option<[u8; 32]> {
-    if !app.stores.vault_enabled() {
-        return None;
-    }
-    match app.stores.vault().and_then(|v| v.team_salt(false)) {
-        Ok(salt) => salt,
-        Err(e) => {
-            app.out.debug(&format!("no team salt: {e:#}"));
-            None
-        }
-    }
-}
-
 /// The keys KEY (an ID or a name) can mean, enough for `Registry::resolve`. A key of this
 /// machine is answered locally, without waiting for the team store (which may be slow or
 /// down); otherwise a few round trips to the team store instead of listing it.

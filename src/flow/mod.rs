@@ -11,6 +11,7 @@ pub(crate) mod delete;
 pub(crate) mod deliver;
 pub(crate) mod doctor;
 pub(crate) mod keys;
+pub(crate) mod known_keys;
 pub(crate) mod push;
 pub(crate) mod remotes;
 pub(crate) mod revoke;

@@ -22,46 +22,100 @@ pub(crate) mod report;
 pub(crate) mod walk;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// The fingerprints of the secrets this home knows, and the lengths of those that carry
 /// no checksum (only runs of those lengths are fingerprinted).
 pub(crate) struct Known {
     salt: [u8; 32],
-    /// Other salts whose fingerprints were added (the team store's).
-    salts: Vec<[u8; 32]>,
     keys: HashMap<[u8; 32], usize>,
+    /// Fingerprints under other salts (the team store's), as sorted tables.
+    tables: Vec<Table>,
     lengths: Vec<usize>,
+}
+
+/// Fingerprints under one salt, sorted, the key of entry `i` being `base + i`: a team's
+/// tens of thousands, looked up where they lie, read by the first lookup (or by
+/// [`Known::preload`] while the walk starts); None when they could not be read.
+struct Table {
+    salt: [u8; 32],
+    base: usize,
+    sorted: OnceLock<Option<Vec<[u8; 32]>>>,
+    load: TableLoad,
+}
+
+/// Reads a table's fingerprints, sorted; None when they cannot be read.
+pub(crate) type TableLoad = Box<dyn Fn() -> Option<Vec<[u8; 32]>> + Send + Sync>;
+
+impl Table {
+    fn sorted(&self) -> &[[u8; 32]] {
+        self.sorted
+            .get_or_init(|| (self.load)())
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    fn find(&self, fp: &[u8; 32]) -> Option<usize> {
+        self.sorted().binary_search(fp).ok().map(|i| self.base + i)
+    }
 }
 
 impl Known {
     pub(crate) fn new(salt: [u8; 32]) -> Known {
         Known {
             salt,
-            salts: Vec::new(),
             keys: HashMap::new(),
+            tables: Vec::new(),
             lengths: Vec::new(),
         }
     }
 
-    /// The fingerprint of `secret` under this home's salt, or under another added salt
-    /// where that one names a known key.
+    /// The fingerprint of `secret` under this home's salt, or under a table's salt where
+    /// that one names a known key.
     pub(crate) fn fingerprint(&self, secret: &[u8]) -> [u8; 32] {
         let fp = fingerprint(&self.salt, secret);
-        if self.salts.is_empty() || self.keys.contains_key(&fp) {
+        if self.tables.is_empty() || self.keys.contains_key(&fp) {
             return fp;
         }
-        self.salts
+        self.tables
             .iter()
-            .map(|s| fingerprint(s, secret))
-            .find(|f| self.keys.contains_key(f))
+            .map(|t| fingerprint(&t.salt, secret))
+            .find(|f| self.contains(f))
             .unwrap_or(fp)
     }
 
-    /// Another salt whose fingerprints [`Known::add`] is given (the team store's).
-    pub(crate) fn add_salt(&mut self, salt: [u8; 32]) {
-        if salt != self.salt && !self.salts.contains(&salt) {
-            self.salts.push(salt);
+    /// Fingerprints under `salt`, sorted ascending as `load` reads them, entry `i` naming
+    /// key `base + i`; `lengths` are those of the secrets among them without a checksum.
+    pub(crate) fn add_table(
+        &mut self,
+        salt: [u8; 32],
+        base: usize,
+        lengths: &[usize],
+        load: TableLoad,
+    ) {
+        self.tables.push(Table {
+            salt,
+            base,
+            sorted: OnceLock::new(),
+            load,
+        });
+        for &len in lengths {
+            self.add_length(len);
         }
+    }
+
+    /// Reads every table now (on a thread of its own while the walk starts).
+    pub(crate) fn preload(&self) {
+        for t in &self.tables {
+            t.sorted();
+        }
+    }
+
+    /// False when a table could not be read (its keys were not looked for).
+    pub(crate) fn intact(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|t| t.sorted.get().is_none_or(Option::is_some))
     }
 
     /// Adds a key by its secret (while it is at hand): `key` is the caller's index.
@@ -75,18 +129,27 @@ impl Known {
     /// Adds a key by a stored fingerprint; `needs_length` for a secret without a checksum.
     pub(crate) fn add(&mut self, fp: [u8; 32], len: usize, needs_length: bool, key: usize) {
         self.keys.insert(fp, key);
-        if needs_length && !self.lengths.contains(&len) {
+        if needs_length {
+            self.add_length(len);
+        }
+    }
+
+    fn add_length(&mut self, len: usize) {
+        if !self.lengths.contains(&len) {
             self.lengths.push(len);
             self.lengths.sort_unstable();
         }
     }
 
     pub(crate) fn lookup(&self, fp: &[u8; 32]) -> Option<usize> {
-        self.keys.get(fp).copied()
+        self.keys
+            .get(fp)
+            .copied()
+            .or_else(|| self.tables.iter().find_map(|t| t.find(fp)))
     }
 
     fn contains(&self, fp: &[u8; 32]) -> bool {
-        self.keys.contains_key(fp)
+        self.lookup(fp).is_some()
     }
 
     fn lengths(&self) -> impl Iterator<Item = usize> + '_ {
@@ -313,6 +376,34 @@ mod tests {
         for x in &f {
             assert!(x.masked.chars().count() <= 4 + 1 + 4, "{}", x.masked);
         }
+    }
+
+    #[test]
+    fn a_table_under_another_salt_names_its_keys_and_an_unreadable_one_says_so() {
+        let team = [2u8; 32];
+        let a = mint(Format::Standard, "kca_");
+        let b = mint(Format::Standard, "kca_");
+        let mut sorted = vec![
+            fingerprint(&team, a.secret.expose_secret().as_bytes()),
+            fingerprint(&team, b.secret.expose_secret().as_bytes()),
+        ];
+        sorted.sort_unstable();
+        let b_at = sorted
+            .iter()
+            .position(|f| *f == fingerprint(&team, b.secret.expose_secret().as_bytes()))
+            .unwrap();
+        let mut k = Known::new([1u8; 32]);
+        k.add_table(team, 5, &[], Box::new(move || Some(sorted.clone())));
+        let text = format!("x = {}\n", b.secret.expose_secret());
+        let f = scan_buffer(text.as_bytes(), &k, "t", None);
+        assert_eq!(f[0].key, Some(5 + b_at));
+        assert!(k.intact());
+
+        let mut broken = Known::new([1u8; 32]);
+        broken.add_table(team, 0, &[], Box::new(|| None));
+        let f = scan_buffer(text.as_bytes(), &broken, "t", None);
+        assert_eq!(f[0].key, None);
+        assert!(!broken.intact());
     }
 
     #[test]

@@ -1329,3 +1329,257 @@ fn four_homes_create_a_thousand_keys_through_a_leader_loss() {
     // Names whose create answered "already exists" on a repeat are there too.
     all_landed(&api, &addrs[0], &token, &acked, 1000);
 }
+
+/// The team's generation: the KV version of `secret/keyctl/team`.
+fn team_generation(api: &Api) -> u64 {
+    let (s, b) = api.call("GET", "secret/data/keyctl/team", None);
+    assert_eq!(s, 200, "{b}");
+    b["data"]["metadata"]["version"].as_u64().unwrap()
+}
+
+/// Rewrites the header of the home's copy of the team fingerprints (the JSON line after
+/// the first), as a torn writer or the clock would leave it.
+fn edit_team_copy(home: &Home, change: impl FnOnce(&mut serde_json::Value)) {
+    let path = home.path().join("team-fingerprints");
+    let bytes = std::fs::read(&path).unwrap();
+    let first = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let second = first + bytes[first..].iter().position(|&b| b == b'\n').unwrap();
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[first..second]).unwrap();
+    change(&mut header);
+    let mut out = bytes[..first].to_vec();
+    out.extend_from_slice(header.to_string().as_bytes());
+    out.extend_from_slice(&bytes[second..]);
+    std::fs::write(&path, out).unwrap();
+}
+
+/// B's scan of `tree`: (exit code, the first finding's key name or "" when unnamed).
+fn scan_names(bao: &DevServer, home: &Home, tree: &std::path::Path, staged: bool) -> (i32, String) {
+    let mut c = bao.cmd(home).args(["scan", "--format", "json"]);
+    c = if staged {
+        c.arg("--staged").arg(tree)
+    } else {
+        c.arg(tree)
+    };
+    let (code, out, err) = c.run();
+    let name = out
+        .lines()
+        .next()
+        .map(|l| json(l)["key_name"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    assert!(matches!(code, 0 | 12), "{code}: {err}");
+    (code, name)
+}
+
+#[test]
+fn a_scan_checks_its_copy_of_the_team_with_one_request_and_sees_other_homes_changes() {
+    let audit = tempfile::tempdir().unwrap();
+    let log = audit.path().join("audit.log");
+    let bao = require!(DevServer::start_audited(&log));
+    require!(need_programs("git", &["git"], "git"));
+    let (a, b) = (Home::new(), Home::new());
+    for i in 0..3 {
+        create(&bao, &a, &["--name", &format!("old{i}")]);
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        Cmd::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .ok();
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.path().join("README"), "nothing here\n").unwrap();
+    let log_since = |from: usize| std::fs::read_to_string(&log).unwrap()[from..].to_string();
+    let mark = || std::fs::read_to_string(&log).unwrap().len();
+
+    // B's first scan reads the team (index shards) and keeps a private copy.
+    let from = mark();
+    assert_eq!(scan_names(&bao, &b, repo.path(), false), (0, String::new()));
+    let cold = log_since(from);
+    assert!(audited_requests(&cold, "secret/data/keyctl/index/") > 0);
+    let copy = b.path().join("team-fingerprints");
+    assert!(copy.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Its next scan: one request (the generation), no index read.
+    let from = mark();
+    assert_eq!(scan_names(&bao, &b, repo.path(), false), (0, String::new()));
+    let warm = log_since(from);
+    assert_eq!(audited_requests(&warm, "secret/"), 1, "{warm}");
+    assert_eq!(audited_requests(&warm, "secret/data/keyctl/team"), 1);
+
+    // A creates a key and puts it in a file that is then staged: B's pre-commit scan
+    // and B's scan of the tree name it.
+    let k = create(&bao, &a, &["--name", "deploy"]);
+    let secret = k["secret"].as_str().unwrap().to_owned();
+    std::fs::write(repo.path().join("deploy.env"), format!("TOKEN={secret}\n")).unwrap();
+    git(&["add", "deploy.env"]);
+    let from = mark();
+    assert_eq!(
+        scan_names(&bao, &b, repo.path(), true),
+        (12, "deploy".into())
+    );
+    assert!(audited_requests(&log_since(from), "secret/data/keyctl/index/") > 0);
+    let from = mark();
+    assert_eq!(
+        scan_names(&bao, &b, repo.path(), false),
+        (12, "deploy".into())
+    );
+    // Warm: the generation only (the found key's record is in the copy too).
+    assert_eq!(audited_requests(&log_since(from), "secret/"), 1);
+
+    // A reads it once (the one secret read the audit log below must show).
+    assert_eq!(bao.cmd(&a).args(["secret", "deploy"]).ok().trim(), secret);
+    // A revokes it, and with B's list-only token its scan says so.
+    bao.cmd(&a).args(["revoke", "deploy", "--yes"]).ok();
+    let lister = token_with(&bao, "keyctl-list", LIST_ONLY_POLICY);
+    let (code, out, err) = vault_cmd(&b, bao.addr(), &lister)
+        .args(["scan", "--format", "json"])
+        .arg(repo.path())
+        .run();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        json(out.lines().next().unwrap())["status"],
+        "revoked",
+        "{out}"
+    );
+    // And the deleted key is no longer named by anyone's copy.
+    bao.cmd(&a).args(["delete", "deploy", "--yes"]).ok();
+    assert_eq!(
+        scan_names(&bao, &b, repo.path(), false),
+        (12, String::new())
+    );
+
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        all.contains("keyctl/secrets/"),
+        "the audit log records the creates"
+    );
+    // One read of a secret: A's `secret`; none by B's scans.
+    let reads = all
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "request" && v["request"]["operation"] == "read")
+        .filter(|v| {
+            v["request"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("secret/data/keyctl/secrets/"))
+        })
+        .count();
+    assert_eq!(reads, 1, "a scan read a secret");
+}
+
+#[test]
+fn a_copy_left_torn_by_a_writer_is_refreshed_by_its_age_or_an_index_repair() {
+    let bao = require!(DevServer::start());
+    let (a, b) = (Home::new(), Home::new());
+    create(&bao, &a, &["--name", "first"]);
+    let tree = tempfile::tempdir().unwrap();
+    assert_eq!(scan_names(&bao, &b, tree.path(), false), (0, String::new()));
+    // A's create lands, but B's copy claims the generation after it without the key: what
+    // B's refresh between A's record write and A's generation write (A then dying) gives.
+    let k = create(&bao, &a, &["--name", "torn"]);
+    let secret = k["secret"].as_str().unwrap();
+    std::fs::write(tree.path().join("t.env"), format!("T={secret}\n")).unwrap();
+    let now = team_generation(&bao.api);
+    edit_team_copy(&b, |h| h["version"] = json!(now));
+    // Found by its checksum, but not named: the window this test shows closing.
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, String::new())
+    );
+    // Ten minutes on, the copy is read again.
+    edit_team_copy(&b, |h| {
+        let at = h["fetched_at"].as_i64().unwrap();
+        h["fetched_at"] = json!(at - 11 * 60);
+    });
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, "torn".into())
+    );
+
+    // A creator that died before its index write too: the next `list` with write
+    // rights repairs the index and moves the generation on, and B's copy with it.
+    let k = create(&bao, &a, &["--name", "lost"]);
+    let id = k["id"].as_str().unwrap().to_owned();
+    std::fs::write(
+        tree.path().join("t.env"),
+        format!("T={}\n", k["secret"].as_str().unwrap()),
+    )
+    .unwrap();
+    let (_, shards) = bao.api.call("LIST", "secret/metadata/keyctl/index", None);
+    for s in shards["data"]["keys"].as_array().unwrap() {
+        let s = s.as_str().unwrap();
+        let (_, d) = bao
+            .api
+            .call("GET", &format!("secret/data/keyctl/index/{s}"), None);
+        if d["data"]["data"]["keys"].as_str().unwrap().contains(&id) {
+            bao.api
+                .call("DELETE", &format!("secret/metadata/keyctl/index/{s}"), None);
+        }
+    }
+    let now = team_generation(&bao.api);
+    edit_team_copy(&b, |h| h["version"] = json!(now));
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, String::new())
+    );
+    bao.cmd(&a).args(["list"]).ok();
+    assert!(
+        team_generation(&bao.api) > now,
+        "the repair moved the generation on"
+    );
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, "lost".into())
+    );
+
+    // A copy that is not whole is never trusted: read again.
+    let copy = b.path().join("team-fingerprints");
+    let bytes = std::fs::read(&copy).unwrap();
+    std::fs::write(&copy, &bytes[..bytes.len() - 3]).unwrap();
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, "lost".into())
+    );
+    assert_eq!(std::fs::read(&copy).unwrap().len(), bytes.len());
+}
+
+#[test]
+fn a_scan_with_the_team_store_down_uses_its_copy_and_says_so() {
+    let bao = require!(DevServer::start());
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(&bao, &a, &["--name", "deploy"]);
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tree.path().join("d.env"),
+        format!("D={}\n", k["secret"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, "deploy".into())
+    );
+    let addr = bao.addr().to_owned();
+    drop(bao);
+    let (code, out, err) = vault_cmd(&b, &addr, ROOT_TOKEN)
+        .args(["scan", "--format", "json"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 12, "{err}");
+    assert_eq!(json(out.lines().next().unwrap())["key_name"], "deploy");
+    assert!(err.contains("team keys matched as of"), "{err}");
+    // No copy and the team store selected: the scan cannot vouch for team keys (exit 5).
+    std::fs::remove_file(b.path().join("team-fingerprints")).unwrap();
+    let (code, _, err) = vault_cmd(&b, &addr, ROOT_TOKEN)
+        .args(["scan"])
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 5, "{err}");
+}

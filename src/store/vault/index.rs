@@ -9,7 +9,8 @@
 //!   team, so concurrent writers seldom meet on one, and 50,000 keys stay far below a
 //!   Raft entry's size limit.
 //! - `PREFIX/team`: `{"scan_salt": HEX}`, the team-wide salt of the fingerprints kept on
-//!   team records (made by the first `create`), readable with list rights.
+//!   team records (made by the first `create`), readable with list rights; its KV version
+//!   is the team's generation (see `fingerprints`).
 //!
 //! The records at `keys/ID` stay the truth; the index is a copy kept up to date by the
 //! writers, checked by every reader:
@@ -35,7 +36,7 @@ use sha2::{Digest, Sha256};
 use super::team::{Entry, record_data};
 use super::{ABANDONED_CLAIM, CAS_ATTEMPTS, LIST_THREADS, VaultStore};
 use crate::error::Error;
-use crate::registry::{Fingerprint, KeyRecord};
+use crate::registry::KeyRecord;
 
 /// How many index shards a team has: the round trips of a list, and the contention of
 /// writers on one shard.
@@ -122,19 +123,20 @@ fn pending_state(marks: Option<&Map<String, Value>>, now: time::OffsetDateTime) 
 
 impl VaultStore {
     /// Changes shard `rel` with check-and-set: `change` is applied to a fresh copy of its
-    /// key map until a write lands; it returns false for "nothing to do".
+    /// key map until a write lands; it returns false for "nothing to do". True when a
+    /// change was written.
     fn edit_shard(
         &self,
         rel: &str,
         mut change: impl FnMut(&mut Map<String, Value>) -> bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         for attempt in 0..CAS_ATTEMPTS {
             let (mut keys, version) = match self.read(rel)? {
                 Some((d, v)) => (shard_keys(&d), v),
                 None => (Map::new(), 0),
             };
             if !change(&mut keys) {
-                return Ok(());
+                return Ok(false);
             }
             let text = serde_json::to_string(&keys)?;
             if self.write(rel, version, &json!({ "keys": text }))? {
@@ -147,7 +149,7 @@ impl VaultStore {
                             .debug(&format!("{rel}: versions not limited: {e:#}"));
                     }
                 }
-                return Ok(());
+                return Ok(true);
             }
             // Another writer got there first: step aside a little, then again.
             std::thread::sleep(std::time::Duration::from_millis(
@@ -185,7 +187,8 @@ impl VaultStore {
                 changed = true;
             }
             changed
-        })
+        })?;
+        Ok(())
     }
 
     /// Marks key `id` pending in the index before its record changes; returns the nonce
@@ -209,17 +212,21 @@ impl VaultStore {
 
     /// Takes key `id` out of the index (after its record is gone).
     pub(super) fn index_remove(&self, id: &str) -> anyhow::Result<()> {
-        self.edit_shard(&shard_of(id), |keys| keys.remove(id).is_some())
+        self.edit_shard(&shard_of(id), |keys| keys.remove(id).is_some())?;
+        Ok(())
     }
 
     /// Runs an index upkeep step whose failure must not fail the command: the record
-    /// is written, and the next `list` repairs the index.
+    /// is written, and the next `list` repairs the index. Every change of a team key ends
+    /// here, so this is also where the team's generation moves on (after the index step),
+    /// telling copies of the team's fingerprints elsewhere that they are stale.
     pub(super) fn index_upkeep(&self, what: &str, step: anyhow::Result<()>) {
         if let Err(e) = step {
             self.out.warn(&format!(
                 "the team index was not updated after {what} ({e:#}); the next `keyctl list` repairs it"
             ));
         }
+        self.bump_generation(what);
     }
 
     /// Every key record in the team: one LIST of `keys/`, the index shards read on a few
@@ -337,8 +344,11 @@ impl VaultStore {
     }
 
     /// Writes back what a list had to read from the records, when the token may write;
-    /// a list-only token (403) or a busy shard leaves it for the next list.
+    /// a list-only token (403) or a busy shard leaves it for the next list. A repair that
+    /// changed the index moves the team's generation on (a key its creator left out of
+    /// the index may be missing from copies of the team's fingerprints too).
     fn repair(&self, repairs: HashMap<String, Vec<(String, Option<Entry>)>>) {
+        let mut repaired = false;
         for (rel, fixes) in repairs {
             let result = self.edit_shard(&rel, |keys| {
                 let mut changed = false;
@@ -369,50 +379,16 @@ impl VaultStore {
                 }
                 changed
             });
-            if let Err(e) = result {
-                self.out
-                    .debug(&format!("team index {rel} not repaired: {e:#}"));
+            match result {
+                Ok(changed) => repaired |= changed,
+                Err(e) => self
+                    .out
+                    .debug(&format!("team index {rel} not repaired: {e:#}")),
             }
         }
-    }
-
-    /// The team-wide salt of the fingerprints on team records; made (random, check-and-set
-    /// so every machine agrees) when `make` and the team has none yet.
-    pub fn team_salt(&self, make: bool) -> anyhow::Result<Option<[u8; 32]>> {
-        for _ in 0..CAS_ATTEMPTS {
-            let found = self.read("team")?;
-            if let Some(salt) = found
-                .as_ref()
-                .and_then(|(d, _)| d["scan_salt"].as_str().and_then(crate::key::from_hex))
-            {
-                return Ok(Some(salt));
-            }
-            if !make {
-                return Ok(None);
-            }
-            let mut salt = [0u8; 32];
-            rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut salt)
-                .map_err(|e| anyhow::anyhow!("the OS random number generator failed: {e}"))?;
-            let version = found.map_or(0, |(_, v)| v);
-            let data = json!({"scan_salt": crate::key::to_hex(&salt)});
-            if self.write("team", version, &data)? {
-                return Ok(Some(salt));
-            }
+        if repaired {
+            self.bump_generation("the index repair");
         }
-        Err(Error::conflict(format!(
-            "the team record kept changing in OpenBao/Vault at {}; retry",
-            self.addr
-        ))
-        .into())
-    }
-}
-
-/// The fingerprint of a team key's secret under the team's salt, for its record.
-pub(super) fn team_fingerprint(salt: &[u8; 32], secret: &str) -> Fingerprint {
-    Fingerprint {
-        hmac: crate::key::to_hex(&crate::key::fingerprint(salt, secret.as_bytes())),
-        len: secret.len(),
-        checksum: crate::key::looks_like_secret(secret),
     }
 }
 

@@ -14,7 +14,9 @@
 //! - `PREFIX/names/NAME`: `{"id": ID}`, the claim that makes names unique team-wide;
 //! - `PREFIX/index/NN`: the team index, copies of the records in 128 shards, so that a
 //!   list costs a bounded number of round trips; `PREFIX/team`: the team-wide salt of the
-//!   fingerprints on team records, so that `scan` never reads a secret (see `index`).
+//!   fingerprints on team records, so that `scan` never reads a secret, and by its KV
+//!   version the team's generation, which every change moves on so that a machine's copy
+//!   of the fingerprints is checked with one request (see `index`, `fingerprints`).
 //!
 //! Every write is KV v2 check-and-set (`cas: 0` to create, `cas: version` to update), so
 //! concurrent writers on many machines cannot overwrite each other, and a write repeated
@@ -24,8 +26,10 @@
 //! The module is split by concern: this file holds the settings and the store itself,
 //! `kv` the HTTP conversation with KV v2 (retries through elections, classification of
 //! answers), `team` what a team key is (name claims, records apart from secrets), `index`
-//! the team index and salt (list and scan), and `health` what `doctor` reports.
+//! the team index (list), `fingerprints` the salt, generation and local copy of the
+//! fingerprints (scan), and `health` what `doctor` reports.
 
+mod fingerprints;
 mod health;
 mod index;
 mod kv;
@@ -44,6 +48,7 @@ use crate::error::Error;
 use crate::net;
 use crate::output::Output;
 
+pub use fingerprints::{Generation, TableLoader, TeamFingerprints};
 pub use health::{Health, health};
 pub use team::{Entry, create_key, delete_key};
 

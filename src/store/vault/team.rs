@@ -47,7 +47,7 @@ pub fn create_key(
     if !crate::registry::strong_enough(secret.expose_secret()) {
         rec.fingerprint = None;
     } else if let Some(salt) = v.team_salt(true)? {
-        rec.fingerprint = Some(super::index::team_fingerprint(
+        rec.fingerprint = Some(super::fingerprints::team_fingerprint(
             &salt,
             secret.expose_secret(),
         ));
