@@ -146,6 +146,9 @@ fn vault_settings(mut cfg: VaultConfig) -> VaultSettings {
     cfg.namespace = env("BAO_NAMESPACE")
         .or_else(|| env("VAULT_NAMESPACE"))
         .or(cfg.namespace);
+    cfg.timeout = env("BAO_CLIENT_TIMEOUT")
+        .or_else(|| env("VAULT_CLIENT_TIMEOUT"))
+        .or(cfg.timeout);
     cfg.ca_cert = env("BAO_CACERT")
         .or_else(|| env("VAULT_CACERT"))
         .map(Into::into)

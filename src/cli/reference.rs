@@ -86,6 +86,10 @@ pub(crate) const ENVIRONMENT: &[(&str, &str)] = &[
         "OpenBao / Vault Enterprise namespace of the team store",
     ),
     (
+        "BAO_CLIENT_TIMEOUT, VAULT_CLIENT_TIMEOUT",
+        "how long one team store request may take (seconds, or `30s`; default 10 s)",
+    ),
+    (
         "OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, ...",
         "read by `remote add --from-env` (an OpenStack openrc file's variables)",
     ),

@@ -70,6 +70,10 @@ pub struct VaultConfig {
     pub ca_cert: Option<std::path::PathBuf>,
     /// OpenBao / Vault Enterprise namespace; `BAO_NAMESPACE` / `VAULT_NAMESPACE` override it.
     pub namespace: Option<String>,
+    /// How long one request may take (`30s`; a bare number is seconds; default 10 s);
+    /// `BAO_CLIENT_TIMEOUT` / `VAULT_CLIENT_TIMEOUT` override it, as for the bao and
+    /// vault CLIs.
+    pub timeout: Option<String>,
 }
 
 /// Where the token comes from. The command-line layer finds it in the environment
@@ -166,7 +170,7 @@ impl VaultStore {
             base,
             ca_cert: cfg.ca_cert.as_deref(),
             connect_timeout: Duration::from_secs(3),
-            timeout: Duration::from_secs(10),
+            timeout: request_timeout(cfg.timeout.as_deref())?,
         };
         let client = net::Client::new(out, &endpoint).map_err(|e| {
             e.context(
@@ -282,4 +286,27 @@ fn no_token() -> anyhow::Error {
         "no OpenBao/Vault token: set BAO_TOKEN or VAULT_TOKEN, or log in with `bao login` (it writes ~/.vault-token)",
     )
     .into()
+}
+
+/// The team store's request timeout: `vault.timeout` or the CLIs' variables, seconds or a
+/// duration (`30s`, `1m`); 10 s when unset.
+fn request_timeout(v: Option<&str>) -> anyhow::Result<Duration> {
+    let Some(v) = v.map(str::trim) else {
+        return Ok(Duration::from_secs(10));
+    };
+    let parsed = match v.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(v).map_err(|e| e.to_string()),
+    };
+    match parsed {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(crate::error::usage(format!(
+            "the team store's timeout {} is zero; give seconds or a duration such as 30s",
+            crate::output::quoted(v)
+        ))),
+        Err(e) => Err(crate::error::usage(format!(
+            "the team store's timeout {} (vault.timeout, BAO_CLIENT_TIMEOUT or VAULT_CLIENT_TIMEOUT): {e}",
+            crate::output::quoted(v)
+        ))),
+    }
 }
