@@ -538,7 +538,8 @@ fn fake_server(reply: Option<&'static str>) -> String {
 #[test]
 fn malformed_failing_and_silent_servers_give_clear_errors() {
     let home = Home::new();
-    write_config(&home, "vault:\n  retry_seconds: 1\n");
+    // The silent server is cut after 2 s (10 s by default).
+    write_config(&home, "vault:\n  retry_seconds: 1\n  timeout: 2s\n");
     let cases = [
         (
             Some("HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<html>hi!"),
