@@ -43,6 +43,27 @@ fn revocation(key: &str) -> RevokeRequest {
     }
 }
 
+/// A `create` of an API or runner key named `name` on remote `remote`.
+fn creation(kind: KeyKind, name: &str, remote: &str) -> CreateRequest {
+    CreateRequest {
+        kind,
+        format: Format::Standard,
+        prefix: None,
+        name: Some(name.into()),
+        description: None,
+        expires: "90d".into(),
+        scopes: vec![],
+        remote: RemoteChoice {
+            remote: Some(remote.into()),
+            server_side: false,
+            for_user: None,
+        },
+        render: Default::default(),
+        target: Target::default(),
+        assume_yes: true,
+    }
+}
+
 /// The error a workflow ended with, whether returned or carried in its report.
 fn revoke_error(w: &World, key: &str) -> Option<anyhow::Error> {
     match revoke(&w.app, &revocation(key)) {
@@ -206,28 +227,9 @@ fn gc_never_revokes_a_key_whose_successor_is_not_on_all_its_remotes() {
 #[test]
 fn a_remote_that_mints_its_own_keys_mints_the_successor_and_gets_no_push() {
     let w = world().minting_remote("soda").build();
-    let created = create(
-        &w.app,
-        CreateRequest {
-            kind: KeyKind::Runner,
-            format: Format::Standard,
-            prefix: None,
-            name: Some("runner".into()),
-            description: None,
-            expires: "90d".into(),
-            scopes: vec![],
-            remote: RemoteChoice {
-                remote: Some("soda".into()),
-                server_side: false,
-                for_user: None,
-            },
-            render: Default::default(),
-            target: Target::default(),
-            assume_yes: true,
-        },
-    )
-    .unwrap()
-    .expect("created");
+    let created = create(&w.app, creation(KeyKind::Runner, "runner", "soda"))
+        .unwrap()
+        .expect("created");
     let old = created.rec.id;
     assert!(w.remote("soda").holds(&old));
     let new = rotate(&w.app, &rotation("runner", Duration::hours(1), None))
@@ -250,28 +252,9 @@ fn a_remote_that_mints_its_own_keys_mints_the_successor_and_gets_no_push() {
 fn a_push_refused_at_create_keeps_the_key_stored_and_unlinked() {
     let w = world().remote("r").build();
     w.remote("r").fail.insert("push");
-    let created = create(
-        &w.app,
-        CreateRequest {
-            kind: KeyKind::Api,
-            format: Format::Standard,
-            prefix: None,
-            name: Some("ci".into()),
-            description: None,
-            expires: "90d".into(),
-            scopes: vec![],
-            remote: RemoteChoice {
-                remote: Some("r".into()),
-                server_side: false,
-                for_user: None,
-            },
-            render: Default::default(),
-            target: Target::default(),
-            assume_yes: true,
-        },
-    )
-    .unwrap()
-    .expect("created");
+    let created = create(&w.app, creation(KeyKind::Api, "ci", "r"))
+        .unwrap()
+        .expect("created");
     let err = created.pushed.expect_err("push refused");
     let rec = w.record(&created.rec.id);
     assert!(
@@ -470,4 +453,20 @@ fn remote_add_saves_only_a_remote_that_logs_in_and_keeps_no_credential_otherwise
         "{text}"
     );
     assert_eq!(w.remote("new").calls, ["test"]);
+}
+
+#[test]
+fn a_revoke_answered_no_changes_nothing_and_yes_revokes_without_asking() {
+    let w = world().answering_no().build();
+    let (k, _) = w.key("ci");
+    let mut req = revocation("ci");
+    req.assume_yes = false;
+    let e = revoke(&w.app, &req).err().expect("answered no");
+    assert_eq!(kind_of(&e), Some(Kind::ConfirmationRequired));
+    assert!(w.record(&k.id).revoked_at.is_none() && w.has_secret(&k.id));
+    // --yes answers without asking (the prompter would say no).
+    let report = revoke(&w.app, &revocation("ci")).unwrap().unwrap();
+    report.result.unwrap();
+    assert!(report.done[0].revoked);
+    assert!(w.record(&k.id).revoked_at.is_some() && !w.has_secret(&k.id));
 }
