@@ -82,8 +82,62 @@ pub struct KeyRecord {
     /// older keyctl wrote, until it is migrated on first read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<crate::service::Service>,
+    /// Files keyctl wrote this key into (`--write`), which `rotate` rewrites with the
+    /// successor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<DeliveryTarget>,
+    /// What Keystone was asked for when it created this application credential, so its
+    /// successor is asked for the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_credential: Option<AppCredPolicy>,
+    /// When `keyctl verify` (or a rotation) last proved the key works on its service.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_verified: Option<OffsetDateTime>,
+    /// How often the key is to be rotated (`90d`, ...): `keyctl rotate --due` rotates it
+    /// once that long has passed since it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_every: Option<String>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A file keyctl wrote a key into: where, in which form, and the render choices that
+/// make the same form again. Never a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryTarget {
+    /// Absolute.
+    pub path: PathBuf,
+    pub(crate) format: crate::render::OutputFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub export: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) secret_ref: Option<crate::render::SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) soda_version: Option<crate::render::SodaVersion>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub written_at: OffsetDateTime,
+}
+
+/// The request an application credential was created with, minus its name and expiry
+/// (the successor gets a new name and the same lifetime).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppCredPolicy {
+    /// Role names Keystone granted (the successor asks for the same).
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub unrestricted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rules: Option<serde_json::Value>,
 }
 
 /// HMAC-SHA256 of a secret under the registry's salt, and what `keyctl scan` needs to

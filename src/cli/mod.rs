@@ -515,7 +515,6 @@ impl RenderArgs {
             export: self.export,
             secret_ref: self.secret_ref,
             soda_version: self.soda_version,
-            write: self.write.is_some(),
         }
     }
 }

@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 use crate::cli::ConfigArgs;
 use crate::context::Ctx;
 use crate::flow::deliver::Delivery;
+use crate::flow::targets;
 use crate::render::OutputFormat;
 use crate::render::{KeyParts, Settings, openstack};
 
@@ -17,7 +18,19 @@ pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         .filter(|s| openstack::is_keystone(Some(s)))
     {
         // What OpenStack users paste; never a Soda snippet.
-        let format = openstack::resolve(svc, &args.render.choices(), ctx.out.json)?;
+        let choices = args.render.choices();
+        let format =
+            openstack::resolve(svc, &choices, ctx.out.json && args.render.write.is_none())?;
+        if let Some(path) = &args.render.write {
+            no_dry_run(&args)?;
+            let parts = KeyParts {
+                kind: k.kind,
+                id: &k.id,
+                name: &k.name,
+                secret: secret.expose_secret(),
+            };
+            return targets::write_new(ctx, &k, path, format, &choices, &parts);
+        }
         let key = openstack::KeystoneKey {
             id: &k.id,
             name: &k.name,
@@ -38,7 +51,34 @@ pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         name: &k.name,
         secret: secret.expose_secret(),
     };
-    let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
-    delivery.confirm_replace(ctx.prompter.as_ref(), ctx.yes, &format!("key {}", k.id))?;
-    delivery.deliver(&ctx.out, &parts)
+    let service = crate::flow::catalog::service_of(ctx, &k);
+    let choices = args.render.choices();
+    let format = settings.format;
+    match &args.render.write {
+        Some(path) if !targets::is_soda_block(&service, k.kind, format) => {
+            no_dry_run(&args)?;
+            targets::write_new(ctx, &k, path, format, &choices, &parts)
+        }
+        write => {
+            let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
+            delivery.confirm_replace(ctx.prompter.as_ref(), ctx.yes, &format!("key {}", k.id))?;
+            delivery.deliver(&ctx.out, &parts)?;
+            match write {
+                Some(path) if !args.render.dry_run => {
+                    targets::remember(ctx, &k, targets::target_of(path, format, &choices))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// `--dry-run` shows the edit of a `soda_cloud` block; other forms are written whole.
+fn no_dry_run(args: &ConfigArgs) -> anyhow::Result<()> {
+    if args.render.dry_run {
+        return Err(crate::error::usage(
+            "--dry-run shows the edit of a soda_cloud block; this form is written as a whole entry: write it to a new file to see it",
+        ));
+    }
+    Ok(())
 }

@@ -101,13 +101,15 @@ pub(crate) fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         )?;
         return pushed;
     }
+    if written.is_some() {
+        return pushed;
+    }
     match keystone_snippet(&keystone, &rec, &pushed) {
         Some(svc) => {
             let f = openstack::resolve(&svc, &args.render.choices(), false)?;
             super::app_credential::print(&openstack::render(&svc, f, &keystone_key(&parts))?)?;
         }
-        None if written.is_none() => delivery.deliver(&ctx.out, &parts)?,
-        None => {}
+        None => delivery.deliver(&ctx.out, &parts)?,
     }
     pushed
 }

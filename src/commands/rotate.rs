@@ -11,7 +11,6 @@ pub(crate) fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
         return finish(ctx, 8);
     }
     let key = a.key.clone().ok_or_else(|| usage("KEY is required"))?;
-    crate::flow::appcred::refuse_rotate(ctx, &key)?;
     if a.render.dry_run {
         return Err(usage(
             "rotate has no --dry-run: it changes remotes as it goes",
@@ -37,6 +36,8 @@ pub(crate) fn run(ctx: &Ctx, a: RotateArgs) -> anyhow::Result<()> {
                 "secret": r.secret.as_ref().map(|s| s.expose_secret()),
                 "old_revoke_after": r.old_revoke_after,
                 "pushed_to": r.pushed.iter().map(|l| l.remote.as_str()).collect::<Vec<_>>(),
+                "targets": r.targets,
+                "warnings": r.skipped,
             }),
         )?;
     }

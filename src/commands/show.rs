@@ -93,6 +93,31 @@ pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
                     .join(", ")
             },
         ),
+        (
+            "delivered to",
+            if k.targets.is_empty() {
+                "-".into()
+            } else {
+                k.targets
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{} ({})",
+                            t.path.display(),
+                            crate::flow::targets::format_name(t.format)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
+        (
+            "verified",
+            k.last_verified.map_or_else(
+                || "never".into(),
+                |t| format!("{} ({})", expiry::human(t), expiry::relative(t, now)),
+            ),
+        ),
     ];
     crate::output::print_fields(&rows)
 }

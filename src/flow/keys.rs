@@ -124,6 +124,10 @@ impl NewKeyMeta {
             remotes: Vec::new(),
             fingerprint: None,
             service: None,
+            targets: Vec::new(),
+            app_credential: None,
+            last_verified: None,
+            rotate_every: None,
             extra: Default::default(),
         }
     }

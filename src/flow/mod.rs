@@ -12,3 +12,4 @@ pub(crate) mod keys;
 pub(crate) mod push;
 pub(crate) mod revoke;
 pub(crate) mod rotate;
+pub(crate) mod targets;

@@ -12,12 +12,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::deliver::{Delivery, Target};
 use super::revoke::{Report, RevokeRequest};
+use super::targets::Fate;
 use crate::app::App;
 use crate::error::{Error, usage};
 use crate::key;
-use crate::registry::{KeyRecord, Registry, RemoteLink, Supersession};
-use crate::render::OutputFormat;
-use crate::render::{self, KeyParts, Settings};
+use crate::registry::{DeliveryTarget, KeyRecord, Registry, RemoteLink, Supersession};
+use crate::render::{self, KeyParts, OutputFormat, Settings, openstack};
+use crate::service::Service;
 use crate::store::StoreKind;
 
 /// What to rotate and how.
@@ -45,6 +46,10 @@ pub(crate) struct Rotated {
     pub pushed: Vec<RemoteLink>,
     /// With no grace period, the old key's revocation.
     pub old_revoked: Option<Report>,
+    /// The files rewritten with the new key (the successor's delivery targets).
+    pub targets: Vec<DeliveryTarget>,
+    /// Delivery targets not rewritten (gone, or holding another key), each with why.
+    pub skipped: Vec<String>,
 }
 
 /// Rotates the key `req` names (see the module docs for the steps).
@@ -123,6 +128,16 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     };
 
     let service = crate::flow::catalog::service_of(app, &old);
+    // `--write FILE` is one more delivery target; a bad FILE fails here, before anything
+    // is minted.
+    let explicit = match &req.target.write {
+        Some(path) => {
+            let format = write_format(app, &old, &service, &req.render)?;
+            super::targets::precheck(path, &service, old.kind, format)?;
+            Some(super::targets::target_of(path, format, &req.render))
+        }
+        None => None,
+    };
     // The successor: same shape, same lifetime, same prefix as the old secret.
     let now = OffsetDateTime::now_utc();
     let prefix = match key::check(old_secret.expose_secret()) {
@@ -153,7 +168,12 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
             {
                 return Err(usage(steps));
             }
-            let (m, b) = successor(app, minter, old.format, &prefix)?;
+            let (m, b) = if matches!(service, Service::KeystoneAppCredential(_)) {
+                let (m, l) = super::appcred::mint_successor(app, &old, now)?;
+                (m, Some(l))
+            } else {
+                successor(app, minter, old.format, &prefix)?
+            };
             (m, b, None)
         }
     };
@@ -173,23 +193,18 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         remotes: born.iter().cloned().collect(),
         fingerprint: None,
         service: Some(service.clone()),
+        targets: Vec::new(),
+        app_credential: old.app_credential.clone(),
+        last_verified: None,
+        rotate_every: old.rotate_every.clone(),
         extra: old.extra.clone(),
     });
-    let remembered = super::keys::soda_endpoint_of(app, &old);
-    let settings = Settings::resolve(
-        old.kind,
-        &req.render,
-        OutputFormat::Yaml,
-        remembered.as_ref(),
-    )?;
     let parts = KeyParts {
         kind: old.kind,
         id: &minted.id,
         name: &old.name,
         secret: minted.secret.expose_secret(),
     };
-    // A bad --write FILE fails here, before anything changes.
-    let delivery = Delivery::prepare(&req.target, settings, &parts)?;
 
     // Step 1, one registry write: the successor is recorded and the old key steps aside
     // together (the successor's secret is stored just before; a crash in between leaves
@@ -243,16 +258,59 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         }
     }
 
-    // Step 4: the configuration the key is pasted into (with --json and no --write, the
-    // JSON below carries the secret instead).
-    let to_stdout = delivery.write.is_none();
-    if (!app.out.json || !to_stdout)
-        && let Err(e) = delivery.deliver(&app.out, &parts)
-    {
+    // Step 4: every file the old key was delivered to (and `--write FILE`) gets the new
+    // key, before the old key's grace period starts; a file that is gone is reported.
+    let new = KeyRecord {
+        last_verified: (!req.no_verify).then_some(now),
+        ..new
+    };
+    let fates = match plan_targets(app, &old, &new, &parts, explicit) {
+        Ok(f) => f,
+        Err(e) => {
+            let problems = rollback(app, &old, &new, &pushed);
+            return Err(step_failed(&old, "deliver the new key", e, &problems));
+        }
+    };
+    if let Err(e) = super::targets::commit_all(&fates) {
         let problems = rollback(app, &old, &new, &pushed);
-        return Err(step_failed(&old, "render the new key", e, &problems));
+        return Err(step_failed(&old, "deliver the new key", e, &problems));
     }
-    let until = crate::expiry::human(now + grace);
+    let mut targets = Vec::new();
+    let mut skipped = Vec::new();
+    for f in &fates {
+        match f {
+            Fate::Rewrite(t, _) => {
+                app.out.note(&format!(
+                    "rewrote {} ({}) with the new key",
+                    t.path.display(),
+                    super::targets::format_name(t.format)
+                ));
+                targets.push(t.clone());
+            }
+            Fate::Skipped(why) => {
+                app.out.warn(why);
+                skipped.push(why.clone());
+            }
+        }
+    }
+    // The grace period starts now, with every target holding the new key.
+    let started = OffsetDateTime::now_utc();
+    if let Err(e) = start_grace(app, &old, &new, &targets, started + grace) {
+        super::targets::restore(&super::targets::written(&fates));
+        let problems = rollback(app, &old, &new, &pushed);
+        return Err(step_failed(&old, "record the delivery", e, &problems));
+    }
+    let new = KeyRecord {
+        targets: targets.clone(),
+        ..new
+    };
+    // With no --write, the snippet goes to stdout (with --json, the JSON below carries
+    // the secret instead).
+    let to_stdout = req.target.write.is_none();
+    if !app.out.json && to_stdout {
+        print_snippet(app, &old, &service, &req.render, &parts)?;
+    }
+    let until = crate::expiry::human(started + grace);
     app.out.note(&format!(
         "rotated '{}': new key {} ({}); old key {} is superseded and works until {until}, then `keyctl gc` revokes it",
         new.name,
@@ -272,7 +330,96 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         old_revoke_after: until,
         pushed,
         old_revoked,
+        targets,
+        skipped,
     })
+}
+
+/// The form `rotate --write FILE` writes: `--output`, else the key's default form.
+fn write_format(
+    app: &App,
+    old: &KeyRecord,
+    service: &Service,
+    choices: &render::Choices,
+) -> anyhow::Result<OutputFormat> {
+    if openstack::is_keystone(Some(service)) {
+        return openstack::resolve(service, choices, false);
+    }
+    let remembered = super::keys::soda_endpoint_of(app, old);
+    Ok(Settings::resolve(old.kind, choices, OutputFormat::Yaml, remembered.as_ref())?.format)
+}
+
+/// The snippet of the new key on stdout, in the form the key's service reads.
+fn print_snippet(
+    app: &App,
+    old: &KeyRecord,
+    service: &Service,
+    choices: &render::Choices,
+    parts: &KeyParts,
+) -> anyhow::Result<()> {
+    if openstack::is_keystone(Some(service)) {
+        let format = openstack::resolve(service, choices, false)?;
+        let text = openstack::render(
+            service,
+            format,
+            &openstack::KeystoneKey {
+                id: parts.id,
+                name: parts.name,
+                secret: parts.secret,
+            },
+        )?;
+        return super::deliver::print_stdout(&text);
+    }
+    let remembered = super::keys::soda_endpoint_of(app, old);
+    let settings = Settings::resolve(old.kind, choices, OutputFormat::Yaml, remembered.as_ref())?;
+    Delivery::prepare(&Target::default(), settings, parts)?.deliver(&app.out, parts)
+}
+
+/// The rewrite of every recorded target of `old` and of `explicit` (`--write FILE`,
+/// written even where it does not hold the old key).
+fn plan_targets(
+    app: &App,
+    old: &KeyRecord,
+    new: &KeyRecord,
+    parts: &KeyParts,
+    explicit: Option<DeliveryTarget>,
+) -> anyhow::Result<Vec<Fate>> {
+    let mut recorded = old.clone();
+    if let Some(t) = &explicit {
+        recorded.targets.retain(|o| o.path != t.path);
+    }
+    let mut fates = super::targets::plan_rotation(app, &recorded, new, parts)?;
+    if let Some(t) = explicit {
+        let p = super::targets::plan(app, new, &t, parts)?;
+        fates.push(Fate::Rewrite(t, p));
+    }
+    Ok(fates)
+}
+
+/// One step: the successor records its targets (and when it was verified), and the old
+/// key's grace period is set to end at `revoke_after`.
+fn start_grace(
+    app: &App,
+    old: &KeyRecord,
+    new: &KeyRecord,
+    targets: &[DeliveryTarget],
+    revoke_after: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let mut reg = Registry::lock(&app.paths.data)?;
+    let n = reg
+        .get_mut(&new.id)
+        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", new.id)))?;
+    n.targets = targets.to_vec();
+    n.last_verified = new.last_verified;
+    let o = reg
+        .get_mut(&old.id)
+        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", old.id)))?;
+    o.targets.clear();
+    o.superseded = Some(Supersession {
+        by: new.id.clone(),
+        revoke_after,
+    });
+    reg.save()
 }
 
 /// `keyctl gc` / `rotate --finish`: revoke superseded keys past their grace period,

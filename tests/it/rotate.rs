@@ -185,3 +185,171 @@ fn a_member_remote_verifies_the_new_key_by_listing_it() {
     assert_eq!(on_keystone.len(), 2, "old and new during the grace period");
     assert!(on_keystone.iter().any(|a| *a == new_id));
 }
+
+/// `e`'s `show KEY --json`.
+fn show(e: &KeyringHome, key: &str) -> Value {
+    e.cmd().args(["--json", "show", key]).json()
+}
+
+#[test]
+fn rotate_rewrites_every_file_the_key_was_written_to_and_reports_a_vanished_one() {
+    let e = require!(KeyringHome::new());
+    let dir = e.home.dir.path().join("deploy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let soda = dir.join("configuration.yml");
+    std::fs::write(&soda, "# mine\ndata_source x:\n  type: postgres\n").unwrap();
+    let env = dir.join("app.env");
+    std::fs::write(&env, "# not keyctl's\nexport OTHER=1\n").unwrap();
+    let gone = dir.join("gone.json");
+    let s = |p: &std::path::Path| p.display().to_string();
+
+    let old = e
+        .cmd()
+        .args(["--json", "create", "--name", "svc", "--write", &s(&soda)])
+        .json();
+    let old_id = old["id"].as_str().unwrap().to_string();
+    assert!(old["secret"].is_null(), "the secret went to the file");
+    let write_env = || {
+        e.cmd()
+            .args([
+                "config",
+                "svc",
+                "-o",
+                "env",
+                "--export",
+                "--write",
+                &s(&env),
+            ])
+            .ok()
+    };
+    write_env();
+    e.cmd()
+        .args(["config", "svc", "-o", "json", "--write", &s(&gone)])
+        .ok();
+    // Written twice: recorded once.
+    write_env();
+    let env_text = std::fs::read_to_string(&env).unwrap();
+    assert!(
+        env_text.starts_with("# not keyctl's\nexport OTHER=1\n# >>> keyctl key svc >>>\n"),
+        "{env_text}"
+    );
+    assert_eq!(
+        env_text.matches(">>> keyctl key svc").count(),
+        1,
+        "{env_text}"
+    );
+
+    let targets = show(&e, "svc")["targets"].clone();
+    let listed: Vec<(String, String)> = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["path"].as_str().unwrap().to_string(),
+                t["format"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (s(&soda), "yaml".into()),
+            (s(&gone), "json".into()),
+            (s(&env), "env".into()),
+        ]
+    );
+    assert_eq!(targets[2]["export"], true, "the render choice is recorded");
+    let shown = e.cmd().args(["show", "svc"]).ok();
+    assert!(
+        shown.contains("delivered to") && shown.contains(&s(&env)),
+        "{shown}"
+    );
+    let reg = std::fs::read_to_string(e.home.path().join("keys.json")).unwrap();
+    let secret = secret_of(&e, "svc");
+    assert!(!reg.contains(&secret), "no secret in the registry");
+
+    std::fs::remove_file(&gone).unwrap();
+    let (code, out, err) = e
+        .cmd()
+        .args(["--json", "rotate", "svc", "--grace", "1h"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    let r = json(&out);
+    let new_id = r["id"].as_str().unwrap();
+    let new_secret = secret_of(&e, "svc");
+    assert_eq!(r["targets"].as_array().unwrap().len(), 2, "{r}");
+    let warnings = r["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{r}");
+    assert!(warnings[0].as_str().unwrap().contains("gone.json"), "{r}");
+    assert!(
+        err.contains("gone.json"),
+        "a warning line on stderr too: {err}"
+    );
+    assert!(!gone.exists(), "a vanished target is not made again");
+
+    for f in [&soda, &env] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            text.contains(new_id) && text.contains(&new_secret),
+            "{text}"
+        );
+        assert!(!text.contains(&old_id), "{text}");
+    }
+    let soda_text = std::fs::read_to_string(&soda).unwrap();
+    assert!(
+        soda_text.starts_with("# mine\ndata_source x:\n  type: postgres\n"),
+        "{soda_text}"
+    );
+    let env_text = std::fs::read_to_string(&env).unwrap();
+    assert!(
+        env_text.starts_with("# not keyctl's\nexport OTHER=1\n"),
+        "{env_text}"
+    );
+    assert!(
+        env_text.contains(&format!("export SODA_API_KEY_ID={new_id}")),
+        "{env_text}"
+    );
+
+    // The successor owns the targets now; the old key keeps none.
+    assert_eq!(show(&e, "svc")["targets"].as_array().unwrap().len(), 2);
+    assert!(show(&e, &old_id)["targets"].is_null());
+}
+
+#[test]
+fn a_target_that_cannot_take_the_new_key_rolls_the_rotation_back_and_leaves_every_file() {
+    let e = require!(KeyringHome::new());
+    let dir = e.home.dir.path().join("deploy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = dir.join("a.env");
+    let b = dir.join("b.env");
+    let s = |p: &std::path::Path| p.display().to_string();
+    let old = e.cmd().args(["--json", "create", "--name", "svc"]).json();
+    let old_id = old["id"].as_str().unwrap();
+    for f in [&a, &b] {
+        e.cmd()
+            .args(["config", "svc", "-o", "env", "--write", &s(f)])
+            .ok();
+    }
+    // b.env became a YAML document (still naming the key): not shell lines keyctl edits.
+    std::fs::write(&b, format!("key: {old_id}\n")).unwrap();
+    let a_before = std::fs::read(&a).unwrap();
+    let reg_before = std::fs::read(e.home.path().join("keys.json")).unwrap();
+    let (code, out, err) = e.cmd().args(["rotate", "svc", "--grace", "1h"]).run();
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("deliver the new key") && err.contains("rolled back") && err.contains("b.env"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&a).unwrap(), a_before);
+    assert_eq!(
+        std::fs::read_to_string(&b).unwrap(),
+        format!("key: {old_id}\n")
+    );
+    assert_eq!(
+        std::fs::read(e.home.path().join("keys.json")).unwrap(),
+        reg_before
+    );
+    assert_eq!(secret_of(&e, "svc"), old["secret"].as_str().unwrap());
+}
