@@ -475,8 +475,10 @@ pub(crate) struct RenderArgs {
     /// Soda Cloud URL scheme: https (Soda Core's default) or http
     #[arg(long, value_name = "SCHEME")]
     pub scheme: Option<String>,
-    /// Insert or replace the soda_cloud block of this Soda configuration file, keeping every
-    /// other byte (created 0600 if missing)
+    /// Write the snippet into this file, keeping the rest of it (created 0600 if missing):
+    /// the soda_cloud block of a Soda configuration (every other byte kept), a clouds.yaml
+    /// entry or Helm values merged into a file of that kind, env/openrc lines between
+    /// marker comments. The file is remembered: `rotate` rewrites it with the successor
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// With --write: print the change as a diff (secrets masked) and write nothing

@@ -43,7 +43,8 @@ pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
                 "--dry-run shows the edit of a soda_cloud block; a clouds.yaml or openrc entry is written whole: write it to a new file to see it",
             ));
         }
-        crate::flow::targets::precheck(path, &placeholder, crate::key::Kind::Api, format)?;
+        let name = args.name.as_deref().unwrap_or("key");
+        crate::flow::targets::precheck(path, &placeholder, crate::key::Kind::Api, format, name)?;
     }
     let c = create_app_credential(
         ctx,

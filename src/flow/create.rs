@@ -106,7 +106,7 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
                 ));
             }
             let f = write_format(&service, &args.render, settings.format)?;
-            super::targets::precheck(path, &service, kind, f)?;
+            super::targets::precheck(path, &service, kind, f, &name)?;
             (Target::default(), Some((path.clone(), f)))
         }
         _ => (args.target.clone(), None),

@@ -133,7 +133,7 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     let explicit = match &req.target.write {
         Some(path) => {
             let format = write_format(app, &old, &service, &req.render)?;
-            super::targets::precheck(path, &service, old.kind, format)?;
+            super::targets::precheck(path, &service, old.kind, format, &old.name)?;
             Some(super::targets::target_of(path, format, &req.render))
         }
         None => None,

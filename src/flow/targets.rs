@@ -293,21 +293,43 @@ pub(crate) fn remember(app: &App, rec: &KeyRecord, t: DeliveryTarget) -> anyhow:
     Ok(())
 }
 
-/// Checks before anything is minted that `path` can take `format` (the directory is
-/// writable, an existing file is one keyctl can merge into).
+/// Checks before anything is minted that `path` can take key `name` as `format` (the
+/// directory is writable, an existing file is one keyctl can merge into), with a sample
+/// key rendered in its place.
 pub(crate) fn precheck(
     path: &Path,
     service: &Service,
     kind: Kind,
     format: OutputFormat,
+    name: &str,
 ) -> anyhow::Result<()> {
-    let sample = match shape(service, kind, format) {
-        Shape::SodaBlock => return Ok(()),
-        Shape::Yaml => "keyctl: {}\n",
-        Shape::Json => "{}",
-        Shape::Lines => "",
+    let sample = crate::key::mint(crate::key::Format::Standard, kind.default_prefix());
+    let secret = secrecy::ExposeSecret::expose_secret(&sample.secret);
+    let text = if openstack::is_keystone(Some(service)) {
+        let key = openstack::KeystoneKey {
+            id: &sample.id,
+            name,
+            secret,
+        };
+        openstack::render(service, format, &key)?
+    } else {
+        if shape(service, kind, format) == Shape::SodaBlock {
+            return Ok(());
+        }
+        let choices = Choices {
+            output: Some(format),
+            ..Choices::default()
+        };
+        let settings = Settings::resolve(kind, &choices, format, None)?;
+        let parts = KeyParts {
+            kind,
+            id: &sample.id,
+            name,
+            secret,
+        };
+        render::render(&settings, &parts)?
     };
-    plan_text(path, shape(service, kind, format), "-", sample).map(drop)
+    plan_text(path, shape(service, kind, format), name, &text).map(drop)
 }
 
 pub(crate) fn format_name(f: OutputFormat) -> &'static str {

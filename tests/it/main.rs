@@ -23,6 +23,7 @@ mod remote_tls;
 #[cfg(unix)]
 mod render;
 mod rotate;
+mod rotation_proof;
 mod scan;
 mod soda_cloud;
 mod soda_core;

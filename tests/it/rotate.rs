@@ -353,3 +353,81 @@ fn a_target_that_cannot_take_the_new_key_rolls_the_rotation_back_and_leaves_ever
     );
     assert_eq!(secret_of(&e, "svc"), old["secret"].as_str().unwrap());
 }
+
+#[test]
+fn an_application_credential_is_rotated_into_one_with_the_same_rules_and_an_older_record_is_refused()
+ {
+    let ks = require!(keystone());
+    let e = require!(KeyringHome::new());
+    let user = ks.user("rotac", Some("member"));
+    user.add_remote(e.cmd(), "ks");
+    let rules = e.home.dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "- service: identity\n  method: GET\n  path: /v3/users/*\n",
+    )
+    .unwrap();
+    let old = e
+        .cmd()
+        .args([
+            "--json",
+            "create",
+            "--remote",
+            "ks",
+            "--app-credential",
+            "--name",
+            "ruled",
+            "--unrestricted",
+            "--access-rules",
+            rules.to_str().unwrap(),
+        ])
+        .json();
+    let old_id = old["id"].as_str().unwrap();
+    let ac = |id: &str| {
+        ks.api(
+            "GET",
+            &format!("/v3/users/{}/application_credentials/{id}", user.id),
+            None,
+        )
+    };
+
+    let out = e
+        .cmd()
+        .args(["--json", "--yes", "rotate", "ruled", "--grace", "0s"])
+        .ok();
+    // The rotation, then (grace 0) the old key's revocation.
+    let r = json(out.lines().next().unwrap());
+    let new_id = r["id"].as_str().unwrap();
+    let (st, v) = ac(new_id);
+    assert_eq!(st, 200, "{v}");
+    let got = &v["application_credential"];
+    assert_eq!(got["unrestricted"], true);
+    assert_eq!(got["access_rules"][0]["service"], "identity");
+    assert_eq!(got["access_rules"][0]["method"], "GET");
+    assert_eq!(got["access_rules"][0]["path"], "/v3/users/*");
+    assert_eq!(ac(old_id).0, 404, "grace 0: the old one is deleted at once");
+    assert_eq!(secret_of(&e, "ruled"), r["secret"].as_str().unwrap());
+
+    // A record an older keyctl wrote has no policy: refused with the steps, nothing made.
+    let path = e.home.path().join("keys.json");
+    let mut reg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for k in reg["keys"].as_array_mut().unwrap() {
+        k.as_object_mut().unwrap().remove("app_credential");
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&reg).unwrap()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let (code, _, err) = e.cmd().args(["rotate", "ruled"]).run();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("older keyctl")
+            && err.contains("keyctl create --remote ks --app-credential --name NEW"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let (_, list) = ks.api(
+        "GET",
+        &format!("/v3/users/{}/application_credentials", user.id),
+        None,
+    );
+    assert_eq!(list["application_credentials"].as_array().unwrap().len(), 1);
+}
