@@ -56,6 +56,7 @@ pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             roles: args.roles,
             unrestricted: args.unrestricted,
             access_rules: args.access_rules,
+            rotate_every: args.rotate_every,
         },
     )?;
     let rec = &c.rec;

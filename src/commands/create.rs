@@ -46,6 +46,7 @@ pub(crate) fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         description: args.description,
         expires: args.expires,
         scopes: args.scopes,
+        rotate_every: args.rotate_every,
         remote: RemoteChoice {
             remote: args.remote,
             server_side: args.server_side,

@@ -24,7 +24,8 @@ pub(crate) fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     key::validate_id(&args.id)?;
     let service = service_of_import(ctx, &args)?;
     let now = OffsetDateTime::now_utc();
-    let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    let mut meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    meta.rotate_every = crate::flow::rotate::parse_every(args.rotate_every.as_deref())?;
     let secret = input::read_secret(&format!("Secret of key {} (input hidden): ", args.id))?;
     let format = match key::check(secrecy::ExposeSecret::expose_secret(&secret)) {
         Ok(r) => r.format,
@@ -40,6 +41,7 @@ pub(crate) fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
             .map_err(|e| e.context(format!("key {} was not imported", rec.id)))?;
         ctx.out
             .note(&format!("key {} works on remote {r}: {how}", rec.id));
+        rec.last_verified = Some(now);
     }
     let rec = store_new_key(ctx, rec, &secret)?;
     drop(secret);

@@ -62,7 +62,7 @@ fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Token(a) => token::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Rotate(a) => rotate::run(ctx, a),
-        Command::Gc(a) => rotate::finish(ctx, a.jobs),
+        Command::Gc(a) => rotate::finish(ctx, a.jobs, a.unverified),
         Command::Scan(a) => scan::run(ctx, a),
     }
 }

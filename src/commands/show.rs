@@ -112,6 +112,17 @@ pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             },
         ),
         (
+            "rotate",
+            match (&k.rotate_every, crate::flow::rotate::due_at(k)) {
+                (Some(every), Some(t)) => format!(
+                    "every {every}: due {} ({}) for `keyctl rotate --due`",
+                    expiry::human(t),
+                    expiry::relative(t, now)
+                ),
+                _ => "-".into(),
+            },
+        ),
+        (
             "verified",
             k.last_verified.map_or_else(
                 || "never".into(),

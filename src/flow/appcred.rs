@@ -32,6 +32,8 @@ pub(crate) struct AppCredRequest {
     pub roles: Vec<String>,
     pub unrestricted: bool,
     pub access_rules: Option<PathBuf>,
+    /// `--rotate-every`.
+    pub rotate_every: Option<String>,
 }
 
 /// A created application credential: its record (stored) and its secret (shown once).
@@ -89,7 +91,8 @@ pub(crate) fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCr
         super::create::name_free(app, n, None)?;
     }
     let now = OffsetDateTime::now_utc();
-    let meta = new_key_meta(req.description, &req.expires, req.roles.clone(), now)?;
+    let mut meta = new_key_meta(req.description, &req.expires, req.roles.clone(), now)?;
+    meta.rotate_every = super::rotate::parse_every(req.rotate_every.as_deref())?;
     let rules = req.access_rules.as_deref().map(access_rules).transpose()?;
     let name = match req.name {
         Some(n) => n,

@@ -28,6 +28,8 @@ pub(crate) struct CreateRequest {
     /// `90d`, a date, `never`... ([`crate::expiry::parse_expires`]).
     pub expires: String,
     pub scopes: Vec<String>,
+    /// `--rotate-every`.
+    pub rotate_every: Option<String>,
     pub remote: RemoteChoice,
     pub render: render::Choices,
     pub target: Target,
@@ -69,7 +71,8 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
         (None, _) => kind.default_prefix().to_string(),
     };
     let now = OffsetDateTime::now_utc();
-    let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    let mut meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    meta.rotate_every = super::rotate::parse_every(args.rotate_every.as_deref())?;
     let name = match args.name {
         Some(n) => {
             name_free(app, &n, args.remote.remote.as_deref())?;

@@ -13,3 +13,4 @@ pub(crate) mod push;
 pub(crate) mod revoke;
 pub(crate) mod rotate;
 pub(crate) mod targets;
+pub(crate) mod verify;

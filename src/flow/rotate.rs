@@ -33,6 +33,8 @@ pub(crate) struct RotateRequest {
     pub target: Target,
     /// Confirmations are answered yes (`--yes`).
     pub assume_yes: bool,
+    /// With no `--write`, print the new key's snippet (not when rotating in bulk).
+    pub print_snippet: bool,
 }
 
 /// What a rotation did.
@@ -306,7 +308,7 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     };
     // With no --write, the snippet goes to stdout (with --json, the JSON below carries
     // the secret instead).
-    let to_stdout = req.target.write.is_none();
+    let to_stdout = req.target.write.is_none() && req.print_snippet;
     if !app.out.json && to_stdout {
         print_snippet(app, &old, &service, &req.render, &parts)?;
     }
@@ -423,10 +425,19 @@ fn start_grace(
 }
 
 /// `keyctl gc` / `rotate --finish`: revoke superseded keys past their grace period,
-/// remotes first (the same path as `keyctl revoke`).
-pub(crate) fn finish(app: &App, jobs: usize, assume_yes: bool) -> anyhow::Result<Option<Report>> {
+/// remotes first (the same path as `keyctl revoke`). A key whose successor is on a
+/// service but was never verified there (`rotate --no-verify`, never `keyctl verify`d)
+/// is kept unless `unverified`: revoking it could leave nothing that works. Returns the
+/// revocations and what was kept for that reason.
+pub(crate) fn finish(
+    app: &App,
+    jobs: usize,
+    assume_yes: bool,
+    unverified: bool,
+) -> anyhow::Result<(Option<Report>, Vec<String>)> {
     let now = OffsetDateTime::now_utc();
     let reg = Registry::load(&app.paths.data)?;
+    let mut kept = Vec::new();
     let due: Vec<String> = reg
         .keys()
         .iter()
@@ -436,27 +447,42 @@ pub(crate) fn finish(app: &App, jobs: usize, assume_yes: bool) -> anyhow::Result
             // Never the only working key: the successor must exist, be live and be on
             // every remote the old key is on.
             let sup = k.superseded.as_ref().expect("filtered");
-            let ready = reg.keys().iter().any(|n| {
+            let successor = reg.keys().iter().find(|n| {
                 n.id == sup.by
                     && n.is_live()
                     && k.remotes.iter().all(|l| n.links_to(&l.remote).is_some())
             });
-            if !ready {
+            let Some(n) = successor else {
                 app.out.warn(&format!(
                     "key '{}' ({}) is not revoked: its successor {} is missing, revoked or not on all its remotes; `keyctl rotate {}` finishes or undoes that rotation",
                     k.name, k.id, sup.by, k.id
                 ));
+                return false;
+            };
+            if !unverified && needs_verifying(app, n) && n.last_verified.is_none() {
+                kept.push(format!(
+                    "key '{}' ({}) is not revoked: its successor {} was never verified; `keyctl verify {}` proves it works (then `keyctl gc` revokes the old key), or `keyctl gc --unverified` revokes it anyway",
+                    k.name, k.id, n.id, n.id
+                ));
+                return false;
             }
-            ready
+            true
         })
         .map(|k| k.id.clone())
         .collect();
     if due.is_empty() {
-        app.out
-            .note("no rotated key has reached the end of its grace period");
-        return Ok(None);
+        if kept.is_empty() {
+            app.out
+                .note("no rotated key has reached the end of its grace period");
+        }
+        return Ok((None, kept));
     }
-    revoke(app, due, jobs, assume_yes)
+    Ok((revoke(app, due, jobs, assume_yes)?, kept))
+}
+
+/// A key `verify` can check: one on a remote or of a Soda Cloud service.
+fn needs_verifying(app: &App, k: &KeyRecord) -> bool {
+    !k.remotes.is_empty() || super::catalog::service_of(app, k).soda().is_some()
 }
 
 fn revoke(
@@ -476,6 +502,89 @@ fn revoke(
             assume_yes,
         },
     )
+}
+
+/// `--rotate-every` / `rotate --every`: a duration (kept as written), or `never` (None).
+pub(crate) fn parse_every(s: Option<&str>) -> anyhow::Result<Option<String>> {
+    match s.map(str::trim) {
+        None | Some("never") => Ok(None),
+        Some(d) => {
+            let every = crate::expiry::parse_duration(d)
+                .map_err(|e| e.context("--rotate-every / --every"))?;
+            if every < Duration::hours(1) {
+                return Err(usage(format!(
+                    "rotation every {d} is too often: a rotation needs its grace period to pass; use 1h or more"
+                )));
+            }
+            Ok(Some(d.to_string()))
+        }
+    }
+}
+
+/// When `k` is next due for rotation under its policy (None without one).
+pub(crate) fn due_at(k: &KeyRecord) -> Option<OffsetDateTime> {
+    let every = crate::expiry::parse_duration(k.rotate_every.as_deref()?).ok()?;
+    Some(k.created_at + every)
+}
+
+/// `rotate KEY --every D`: sets (or, with `never`, clears) the key's rotation policy.
+pub(crate) fn set_policy(app: &App, key: &str, every: &str) -> anyhow::Result<KeyRecord> {
+    let every = parse_every(Some(every))?;
+    let reg = super::catalog::load_for(app, key)?;
+    let k = reg.resolve(key)?;
+    if !k.is_live() {
+        return Err(Error::inactive(format!(
+            "key '{}' ({}) is revoked or superseded; set the policy on the key that replaced it",
+            k.name, k.id
+        ))
+        .into());
+    }
+    super::catalog::update(app, k.store, &k.id, |r| r.rotate_every = every.clone())
+}
+
+/// What `rotate --due` did.
+pub(crate) struct DueReport {
+    pub rotated: Vec<Rotated>,
+    /// Each key that was due but could not be rotated: its record and why.
+    pub failed: Vec<(KeyRecord, anyhow::Error)>,
+}
+
+/// `rotate --due`: rotates, one after another, every live key whose policy says it is
+/// due, each as `keyctl rotate KEY --grace GRACE` would (its delivery targets rewritten,
+/// no snippet printed). One failure does not stop the others.
+pub(crate) fn rotate_due(
+    app: &App,
+    grace: Duration,
+    assume_yes: bool,
+) -> anyhow::Result<DueReport> {
+    let now = OffsetDateTime::now_utc();
+    let reg = Registry::load(&app.paths.data)?;
+    let due: Vec<KeyRecord> = reg
+        .keys()
+        .iter()
+        .filter(|k| k.is_live() && due_at(k).is_some_and(|t| t <= now))
+        .cloned()
+        .collect();
+    let mut report = DueReport {
+        rotated: Vec::new(),
+        failed: Vec::new(),
+    };
+    for k in due {
+        let req = RotateRequest {
+            key: k.id.clone(),
+            grace,
+            no_verify: false,
+            render: render::Choices::default(),
+            target: Target::default(),
+            assume_yes,
+            print_snippet: false,
+        };
+        match rotate(app, &req) {
+            Ok(r) => report.rotated.push(r),
+            Err(e) => report.failed.push((k, e)),
+        }
+    }
+    Ok(report)
 }
 
 pub(crate) fn parse_grace(s: &str) -> anyhow::Result<Duration> {

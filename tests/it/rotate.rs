@@ -431,3 +431,176 @@ fn an_application_credential_is_rotated_into_one_with_the_same_rules_and_an_olde
     );
     assert_eq!(list["application_credentials"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn gc_keeps_a_key_whose_successor_was_never_verified_until_verify_says_it_works() {
+    let (_ks, _user, e, old) = require!(app_on_keystone("rotgc", "admin"));
+    let old_id = old["id"].as_str().unwrap();
+    assert!(show(&e, "app")["last_verified"].is_null());
+    e.cmd()
+        .args(["rotate", "app", "--no-verify", "--grace", "1s"])
+        .ok();
+    let new_id = show(&e, "app")["id"].as_str().unwrap().to_string();
+    assert!(show(&e, "app")["last_verified"].is_null());
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    let (code, _, err) = e.cmd().args(["--yes", "gc"]).run();
+    assert_eq!(code, 13, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("never verified") && err.contains(&format!("keyctl verify {new_id}")),
+        "{err}"
+    );
+    assert_eq!(
+        show(&e, old_id)["status"],
+        "superseded",
+        "the old key is kept"
+    );
+
+    // verify records when the key last worked; then gc revokes the old key.
+    e.cmd().args(["verify", "app"]).ok();
+    let verified = show(&e, "app")["last_verified"].clone();
+    assert!(verified.as_str().unwrap().ends_with('Z'), "{verified}");
+    let shown = e.cmd().args(["show", "app"]).ok();
+    assert!(!shown.contains("verified     never"), "{shown}");
+    e.cmd().args(["--yes", "gc"]).ok();
+    assert_eq!(show(&e, old_id)["status"], "revoked");
+
+    // --unverified says otherwise explicitly.
+    e.cmd()
+        .args(["rotate", "app", "--no-verify", "--grace", "1s"])
+        .ok();
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    e.cmd().args(["--yes", "gc", "--unverified"]).ok();
+    assert_eq!(show(&e, &new_id)["status"], "revoked");
+}
+
+/// Moves key `name`'s creation back by `hours` in the registry (a policy falls due).
+fn age(e: &KeyringHome, name: &str, hours: i64) {
+    let path = e.home.path().join("keys.json");
+    let mut reg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let then = time::OffsetDateTime::now_utc() - time::Duration::hours(hours);
+    for k in reg["keys"].as_array_mut().unwrap() {
+        if k["name"] == name {
+            k["created_at"] = then
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&reg).unwrap()).unwrap();
+}
+
+#[test]
+fn rotate_due_rotates_what_its_policy_says_is_due_quietly_otherwise_and_exits_14_on_a_partial_failure()
+ {
+    let e = require!(KeyringHome::new());
+    let create = |name: &str, every: Option<&str>| {
+        let mut args = vec!["create", "--name", name];
+        if let Some(d) = every {
+            args.extend(["--rotate-every", d]);
+        }
+        e.cmd().args(args).ok();
+    };
+    create("a", Some("90d"));
+    create("b", Some("1h"));
+    create("c", None);
+    create("d", Some("2h"));
+    assert_eq!(show(&e, "a")["rotate_every"], "90d");
+    assert!(show(&e, "c")["rotate_every"].is_null());
+
+    // Nothing due: nothing said at all.
+    let (code, out, err) = e.cmd().args(["rotate", "--due"]).run();
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+
+    // b falls due and rotates (its file rewritten); a and c are left alone.
+    let dir = e.home.dir.path().join("deploy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let b_env = dir.join("b.env");
+    e.cmd()
+        .args([
+            "config",
+            "b",
+            "-o",
+            "env",
+            "--write",
+            b_env.to_str().unwrap(),
+        ])
+        .ok();
+    let (a_id, b_id) = (show(&e, "a")["id"].clone(), show(&e, "b")["id"].clone());
+    age(&e, "b", 2);
+    let listed = e.cmd().args(["list"]).ok();
+    assert!(
+        listed.contains("\t1h, due "),
+        "a ROTATE column (TSV when piped): {listed}"
+    );
+    let (code, out, err) = e.cmd().args(["rotate", "--due", "--grace", "1h"]).run();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.is_empty(), "no snippet, no secret: {out}");
+    assert!(
+        err.contains("rotate --due: 1 of 1 due keys rotated (b)"),
+        "{err}"
+    );
+    let b_new = show(&e, "b");
+    assert_ne!(b_new["id"], b_id);
+    assert_eq!(
+        b_new["rotate_every"], "1h",
+        "the successor keeps the policy"
+    );
+    assert!(
+        std::fs::read_to_string(&b_env)
+            .unwrap()
+            .contains(b_new["id"].as_str().unwrap())
+    );
+    assert_eq!(show(&e, "a")["id"], a_id);
+
+    // The policy is changed with rotate KEY --every, cleared with never.
+    e.cmd().args(["rotate", "a", "--every", "30d"]).ok();
+    assert_eq!(show(&e, "a")["rotate_every"], "30d");
+    assert_eq!(show(&e, "a")["id"], a_id, "--every does not rotate");
+    let (code, _, err) = e.cmd().args(["rotate", "a", "--every", "5min"]).run();
+    assert_eq!(code, 2, "{err}");
+    e.cmd().args(["rotate", "a", "--every", "never"]).ok();
+    assert!(show(&e, "a")["rotate_every"].is_null());
+
+    // a falls due and rotates; d falls due but its file cannot take the new key: 14.
+    e.cmd().args(["rotate", "a", "--every", "1h"]).ok();
+    let d_env = dir.join("d.env");
+    e.cmd()
+        .args([
+            "config",
+            "d",
+            "-o",
+            "env",
+            "--write",
+            d_env.to_str().unwrap(),
+        ])
+        .ok();
+    let d_id = show(&e, "d")["id"].as_str().unwrap().to_string();
+    std::fs::write(&d_env, format!("key: {d_id}\n")).unwrap();
+    age(&e, "a", 2);
+    age(&e, "d", 3);
+    let (code, out, err) = e
+        .cmd()
+        .args(["--json", "rotate", "--due", "--grace", "1h"])
+        .run();
+    assert_eq!(code, 14, "{err}");
+    let r = json(&out);
+    assert_eq!(r["rotated"][0]["name"], "a", "{r}");
+    assert_eq!(r["failed"][0]["name"], "d", "{r}");
+    assert!(
+        r["failed"][0]["error"].as_str().unwrap().contains("d.env"),
+        "{r}"
+    );
+    assert!(
+        !out.contains(&secret_of(&e, "a")),
+        "no secret in --due's JSON"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("1 of 2 due keys rotated (a); failed: d"),
+        "{err}"
+    );
+    assert_eq!(show(&e, "d")["id"], d_id.as_str(), "d was rolled back");
+}
