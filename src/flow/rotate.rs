@@ -59,11 +59,6 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     let key = req.key.as_str();
     let grace = req.grace;
     let (found, old_secret) = super::keys::usable_secret(app, key, false)?;
-    if found.store == StoreKind::Vault {
-        return Err(usage(
-            "rotating team-store keys is not supported yet: create a new key and revoke the old one",
-        ));
-    }
     // One rotation of a key at a time; the second fails at once, having changed nothing.
     let _lock = crate::fsutil::try_lock_removable(
         &app.paths.data.join(format!("rotate-{}.lock", found.id)),
@@ -75,7 +70,13 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         ))
     })?;
     // Read again under the lock: a rotation may have finished (or been cut short) since.
-    let reg = Registry::load(&app.paths.data)?;
+    // A team key's records (and its successor's) are in the team store.
+    let team = found.store == StoreKind::Vault;
+    let reg = if team {
+        super::catalog::load(app)?
+    } else {
+        Registry::load(&app.paths.data)?
+    };
     let old = reg
         .keys()
         .iter()
@@ -189,7 +190,11 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         created_at: now,
         expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
         scopes: old.scopes.clone(),
-        store: StoreKind::Keyring,
+        store: if team {
+            StoreKind::Vault
+        } else {
+            StoreKind::Keyring
+        },
         revoked_at: None,
         superseded: None,
         remotes: born.iter().cloned().collect(),
@@ -292,6 +297,11 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
             Fate::Skipped(why) => {
                 app.out.warn(why);
                 skipped.push(why.clone());
+            }
+            Fate::Kept(t, why) => {
+                app.out.warn(why);
+                skipped.push(why.clone());
+                targets.push(t.clone());
             }
         }
     }
@@ -407,6 +417,22 @@ fn start_grace(
     targets: &[DeliveryTarget],
     revoke_after: OffsetDateTime,
 ) -> anyhow::Result<()> {
+    let supersession = Supersession {
+        by: new.id.clone(),
+        revoke_after,
+    };
+    if new.store == StoreKind::Vault {
+        // Team records: one check-and-set write each, the successor's first.
+        super::catalog::update(app, new.store, &new.id, |n| {
+            n.targets = targets.to_vec();
+            n.last_verified = new.last_verified;
+        })?;
+        super::catalog::update(app, old.store, &old.id, |o| {
+            o.targets.clear();
+            o.superseded = Some(supersession.clone());
+        })?;
+        return Ok(());
+    }
     let mut reg = Registry::lock(&app.paths.data)?;
     let n = reg
         .get_mut(&new.id)
@@ -417,10 +443,7 @@ fn start_grace(
         .get_mut(&old.id)
         .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", old.id)))?;
     o.targets.clear();
-    o.superseded = Some(Supersession {
-        by: new.id.clone(),
-        revoke_after,
-    });
+    o.superseded = Some(supersession);
     reg.save()
 }
 
@@ -436,7 +459,12 @@ pub(crate) fn finish(
     unverified: bool,
 ) -> anyhow::Result<(Option<Report>, Vec<String>)> {
     let now = OffsetDateTime::now_utc();
-    let reg = Registry::load(&app.paths.data)?;
+    // With the team store configured, its rotated keys are collected too.
+    let reg = if app.stores.vault_enabled() {
+        super::catalog::load(app)?
+    } else {
+        Registry::load(&app.paths.data)?
+    };
     let mut kept = Vec::new();
     let due: Vec<String> = reg
         .keys()
@@ -558,7 +586,11 @@ pub(crate) fn rotate_due(
     assume_yes: bool,
 ) -> anyhow::Result<DueReport> {
     let now = OffsetDateTime::now_utc();
-    let reg = Registry::load(&app.paths.data)?;
+    let reg = if app.stores.vault_enabled() {
+        super::catalog::load(app)?
+    } else {
+        Registry::load(&app.paths.data)?
+    };
     let due: Vec<KeyRecord> = reg
         .keys()
         .iter()
@@ -603,6 +635,9 @@ fn commit_successor(
     secret: &secrecy::SecretString,
     revoke_after: OffsetDateTime,
 ) -> anyhow::Result<KeyRecord> {
+    if old.store == StoreKind::Vault {
+        return commit_team_successor(app, old, new, secret, revoke_after);
+    }
     let label = format!("keyctl {} key {} ({})", new.kind, new.name, new.id);
     new.store = app.stores.put_new(&new.id, &label, secret)?;
     let written = Registry::lock(&app.paths.data).and_then(|mut reg| {
@@ -624,6 +659,41 @@ fn commit_successor(
         return Err(e);
     }
     Ok(new)
+}
+
+/// [`commit_successor`] for a team key: the successor written to the team store with the
+/// name handed over to it (every machine's NAME means it from then on), then the old
+/// record marked superseded; if that fails, the name goes back and the successor out.
+fn commit_team_successor(
+    app: &App,
+    old: &KeyRecord,
+    new: KeyRecord,
+    secret: &secrecy::SecretString,
+    revoke_after: OffsetDateTime,
+) -> anyhow::Result<KeyRecord> {
+    let new = crate::store::vault::create_successor(&app.stores, new, secret, &old.id)?;
+    if let Err(e) = mark_superseded(app, old, Some((&new.id, revoke_after))) {
+        undo_team_successor(app, old, &new);
+        return Err(e);
+    }
+    Ok(new)
+}
+
+/// Gives the team-wide name back to `old` and deletes the successor `new` from the team
+/// store. Returns what could not be undone.
+fn undo_team_successor(app: &App, old: &KeyRecord, new: &KeyRecord) -> Vec<String> {
+    let mut problems = Vec::new();
+    let undone = app.stores.vault().and_then(|v| {
+        v.move_claim(&new.name, &new.id, &old.id)?;
+        app.stores.get(StoreKind::Vault)?.delete(&new.id)
+    });
+    if let Err(e) = undone {
+        problems.push(format!(
+            "the new key {} is still in the team store ({e:#}); `keyctl delete {}` removes it",
+            new.id, new.id
+        ));
+    }
+    problems
 }
 
 /// Sets (or, with None, clears) the old key's supersession.
@@ -702,6 +772,16 @@ fn rollback(app: &App, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) 
                 l.remote, new.id
             ));
         }
+    }
+    if problems.is_empty() && new.store == StoreKind::Vault {
+        problems.extend(undo_team_successor(app, old, new));
+        if let Err(e) = mark_superseded(app, old, None) {
+            problems.push(format!(
+                "key {} is still marked superseded in the team store ({e:#}); `keyctl rotate {}` again undoes it",
+                old.id, old.id
+            ));
+        }
+        return problems;
     }
     if problems.is_empty() {
         // One registry write undoes both halves; the secret goes after it, so a crash in

@@ -22,6 +22,7 @@ use crate::key::Kind;
 use crate::registry::{DeliveryTarget, KeyRecord};
 use crate::render::{self, Choices, KeyParts, OutputFormat, Settings, openstack};
 use crate::service::Service;
+use crate::store::StoreKind;
 use crate::yamlblock::{self, Plan};
 
 /// How a form is put into a file that may hold more than it.
@@ -348,6 +349,8 @@ pub(crate) enum Fate {
     Rewrite(DeliveryTarget, Plan),
     /// Gone, or no longer holding the old key: reported (why) and forgotten.
     Skipped(String),
+    /// Not on this machine (a team key's): reported (why) and kept, not rewritten.
+    Kept(DeliveryTarget, String),
 }
 
 /// Plans rewriting every target of `old` with the successor `parts` (of record `new`).
@@ -363,6 +366,15 @@ pub(crate) fn plan_rotation(
     for t in &old.targets {
         let shown = t.path.display();
         match std::fs::read(&t.path) {
+            // A team key's targets are on every machine that wrote one: a file not here
+            // may be another machine's, and is kept for it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && old.store == StoreKind::Vault => {
+                out.push(Fate::Kept(
+                    t.clone(),
+                    format!("delivery target {shown} is not on this machine; not rewritten, kept for the machine that wrote it (`keyctl config {} --write FILE` there rewrites it)", old.name),
+                ));
+                continue;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 out.push(Fate::Skipped(format!(
                     "delivery target {shown} is gone; not rewritten, forgotten"
