@@ -318,8 +318,9 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     };
     // With no --write, the snippet goes to stdout (with --json, the JSON below carries
     // the secret instead).
+    // The files the key was delivered to hold it now: no need to show the secret.
     let to_stdout = req.target.write.is_none() && req.print_snippet;
-    if !app.out.json && to_stdout {
+    if !app.out.json && to_stdout && targets.is_empty() {
         print_snippet(app, &old, &service, &req.render, &parts)?;
     }
     let until = crate::expiry::human(started + grace);
