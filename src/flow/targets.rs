@@ -462,6 +462,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_rewrite_puts_back_the_files_already_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.env"), dir.path().join("b.env"));
+        std::fs::write(&a, "export A=old\n").unwrap();
+        std::fs::write(&b, "export B=old\n").unwrap();
+        let target = |p: &Path| target_of(p, OutputFormat::Env, &Choices::default());
+        let fates: Vec<Fate> = [&a, &b]
+            .iter()
+            .map(|p| {
+                let plan = plan_text(p, Shape::Lines, "k", "export K=new\n").unwrap();
+                Fate::Rewrite(target(p), plan)
+            })
+            .collect();
+        // b changes after it was planned: its write is refused, a is put back.
+        std::fs::write(&b, "export B=changed\n").unwrap();
+        let e = commit_all(&fates).unwrap_err();
+        assert!(format!("{e:#}").contains("b.env"), "{e:#}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "export A=old\n");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "export B=changed\n");
+    }
+
+    #[test]
     fn yaml_merge_keeps_other_clouds() {
         let mut doc: serde_json::Value =
             serde_yaml_ng::from_str("clouds:\n  other: {auth_type: password}\n  ci: {auth: {application_credential_id: old, x: 1}}\n").unwrap();

@@ -604,3 +604,58 @@ fn rotate_due_rotates_what_its_policy_says_is_due_quietly_otherwise_and_exits_14
     );
     assert_eq!(show(&e, "d")["id"], d_id.as_str(), "d was rolled back");
 }
+
+#[test]
+fn an_ec2_credential_written_at_create_is_rewritten_by_its_rotation() {
+    let ks = require!(keystone());
+    let e = require!(KeyringHome::new());
+    let user = ks.user("rotec2", Some("admin"));
+    user.add_remote(e.cmd(), "ks");
+    let file = e.home.dir.path().join("s3.env");
+    std::fs::write(&file, "export AWS_DEFAULT_REGION=RegionOne\n").unwrap();
+    let c = e
+        .cmd()
+        .args([
+            "--json",
+            "create",
+            "--name",
+            "s3",
+            "--remote",
+            "ks",
+            "--write",
+            file.to_str().unwrap(),
+        ])
+        .json();
+    let old_id = c["id"].as_str().unwrap();
+    assert!(c["secret"].is_null(), "{c}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("export AWS_ACCESS_KEY_ID={old_id}")),
+        "{text}"
+    );
+    let (code, out, err) = e.cmd().args(["rotate", "s3", "--grace", "1h"]).run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.is_empty(),
+        "its file holds the new key; nothing printed: {out}"
+    );
+    let new_id = show(&e, "s3")["id"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("export AWS_DEFAULT_REGION=RegionOne\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("export AWS_ACCESS_KEY_ID={new_id}")) && !text.contains(old_id),
+        "{text}"
+    );
+    let (acc, secret) = ks
+        .ec2_of(&user.id)
+        .into_iter()
+        .find(|(a, _)| *a == new_id)
+        .unwrap();
+    assert!(
+        text.contains(&format!("AWS_SECRET_ACCESS_KEY='{secret}'")),
+        "{acc}"
+    );
+}
