@@ -728,10 +728,17 @@ fn verify(
     Ok(())
 }
 
-/// Remotes that mint every key themselves and take none from clients (Soda Cloud), as
-/// each remote says.
+/// Remotes that mint every key themselves and take none from clients (Soda Cloud, as
+/// the remote says; an http remote with a mint endpoint and no push endpoint).
 fn mints_own_keys(app: &App, remote: &str) -> bool {
-    app.remote(remote).is_ok_and(|r| r.mints_own_keys())
+    // An http remote that can mint but takes no client-made pair (SODA Multicloud's
+    // profile: `POST .../aksks` makes its own) gets the successor minted there too.
+    let mint_only = app
+        .remotes
+        .get(remote)
+        .and_then(|c| c.http.as_ref())
+        .is_some_and(|h| h.mint.is_some() && h.push.is_none());
+    mint_only || app.remote(remote).is_ok_and(|r| r.mints_own_keys())
 }
 
 /// The successor pair: minted by `minter` when the old key's remote mints its own keys
