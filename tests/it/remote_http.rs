@@ -129,16 +129,8 @@ fn multicloud(seen: Arc<Mutex<Seen>>) -> FakeServer {
     })
 }
 
-#[test]
-fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
-    let ks = require!(keystone());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = multicloud(seen.clone());
-    let user = ks.user("mc", Some("member"));
-    let admin = ks.user("mcadmin", Some("admin"));
-    let e = require!(KeyringHome::new());
-    user.add_remote(e.cmd(), "ks");
-    admin.add_remote(e.cmd(), "ksadmin");
+/// Remote `mc`: the multicloud profile at `url`, logged in through Keystone remote `ks`.
+fn add_multicloud(e: &KeyringHome, url: &str) {
     e.cmd()
         .args([
             "remote",
@@ -151,9 +143,22 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
             "--auth-remote",
             "ks",
             "--url",
-            &server.url,
+            url,
         ])
         .code(0);
+}
+
+#[test]
+fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
+    let ks = require!(keystone());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = multicloud(seen.clone());
+    let user = ks.user("mc", Some("member"));
+    let admin = ks.user("mcadmin", Some("admin"));
+    let e = require!(KeyringHome::new());
+    user.add_remote(e.cmd(), "ks");
+    admin.add_remote(e.cmd(), "ksadmin");
+    add_multicloud(&e, &server.url);
 
     let out = e
         .cmd()
@@ -448,21 +453,7 @@ fn a_multicloud_key_is_rotated_through_multicloud_and_gc_deletes_only_the_old_on
     let user = ks.user("mcrot", Some("member"));
     let e = require!(KeyringHome::new());
     user.add_remote(e.cmd(), "ks");
-    e.cmd()
-        .args([
-            "remote",
-            "add",
-            "mc",
-            "--type",
-            "http",
-            "--profile",
-            "multicloud",
-            "--auth-remote",
-            "ks",
-            "--url",
-            &server.url,
-        ])
-        .code(0);
+    add_multicloud(&e, &server.url);
     let old = e
         .cmd()
         .args([
