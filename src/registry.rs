@@ -101,6 +101,10 @@ pub struct KeyRecord {
     /// once that long has passed since it was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_every: Option<String>,
+    /// Set on a rotation's successor until the rotation is done (pushed, verified,
+    /// delivered): the ID of the key it replaces, which the name still means till then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacing: Option<String>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -245,13 +249,17 @@ pub struct Supersession {
     pub by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub revoke_after: OffsetDateTime,
+    /// The rotation is still under way: the key is not superseded yet (its name, its
+    /// status and `gc` treat it as live) and its grace period has not started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl KeyRecord {
     /// The key's status at `now`; within `warn_window` of its expiry it is `expiring`.
     pub fn status(&self, now: OffsetDateTime, warn_window: time::Duration) -> Status {
         match expiry::status(self.expires_at, self.revoked_at.is_some(), now, warn_window) {
-            Status::Active | Status::Expiring if self.superseded.is_some() => Status::Superseded,
+            Status::Active | Status::Expiring if self.is_superseded() => Status::Superseded,
             s => s,
         }
     }
@@ -263,7 +271,12 @@ impl KeyRecord {
 
     /// Neither revoked nor replaced: the key a name stands for.
     pub fn is_live(&self) -> bool {
-        self.revoked_at.is_none() && self.superseded.is_none()
+        self.revoked_at.is_none() && !self.is_superseded() && self.replacing.is_none()
+    }
+
+    /// Replaced by a successor whose rotation is done (not one still under way).
+    pub fn is_superseded(&self) -> bool {
+        self.superseded.as_ref().is_some_and(|s| !s.pending)
     }
 }
 
@@ -450,6 +463,19 @@ impl Registry {
 impl LockedRegistry {
     pub(crate) fn insert(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
         self.check_free(&rec.name, &rec.id)?;
+        self.reg.file.keys.push(rec);
+        Ok(())
+    }
+
+    /// Inserts a rotation's successor (`replacing` set): it shares the live key's name.
+    pub(crate) fn insert_successor(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
+        if self.reg.file.keys.iter().any(|k| k.id == rec.id) {
+            return Err(Error::conflict(format!(
+                "a key with ID {} already exists",
+                crate::output::quoted(&rec.id)
+            ))
+            .into());
+        }
         self.reg.file.keys.push(rec);
         Ok(())
     }

@@ -130,6 +130,7 @@ impl NewKeyMeta {
             app_credential: None,
             last_verified: None,
             rotate_every: self.rotate_every,
+            replacing: None,
             extra: Default::default(),
         }
     }

@@ -106,9 +106,12 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
                 ));
                 None
             }
-            // An interrupted rotation whose successor is not on every remote yet: finish it.
+            // An interrupted rotation (still pending, or whose successor is not on every
+            // remote yet): finish it.
             Some(n)
-                if n.is_live() && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none()) =>
+                if sup.pending
+                    || (n.is_live()
+                        && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none())) =>
             {
                 app.out.note(&format!(
                     "finishing the interrupted rotation of '{}': successor {}",
@@ -204,6 +207,7 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         app_credential: old.app_credential.clone(),
         last_verified: None,
         rotate_every: old.rotate_every.clone(),
+        replacing: Some(old.id.clone()),
         extra: old.extra.clone(),
     });
     let parts = KeyParts {
@@ -421,13 +425,28 @@ fn start_grace(
     let supersession = Supersession {
         by: new.id.clone(),
         revoke_after,
+        pending: false,
     };
     if new.store == StoreKind::Vault {
-        // Team records: one check-and-set write each, the successor's first.
+        // Team records: one check-and-set write each, the successor's first; then the
+        // team-wide name goes to the successor (a conflict when another machine's
+        // rotation took it first).
         super::catalog::update(app, new.store, &new.id, |n| {
             n.targets = targets.to_vec();
             n.last_verified = new.last_verified;
+            n.replacing = None;
         })?;
+        if !app
+            .stores
+            .vault()?
+            .move_claim(&new.name, &old.id, &new.id)?
+        {
+            return Err(Error::conflict(format!(
+                "key '{}' was rotated or changed on another machine meanwhile (its name no longer means {}); nothing was changed",
+                old.name, old.id
+            ))
+            .into());
+        }
         super::catalog::update(app, old.store, &old.id, |o| {
             o.targets.clear();
             o.superseded = Some(supersession.clone());
@@ -440,6 +459,7 @@ fn start_grace(
         .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", new.id)))?;
     n.targets = targets.to_vec();
     n.last_verified = new.last_verified;
+    n.replacing = None;
     let o = reg
         .get_mut(&old.id)
         .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", old.id)))?;
@@ -471,7 +491,11 @@ pub(crate) fn finish(
         .keys()
         .iter()
         .filter(|k| k.revoked_at.is_none())
-        .filter(|k| k.superseded.as_ref().is_some_and(|s| s.revoke_after <= now))
+        .filter(|k| {
+            k.superseded
+                .as_ref()
+                .is_some_and(|s| !s.pending && s.revoke_after <= now)
+        })
         .filter(|k| {
             // Never the only working key: the successor must exist, be live and be on
             // every remote the old key is on.
@@ -648,9 +672,10 @@ fn commit_successor(
         o.superseded = Some(Supersession {
             by: new.id.clone(),
             revoke_after,
+            pending: true,
         });
         new.fingerprint = reg.reg.recorded_fingerprint(secret.expose_secret());
-        reg.insert(new.clone())?;
+        reg.insert_successor(new.clone())?;
         reg.save()
     });
     if let Err(e) = written {
@@ -662,9 +687,9 @@ fn commit_successor(
     Ok(new)
 }
 
-/// [`commit_successor`] for a team key: the successor written to the team store with the
-/// name handed over to it (every machine's NAME means it from then on), then the old
-/// record marked superseded; if that fails, the name goes back and the successor out.
+/// [`commit_successor`] for a team key: the successor written to the team store (the
+/// name still means the old key; [`start_grace`] hands it over), then the old record
+/// marked as being superseded; if that fails, the successor is taken out again.
 fn commit_team_successor(
     app: &App,
     old: &KeyRecord,
@@ -697,7 +722,8 @@ fn undo_team_successor(app: &App, old: &KeyRecord, new: &KeyRecord) -> Vec<Strin
     problems
 }
 
-/// Sets (or, with None, clears) the old key's supersession.
+/// Marks the old key as being superseded by a rotation under way (pending), or, with
+/// None, clears that.
 fn mark_superseded(
     app: &App,
     old: &KeyRecord,
@@ -707,6 +733,7 @@ fn mark_superseded(
         k.superseded = by.map(|(id, t)| Supersession {
             by: id.to_string(),
             revoke_after: t,
+            pending: true,
         });
     })?;
     Ok(())

@@ -7,6 +7,8 @@
 //! between two successful logins) are printed for the record.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::keystone::keystone;
@@ -239,4 +241,69 @@ fn a_consumer_logging_in_every_200ms_from_the_written_clouds_yaml_never_fails_th
         "{out}"
     );
     assert_eq!(once(&clouds).0, 0);
+}
+
+/// The same for consumers that read the key by name from keyctl itself: `keyctl token
+/// NAME` (Keystone's ec2tokens exchange with the stored EC2 credential) every 200 ms
+/// through `rotate --grace` and `gc`. The name means the old key until the successor is
+/// pushed, verified and delivered, so no exchange fails.
+#[test]
+fn a_consumer_exchanging_the_key_by_name_every_200ms_never_fails_through_rotate_and_gc() {
+    let ks = require!(keystone());
+    let e = Arc::new(require!(KeyringHome::new()));
+    let user = ks.user("proofname", Some("admin"));
+    user.add_remote(e.cmd(), "ks");
+    let old = e
+        .cmd()
+        .args(["--json", "create", "--name", "app", "--remote", "ks"])
+        .json();
+    let old_id = old["id"].as_str().unwrap().to_string();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (e, stop) = (e.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut seen: Vec<(Instant, Result<(), String>)> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let (code, _, err) = e.cmd().args(["token", "app", "--remote", "ks"]).run();
+                seen.push((
+                    Instant::now(),
+                    if code == 0 {
+                        Ok(())
+                    } else {
+                        Err(format!("exit {code}: {err}"))
+                    },
+                ));
+                std::thread::sleep(Duration::from_millis(200).saturating_sub(t.elapsed()));
+            }
+            seen
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    e.cmd().args(["rotate", "app", "--grace", "3s"]).ok();
+    let rotated = Instant::now();
+    std::thread::sleep(Duration::from_millis(3_500).saturating_sub(rotated.elapsed()));
+    e.cmd().args(["--yes", "gc"]).ok();
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let seen = consumer.join().unwrap();
+
+    let failures: Vec<&String> = seen.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    let ok: Vec<Instant> = seen
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(t, _)| *t)
+        .collect();
+    let gap = ok.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    eprintln!(
+        "rotation proof (by name): {} exchanges, {} failed, longest gap between two successful exchanges {:.3} s",
+        seen.len(),
+        failures.len(),
+        gap.as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(seen.len() >= 10, "{}", seen.len());
+    // The old credential is gone from Keystone.
+    assert!(ks.ec2_of(&user.id).iter().all(|(a, _)| *a != old_id));
 }

@@ -63,10 +63,11 @@ pub fn create_key(
 }
 
 /// `keyctl rotate` of a team key: the successor `rec` is written (secret, then record,
-/// fingerprinted under the team's salt as [`create_key`] does) and the name claim is
-/// handed from `old_id` to it with check-and-set, so that from then on every machine's
-/// NAME means the successor. A claim that no longer names `old_id` (another machine
-/// rotated it first) is a conflict, and the successor is taken out again.
+/// fingerprinted under the team's salt as [`create_key`] does) while the name still
+/// means `old_id`; once the rotation is done, [`VaultStore::move_claim`] hands the name to
+/// it, so that from then on every machine's NAME means the successor. A name that no
+/// longer means `old_id` (another machine rotated it first) is a conflict, and the
+/// successor is taken out again.
 pub fn create_successor(
     stores: &Stores,
     mut rec: KeyRecord,
@@ -106,8 +107,8 @@ pub fn create_successor(
         version: 1,
     };
     v.index_upkeep("the rotation", v.index_put(&rec.id, &e, None));
-    match v.move_claim(&rec.name, old_id, &rec.id) {
-        Ok(true) => Ok(rec),
+    match v.name_owner(&rec.name) {
+        Ok(Some(owner)) if owner == old_id => Ok(rec),
         outcome => {
             let _ = v.delete(&rec.id);
             Err(outcome.err().unwrap_or_else(|| {
