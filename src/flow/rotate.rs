@@ -1,11 +1,16 @@
-//! `keyctl rotate KEY`: replace a key without a gap. A successor with the same name,
-//! kind, format, scopes, lifetime and remotes is minted, stored, pushed to every remote
-//! the old key is on, verified there (token exchange), and rendered (`--write FILE`
-//! rewrites the config). Only then is the old key marked `superseded`; it keeps working
-//! for the grace period and is revoked by `keyctl rotate --finish` or `keyctl gc`.
+//! `keyctl rotate KEY`: replace a key without a gap anything using it could notice. A
+//! successor with the same name, kind, format, scopes, lifetime, remotes and policy is
+//! minted (locally, by a remote that mints its own keys, or by Keystone for an
+//! application credential), stored as pending (the name still means the old key), pushed
+//! to every remote the old key is on, verified there, and written into every file the old
+//! key was delivered to ([`super::targets`]). Only then does the name move to it and the
+//! old key become `superseded`: it keeps working for the grace period and is revoked by
+//! `keyctl rotate --finish` or `keyctl gc`, which wants the successor verified first.
+//! `rotate --due` does this for every key its policy (`rotate_every`) says is due.
 //!
 //! Any failing step rolls back: the successor is revoked where it was pushed and
-//! deleted locally, the old key is left as it was, and the error names the step.
+//! deleted, files already rewritten get their old bytes back, the old key is left as it
+//! was, and the error names the step.
 
 use secrecy::ExposeSecret;
 use time::{Duration, OffsetDateTime};
