@@ -580,6 +580,13 @@ pub(crate) struct ImportArgs {
     /// Soda Cloud URL scheme: https (default) or http
     #[arg(long, value_name = "SCHEME")]
     pub scheme: Option<String>,
+    /// Write the key's snippet into this file as `keyctl config KEY --write FILE` does
+    /// (checked before the key is kept); the file is remembered and `rotate` rewrites it
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// The snippet's form for --write (as `keyctl config --output`)
+    #[arg(short = 'o', long, value_enum, value_name = "FMT", requires = "write")]
+    pub output: Option<OutputFormat>,
 }
 
 #[derive(Debug, Args)]

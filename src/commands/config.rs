@@ -12,25 +12,18 @@ use crate::render::{KeyParts, Settings, openstack};
 
 pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     let (k, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
+    if let (Some(path), false) = (&args.render.write, args.render.dry_run) {
+        let choices = args.render.choices();
+        return targets::write_key(ctx, &k, secret.expose_secret(), path, &choices, ctx.yes);
+    }
     if let Some(svc) = k
         .service
         .as_ref()
         .filter(|s| openstack::is_keystone(Some(s)))
     {
         // What OpenStack users paste; never a Soda snippet.
-        let choices = args.render.choices();
-        let format =
-            openstack::resolve(svc, &choices, ctx.out.json && args.render.write.is_none())?;
-        if let Some(path) = &args.render.write {
-            no_dry_run(&args)?;
-            let parts = KeyParts {
-                kind: k.kind,
-                id: &k.id,
-                name: &k.name,
-                secret: secret.expose_secret(),
-            };
-            return targets::write_new(ctx, &k, path, format, &choices, &parts);
-        }
+        let format = openstack::resolve(svc, &args.render.choices(), ctx.out.json)?;
+        no_dry_run(&args)?;
         let key = openstack::KeystoneKey {
             id: &k.id,
             name: &k.name,
@@ -51,31 +44,18 @@ pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         name: &k.name,
         secret: secret.expose_secret(),
     };
+    // --dry-run: the edit of a soda_cloud block, shown and not written.
     let service = crate::flow::catalog::service_of(ctx, &k);
-    let choices = args.render.choices();
-    let format = settings.format;
-    match &args.render.write {
-        Some(path) if !targets::is_soda_block(&service, k.kind, format) => {
-            no_dry_run(&args)?;
-            targets::write_new(ctx, &k, path, format, &choices, &parts)
-        }
-        write => {
-            let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
-            delivery.confirm_replace(ctx.prompter.as_ref(), ctx.yes, &format!("key {}", k.id))?;
-            delivery.deliver(&ctx.out, &parts)?;
-            match write {
-                Some(path) if !args.render.dry_run => {
-                    targets::remember(ctx, &k, targets::target_of(path, format, &choices))
-                }
-                _ => Ok(()),
-            }
-        }
+    if args.render.write.is_some() && !targets::is_soda_block(&service, k.kind, settings.format) {
+        no_dry_run(&args)?;
     }
+    let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
+    delivery.deliver(&ctx.out, &parts)
 }
 
 /// `--dry-run` shows the edit of a `soda_cloud` block; other forms are written whole.
 fn no_dry_run(args: &ConfigArgs) -> anyhow::Result<()> {
-    if args.render.dry_run {
+    if args.render.dry_run && args.render.write.is_some() {
         return Err(crate::error::usage(
             "--dry-run shows the edit of a soda_cloud block; this form is written as a whole entry: write it to a new file to see it",
         ));

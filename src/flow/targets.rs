@@ -285,6 +285,56 @@ pub(crate) fn write_new(
     remember(app, rec, t)
 }
 
+/// The form `--write` puts a key of `kind` for `service` in: a Keystone key's own
+/// (clouds.yaml, openrc, AWS lines), else the Soda form the choices resolve to.
+pub(crate) fn format_for(
+    service: &Service,
+    kind: Kind,
+    choices: &Choices,
+) -> anyhow::Result<OutputFormat> {
+    if openstack::is_keystone(Some(service)) {
+        return openstack::resolve(service, choices, false);
+    }
+    Ok(Settings::resolve(kind, choices, OutputFormat::Yaml, service.soda())?.format)
+}
+
+/// `--write FILE` of a stored key (`config`, `import`) in any form, remembered as a
+/// target; replacing another key's `soda_cloud` block asks first (`assume_yes`).
+pub(crate) fn write_key(
+    app: &App,
+    rec: &KeyRecord,
+    secret: &str,
+    path: &Path,
+    choices: &Choices,
+    assume_yes: bool,
+) -> anyhow::Result<()> {
+    let service = super::catalog::service_of(app, rec);
+    let parts = KeyParts {
+        kind: rec.kind,
+        id: &rec.id,
+        name: &rec.name,
+        secret,
+    };
+    let format = format_for(&service, rec.kind, choices)?;
+    if !is_soda_block(&service, rec.kind, format) {
+        return write_new(app, rec, path, format, choices, &parts);
+    }
+    let remembered = super::keys::soda_endpoint_of(app, rec);
+    let settings = Settings::resolve(rec.kind, choices, OutputFormat::Yaml, remembered.as_ref())?;
+    let target = Target {
+        write: Some(path.to_path_buf()),
+        dry_run: false,
+    };
+    let d = Delivery::prepare(&target, settings, &parts)?;
+    d.confirm_replace(
+        app.prompter.as_ref(),
+        assume_yes,
+        &format!("key {}", rec.id),
+    )?;
+    d.deliver(&app.out, &parts)?;
+    remember(app, rec, target_of(path, format, choices))
+}
+
 /// Records that `rec` was written to `t` (replacing an earlier record of the same path).
 pub(crate) fn remember(app: &App, rec: &KeyRecord, t: DeliveryTarget) -> anyhow::Result<()> {
     super::catalog::update(app, rec.store, &rec.id, |k| {
@@ -314,20 +364,24 @@ pub(crate) fn precheck(
         };
         openstack::render(service, format, &key)?
     } else {
-        if shape(service, kind, format) == Shape::SodaBlock {
-            return Ok(());
-        }
         let choices = Choices {
             output: Some(format),
             ..Choices::default()
         };
-        let settings = Settings::resolve(kind, &choices, format, None)?;
+        let settings = Settings::resolve(kind, &choices, format, service.soda())?;
         let parts = KeyParts {
             kind,
             id: &sample.id,
             name,
             secret,
         };
+        if shape(service, kind, format) == Shape::SodaBlock {
+            let target = Target {
+                write: Some(path.to_path_buf()),
+                dry_run: false,
+            };
+            return Delivery::prepare(&target, settings, &parts).map(drop);
+        }
         render::render(&settings, &parts)?
     };
     plan_text(path, shape(service, kind, format), name, &text).map(drop)

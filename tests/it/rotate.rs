@@ -659,3 +659,47 @@ fn an_ec2_credential_written_at_create_is_rewritten_by_its_rotation() {
         "{acc}"
     );
 }
+
+#[test]
+fn import_writes_and_remembers_its_file_and_a_bad_file_keeps_nothing() {
+    let e = require!(KeyringHome::new());
+    let dir = e.home.dir.path().join("deploy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("configuration.yml");
+    std::fs::write(&conf, "data_source x:\n  type: postgres\n").unwrap();
+    let secret = "q7Rk2pXz9LmN4vBt8Wc1Hd6Jf3Gs5Ya0";
+    let bad = dir.join("bad.yml");
+    std::fs::write(&bad, "- a list\n").unwrap();
+    let (code, _, err) = e
+        .cmd()
+        .args(["import", "--name", "ui", "--id", "ab12cd34ef56", "--write"])
+        .arg(&bad)
+        .stdin(secret)
+        .run();
+    assert_eq!(code, 2, "{err}");
+    assert!(e.keys().is_empty(), "a bad FILE keeps nothing");
+    let k = e
+        .cmd()
+        .args([
+            "--json",
+            "import",
+            "--name",
+            "ui",
+            "--id",
+            "ab12cd34ef56",
+            "--write",
+        ])
+        .arg(&conf)
+        .stdin(secret)
+        .json();
+    assert_eq!(
+        k["targets"][0]["path"],
+        conf.display().to_string().as_str(),
+        "{k}"
+    );
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        text.starts_with("data_source x:\n") && text.contains(secret),
+        "{text}"
+    );
+}
