@@ -108,7 +108,7 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
                     "--dry-run shows the edit of a soda_cloud block; this form is written as a whole entry: write it to a new file to see it",
                 ));
             }
-            let f = write_format(&service, &args.render, settings.format)?;
+            let f = super::targets::format_for(&service, kind, &args.render)?;
             super::targets::precheck(path, &service, kind, f, &name)?;
             (Target::default(), Some((path.clone(), f)))
         }
@@ -205,20 +205,6 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
         written,
         pushed,
     }))
-}
-
-/// The form `--write` puts a new key in: a Keystone key's own (clouds.yaml, openrc, AWS
-/// lines), else the resolved Soda form.
-fn write_format(
-    service: &crate::service::Service,
-    choices: &render::Choices,
-    soda: OutputFormat,
-) -> anyhow::Result<OutputFormat> {
-    if render::openstack::is_keystone(Some(service)) {
-        render::openstack::resolve(service, choices, false)
-    } else {
-        Ok(soda)
-    }
 }
 
 /// Says which service the key is registered with, so nobody pastes a key that no

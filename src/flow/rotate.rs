@@ -143,7 +143,7 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     // is minted.
     let explicit = match &req.target.write {
         Some(path) => {
-            let format = write_format(app, &old, &service, &req.render)?;
+            let format = super::targets::format_for(&service, old.kind, &req.render)?;
             super::targets::precheck(path, &service, old.kind, format, &old.name)?;
             Some(super::targets::target_of(path, format, &req.render))
         }
@@ -355,20 +355,6 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         targets,
         skipped,
     })
-}
-
-/// The form `rotate --write FILE` writes: `--output`, else the key's default form.
-fn write_format(
-    app: &App,
-    old: &KeyRecord,
-    service: &Service,
-    choices: &render::Choices,
-) -> anyhow::Result<OutputFormat> {
-    if openstack::is_keystone(Some(service)) {
-        return openstack::resolve(service, choices, false);
-    }
-    let remembered = super::keys::soda_endpoint_of(app, old);
-    Ok(Settings::resolve(old.kind, choices, OutputFormat::Yaml, remembered.as_ref())?.format)
 }
 
 /// The snippet of the new key on stdout, in the form the key's service reads.
