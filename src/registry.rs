@@ -260,6 +260,7 @@ impl KeyRecord {
     pub fn status(&self, now: OffsetDateTime, warn_window: time::Duration) -> Status {
         match expiry::status(self.expires_at, self.revoked_at.is_some(), now, warn_window) {
             Status::Active | Status::Expiring if self.is_superseded() => Status::Superseded,
+            Status::Active | Status::Expiring if self.replacing.is_some() => Status::Pending,
             s => s,
         }
     }

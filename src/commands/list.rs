@@ -117,7 +117,7 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
             let status = k.status(now, ctx.warn_window);
             let tone = match status {
                 Status::Active => Tone::Good,
-                Status::Expiring | Status::Superseded => Tone::Warn,
+                Status::Expiring | Status::Superseded | Status::Pending => Tone::Warn,
                 Status::Expired | Status::Revoked => Tone::Bad,
             };
             let expires = k
