@@ -31,6 +31,10 @@ pub(crate) enum Kind {
     CommandNotStarted,
     /// `keyctl scan`: a secret that may still work was found.
     SecretFound,
+    /// `keyctl gc`: a rotated key was kept because its successor was never verified.
+    NotVerified,
+    /// `keyctl rotate --due`: some due keys could not be rotated (the others were).
+    RotationIncomplete,
 }
 
 /// A failure a caller (a script) can tell apart by exit code.
@@ -108,6 +112,12 @@ impl Error {
     pub(crate) fn secret_found(msg: impl Into<String>) -> Error {
         Error::new(Kind::SecretFound, msg)
     }
+    pub(crate) fn not_verified(msg: impl Into<String>) -> Error {
+        Error::new(Kind::NotVerified, msg)
+    }
+    pub(crate) fn rotation_incomplete(msg: impl Into<String>) -> Error {
+        Error::new(Kind::RotationIncomplete, msg)
+    }
 }
 
 /// Exit codes, in one table; README's table lists the same numbers and
@@ -126,6 +136,8 @@ pub(crate) mod code {
     pub(crate) const CONFIRMATION_REQUIRED: u8 = 10;
     pub(crate) const EXPIRING: u8 = 11;
     pub(crate) const SECRET_FOUND: u8 = 12;
+    pub(crate) const NOT_VERIFIED: u8 = 13;
+    pub(crate) const ROTATION_INCOMPLETE: u8 = 14;
     pub(crate) const COMMAND_NOT_STARTED: u8 = 127;
 }
 
@@ -144,6 +156,8 @@ impl Kind {
             Kind::Expiring => code::EXPIRING,
             Kind::CommandNotStarted => code::COMMAND_NOT_STARTED,
             Kind::SecretFound => code::SECRET_FOUND,
+            Kind::NotVerified => code::NOT_VERIFIED,
+            Kind::RotationIncomplete => code::ROTATION_INCOMPLETE,
         }
     }
 }

@@ -184,6 +184,9 @@ pub enum Status {
     Revoked,
     /// Replaced by `keyctl rotate`; works until its grace period ends.
     Superseded,
+    /// A rotation's successor while the rotation is under way (not yet what its name
+    /// means).
+    Pending,
 }
 
 impl Status {
@@ -194,11 +197,15 @@ impl Status {
             Status::Expired => "expired",
             Status::Revoked => "revoked",
             Status::Superseded => "superseded",
+            Status::Pending => "pending",
         }
     }
 
     pub fn is_usable(self) -> bool {
-        matches!(self, Status::Active | Status::Expiring | Status::Superseded)
+        matches!(
+            self,
+            Status::Active | Status::Expiring | Status::Superseded | Status::Pending
+        )
     }
 }
 

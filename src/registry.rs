@@ -85,8 +85,66 @@ pub struct KeyRecord {
     /// older keyctl wrote, until it is migrated on first read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<crate::service::Service>,
+    /// Files keyctl wrote this key into (`--write`), which `rotate` rewrites with the
+    /// successor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<DeliveryTarget>,
+    /// What Keystone was asked for when it created this application credential, so its
+    /// successor is asked for the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_credential: Option<AppCredPolicy>,
+    /// When `keyctl verify` (or a rotation) last proved the key works on its service.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_verified: Option<OffsetDateTime>,
+    /// How often the key is to be rotated (`90d`, ...): `keyctl rotate --due` rotates it
+    /// once that long has passed since it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate_every: Option<String>,
+    /// Set on a rotation's successor until the rotation is done (pushed, verified,
+    /// delivered): the ID of the key it replaces, which the name still means till then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacing: Option<String>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A file keyctl wrote a key into: where, in which form, and the render choices that
+/// make the same form again. Never a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryTarget {
+    /// Absolute.
+    pub path: PathBuf,
+    pub(crate) format: crate::render::OutputFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub export: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) secret_ref: Option<crate::render::SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) soda_version: Option<crate::render::SodaVersion>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub written_at: OffsetDateTime,
+}
+
+/// The request an application credential was created with, minus its name and expiry
+/// (the successor gets a new name and the same lifetime).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppCredPolicy {
+    /// Role names Keystone granted (the successor asks for the same).
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub unrestricted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rules: Option<serde_json::Value>,
 }
 
 /// HMAC-SHA256 of a secret under the registry's salt, and what `keyctl scan` needs to
@@ -194,13 +252,18 @@ pub struct Supersession {
     pub by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub revoke_after: OffsetDateTime,
+    /// The rotation is still under way: the key is not superseded yet (its name, its
+    /// status and `gc` treat it as live) and its grace period has not started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl KeyRecord {
     /// The key's status at `now`; within `warn_window` of its expiry it is `expiring`.
     pub fn status(&self, now: OffsetDateTime, warn_window: time::Duration) -> Status {
         match expiry::status(self.expires_at, self.revoked_at.is_some(), now, warn_window) {
-            Status::Active | Status::Expiring if self.superseded.is_some() => Status::Superseded,
+            Status::Active | Status::Expiring if self.is_superseded() => Status::Superseded,
+            Status::Active | Status::Expiring if self.replacing.is_some() => Status::Pending,
             s => s,
         }
     }
@@ -212,7 +275,12 @@ impl KeyRecord {
 
     /// Neither revoked nor replaced: the key a name stands for.
     pub fn is_live(&self) -> bool {
-        self.revoked_at.is_none() && self.superseded.is_none()
+        self.revoked_at.is_none() && !self.is_superseded() && self.replacing.is_none()
+    }
+
+    /// Replaced by a successor whose rotation is done (not one still under way).
+    pub fn is_superseded(&self) -> bool {
+        self.superseded.as_ref().is_some_and(|s| !s.pending)
     }
 }
 
@@ -399,6 +467,19 @@ impl Registry {
 impl LockedRegistry {
     pub(crate) fn insert(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
         self.check_free(&rec.name, &rec.id)?;
+        self.reg.file.keys.push(rec);
+        Ok(())
+    }
+
+    /// Inserts a rotation's successor (`replacing` set): it shares the live key's name.
+    pub(crate) fn insert_successor(&mut self, rec: KeyRecord) -> anyhow::Result<()> {
+        if self.reg.file.keys.iter().any(|k| k.id == rec.id) {
+            return Err(Error::conflict(format!(
+                "a key with ID {} already exists",
+                crate::output::quoted(&rec.id)
+            ))
+            .into());
+        }
         self.reg.file.keys.push(rec);
         Ok(())
     }

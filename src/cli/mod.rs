@@ -299,8 +299,8 @@ pub(crate) struct RotateArgs {
     /// Key ID or unique name
     #[arg(
         value_name = "KEY",
-        required_unless_present = "finish",
-        conflicts_with = "finish",
+        required_unless_present_any = ["finish", "due"],
+        conflicts_with_all = ["finish", "due"],
         add = ArgValueCandidates::new(crate::complete::key_candidates)
     )]
     pub key: Option<String>,
@@ -314,6 +314,16 @@ pub(crate) struct RotateArgs {
     /// Revoke the rotated keys whose grace period is over, instead of rotating
     #[arg(long)]
     pub finish: bool,
+    /// With --finish: revoke a rotated key even when its successor was never verified
+    #[arg(long)]
+    pub unverified: bool,
+    /// Rotate every key whose rotation policy (--rotate-every) says it is due; quiet when
+    /// none is (for cron and CI)
+    #[arg(long, conflicts_with = "finish")]
+    pub due: bool,
+    /// Set KEY's rotation policy instead of rotating it (90d, 12w, 1y), or clear it (never)
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
     #[command(flatten)]
     pub render: RenderArgs,
 }
@@ -323,6 +333,10 @@ pub(crate) struct GcArgs {
     /// How many remote requests at once
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub jobs: usize,
+    /// Revoke a rotated key even when its successor was never verified (`rotate
+    /// --no-verify`, and no `keyctl verify` since)
+    #[arg(long)]
+    pub unverified: bool,
 }
 
 #[derive(Debug, Args)]
@@ -387,6 +401,10 @@ pub(crate) struct CreateArgs {
     /// that day UTC), an RFC 3339 time (2027-01-31T12:00:00Z), or never
     #[arg(long, value_name = "WHEN", default_value = "never")]
     pub expires: String,
+    /// Rotation policy: `keyctl rotate --due` rotates the key once this long has passed
+    /// since it was made (90d, 12w, 1y; units as for --expires), or never
+    #[arg(long, value_name = "DURATION")]
+    pub rotate_every: Option<String>,
     /// A permission the key carries (repeatable)
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
@@ -475,8 +493,10 @@ pub(crate) struct RenderArgs {
     /// Soda Cloud URL scheme: https (Soda Core's default) or http
     #[arg(long, value_name = "SCHEME")]
     pub scheme: Option<String>,
-    /// Insert or replace the soda_cloud block of this Soda configuration file, keeping every
-    /// other byte (created 0600 if missing)
+    /// Write the snippet into this file, keeping the rest of it (created 0600 if missing):
+    /// the soda_cloud block of a Soda configuration (every other byte kept), a clouds.yaml
+    /// entry or Helm values merged into a file of that kind, env/openrc lines between
+    /// marker comments. The file is remembered: `rotate` rewrites it with the successor
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// With --write: print the change as a diff (secrets masked) and write nothing
@@ -515,7 +535,6 @@ impl RenderArgs {
             export: self.export,
             secret_ref: self.secret_ref,
             soda_version: self.soda_version,
-            write: self.write.is_some(),
         }
     }
 }
@@ -542,6 +561,10 @@ pub(crate) struct ImportArgs {
     /// A permission the key carries (repeatable)
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
+    /// Rotation policy: `keyctl rotate --due` rotates the key once this long has passed
+    /// since it was made (90d, 12w, 1y; units as for --expires), or never
+    #[arg(long, value_name = "DURATION")]
+    pub rotate_every: Option<String>,
     /// Check the key on this remote right after storing it (as `keyctl verify`)
     #[arg(long, value_name = "NAME")]
     pub verify: Option<String>,
@@ -557,6 +580,13 @@ pub(crate) struct ImportArgs {
     /// Soda Cloud URL scheme: https (default) or http
     #[arg(long, value_name = "SCHEME")]
     pub scheme: Option<String>,
+    /// Write the key's snippet into this file as `keyctl config KEY --write FILE` does
+    /// (checked before the key is kept); the file is remembered and `rotate` rewrites it
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// The snippet's form for --write (as `keyctl config --output`)
+    #[arg(short = 'o', long, value_enum, value_name = "FMT", requires = "write")]
+    pub output: Option<OutputFormat>,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,14 @@ pub(crate) const EXIT_CODES: &[(u8, &str)] = &[
         "`scan`: a secret that may still work was found (revoked ones too with `--strict`)",
     ),
     (
+        code::NOT_VERIFIED,
+        "`gc`: a rotated key was kept because its successor was never verified (`keyctl verify NEW`, or `gc --unverified`)",
+    ),
+    (
+        code::ROTATION_INCOMPLETE,
+        "`rotate --due`: some due keys could not be rotated (the others were; each failure is named)",
+    ),
+    (
         code::COMMAND_NOT_STARTED,
         "`run`: CMD could not be started (otherwise `run` exits with CMD's own code)",
     ),
@@ -199,7 +207,10 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), EXIT_CODES.len());
-        assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 127]);
+        assert_eq!(
+            codes,
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 127]
+        );
     }
 
     #[test]

@@ -35,7 +35,17 @@ pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
     let placeholder = Service::KeystoneAppCredential(KeystoneScope::default());
     let choices = args.render.choices();
     let json = ctx.out.json;
-    let format = openstack::resolve(&placeholder, &choices, json)?;
+    let write = args.render.write.clone();
+    let format = openstack::resolve(&placeholder, &choices, json && write.is_none())?;
+    if let Some(path) = &write {
+        if args.render.dry_run {
+            return Err(usage(
+                "--dry-run shows the edit of a soda_cloud block; a clouds.yaml or openrc entry is written whole: write it to a new file to see it",
+            ));
+        }
+        let name = args.name.as_deref().unwrap_or("key");
+        crate::flow::targets::precheck(path, &placeholder, crate::key::Kind::Api, format, name)?;
+    }
     let c = create_app_credential(
         ctx,
         AppCredRequest {
@@ -46,6 +56,7 @@ pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             roles: args.roles,
             unrestricted: args.unrestricted,
             access_rules: args.access_rules,
+            rotate_every: args.rotate_every,
         },
     )?;
     let rec = &c.rec;
@@ -65,12 +76,31 @@ pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         name: &rec.name,
         secret: c.secret.expose_secret(),
     };
+    if let Some(path) = &write {
+        let parts = crate::render::KeyParts {
+            kind: rec.kind,
+            id: &rec.id,
+            name: &rec.name,
+            secret: key.secret,
+        };
+        crate::flow::targets::write_new(ctx, rec, path, format, &choices, &parts).map_err(|e| {
+            e.context(format!(
+                "application credential '{}' was created, but {} was not written (`keyctl config {} --write FILE` retries)",
+                rec.name,
+                path.display(),
+                rec.name
+            ))
+        })?;
+    }
     if json {
         #[derive(Serialize)]
         struct Created<'a> {
             #[serde(flatten)]
             view: KeyView<'a>,
-            secret: &'a str,
+            /// None when it went to the `--write` file.
+            secret: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            written: Option<String>,
             service: &'a Service,
             #[serde(skip_serializing_if = "Option::is_none")]
             snippet: Option<&'a str>,
@@ -83,11 +113,15 @@ pub(crate) fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
             &ctx.out,
             &Created {
                 view: KeyView::of(rec, now, ctx.warn_window),
-                secret: key.secret,
+                secret: write.is_none().then_some(key.secret),
+                written: write.as_ref().map(|p| p.display().to_string()),
                 service: &service,
                 snippet: snippet.as_deref().map(String::as_str),
             },
         );
+    }
+    if write.is_some() {
+        return Ok(());
     }
     let text = openstack::render(&service, format, &key)?;
     print(&text)

@@ -6,11 +6,16 @@ use secrecy::ExposeSecret;
 use crate::cli::ConfigArgs;
 use crate::context::Ctx;
 use crate::flow::deliver::Delivery;
+use crate::flow::targets;
 use crate::render::OutputFormat;
 use crate::render::{KeyParts, Settings, openstack};
 
 pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     let (k, secret) = crate::flow::keys::usable_secret(ctx, &args.key.key, args.allow_expired)?;
+    if let (Some(path), false) = (&args.render.write, args.render.dry_run) {
+        let choices = args.render.choices();
+        return targets::write_key(ctx, &k, secret.expose_secret(), path, &choices, ctx.yes);
+    }
     if let Some(svc) = k
         .service
         .as_ref()
@@ -18,6 +23,7 @@ pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
     {
         // What OpenStack users paste; never a Soda snippet.
         let format = openstack::resolve(svc, &args.render.choices(), ctx.out.json)?;
+        no_dry_run(&args)?;
         let key = openstack::KeystoneKey {
             id: &k.id,
             name: &k.name,
@@ -38,7 +44,21 @@ pub(crate) fn run(ctx: &Ctx, args: ConfigArgs) -> anyhow::Result<()> {
         name: &k.name,
         secret: secret.expose_secret(),
     };
+    // --dry-run: the edit of a soda_cloud block, shown and not written.
+    let service = crate::flow::catalog::service_of(ctx, &k);
+    if args.render.write.is_some() && !targets::is_soda_block(&service, k.kind, settings.format) {
+        no_dry_run(&args)?;
+    }
     let delivery = Delivery::prepare(&args.render.target(), settings, &parts)?;
-    delivery.confirm_replace(ctx.prompter.as_ref(), ctx.yes, &format!("key {}", k.id))?;
     delivery.deliver(&ctx.out, &parts)
+}
+
+/// `--dry-run` shows the edit of a `soda_cloud` block; other forms are written whole.
+fn no_dry_run(args: &ConfigArgs) -> anyhow::Result<()> {
+    if args.render.dry_run && args.render.write.is_some() {
+        return Err(crate::error::usage(
+            "--dry-run shows the edit of a soda_cloud block; this form is written as a whole entry: write it to a new file to see it",
+        ));
+    }
+    Ok(())
 }

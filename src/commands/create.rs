@@ -44,6 +44,7 @@ pub(crate) fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         description: args.description,
         expires: args.expires,
         scopes: args.scopes,
+        rotate_every: args.rotate_every,
         remote: RemoteChoice {
             remote: args.remote,
             server_side: args.server_side,
@@ -99,13 +100,15 @@ pub(crate) fn run(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
         )?;
         return pushed;
     }
+    if written.is_some() {
+        return pushed;
+    }
     match keystone_snippet(&keystone, &rec, &pushed) {
         Some(svc) => {
             let f = openstack::resolve(&svc, &args.render.choices(), false)?;
             super::app_credential::print(&openstack::render(&svc, f, &keystone_key(&parts))?)?;
         }
-        None if written.is_none() => delivery.deliver(&ctx.out, &parts)?,
-        None => {}
+        None => delivery.deliver(&ctx.out, &parts)?,
     }
     pushed
 }

@@ -23,8 +23,22 @@ pub(crate) fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
     key::validate_name(&args.name)?;
     key::validate_id(&args.id)?;
     let service = service_of_import(ctx, &args)?;
+    // --write FILE is checked before the key is kept, so a bad FILE keeps nothing.
+    let choices = render::Choices {
+        output: args.output,
+        region: args.region,
+        host: args.host.clone(),
+        port: args.port.clone(),
+        scheme: args.scheme.clone(),
+        ..Default::default()
+    };
+    if let Some(path) = &args.write {
+        let format = crate::flow::targets::format_for(&service, kind, &choices)?;
+        crate::flow::targets::precheck(path, &service, kind, format, &args.name)?;
+    }
     let now = OffsetDateTime::now_utc();
-    let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    let mut meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    meta.rotate_every = crate::flow::rotate::parse_every(args.rotate_every.as_deref())?;
     let secret = input::read_secret(&format!("Secret of key {} (input hidden): ", args.id))?;
     let format = match key::check(secrecy::ExposeSecret::expose_secret(&secret)) {
         Ok(r) => r.format,
@@ -40,9 +54,30 @@ pub(crate) fn run(ctx: &Ctx, args: ImportArgs) -> anyhow::Result<()> {
             .map_err(|e| e.context(format!("key {} was not imported", rec.id)))?;
         ctx.out
             .note(&format!("key {} works on remote {r}: {how}", rec.id));
+        rec.last_verified = Some(now);
     }
     let rec = store_new_key(ctx, rec, &secret)?;
+    if let Some(path) = &args.write {
+        let secret = secrecy::ExposeSecret::expose_secret(&secret);
+        crate::flow::targets::write_key(ctx, &rec, secret, path, &choices, ctx.yes).map_err(
+            |e| {
+                e.context(format!(
+                    "key '{}' was imported, but {} was not written (`keyctl config {} --write FILE` retries)",
+                    rec.name,
+                    path.display(),
+                    rec.name
+                ))
+            },
+        )?;
+    }
     drop(secret);
+    // As recorded (with the file it was written to).
+    let rec = match &args.write {
+        Some(_) => crate::flow::catalog::load_for(ctx, &rec.id)?
+            .resolve(&rec.id)?
+            .clone(),
+        None => rec,
+    };
     if ctx.out.json {
         return crate::output::print_json(&ctx.out, &KeyView::of(&rec, now, ctx.warn_window));
     }

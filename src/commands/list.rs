@@ -75,6 +75,24 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
             .note("no keys yet: `keyctl create --kind api` mints one");
         return Ok(());
     }
+    // A ROTATE column (the policy, and when it is next due) only where a key has a policy.
+    let policies = keys.iter().any(|k| k.rotate_every.is_some());
+    let rotate_cell = |k: &KeyRecord, piped: bool| -> String {
+        match (k.rotate_every.as_deref(), crate::flow::rotate::due_at(k)) {
+            (Some(every), Some(t)) if k.is_live() => {
+                let when = if piped {
+                    expiry::day(t)
+                } else if t <= now {
+                    "now".into()
+                } else {
+                    expiry::relative(t, now)
+                };
+                format!("{every}, due {when}")
+            }
+            (Some(every), _) => every.to_string(),
+            _ => "-".into(),
+        }
+    };
     // Piped: the stable TSV scripts read (dates, not "in 9 days").
     let tsv: Vec<Vec<String>> = keys
         .iter()
@@ -88,6 +106,9 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
                 k.status(now, ctx.warn_window).as_str().into(),
                 k.store.as_str().into(),
             ]
+            .into_iter()
+            .chain(policies.then(|| rotate_cell(k, true)))
+            .collect()
         })
         .collect();
     let rows: Vec<Vec<(String, Tone)>> = keys
@@ -96,7 +117,7 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
             let status = k.status(now, ctx.warn_window);
             let tone = match status {
                 Status::Active => Tone::Good,
-                Status::Expiring | Status::Superseded => Tone::Warn,
+                Status::Expiring | Status::Superseded | Status::Pending => Tone::Warn,
                 Status::Expired | Status::Revoked => Tone::Bad,
             };
             let expires = k
@@ -111,20 +132,22 @@ fn print_keys(ctx: &Ctx, keys: Vec<&KeyRecord>, now: OffsetDateTime) -> anyhow::
                 (status.as_str().into(), tone),
                 (k.store.as_str().into(), Tone::Plain),
             ]
+            .into_iter()
+            .chain(policies.then(|| (rotate_cell(k, false), Tone::Plain)))
+            .collect()
         })
         .collect();
-    output::print_columns(
-        &ctx.out,
-        &[
-            Column::shrinkable("NAME"),
-            Column::keep("ID"),
-            Column::droppable("KIND", 2),
-            Column::droppable("CREATED", 0),
-            Column::droppable("EXPIRES", 3),
-            Column::keep("STATUS"),
-            Column::droppable("STORE", 1),
-        ],
-        rows,
-        Some(tsv),
-    )
+    let mut columns = vec![
+        Column::shrinkable("NAME"),
+        Column::keep("ID"),
+        Column::droppable("KIND", 2),
+        Column::droppable("CREATED", 0),
+        Column::droppable("EXPIRES", 3),
+        Column::keep("STATUS"),
+        Column::droppable("STORE", 1),
+    ];
+    if policies {
+        columns.push(Column::droppable("ROTATE", 4));
+    }
+    output::print_columns(&ctx.out, &columns, rows, Some(tsv))
 }

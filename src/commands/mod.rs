@@ -62,7 +62,7 @@ fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Token(a) => token::run(ctx, a),
         Command::Verify(a) => verify::run(ctx, a),
         Command::Rotate(a) => rotate::run(ctx, a),
-        Command::Gc(a) => rotate::finish(ctx, a.jobs),
+        Command::Gc(a) => rotate::finish(ctx, a.jobs, a.unverified),
         Command::Scan(a) => scan::run(ctx, a),
     }
 }
@@ -105,6 +105,14 @@ pub(crate) struct KeyView<'a> {
     /// Who issued the key and where it works (`{"type": "local"}`, `{"type":
     /// "soda-cloud", "host": ...}`, ...).
     pub service: std::borrow::Cow<'a, crate::service::Service>,
+    /// Files the key was written into (`--write`), which `rotate` rewrites.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub targets: &'a [crate::registry::DeliveryTarget],
+    /// When `verify` (or `rotate`) last proved the key works; null if never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_verified: Option<OffsetDateTime>,
+    /// The rotation policy (`--rotate-every`); null without one.
+    pub rotate_every: Option<&'a str>,
 }
 
 impl<'a> KeyView<'a> {
@@ -126,6 +134,9 @@ impl<'a> KeyView<'a> {
                 Some(s) => std::borrow::Cow::Borrowed(s),
                 None => std::borrow::Cow::Owned(crate::service::Service::default()),
             },
+            targets: &k.targets,
+            last_verified: k.last_verified,
+            rotate_every: k.rotate_every.as_deref(),
         }
     }
 }

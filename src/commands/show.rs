@@ -86,6 +86,42 @@ pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
                     .join(", ")
             },
         ),
+        (
+            "delivered to",
+            if k.targets.is_empty() {
+                "-".into()
+            } else {
+                k.targets
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{} ({})",
+                            t.path.display(),
+                            crate::flow::targets::format_name(t.format)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
+        (
+            "rotate",
+            match (&k.rotate_every, crate::flow::rotate::due_at(k)) {
+                (Some(every), Some(t)) => format!(
+                    "every {every}: due {} ({}) for `keyctl rotate --due`",
+                    expiry::human(t),
+                    expiry::relative(t, now)
+                ),
+                _ => "-".into(),
+            },
+        ),
+        (
+            "verified",
+            k.last_verified.map_or_else(
+                || "never".into(),
+                |t| format!("{} ({})", expiry::human(t), expiry::relative(t, now)),
+            ),
+        ),
     ];
     crate::output::print_fields(&rows)
 }

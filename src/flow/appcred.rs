@@ -2,8 +2,9 @@
 //! (shown once), keyctl stores the secret and records the key with its service
 //! ([`Service::KeystoneAppCredential`]: auth URL, user, project, domains) and a link to
 //! the remote as `application-credential:ID`, so `revoke`, `verify` and `list --remote`
-//! treat it as what it is. [`create`] and the link are what a later rotation reuses:
-//! create the successor, then revoke the old one through its link.
+//! treat it as what it is. [`create`] records what Keystone was asked for, so that
+//! [`mint_successor`] asks for the same when the key is rotated; the old one is revoked
+//! through its link.
 
 use std::path::PathBuf;
 
@@ -15,9 +16,10 @@ use crate::app::App;
 use crate::error::usage;
 use crate::key::{Format, Kind};
 use crate::output::quoted;
-use crate::registry::{KeyRecord, RemoteLink};
+use crate::registry::{AppCredPolicy, KeyRecord, RemoteLink};
 use crate::remote::RemoteType;
-use crate::remote::keystone::{Keystone, app_credential_link, appcred::NewAppCredential};
+use crate::remote::keystone::appcred::NewAppCredential;
+use crate::remote::keystone::{Keystone, app_credential_link, app_credential_of};
 use crate::service::Service;
 
 /// What `create --app-credential` was asked for.
@@ -30,6 +32,8 @@ pub(crate) struct AppCredRequest {
     pub roles: Vec<String>,
     pub unrestricted: bool,
     pub access_rules: Option<PathBuf>,
+    /// `--rotate-every`.
+    pub rotate_every: Option<String>,
 }
 
 /// A created application credential: its record (stored) and its secret (shown once).
@@ -87,7 +91,8 @@ pub(crate) fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCr
         super::create::name_free(app, n, None)?;
     }
     let now = OffsetDateTime::now_utc();
-    let meta = new_key_meta(req.description, &req.expires, req.roles.clone(), now)?;
+    let mut meta = new_key_meta(req.description, &req.expires, req.roles.clone(), now)?;
+    meta.rotate_every = super::rotate::parse_every(req.rotate_every.as_deref())?;
     let rules = req.access_rules.as_deref().map(access_rules).transpose()?;
     let name = match req.name {
         Some(n) => n,
@@ -99,7 +104,7 @@ pub(crate) fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCr
         expires_at: meta.expires_at,
         roles: req.roles,
         unrestricted: req.unrestricted,
-        access_rules: rules,
+        access_rules: rules.clone(),
     })?;
     let mut scope = ks.scope();
     scope.user_id = Some(made.user_id.clone());
@@ -113,6 +118,11 @@ pub(crate) fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCr
         }],
         scopes: made.roles.clone(),
         service: Some(Service::KeystoneAppCredential(scope)),
+        app_credential: Some(AppCredPolicy {
+            roles: made.roles.clone(),
+            unrestricted: req.unrestricted,
+            access_rules: rules,
+        }),
         ..meta.record(made.id.clone(), name, Kind::Api, Format::Standard, now)
     };
     match store_new_key(app, rec, &made.secret) {
@@ -137,20 +147,59 @@ pub(crate) fn create(app: &App, req: AppCredRequest) -> anyhow::Result<AppCredCr
     }
 }
 
-/// `rotate` mints a local successor and pushes it as an EC2 credential, which is not what
-/// an application credential needs (Keystone makes the successor, under a new name): it
-/// is refused until rotation learns that, with the steps that do it by hand.
-pub(crate) fn refuse_rotate(app: &App, key: &str) -> anyhow::Result<()> {
-    let reg = super::catalog::load_for(app, key)?;
-    let Ok(k) = reg.resolve(key) else {
-        return Ok(());
-    };
-    if let Some(Service::KeystoneAppCredential(_)) = &k.service {
-        let remote = k.remotes.first().map_or("R", |l| l.remote.as_str());
+/// The successor of application credential `old` for `rotate`: Keystone creates it for
+/// the same user and project with the same roles, restriction, access rules and lifetime
+/// (what [`create`] recorded in [`AppCredPolicy`]), under a new name of its own (Keystone
+/// names are unique per user). Its link is born pushed. A record an older keyctl made has
+/// no policy, and guessing one could widen or narrow what the credential may do: refused,
+/// with the steps by hand.
+pub(crate) fn mint_successor(
+    app: &App,
+    old: &KeyRecord,
+    now: OffsetDateTime,
+) -> anyhow::Result<(crate::key::Minted, RemoteLink)> {
+    let link = old
+        .remotes
+        .iter()
+        .find(|l| app_credential_of(&l.remote_id).is_some());
+    let remote = link.map_or("R", |l| l.remote.as_str());
+    let (Some(policy), Some(link)) = (&old.app_credential, link) else {
         return Err(usage(format!(
-            "key '{}' is a Keystone application credential; rotate does not replace those yet: `keyctl create --remote {remote} --app-credential --name NEW` makes its successor, and `keyctl revoke {}` deletes it once nothing uses it",
-            k.name, k.name
+            "key '{}' is a Keystone application credential recorded by an older keyctl, without the roles and access rules it was created with, so rotate cannot make an equal successor: `keyctl create --remote {remote} --app-credential --name NEW [--role R]... [--unrestricted] [--access-rules FILE]` makes one, and `keyctl revoke {}` deletes the old one once nothing uses it",
+            old.name, old.id
         )));
-    }
-    Ok(())
+    };
+    let ks = keystone(app, &link.remote)?;
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    let made = ks
+        .create_app_credential(&NewAppCredential {
+            name: format!("{}-{stamp}", old.name),
+            description: old.description.clone(),
+            expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
+            roles: policy.roles.clone(),
+            unrestricted: policy.unrestricted,
+            access_rules: policy.access_rules.clone(),
+        })
+        .map_err(|e| {
+            e.context(format!(
+                "rotation failed at step 'create the successor on {}'; nothing was changed",
+                link.remote
+            ))
+        })?;
+    Ok((
+        crate::key::Minted {
+            id: made.id.clone(),
+            secret: made.secret,
+        },
+        RemoteLink {
+            remote: link.remote.clone(),
+            remote_id: app_credential_link(&made.id),
+            user_id: Some(made.user_id),
+            pushed_at: now,
+        },
+    ))
 }

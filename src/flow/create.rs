@@ -28,6 +28,8 @@ pub(crate) struct CreateRequest {
     /// `90d`, a date, `never`... ([`crate::expiry::parse_expires`]).
     pub expires: String,
     pub scopes: Vec<String>,
+    /// `--rotate-every`.
+    pub rotate_every: Option<String>,
     pub remote: RemoteChoice,
     pub render: render::Choices,
     pub target: Target,
@@ -69,7 +71,8 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
         (None, _) => kind.default_prefix().to_string(),
     };
     let now = OffsetDateTime::now_utc();
-    let meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    let mut meta = new_key_meta(args.description, &args.expires, args.scopes, now)?;
+    meta.rotate_every = super::rotate::parse_every(args.rotate_every.as_deref())?;
     let name = match args.name {
         Some(n) => {
             name_free(app, &n, args.remote.remote.as_deref())?;
@@ -96,7 +99,22 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
         name: &name,
         secret: sample.secret.expose_secret(),
     };
-    let check = Delivery::prepare(&args.target, settings.clone(), &sample_parts)?;
+    // The soda_cloud block is planned (and shown by --dry-run) by `Delivery`; every other
+    // form is checked here and written once the key is pushed.
+    let (soda_target, other_write) = match &args.target.write {
+        Some(path) if !super::targets::is_soda_block(&service, kind, settings.format) => {
+            if args.target.dry_run {
+                return Err(usage(
+                    "--dry-run shows the edit of a soda_cloud block; this form is written as a whole entry: write it to a new file to see it",
+                ));
+            }
+            let f = super::targets::format_for(&service, kind, &args.render)?;
+            super::targets::precheck(path, &service, kind, f, &name)?;
+            (Target::default(), Some((path.clone(), f)))
+        }
+        _ => (args.target.clone(), None),
+    };
+    let check = Delivery::prepare(&soda_target, settings.clone(), &sample_parts)?;
     if args.target.dry_run {
         check.deliver(&app.out, &sample_parts)?;
         app.out
@@ -131,7 +149,7 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
         name: &name,
         secret: minted.secret.expose_secret(),
     };
-    let delivery = Delivery::prepare(&args.target, settings, &parts).with_context(|| {
+    let delivery = Delivery::prepare(&soda_target, settings, &parts).with_context(|| {
         format!(
             "key '{}' was created, but its snippet could not be prepared (`keyctl config {}` renders it)",
             rec.name, rec.name
@@ -151,17 +169,35 @@ pub(crate) fn create(app: &App, args: CreateRequest) -> anyhow::Result<Option<Cr
         rec.name
     ));
     where_registered(app, &rec, &remote);
+    let key_name = rec.name.clone();
+    let not_written = |path: &std::path::Path| {
+        format!(
+            "key '{key_name}' was created, but {} was not written (`keyctl config {key_name} --write FILE` retries)",
+            path.display(),
+        )
+    };
     let written = delivery.write.as_ref().map(|(p, _)| p.clone());
     if let Some(path) = &written {
-        delivery.deliver(&app.out, &parts).with_context(|| {
-            format!(
-                "key '{}' was created, but {} was not written (`keyctl config {} --write FILE` retries)",
-                rec.name,
-                path.display(),
-                rec.name
-            )
-        })?;
+        delivery
+            .deliver(&app.out, &parts)
+            .with_context(|| not_written(path))?;
+        let t = super::targets::target_of(path, delivery.settings.format, &args.render);
+        super::targets::remember(app, &rec, t).with_context(|| not_written(path))?;
     }
+    let written = match other_write {
+        Some((path, f)) => {
+            // Rendered for the service the push recorded (an EC2 key's S3 endpoint).
+            if let Ok(r) = crate::flow::catalog::load_for(app, &rec.id)
+                .and_then(|reg| reg.resolve(&rec.id).cloned())
+            {
+                rec = r;
+            }
+            super::targets::write_new(app, &rec, &path, f, &args.render, &parts)
+                .with_context(|| not_written(&path))?;
+            Some(path)
+        }
+        None => written,
+    };
     Ok(Some(Created {
         rec,
         secret: minted.secret,

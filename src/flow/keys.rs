@@ -97,6 +97,8 @@ pub(crate) struct NewKeyMeta {
     pub description: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
     pub scopes: Vec<String>,
+    /// `--rotate-every`, checked ([`crate::flow::rotate::parse_every`]).
+    pub rotate_every: Option<String>,
 }
 
 impl NewKeyMeta {
@@ -124,6 +126,11 @@ impl NewKeyMeta {
             remotes: Vec::new(),
             fingerprint: None,
             service: None,
+            targets: Vec::new(),
+            app_credential: None,
+            last_verified: None,
+            rotate_every: self.rotate_every,
+            replacing: None,
             extra: Default::default(),
         }
     }
@@ -150,6 +157,7 @@ pub(crate) fn new_key_meta(
         description: description.filter(|d| !d.is_empty()),
         expires_at,
         scopes: out,
+        rotate_every: None,
     })
 }
 

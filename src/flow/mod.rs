@@ -16,8 +16,10 @@ pub(crate) mod push;
 pub(crate) mod remotes;
 pub(crate) mod revoke;
 pub(crate) mod rotate;
+pub(crate) mod targets;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 pub(crate) mod token;
+pub(crate) mod verify;

@@ -147,7 +147,7 @@ pub(crate) fn compare(app: &App, name: &str) -> anyhow::Result<Vec<Compared>> {
         // its runner registered under; a rotated key's name belongs to its successor.
         let on = creds.iter().find(|c| {
             if c.access.is_empty() {
-                link.is_some() && k.superseded.is_none() && c.name.as_deref() == Some(&k.name)
+                link.is_some() && !k.is_superseded() && c.name.as_deref() == Some(&k.name)
             } else {
                 c.access == k.id
             }

@@ -369,13 +369,14 @@ fn learn_ids(
     }
     for rec in &mut targets {
         let name = rec.name.clone();
+        let superseded = rec.is_superseded();
         for l in rec
             .remotes
             .iter_mut()
             .filter(|l| l.known_id().is_none())
             .filter(|l| req.remote.as_ref().is_none_or(|r| r == &l.remote))
         {
-            if rec.superseded.is_some() {
+            if superseded {
                 app.out.warn(&format!(
                     "key {} was rotated and its runner was never matched on remote {}: if a runner still uses it, delete that runner in Soda Cloud (Runners)",
                     rec.id, l.remote
@@ -411,7 +412,7 @@ fn learn_id(
     if l.known_id().is_some() {
         return Ok(Some(l.clone()));
     }
-    if rec.superseded.is_some() {
+    if rec.is_superseded() {
         // Warned about before the confirmation (`learn_ids`).
         return Ok(None);
     }

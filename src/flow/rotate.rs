@@ -1,23 +1,29 @@
-//! `keyctl rotate KEY`: replace a key without a gap. A successor with the same name,
-//! kind, format, scopes, lifetime and remotes is minted, stored, pushed to every remote
-//! the old key is on, verified there (token exchange), and rendered (`--write FILE`
-//! rewrites the config). Only then is the old key marked `superseded`; it keeps working
-//! for the grace period and is revoked by `keyctl rotate --finish` or `keyctl gc`.
+//! `keyctl rotate KEY`: replace a key without a gap anything using it could notice. A
+//! successor with the same name, kind, format, scopes, lifetime, remotes and policy is
+//! minted (locally, by a remote that mints its own keys, or by Keystone for an
+//! application credential), stored as pending (the name still means the old key), pushed
+//! to every remote the old key is on, verified there, and written into every file the old
+//! key was delivered to ([`super::targets`]). Only then does the name move to it and the
+//! old key become `superseded`: it keeps working for the grace period and is revoked by
+//! `keyctl rotate --finish` or `keyctl gc`, which wants the successor verified first.
+//! `rotate --due` does this for every key its policy (`rotate_every`) says is due.
 //!
 //! Any failing step rolls back: the successor is revoked where it was pushed and
-//! deleted locally, the old key is left as it was, and the error names the step.
+//! deleted, files already rewritten get their old bytes back, the old key is left as it
+//! was, and the error names the step.
 
 use secrecy::ExposeSecret;
 use time::{Duration, OffsetDateTime};
 
 use super::deliver::{Delivery, Target};
 use super::revoke::{Report, RevokeRequest};
+use super::targets::Fate;
 use crate::app::App;
 use crate::error::{Error, usage};
 use crate::key;
-use crate::registry::{KeyRecord, Registry, RemoteLink, Supersession};
-use crate::render::OutputFormat;
-use crate::render::{self, KeyParts, Settings};
+use crate::registry::{DeliveryTarget, KeyRecord, Registry, RemoteLink, Supersession};
+use crate::render::{self, KeyParts, OutputFormat, Settings, openstack};
+use crate::service::Service;
 use crate::store::StoreKind;
 
 /// What to rotate and how.
@@ -32,6 +38,8 @@ pub(crate) struct RotateRequest {
     pub target: Target,
     /// Confirmations are answered yes (`--yes`).
     pub assume_yes: bool,
+    /// With no `--write`, print the new key's snippet (not when rotating in bulk).
+    pub print_snippet: bool,
 }
 
 /// What a rotation did.
@@ -45,6 +53,10 @@ pub(crate) struct Rotated {
     pub pushed: Vec<RemoteLink>,
     /// With no grace period, the old key's revocation.
     pub old_revoked: Option<Report>,
+    /// The files rewritten with the new key (the successor's delivery targets).
+    pub targets: Vec<DeliveryTarget>,
+    /// Delivery targets not rewritten (gone, or holding another key), each with why.
+    pub skipped: Vec<String>,
 }
 
 /// Rotates the key `req` names (see the module docs for the steps).
@@ -52,11 +64,6 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     let key = req.key.as_str();
     let grace = req.grace;
     let (found, old_secret) = super::keys::usable_secret(app, key, false)?;
-    if found.store == StoreKind::Vault {
-        return Err(usage(
-            "rotating team-store keys is not supported yet: create a new key and revoke the old one",
-        ));
-    }
     // One rotation of a key at a time; the second fails at once, having changed nothing.
     let _lock = crate::fsutil::try_lock_removable(
         &app.paths.data.join(format!("rotate-{}.lock", found.id)),
@@ -68,7 +75,13 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         ))
     })?;
     // Read again under the lock: a rotation may have finished (or been cut short) since.
-    let reg = Registry::load(&app.paths.data)?;
+    // A team key's records (and its successor's) are in the team store.
+    let team = found.store == StoreKind::Vault;
+    let reg = if team {
+        super::catalog::load(app)?
+    } else {
+        Registry::load(&app.paths.data)?
+    };
     let old = reg
         .keys()
         .iter()
@@ -98,9 +111,12 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
                 ));
                 None
             }
-            // An interrupted rotation whose successor is not on every remote yet: finish it.
+            // An interrupted rotation (still pending, or whose successor is not on every
+            // remote yet): finish it.
             Some(n)
-                if n.is_live() && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none()) =>
+                if sup.pending
+                    || (n.is_live()
+                        && old.remotes.iter().any(|l| n.links_to(&l.remote).is_none())) =>
             {
                 app.out.note(&format!(
                     "finishing the interrupted rotation of '{}': successor {}",
@@ -123,6 +139,16 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
     };
 
     let service = crate::flow::catalog::service_of(app, &old);
+    // `--write FILE` is one more delivery target; a bad FILE fails here, before anything
+    // is minted.
+    let explicit = match &req.target.write {
+        Some(path) => {
+            let format = super::targets::format_for(&service, old.kind, &req.render)?;
+            super::targets::precheck(path, &service, old.kind, format, &old.name)?;
+            Some(super::targets::target_of(path, format, &req.render))
+        }
+        None => None,
+    };
     // The successor: same shape, same lifetime, same prefix as the old secret.
     let now = OffsetDateTime::now_utc();
     let prefix = match key::check(old_secret.expose_secret()) {
@@ -153,7 +179,12 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
             {
                 return Err(usage(steps));
             }
-            let (m, b) = successor(app, minter, old.format, &prefix)?;
+            let (m, b) = if matches!(service, Service::KeystoneAppCredential(_)) {
+                let (m, l) = super::appcred::mint_successor(app, &old, now)?;
+                (m, Some(l))
+            } else {
+                successor(app, minter, old.format, &prefix)?
+            };
             (m, b, None)
         }
     };
@@ -167,29 +198,29 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         created_at: now,
         expires_at: old.expires_at.map(|e| now + (e - old.created_at)),
         scopes: old.scopes.clone(),
-        store: StoreKind::Keyring,
+        store: if team {
+            StoreKind::Vault
+        } else {
+            StoreKind::Keyring
+        },
         revoked_at: None,
         superseded: None,
         remotes: born.iter().cloned().collect(),
         fingerprint: None,
         service: Some(service.clone()),
+        targets: Vec::new(),
+        app_credential: old.app_credential.clone(),
+        last_verified: None,
+        rotate_every: old.rotate_every.clone(),
+        replacing: Some(old.id.clone()),
         extra: old.extra.clone(),
     });
-    let remembered = super::keys::soda_endpoint_of(app, &old);
-    let settings = Settings::resolve(
-        old.kind,
-        &req.render,
-        OutputFormat::Yaml,
-        remembered.as_ref(),
-    )?;
     let parts = KeyParts {
         kind: old.kind,
         id: &minted.id,
         name: &old.name,
         secret: minted.secret.expose_secret(),
     };
-    // A bad --write FILE fails here, before anything changes.
-    let delivery = Delivery::prepare(&req.target, settings, &parts)?;
 
     // Step 1, one registry write: the successor is recorded and the old key steps aside
     // together (the successor's secret is stored just before; a crash in between leaves
@@ -243,16 +274,65 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         }
     }
 
-    // Step 4: the configuration the key is pasted into (with --json and no --write, the
-    // JSON below carries the secret instead).
-    let to_stdout = delivery.write.is_none();
-    if (!app.out.json || !to_stdout)
-        && let Err(e) = delivery.deliver(&app.out, &parts)
-    {
+    // Step 4: every file the old key was delivered to (and `--write FILE`) gets the new
+    // key, before the old key's grace period starts; a file that is gone is reported.
+    let new = KeyRecord {
+        last_verified: (!req.no_verify).then_some(now),
+        ..new
+    };
+    let fates = match plan_targets(app, &old, &new, &parts, explicit) {
+        Ok(f) => f,
+        Err(e) => {
+            let problems = rollback(app, &old, &new, &pushed);
+            return Err(step_failed(&old, "deliver the new key", e, &problems));
+        }
+    };
+    if let Err(e) = super::targets::commit_all(&fates) {
         let problems = rollback(app, &old, &new, &pushed);
-        return Err(step_failed(&old, "render the new key", e, &problems));
+        return Err(step_failed(&old, "deliver the new key", e, &problems));
     }
-    let until = crate::expiry::human(now + grace);
+    let mut targets = Vec::new();
+    let mut skipped = Vec::new();
+    for f in &fates {
+        match f {
+            Fate::Rewrite(t, _) => {
+                app.out.note(&format!(
+                    "rewrote {} ({}) with the new key",
+                    t.path.display(),
+                    super::targets::format_name(t.format)
+                ));
+                targets.push(t.clone());
+            }
+            Fate::Skipped(why) => {
+                app.out.warn(why);
+                skipped.push(why.clone());
+            }
+            Fate::Kept(t, why) => {
+                app.out.warn(why);
+                skipped.push(why.clone());
+                targets.push(t.clone());
+            }
+        }
+    }
+    // The grace period starts now, with every target holding the new key.
+    let started = OffsetDateTime::now_utc();
+    if let Err(e) = start_grace(app, &old, &new, &targets, started + grace) {
+        super::targets::restore(&super::targets::written(&fates));
+        let problems = rollback(app, &old, &new, &pushed);
+        return Err(step_failed(&old, "record the delivery", e, &problems));
+    }
+    let new = KeyRecord {
+        targets: targets.clone(),
+        ..new
+    };
+    // With no --write, the snippet goes to stdout (with --json, the JSON below carries
+    // the secret instead).
+    // The files the key was delivered to hold it now: no need to show the secret.
+    let to_stdout = req.target.write.is_none() && req.print_snippet;
+    if !app.out.json && to_stdout && targets.is_empty() {
+        print_snippet(app, &old, &service, &req.render, &parts)?;
+    }
+    let until = crate::expiry::human(started + grace);
     app.out.note(&format!(
         "rotated '{}': new key {} ({}); old key {} is superseded and works until {until}, then `keyctl gc` revokes it",
         new.name,
@@ -272,44 +352,181 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
         old_revoke_after: until,
         pushed,
         old_revoked,
+        targets,
+        skipped,
     })
 }
 
+/// The snippet of the new key on stdout, in the form the key's service reads.
+fn print_snippet(
+    app: &App,
+    old: &KeyRecord,
+    service: &Service,
+    choices: &render::Choices,
+    parts: &KeyParts,
+) -> anyhow::Result<()> {
+    if openstack::is_keystone(Some(service)) {
+        let format = openstack::resolve(service, choices, false)?;
+        let text = openstack::render(
+            service,
+            format,
+            &openstack::KeystoneKey {
+                id: parts.id,
+                name: parts.name,
+                secret: parts.secret,
+            },
+        )?;
+        return super::deliver::print_stdout(&text);
+    }
+    let remembered = super::keys::soda_endpoint_of(app, old);
+    let settings = Settings::resolve(old.kind, choices, OutputFormat::Yaml, remembered.as_ref())?;
+    Delivery::prepare(&Target::default(), settings, parts)?.deliver(&app.out, parts)
+}
+
+/// The rewrite of every recorded target of `old` and of `explicit` (`--write FILE`,
+/// written even where it does not hold the old key).
+fn plan_targets(
+    app: &App,
+    old: &KeyRecord,
+    new: &KeyRecord,
+    parts: &KeyParts,
+    explicit: Option<DeliveryTarget>,
+) -> anyhow::Result<Vec<Fate>> {
+    let mut recorded = old.clone();
+    if let Some(t) = &explicit {
+        recorded.targets.retain(|o| o.path != t.path);
+    }
+    let mut fates = super::targets::plan_rotation(app, &recorded, new, parts)?;
+    if let Some(t) = explicit {
+        let p = super::targets::plan(app, new, &t, parts)?;
+        fates.push(Fate::Rewrite(t, p));
+    }
+    Ok(fates)
+}
+
+/// One step: the successor records its targets (and when it was verified), and the old
+/// key's grace period is set to end at `revoke_after`.
+fn start_grace(
+    app: &App,
+    old: &KeyRecord,
+    new: &KeyRecord,
+    targets: &[DeliveryTarget],
+    revoke_after: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let supersession = Supersession {
+        by: new.id.clone(),
+        revoke_after,
+        pending: false,
+    };
+    if new.store == StoreKind::Vault {
+        // Team records: one check-and-set write each, the successor's first; then the
+        // team-wide name goes to the successor (a conflict when another machine's
+        // rotation took it first).
+        super::catalog::update(app, new.store, &new.id, |n| {
+            n.targets = targets.to_vec();
+            n.last_verified = new.last_verified;
+            n.replacing = None;
+        })?;
+        if !app
+            .stores
+            .vault()?
+            .move_claim(&new.name, &old.id, &new.id)?
+        {
+            return Err(Error::conflict(format!(
+                "key '{}' was rotated or changed on another machine meanwhile (its name no longer means {}); nothing was changed",
+                old.name, old.id
+            ))
+            .into());
+        }
+        super::catalog::update(app, old.store, &old.id, |o| {
+            o.targets.clear();
+            o.superseded = Some(supersession.clone());
+        })?;
+        return Ok(());
+    }
+    let mut reg = Registry::lock(&app.paths.data)?;
+    let n = reg
+        .get_mut(&new.id)
+        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", new.id)))?;
+    n.targets = targets.to_vec();
+    n.last_verified = new.last_verified;
+    n.replacing = None;
+    let o = reg
+        .get_mut(&old.id)
+        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", old.id)))?;
+    o.targets.clear();
+    o.superseded = Some(supersession);
+    reg.save()
+}
+
 /// `keyctl gc` / `rotate --finish`: revoke superseded keys past their grace period,
-/// remotes first (the same path as `keyctl revoke`).
-pub(crate) fn finish(app: &App, jobs: usize, assume_yes: bool) -> anyhow::Result<Option<Report>> {
+/// remotes first (the same path as `keyctl revoke`). A key whose successor is on a
+/// service but was never verified there (`rotate --no-verify`, never `keyctl verify`d)
+/// is kept unless `unverified`: revoking it could leave nothing that works. Returns the
+/// revocations and what was kept for that reason.
+pub(crate) fn finish(
+    app: &App,
+    jobs: usize,
+    assume_yes: bool,
+    unverified: bool,
+) -> anyhow::Result<(Option<Report>, Vec<String>)> {
     let now = OffsetDateTime::now_utc();
-    let reg = Registry::load(&app.paths.data)?;
+    // With the team store configured, its rotated keys are collected too.
+    let reg = if app.stores.vault_enabled() {
+        super::catalog::load(app)?
+    } else {
+        Registry::load(&app.paths.data)?
+    };
+    let mut kept = Vec::new();
     let due: Vec<String> = reg
         .keys()
         .iter()
         .filter(|k| k.revoked_at.is_none())
-        .filter(|k| k.superseded.as_ref().is_some_and(|s| s.revoke_after <= now))
+        .filter(|k| {
+            k.superseded
+                .as_ref()
+                .is_some_and(|s| !s.pending && s.revoke_after <= now)
+        })
         .filter(|k| {
             // Never the only working key: the successor must exist, be live and be on
             // every remote the old key is on.
             let sup = k.superseded.as_ref().expect("filtered");
-            let ready = reg.keys().iter().any(|n| {
+            let successor = reg.keys().iter().find(|n| {
                 n.id == sup.by
                     && n.is_live()
                     && k.remotes.iter().all(|l| n.links_to(&l.remote).is_some())
             });
-            if !ready {
+            let Some(n) = successor else {
                 app.out.warn(&format!(
                     "key '{}' ({}) is not revoked: its successor {} is missing, revoked or not on all its remotes; `keyctl rotate {}` finishes or undoes that rotation",
                     k.name, k.id, sup.by, k.id
                 ));
+                return false;
+            };
+            if !unverified && needs_verifying(app, n) && n.last_verified.is_none() {
+                kept.push(format!(
+                    "key '{}' ({}) is not revoked: its successor {} was never verified; `keyctl verify {}` proves it works (then `keyctl gc` revokes the old key), or `keyctl gc --unverified` revokes it anyway",
+                    k.name, k.id, n.id, n.id
+                ));
+                return false;
             }
-            ready
+            true
         })
         .map(|k| k.id.clone())
         .collect();
     if due.is_empty() {
-        app.out
-            .note("no rotated key has reached the end of its grace period");
-        return Ok(None);
+        if kept.is_empty() {
+            app.out
+                .note("no rotated key has reached the end of its grace period");
+        }
+        return Ok((None, kept));
     }
-    revoke(app, due, jobs, assume_yes)
+    Ok((revoke(app, due, jobs, assume_yes)?, kept))
+}
+
+/// A key `verify` can check: one on a remote or of a Soda Cloud service.
+fn needs_verifying(app: &App, k: &KeyRecord) -> bool {
+    !k.remotes.is_empty() || super::catalog::service_of(app, k).soda().is_some()
 }
 
 fn revoke(
@@ -331,6 +548,93 @@ fn revoke(
     )
 }
 
+/// `--rotate-every` / `rotate --every`: a duration (kept as written), or `never` (None).
+pub(crate) fn parse_every(s: Option<&str>) -> anyhow::Result<Option<String>> {
+    match s.map(str::trim) {
+        None | Some("never") => Ok(None),
+        Some(d) => {
+            let every = crate::expiry::parse_duration(d)
+                .map_err(|e| e.context("--rotate-every / --every"))?;
+            if every < Duration::hours(1) {
+                return Err(usage(format!(
+                    "rotation every {d} is too often: a rotation needs its grace period to pass; use 1h or more"
+                )));
+            }
+            Ok(Some(d.to_string()))
+        }
+    }
+}
+
+/// When `k` is next due for rotation under its policy (None without one).
+pub(crate) fn due_at(k: &KeyRecord) -> Option<OffsetDateTime> {
+    let every = crate::expiry::parse_duration(k.rotate_every.as_deref()?).ok()?;
+    Some(k.created_at + every)
+}
+
+/// `rotate KEY --every D`: sets (or, with `never`, clears) the key's rotation policy.
+pub(crate) fn set_policy(app: &App, key: &str, every: &str) -> anyhow::Result<KeyRecord> {
+    let every = parse_every(Some(every))?;
+    let reg = super::catalog::load_for(app, key)?;
+    let k = reg.resolve(key)?;
+    if !k.is_live() {
+        return Err(Error::inactive(format!(
+            "key '{}' ({}) is revoked or superseded; set the policy on the key that replaced it",
+            k.name, k.id
+        ))
+        .into());
+    }
+    super::catalog::update(app, k.store, &k.id, |r| r.rotate_every = every.clone())
+}
+
+/// What `rotate --due` did.
+pub(crate) struct DueReport {
+    pub rotated: Vec<Rotated>,
+    /// Each key that was due but could not be rotated: its record and why.
+    pub failed: Vec<(KeyRecord, anyhow::Error)>,
+}
+
+/// `rotate --due`: rotates, one after another, every live key whose policy says it is
+/// due, each as `keyctl rotate KEY --grace GRACE` would (its delivery targets rewritten,
+/// no snippet printed). One failure does not stop the others.
+pub(crate) fn rotate_due(
+    app: &App,
+    grace: Duration,
+    assume_yes: bool,
+) -> anyhow::Result<DueReport> {
+    let now = OffsetDateTime::now_utc();
+    let reg = if app.stores.vault_enabled() {
+        super::catalog::load(app)?
+    } else {
+        Registry::load(&app.paths.data)?
+    };
+    let due: Vec<KeyRecord> = reg
+        .keys()
+        .iter()
+        .filter(|k| k.is_live() && due_at(k).is_some_and(|t| t <= now))
+        .cloned()
+        .collect();
+    let mut report = DueReport {
+        rotated: Vec::new(),
+        failed: Vec::new(),
+    };
+    for k in due {
+        let req = RotateRequest {
+            key: k.id.clone(),
+            grace,
+            no_verify: false,
+            render: render::Choices::default(),
+            target: Target::default(),
+            assume_yes,
+            print_snippet: false,
+        };
+        match rotate(app, &req) {
+            Ok(r) => report.rotated.push(r),
+            Err(e) => report.failed.push((k, e)),
+        }
+    }
+    Ok(report)
+}
+
 pub(crate) fn parse_grace(s: &str) -> anyhow::Result<Duration> {
     if s.trim() == "0" || s.trim() == "0s" {
         return Ok(Duration::ZERO);
@@ -347,6 +651,9 @@ fn commit_successor(
     secret: &secrecy::SecretString,
     revoke_after: OffsetDateTime,
 ) -> anyhow::Result<KeyRecord> {
+    if old.store == StoreKind::Vault {
+        return commit_team_successor(app, old, new, secret, revoke_after);
+    }
     let label = format!("keyctl {} key {} ({})", new.kind, new.name, new.id);
     new.store = app.stores.put_new(&new.id, &label, secret)?;
     let written = Registry::lock(&app.paths.data).and_then(|mut reg| {
@@ -356,9 +663,10 @@ fn commit_successor(
         o.superseded = Some(Supersession {
             by: new.id.clone(),
             revoke_after,
+            pending: true,
         });
         new.fingerprint = reg.reg.recorded_fingerprint(secret.expose_secret());
-        reg.insert(new.clone())?;
+        reg.insert_successor(new.clone())?;
         reg.save()
     });
     if let Err(e) = written {
@@ -370,7 +678,43 @@ fn commit_successor(
     Ok(new)
 }
 
-/// Sets (or, with None, clears) the old key's supersession.
+/// [`commit_successor`] for a team key: the successor written to the team store (the
+/// name still means the old key; [`start_grace`] hands it over), then the old record
+/// marked as being superseded; if that fails, the successor is taken out again.
+fn commit_team_successor(
+    app: &App,
+    old: &KeyRecord,
+    new: KeyRecord,
+    secret: &secrecy::SecretString,
+    revoke_after: OffsetDateTime,
+) -> anyhow::Result<KeyRecord> {
+    let new = crate::store::vault::create_successor(&app.stores, new, secret, &old.id)?;
+    if let Err(e) = mark_superseded(app, old, Some((&new.id, revoke_after))) {
+        undo_team_successor(app, old, &new);
+        return Err(e);
+    }
+    Ok(new)
+}
+
+/// Gives the team-wide name back to `old` and deletes the successor `new` from the team
+/// store. Returns what could not be undone.
+fn undo_team_successor(app: &App, old: &KeyRecord, new: &KeyRecord) -> Vec<String> {
+    let mut problems = Vec::new();
+    let undone = app.stores.vault().and_then(|v| {
+        v.move_claim(&new.name, &new.id, &old.id)?;
+        app.stores.get(StoreKind::Vault)?.delete(&new.id)
+    });
+    if let Err(e) = undone {
+        problems.push(format!(
+            "the new key {} is still in the team store ({e:#}); `keyctl delete {}` removes it",
+            new.id, new.id
+        ));
+    }
+    problems
+}
+
+/// Marks the old key as being superseded by a rotation under way (pending), or, with
+/// None, clears that.
 fn mark_superseded(
     app: &App,
     old: &KeyRecord,
@@ -380,6 +724,7 @@ fn mark_superseded(
         k.superseded = by.map(|(id, t)| Supersession {
             by: id.to_string(),
             revoke_after: t,
+            pending: true,
         });
     })?;
     Ok(())
@@ -401,10 +746,17 @@ fn verify(
     Ok(())
 }
 
-/// Remotes that mint every key themselves and take none from clients (Soda Cloud), as
-/// each remote says.
+/// Remotes that mint every key themselves and take none from clients (Soda Cloud, as
+/// the remote says; an http remote with a mint endpoint and no push endpoint).
 fn mints_own_keys(app: &App, remote: &str) -> bool {
-    app.remote(remote).is_ok_and(|r| r.mints_own_keys())
+    // An http remote that can mint but takes no client-made pair (SODA Multicloud's
+    // profile: `POST .../aksks` makes its own) gets the successor minted there too.
+    let mint_only = app
+        .remotes
+        .get(remote)
+        .and_then(|c| c.http.as_ref())
+        .is_some_and(|h| h.mint.is_some() && h.push.is_none());
+    mint_only || app.remote(remote).is_ok_and(|r| r.mints_own_keys())
 }
 
 /// The successor pair: minted by `minter` when the old key's remote mints its own keys
@@ -446,6 +798,16 @@ fn rollback(app: &App, old: &KeyRecord, new: &KeyRecord, pushed: &[RemoteLink]) 
                 l.remote, new.id
             ));
         }
+    }
+    if problems.is_empty() && new.store == StoreKind::Vault {
+        problems.extend(undo_team_successor(app, old, new));
+        if let Err(e) = mark_superseded(app, old, None) {
+            problems.push(format!(
+                "key {} is still marked superseded in the team store ({e:#}); `keyctl rotate {}` again undoes it",
+                old.id, old.id
+            ));
+        }
+        return problems;
     }
     if problems.is_empty() {
         // One registry write undoes both halves; the secret goes after it, so a crash in

@@ -20,15 +20,13 @@ fn rotation(key: &str, grace: Duration, write: Option<std::path::PathBuf>) -> Ro
         key: key.into(),
         grace,
         no_verify: false,
-        render: crate::render::Choices {
-            write: write.is_some(),
-            ..Default::default()
-        },
+        render: Default::default(),
         target: Target {
             write,
             dry_run: false,
         },
         assume_yes: true,
+        print_snippet: false,
     }
 }
 
@@ -61,6 +59,7 @@ fn creation(kind: KeyKind, name: &str, remote: &str) -> CreateRequest {
         render: Default::default(),
         target: Target::default(),
         assume_yes: true,
+        rotate_every: None,
     }
 }
 
@@ -115,11 +114,14 @@ fn rotation_pushes_and_proves_the_successor_before_the_old_key_steps_aside() {
     assert!(done.secret.is_none(), "written to a file, not returned");
 
     // gc before the grace period ends revokes nothing.
-    assert!(finish(&w.app, 4, true).unwrap().is_none());
+    assert!(finish(&w.app, 4, true, false).unwrap().0.is_none());
     assert!(w.remote("r").holds(&old.id));
     // After it: the old key is taken off the remote first, then revoked here.
     end_grace(&w, &old.id);
-    let report = finish(&w.app, 4, true).unwrap().expect("one key due");
+    let report = finish(&w.app, 4, true, false)
+        .unwrap()
+        .0
+        .expect("one key due");
     report.result.unwrap();
     assert_eq!(
         w.remote("r").calls.last().unwrap(),
@@ -189,7 +191,9 @@ fn a_refused_push_of_the_successor_changes_nothing() {
 fn without_a_grace_period_the_old_key_is_revoked_after_the_successor_is_proved() {
     let w = world().remote("r").build();
     let old = w.pushed_key("svc", "r");
-    let done = rotate(&w.app, &rotation("svc", Duration::ZERO, None)).unwrap();
+    let mut req = rotation("svc", Duration::ZERO, None);
+    req.print_snippet = true;
+    let done = rotate(&w.app, &req).unwrap();
     let new = done.new.id;
     assert_eq!(
         w.remote("r").calls[1..],
@@ -202,7 +206,7 @@ fn without_a_grace_period_the_old_key_is_revoked_after_the_successor_is_proved()
     assert!(w.record(&old.id).revoked_at.is_some());
     assert!(
         done.secret.is_some(),
-        "no file: the secret is handed back once"
+        "printed, not written: the secret is handed back once"
     );
 }
 
@@ -218,7 +222,7 @@ fn gc_never_revokes_a_key_whose_successor_is_not_on_all_its_remotes() {
     // As if the successor's push to b had been lost.
     w.edit(&new, |k| k.remotes.retain(|l| l.remote != "b"));
     end_grace(&w, &old.id);
-    assert!(finish(&w.app, 4, true).unwrap().is_none());
+    assert!(finish(&w.app, 4, true, false).unwrap().0.is_none());
     assert!(w.record(&old.id).revoked_at.is_none());
     assert!(w.remote("a").calls_of("revoke").is_empty());
     assert!(w.remote("b").holds(&old.id));
@@ -337,7 +341,9 @@ fn a_prompter_answering_no_leaves_the_rotated_key_unrevoked() {
     end_grace(&w, &old.id);
     let mut req = revocation(&old.id);
     req.assume_yes = false;
-    let err = finish(&w.app, 1, false).err().expect("asked, answered no");
+    let err = finish(&w.app, 1, false, false)
+        .err()
+        .expect("asked, answered no");
     assert_eq!(kind_of(&err), Some(Kind::ConfirmationRequired), "{err:#}");
     assert!(w.record(&old.id).revoked_at.is_none());
     assert!(w.remote("r").holds(&old.id) && w.remote("r").holds(&new));

@@ -35,7 +35,8 @@ pub(crate) const HELM_NAMESPACE: &str = "soda-agent";
 /// The registry field (`KeyRecord::extra`) that remembers `--region`/`--host` from `create`.
 pub(crate) const HOST_FIELD: &str = "soda_host";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum OutputFormat {
     /// api: the soda_cloud block; runner: Helm values for the soda-agent chart
     Yaml,
@@ -72,7 +73,10 @@ impl Region {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum SecretRef {
     /// The secret itself
     #[default]
@@ -81,13 +85,15 @@ pub(crate) enum SecretRef {
     Env,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 pub(crate) enum SodaVersion {
     /// Soda Core 3.x: ${SODA_API_KEY_SECRET}
     #[value(name = "3")]
+    #[serde(rename = "3")]
     V3,
     /// Soda Core 4.x: ${env.SODA_API_KEY_SECRET}
     #[value(name = "4")]
+    #[serde(rename = "4")]
     V4,
 }
 
@@ -104,8 +110,6 @@ pub(crate) struct Choices {
     pub export: bool,
     pub secret_ref: SecretRef,
     pub soda_version: Option<SodaVersion>,
-    /// The snippet goes into a file (`--write`), not to stdout.
-    pub write: bool,
 }
 
 /// Resolved rendering settings: flags checked against each other and the key's kind.
@@ -183,11 +187,6 @@ impl Settings {
                     "--secret-ref env needs --soda-version 3 or 4: Soda Core 3 reads ${SODA_API_KEY_SECRET}, 4 reads ${env.SODA_API_KEY_SECRET}, and each leaves the other's form unreplaced",
                 ));
             }
-        }
-        if args.write && (kind != Kind::Api || format != OutputFormat::Yaml) {
-            return Err(usage(
-                "--write edits the soda_cloud block of a Soda configuration file, so it needs an api key and --output yaml; for other formats redirect stdout",
-            ));
         }
         Ok(Settings {
             format,
@@ -726,14 +725,6 @@ mod tests {
                 ..Choices::default()
             },
             "needs --soda-version",
-        );
-        refused(
-            Kind::Api,
-            Choices {
-                write: true,
-                ..choices(Some(OutputFormat::Env))
-            },
-            "--write edits the soda_cloud block",
         );
         refused(
             Kind::Api,

@@ -57,14 +57,12 @@ pub(crate) fn resolve(
         Some("--secret-ref")
     } else if c.soda_version.is_some() {
         Some("--soda-version")
-    } else if c.write {
-        Some("--write")
     } else {
         None
     };
     if let Some(flag) = soda_flag {
         return Err(usage(format!(
-            "{flag} is for Soda Cloud snippets; this key is {what}: use {forms}, and redirect stdout to a file"
+            "{flag} is for Soda Cloud snippets; this key is {what}: use {forms}"
         )));
     }
     let ec2 = matches!(service, Service::KeystoneEc2(_));
@@ -257,12 +255,6 @@ mod tests {
             resolve(&ec2, &Choices::default(), false).unwrap(),
             OutputFormat::Env
         );
-        let w = Choices {
-            write: true,
-            ..Default::default()
-        };
-        let e = resolve(&ac, &w, false).unwrap_err();
-        assert!(format!("{e:#}").contains("--write"), "{e:#}");
         let e = render(&ec2, OutputFormat::Env, &KEY).unwrap();
         assert!(e.starts_with("export AWS_ACCESS_KEY_ID="), "{}", e.as_str());
     }

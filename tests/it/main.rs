@@ -23,6 +23,8 @@ mod remote_tls;
 #[cfg(unix)]
 mod render;
 mod rotate;
+mod rotate_team;
+mod rotation_proof;
 mod scan;
 mod soda_cloud;
 mod soda_core;

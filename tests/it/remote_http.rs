@@ -129,16 +129,8 @@ fn multicloud(seen: Arc<Mutex<Seen>>) -> FakeServer {
     })
 }
 
-#[test]
-fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
-    let ks = require!(keystone());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let server = multicloud(seen.clone());
-    let user = ks.user("mc", Some("member"));
-    let admin = ks.user("mcadmin", Some("admin"));
-    let e = require!(KeyringHome::new());
-    user.add_remote(e.cmd(), "ks");
-    admin.add_remote(e.cmd(), "ksadmin");
+/// Remote `mc`: the multicloud profile at `url`, logged in through Keystone remote `ks`.
+fn add_multicloud(e: &KeyringHome, url: &str) {
     e.cmd()
         .args([
             "remote",
@@ -151,9 +143,22 @@ fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
             "--auth-remote",
             "ks",
             "--url",
-            &server.url,
+            url,
         ])
         .code(0);
+}
+
+#[test]
+fn multicloud_revoke_takes_exactly_one_key_and_list_agrees_with_keystone() {
+    let ks = require!(keystone());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = multicloud(seen.clone());
+    let user = ks.user("mc", Some("member"));
+    let admin = ks.user("mcadmin", Some("admin"));
+    let e = require!(KeyringHome::new());
+    user.add_remote(e.cmd(), "ks");
+    admin.add_remote(e.cmd(), "ksadmin");
+    add_multicloud(&e, &server.url);
 
     let out = e
         .cmd()
@@ -438,4 +443,45 @@ fn every_remote_type_masks_what_an_echoing_server_sends_back() {
             e.cmd().args(args).stdin(password).code(0);
         }
     }
+}
+
+#[test]
+fn a_multicloud_key_is_rotated_through_multicloud_and_gc_deletes_only_the_old_one() {
+    let ks = require!(keystone());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let server = multicloud(seen.clone());
+    let user = ks.user("mcrot", Some("member"));
+    let e = require!(KeyringHome::new());
+    user.add_remote(e.cmd(), "ks");
+    add_multicloud(&e, &server.url);
+    let old = e
+        .cmd()
+        .args([
+            "--json",
+            "create",
+            "--name",
+            "mc",
+            "--remote",
+            "mc",
+            "--server-side",
+        ])
+        .json();
+    let old_id = old["id"].as_str().unwrap().to_string();
+    let (code, out, err) = e
+        .cmd()
+        .args(["--json", "rotate", "mc", "--grace", "1s"])
+        .run();
+    assert_eq!(code, 0, "{err}");
+    let r = json(&out);
+    let new_id = r["id"].as_str().unwrap().to_string();
+    let new_secret = r["secret"].as_str().unwrap().to_string();
+    // Keystone (behind Multicloud) holds the successor's own pair, and the old one still.
+    let creds = ks.ec2_of(&user.id);
+    assert!(creds.contains(&(new_id.clone(), new_secret)), "{creds:?}");
+    assert!(creds.iter().any(|(a, _)| *a == old_id), "{creds:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    e.cmd().args(["--yes", "gc"]).ok();
+    let left: Vec<String> = ks.ec2_of(&user.id).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(left, vec![new_id], "only the old pair is deleted");
+    assert_eq!(seen.lock().unwrap().user_wide_deletes, 0);
 }

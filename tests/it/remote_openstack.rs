@@ -545,16 +545,24 @@ fn an_application_credential_keyctl_creates_works_in_the_openstack_cli_until_rev
         .args(["config", "ci", "--output", "helm-set"])
         .code(2)
         .stderr_has("Keystone application credential");
+    // --write puts its clouds.yaml entry into a clouds.yaml, keeping the other clouds,
+    // and the CLI logs in with it.
+    let written = work.join("written-clouds.yaml");
+    std::fs::write(&written, "clouds:\n  other:\n    auth_type: password\n").unwrap();
     s.cmd()
-        .args(["config", "ci", "--write", "configuration.yml"])
-        .code(2)
-        .stderr_has("--write is for Soda Cloud snippets");
-
-    // rotate would mint an EC2 key in its place: refused, with the steps.
+        .args(["config", "ci", "--write", written.to_str().unwrap()])
+        .ok();
+    let env = [("OS_CLIENT_CONFIG_FILE", written.to_str().unwrap())];
+    assert_eq!(s.token_user(&work, &env, &["--os-cloud", "ci"]), user.id);
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(text.contains("other:"), "{text}");
+    // ... but never into a Soda configuration file.
+    let soda = work.join("configuration.yml");
+    std::fs::write(&soda, "soda_cloud:\n  host: cloud.soda.io\n").unwrap();
     s.cmd()
-        .args(["--yes", "rotate", "ci"])
+        .args(["config", "ci", "--write", soda.to_str().unwrap()])
         .code(2)
-        .stderr_has("rotate does not replace those yet");
+        .stderr_has("not a file of this form");
 
     // Access rules and --unrestricted reach Keystone as given.
     let rules = work.join("rules.yaml");

@@ -791,12 +791,13 @@ fn bad_inputs_fail_clearly_and_leave_the_file_alone() {
         "the YAML error says where"
     );
 
-    // --write is for the soda_cloud block of an api key.
+    // Other forms are merged only into a file of their own kind.
     let (code, _, err) = config(&home, &["edge", "--write", &s(&good)]);
     assert_eq!(code, 2);
-    assert!(err.contains("--write edits the soda_cloud block"), "{err}");
+    assert!(err.contains("not a file of this form"), "{err}");
     let (code, _, err) = config(&home, &["core", "-o", "env", "--write", &s(&good)]);
     assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not shell lines"), "{err}");
     assert_eq!(std::fs::read_to_string(&good).unwrap(), good_text);
 
     // Unknown key, and a create whose FILE is bad mints nothing.

@@ -50,7 +50,7 @@ use crate::output::Output;
 
 pub use fingerprints::{Generation, TableLoader, TeamFingerprints};
 pub use health::{Health, health};
-pub use team::{Entry, create_key, delete_key};
+pub use team::{Entry, create_key, create_successor, delete_key};
 
 /// The `vault:` section of config.yaml. Environment variables win over it, the way the
 /// `bao`/`vault` CLIs behave.

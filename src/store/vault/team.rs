@@ -62,6 +62,66 @@ pub fn create_key(
     Ok(rec)
 }
 
+/// `keyctl rotate` of a team key: the successor `rec` is written (secret, then record,
+/// fingerprinted under the team's salt as [`create_key`] does) while the name still
+/// means `old_id`; once the rotation is done, [`VaultStore::move_claim`] hands the name to
+/// it, so that from then on every machine's NAME means the successor. A name that no
+/// longer means `old_id` (another machine rotated it first) is a conflict, and the
+/// successor is taken out again.
+pub fn create_successor(
+    stores: &Stores,
+    mut rec: KeyRecord,
+    secret: &SecretString,
+    old_id: &str,
+) -> anyhow::Result<KeyRecord> {
+    let v = stores.vault()?;
+    rec.store = StoreKind::Vault;
+    rec.fingerprint = None;
+    if crate::registry::strong_enough(secret.expose_secret())
+        && let Some(salt) = v.team_salt(true)?
+    {
+        rec.fingerprint = Some(super::fingerprints::team_fingerprint(
+            &salt,
+            secret.expose_secret(),
+        ));
+    }
+    if !safe_segment(&rec.id) || !safe_segment(&rec.name) {
+        return Err(crate::error::usage(format!(
+            "{} cannot be stored in OpenBao/Vault (a path segment)",
+            crate::output::quoted(&rec.id)
+        )));
+    }
+    let written = v
+        .write(
+            &format!("secrets/{}", rec.id),
+            0,
+            &json!({"secret": secret.expose_secret()}),
+        )
+        .and_then(|_| v.write(&format!("keys/{}", rec.id), 0, &record_data(&rec)?));
+    if let Err(e) = written {
+        let _ = v.destroy(&format!("secrets/{}", rec.id));
+        return Err(e);
+    }
+    let e = Entry {
+        record: rec.clone(),
+        version: 1,
+    };
+    v.index_upkeep("the rotation", v.index_put(&rec.id, &e, None));
+    match v.name_owner(&rec.name) {
+        Ok(Some(owner)) if owner == old_id => Ok(rec),
+        outcome => {
+            let _ = v.delete(&rec.id);
+            Err(outcome.err().unwrap_or_else(|| {
+                Error::conflict(format!(
+                    "key '{}' was rotated or changed on another machine meanwhile (its name no longer means {old_id} in OpenBao/Vault at {}); nothing was changed",
+                    rec.name, v.addr
+                ))
+                .into()
+            }))
+        }
+    }
+}
+
 /// `keyctl delete` of a team key: gone for every machine (all versions, name claim).
 pub fn delete_key(stores: &Stores, id: &str, name: &str) -> anyhow::Result<()> {
     let v = stores.vault()?;
@@ -146,6 +206,22 @@ impl VaultStore {
             return Ok(Some((SecretString::from(s.to_owned()), version)));
         }
         Ok(None)
+    }
+
+    /// Hands the claim on `name` from key `from` to key `to` with check-and-set; false
+    /// when it does not name `from` (any more).
+    pub fn move_claim(&self, name: &str, from: &str, to: &str) -> anyhow::Result<bool> {
+        if !safe_segment(name) {
+            return Ok(false);
+        }
+        let rel = format!("names/{name}");
+        match self.read(&rel)? {
+            Some((d, version)) if d["id"].as_str() == Some(from) => {
+                let at = crate::expiry::rfc3339(time::OffsetDateTime::now_utc());
+                self.write(&rel, version, &json!({"id": to, "at": at}))
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The ID claimed by `name`, or None.
