@@ -189,7 +189,12 @@ impl DevServer {
                     s.ca_cert().exists()
                         && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
                 } else {
+                    // Healthy is not enough: the dev server upgrades its `secret/` mount to
+                    // KV v2 after it starts answering, and a write before that ends is
+                    // refused ("Upgrading from non-versioned to versioned data"). A read of
+                    // a missing key says 404 once the mount serves requests.
                     s.api.health() == 200
+                        && s.api.call("GET", "secret/data/keyctl-test-ready", None).0 == 404
                 }
             },
         );
