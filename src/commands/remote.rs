@@ -328,7 +328,7 @@ fn list(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 fn test(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
-    let who = ctx.remote(name)?.test()?;
+    let who = remotes::test(ctx, name)?;
     if ctx.out.json {
         return output::print_json(&ctx.out, &who);
     }

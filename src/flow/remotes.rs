@@ -1,5 +1,5 @@
 //! The remotes' entries in config.yaml and their credentials in the secret store
-//! (`keyctl remote add|remove`, `keyctl list --remote`). `add` logs in before it saves
+//! (`keyctl remote add|remove|test`, `keyctl list --remote`). `add` logs in before it saves
 //! (unless told not to), so a typo in a URL or password is found now, not at the first
 //! push; a failed check or save takes the stored credential out again.
 
@@ -97,6 +97,11 @@ pub(crate) fn add(app: &App, req: AddRemote) -> anyhow::Result<(StoreKind, Optio
         return Err(e);
     }
     Ok((store, limits))
+}
+
+/// Logs in to remote `name` afresh (no cached token) and says as whom.
+pub(crate) fn test(app: &App, name: &str) -> anyhow::Result<remote::Identity> {
+    app.remote(name)?.test()
 }
 
 /// Forgets remote `name` and its stored credential, after asking (keys on it stay there).
