@@ -93,13 +93,7 @@ pub(crate) fn run(ctx: &Ctx, key: &str) -> anyhow::Result<()> {
             } else {
                 k.targets
                     .iter()
-                    .map(|t| {
-                        format!(
-                            "{} ({})",
-                            t.path.display(),
-                            crate::flow::targets::format_name(t.format)
-                        )
-                    })
+                    .map(|t| format!("{} ({})", t.path.display(), t.format.as_str()))
                     .collect::<Vec<_>>()
                     .join(", ")
             },

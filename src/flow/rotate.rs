@@ -299,7 +299,7 @@ pub(crate) fn rotate(app: &App, req: &RotateRequest) -> anyhow::Result<Rotated> 
                 app.out.note(&format!(
                     "rewrote {} ({}) with the new key",
                     t.path.display(),
-                    super::targets::format_name(t.format)
+                    t.format.as_str()
                 ));
                 targets.push(t.clone());
             }

@@ -101,11 +101,32 @@ pub(crate) fn plan(
     parts: &KeyParts,
 ) -> anyhow::Result<Plan> {
     let service = super::catalog::service_of(app, rec);
-    let choices = choices_of(t);
-    let text = if openstack::is_keystone(Some(&service)) {
-        let format = openstack::resolve(&service, &choices, false)?;
+    let remembered = super::keys::soda_endpoint_of(app, rec);
+    plan_form(
+        &t.path,
+        &service,
+        &choices_of(t),
+        t.format,
+        remembered.as_ref(),
+        parts,
+    )
+}
+
+/// Plans writing `parts` into `path` in `format` with `choices`: a Keystone key's own
+/// form, the Soda `soda_cloud` block (edited by [`Delivery`]), or another Soda form
+/// merged into the file. Nothing is written.
+fn plan_form(
+    path: &Path,
+    service: &Service,
+    choices: &Choices,
+    format: OutputFormat,
+    soda: Option<&crate::service::SodaEndpoint>,
+    parts: &KeyParts,
+) -> anyhow::Result<Plan> {
+    let text = if openstack::is_keystone(Some(service)) {
+        let format = openstack::resolve(service, choices, false)?;
         openstack::render(
-            &service,
+            service,
             format,
             &openstack::KeystoneKey {
                 id: parts.id,
@@ -114,11 +135,10 @@ pub(crate) fn plan(
             },
         )?
     } else {
-        let remembered = super::keys::soda_endpoint_of(app, rec);
-        let settings = Settings::resolve(rec.kind, &choices, t.format, remembered.as_ref())?;
-        if shape(&service, rec.kind, t.format) == Shape::SodaBlock {
+        let settings = Settings::resolve(parts.kind, choices, format, soda)?;
+        if shape(service, parts.kind, format) == Shape::SodaBlock {
             let target = Target {
-                write: Some(t.path.clone()),
+                write: Some(path.to_path_buf()),
                 dry_run: false,
             };
             let d = Delivery::prepare(&target, settings, parts)?;
@@ -126,12 +146,7 @@ pub(crate) fn plan(
         }
         render::render(&settings, parts)?
     };
-    plan_text(
-        &t.path,
-        shape(&service, rec.kind, t.format),
-        parts.name,
-        &text,
-    )
+    plan_text(path, shape(service, parts.kind, format), parts.name, &text)
 }
 
 /// Plans putting `text` (the rendered form, of `shape`) into `path`, keeping the rest.
@@ -280,7 +295,7 @@ pub(crate) fn write_new(
             Some(_) => "unchanged:",
         },
         path.display(),
-        format_name(format)
+        format.as_str()
     ));
     remember(app, rec, t)
 }
@@ -355,46 +370,17 @@ pub(crate) fn precheck(
     name: &str,
 ) -> anyhow::Result<()> {
     let sample = crate::key::mint(crate::key::Format::Standard, kind.default_prefix());
-    let secret = secrecy::ExposeSecret::expose_secret(&sample.secret);
-    let text = if openstack::is_keystone(Some(service)) {
-        let key = openstack::KeystoneKey {
-            id: &sample.id,
-            name,
-            secret,
-        };
-        openstack::render(service, format, &key)?
-    } else {
-        let choices = Choices {
-            output: Some(format),
-            ..Choices::default()
-        };
-        let settings = Settings::resolve(kind, &choices, format, service.soda())?;
-        let parts = KeyParts {
-            kind,
-            id: &sample.id,
-            name,
-            secret,
-        };
-        if shape(service, kind, format) == Shape::SodaBlock {
-            let target = Target {
-                write: Some(path.to_path_buf()),
-                dry_run: false,
-            };
-            return Delivery::prepare(&target, settings, &parts).map(drop);
-        }
-        render::render(&settings, &parts)?
+    let parts = KeyParts {
+        kind,
+        id: &sample.id,
+        name,
+        secret: secrecy::ExposeSecret::expose_secret(&sample.secret),
     };
-    plan_text(path, shape(service, kind, format), name, &text).map(drop)
-}
-
-pub(crate) fn format_name(f: OutputFormat) -> &'static str {
-    match f {
-        OutputFormat::Yaml => "yaml",
-        OutputFormat::HelmSet => "helm-set",
-        OutputFormat::K8sSecret => "k8s-secret",
-        OutputFormat::Env => "env",
-        OutputFormat::Json => "json",
-    }
+    let choices = Choices {
+        output: Some(format),
+        ..Choices::default()
+    };
+    plan_form(path, service, &choices, format, service.soda(), &parts).map(drop)
 }
 
 /// One target's fate in a rotation.
@@ -435,7 +421,7 @@ pub(crate) fn plan_rotation(
                 )));
                 continue;
             }
-            Ok(bytes) if !contains(&bytes, old.id.as_bytes()) => {
+            Ok(bytes) if memchr::memmem::find(&bytes, old.id.as_bytes()).is_none() => {
                 out.push(Fate::Skipped(format!(
                     "delivery target {shown} no longer holds key {}; not rewritten, forgotten",
                     old.id
@@ -451,10 +437,6 @@ pub(crate) fn plan_rotation(
         out.push(Fate::Rewrite(t, p));
     }
     Ok(out)
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Writes every planned rewrite; on the first failure the files already rewritten get

@@ -50,6 +50,19 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+impl OutputFormat {
+    /// The name `--output` takes.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Yaml => "yaml",
+            OutputFormat::HelmSet => "helm-set",
+            OutputFormat::K8sSecret => "k8s-secret",
+            OutputFormat::Env => "env",
+            OutputFormat::Json => "json",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Region {
     /// cloud.soda.io

@@ -76,12 +76,7 @@ pub(crate) fn resolve(
         OutputFormat::Yaml if !ec2 => Ok(OutputFormat::Yaml),
         other => Err(usage(format!(
             "--output {}: that is a Soda Cloud form; this key is {what}: use {forms}",
-            match other {
-                OutputFormat::Yaml => "yaml",
-                OutputFormat::HelmSet => "helm-set",
-                OutputFormat::K8sSecret => "k8s-secret",
-                _ => "?",
-            }
+            other.as_str()
         ))),
     }
 }
