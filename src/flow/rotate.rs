@@ -366,16 +366,7 @@ fn print_snippet(
     parts: &KeyParts,
 ) -> anyhow::Result<()> {
     if openstack::is_keystone(Some(service)) {
-        let format = openstack::resolve(service, choices, false)?;
-        let text = openstack::render(
-            service,
-            format,
-            &openstack::KeystoneKey {
-                id: parts.id,
-                name: parts.name,
-                secret: parts.secret,
-            },
-        )?;
+        let text = openstack::render_chosen(service, choices, parts)?;
         return super::deliver::print_stdout(&text);
     }
     let remembered = super::keys::soda_endpoint_of(app, old);

@@ -124,16 +124,7 @@ fn plan_form(
     parts: &KeyParts,
 ) -> anyhow::Result<Plan> {
     let text = if openstack::is_keystone(Some(service)) {
-        let format = openstack::resolve(service, choices, false)?;
-        openstack::render(
-            service,
-            format,
-            &openstack::KeystoneKey {
-                id: parts.id,
-                name: parts.name,
-                secret: parts.secret,
-            },
-        )?
+        openstack::render_chosen(service, choices, parts)?
     } else {
         let settings = Settings::resolve(parts.kind, choices, format, soda)?;
         if shape(service, parts.kind, format) == Shape::SodaBlock {

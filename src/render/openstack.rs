@@ -81,6 +81,21 @@ pub(crate) fn resolve(
     }
 }
 
+/// A stored key (`parts`) in the Keystone form `choices` ask for (not `--json`'s default).
+pub(crate) fn render_chosen(
+    service: &Service,
+    choices: &Choices,
+    parts: &super::KeyParts,
+) -> anyhow::Result<Zeroizing<String>> {
+    let format = resolve(service, choices, false)?;
+    let key = KeystoneKey {
+        id: parts.id,
+        name: parts.name,
+        secret: parts.secret,
+    };
+    render(service, format, &key)
+}
+
 /// The snippet for a Keystone key in a format [`resolve`] allowed.
 pub(crate) fn render(
     service: &Service,
