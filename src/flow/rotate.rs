@@ -409,15 +409,20 @@ fn start_grace(
         revoke_after,
         pending: false,
     };
+    let finish_new = |n: &mut KeyRecord| {
+        n.targets = targets.to_vec();
+        n.last_verified = new.last_verified;
+        n.replacing = None;
+    };
+    let finish_old = |o: &mut KeyRecord| {
+        o.targets.clear();
+        o.superseded = Some(supersession.clone());
+    };
     if new.store == StoreKind::Vault {
         // Team records: one check-and-set write each, the successor's first; then the
         // team-wide name goes to the successor (a conflict when another machine's
         // rotation took it first).
-        super::catalog::update(app, new.store, &new.id, |n| {
-            n.targets = targets.to_vec();
-            n.last_verified = new.last_verified;
-            n.replacing = None;
-        })?;
+        super::catalog::update(app, new.store, &new.id, finish_new)?;
         if !app
             .stores
             .vault()?
@@ -429,24 +434,14 @@ fn start_grace(
             ))
             .into());
         }
-        super::catalog::update(app, old.store, &old.id, |o| {
-            o.targets.clear();
-            o.superseded = Some(supersession.clone());
-        })?;
+        super::catalog::update(app, old.store, &old.id, finish_old)?;
         return Ok(());
     }
+    // Local records: both in one registry write.
     let mut reg = Registry::lock(&app.paths.data)?;
-    let n = reg
-        .get_mut(&new.id)
-        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", new.id)))?;
-    n.targets = targets.to_vec();
-    n.last_verified = new.last_verified;
-    n.replacing = None;
-    let o = reg
-        .get_mut(&old.id)
-        .ok_or_else(|| Error::not_found(format!("key {} is no longer in the registry", old.id)))?;
-    o.targets.clear();
-    o.superseded = Some(supersession);
+    let gone = |id: &str| Error::not_found(format!("key {id} is no longer in the registry"));
+    finish_new(reg.get_mut(&new.id).ok_or_else(|| gone(&new.id))?);
+    finish_old(reg.get_mut(&old.id).ok_or_else(|| gone(&old.id))?);
     reg.save()
 }
 
@@ -463,11 +458,7 @@ pub(crate) fn finish(
 ) -> anyhow::Result<(Option<Report>, Vec<String>)> {
     let now = OffsetDateTime::now_utc();
     // With the team store configured, its rotated keys are collected too.
-    let reg = if app.stores.vault_enabled() {
-        super::catalog::load(app)?
-    } else {
-        Registry::load(&app.paths.data)?
-    };
+    let reg = super::catalog::load(app)?;
     let mut kept = Vec::new();
     let due: Vec<String> = reg
         .keys()
@@ -593,11 +584,7 @@ pub(crate) fn rotate_due(
     assume_yes: bool,
 ) -> anyhow::Result<DueReport> {
     let now = OffsetDateTime::now_utc();
-    let reg = if app.stores.vault_enabled() {
-        super::catalog::load(app)?
-    } else {
-        Registry::load(&app.paths.data)?
-    };
+    let reg = super::catalog::load(app)?;
     let due: Vec<KeyRecord> = reg
         .keys()
         .iter()
