@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::keystone::{Keystone, User, keystone};
+use crate::support::keystone::{Keystone, User, create_ruled_app_credential, keystone};
 use crate::support::*;
 
 fn openstack_cli() -> Option<PathBuf> {
@@ -46,6 +46,34 @@ impl Setup {
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
+    }
+
+    /// The openstack CLI logs in as `user_id` with the settings it finds (cloud `cloud` of
+    /// clouds.yaml, else the OS_* variables in `env`), and so does keyctl once
+    /// `remote add NAME` reads the same (`--os-cloud` or `--from-env`). Returns
+    /// config.yaml's text after.
+    fn both_log_in(
+        &self,
+        work: &Path,
+        env: &[(&str, &str)],
+        cloud: Option<&str>,
+        name: &str,
+        user_id: &str,
+    ) -> String {
+        let os_args: Vec<&str> = cloud.map(|c| vec!["--os-cloud", c]).unwrap_or_default();
+        assert_eq!(self.token_user(work, env, &os_args), user_id);
+        let mut c = self.cmd().args(["remote", "add", name]);
+        c = match cloud {
+            Some(cloud) => c.args(["--os-cloud", cloud]),
+            None => c.args(["--from-env"]),
+        };
+        for (k, v) in env {
+            c = c.env(k, v);
+        }
+        c.ok();
+        let out = self.cmd().args(["remote", "test", name]).ok();
+        assert!(out.contains(user_id), "{out}");
+        std::fs::read_to_string(self.home.path().join("config.yaml")).unwrap()
     }
 
     /// `openstack token issue` as JSON: the user ID it logged in as.
@@ -104,18 +132,8 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         ),
     )
     .unwrap();
-    assert_eq!(s.token_user(&work, &[], &["--os-cloud", "mine"]), user.id);
     // ...and so does keyctl, from the same files.
-    s.cmd()
-        .args(["remote", "add", "cloud", "--os-cloud", "mine"])
-        .ok();
-    assert!(
-        s.cmd()
-            .args(["remote", "test", "cloud"])
-            .ok()
-            .contains(&user.id)
-    );
-    let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
+    let config = s.both_log_in(&work, &[], Some("mine"), "cloud", &user.id);
     assert!(
         config.contains(&format!("user_domain_name: {domain}")),
         "{config}"
@@ -148,18 +166,7 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         ("OS_CLIENT_CONFIG_FILE", other.to_str().unwrap()),
         ("OS_CLIENT_SECURE_FILE", secure.to_str().unwrap()),
     ];
-    assert_eq!(s.token_user(&work, &env, &[]), user.id);
-    let mut c = s.cmd().args(["remote", "add", "byid", "--from-env"]);
-    for (k, v) in env {
-        c = c.env(k, v);
-    }
-    c.ok();
-    assert!(
-        s.cmd()
-            .args(["remote", "test", "byid"])
-            .ok()
-            .contains(&user.id)
-    );
+    s.both_log_in(&work, &env, None, "byid", &user.id);
 
     // A token (auth_type v3token) the CLI issued, scoped by project ID.
     let (code, out, err) = s.openstack(
@@ -177,17 +184,7 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         ),
     )
     .unwrap();
-    assert_eq!(s.token_user(&work, &[], &["--os-cloud", "tok"]), user.id);
-    s.cmd()
-        .args(["remote", "add", "tok", "--os-cloud", "tok"])
-        .ok();
-    assert!(
-        s.cmd()
-            .args(["remote", "test", "tok"])
-            .ok()
-            .contains(&user.id)
-    );
-    let config = std::fs::read_to_string(s.home.path().join("config.yaml")).unwrap();
+    let config = s.both_log_in(&work, &[], Some("tok"), "tok", &user.id);
     assert!(
         config.contains("auth: token") && !config.contains(&token),
         "{config}"
@@ -204,18 +201,7 @@ fn a_user_of_a_second_domain_logs_in_from_clouds_yaml_and_horizon_openrc_like_th
         ("OS_IDENTITY_API_VERSION", "3"),
         ("OS_INTERFACE", "public"),
     ];
-    assert_eq!(s.token_user(&work, &openrc, &[]), user.id);
-    let mut c = s.cmd().args(["remote", "add", "rc", "--from-env"]);
-    for (k, v) in openrc {
-        c = c.env(k, v);
-    }
-    c.ok();
-    assert!(
-        s.cmd()
-            .args(["remote", "test", "rc"])
-            .ok()
-            .contains(&user.id)
-    );
+    s.both_log_in(&work, &openrc, None, "rc", &user.id);
     // Keystone's catalog names an object store: an EC2 key's AWS lines carry its S3
     // endpoint (the proxy's root, where Swift's s3api answers).
     let (st, svc) = ks.api(
@@ -565,27 +551,7 @@ fn an_application_credential_keyctl_creates_works_in_the_openstack_cli_until_rev
         .stderr_has("not a file of this form");
 
     // Access rules and --unrestricted reach Keystone as given.
-    let rules = work.join("rules.yaml");
-    std::fs::write(
-        &rules,
-        "- service: identity\n  method: GET\n  path: /v3/users/*\n",
-    )
-    .unwrap();
-    let v = s
-        .cmd()
-        .args([
-            "--json",
-            "create",
-            "--remote",
-            "ks",
-            "--app-credential",
-            "--name",
-            "ruled",
-            "--unrestricted",
-            "--access-rules",
-            rules.to_str().unwrap(),
-        ])
-        .json();
+    let v = create_ruled_app_credential(s.cmd(), &work, "ks", "ruled");
     assert_eq!(v["service"]["type"], "keystone-app-credential");
     let (st, got) = ks.api(
         "GET",
@@ -795,17 +761,5 @@ fn a_remote_logged_in_with_an_application_credential_is_told_at_add_time_it_cann
         ),
     )
     .unwrap();
-    assert_eq!(
-        s.token_user(&s.work_dir(), &[], &["--os-cloud", "byname"]),
-        user.id
-    );
-    s.cmd()
-        .args(["remote", "add", "byname", "--os-cloud", "byname"])
-        .ok();
-    assert!(
-        s.cmd()
-            .args(["remote", "test", "byname"])
-            .ok()
-            .contains(&user.id)
-    );
+    s.both_log_in(&s.work_dir(), &[], Some("byname"), "byname", &user.id);
 }

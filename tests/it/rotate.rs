@@ -3,7 +3,7 @@
 //! period; and every failing step rolled back, checked in the registry, the keyring and
 //! Keystone itself.
 
-use crate::support::keystone::{Keystone, User, keystone};
+use crate::support::keystone::{Keystone, User, create_ruled_app_credential, keystone};
 use crate::support::*;
 use serde_json::Value;
 
@@ -361,27 +361,7 @@ fn an_application_credential_is_rotated_into_one_with_the_same_rules_and_an_olde
     let e = require!(KeyringHome::new());
     let user = ks.user("rotac", Some("member"));
     user.add_remote(e.cmd(), "ks");
-    let rules = e.home.dir.path().join("rules.yaml");
-    std::fs::write(
-        &rules,
-        "- service: identity\n  method: GET\n  path: /v3/users/*\n",
-    )
-    .unwrap();
-    let old = e
-        .cmd()
-        .args([
-            "--json",
-            "create",
-            "--remote",
-            "ks",
-            "--app-credential",
-            "--name",
-            "ruled",
-            "--unrestricted",
-            "--access-rules",
-            rules.to_str().unwrap(),
-        ])
-        .json();
+    let old = create_ruled_app_credential(e.cmd(), e.home.dir.path(), "ks", "ruled");
     let old_id = old["id"].as_str().unwrap();
     let ac = |id: &str| {
         ks.api(

@@ -379,3 +379,34 @@ impl Keystone {
             .collect()
     }
 }
+
+/// `keyctl --json create --remote REMOTE --app-credential --name NAME --unrestricted
+/// --access-rules FILE` with one rule (GET /v3/users/* on identity), the rules file
+/// written in `dir`: the created key's JSON.
+pub(crate) fn create_ruled_app_credential(
+    keyctl: Cmd,
+    dir: &Path,
+    remote: &str,
+    name: &str,
+) -> Value {
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "- service: identity\n  method: GET\n  path: /v3/users/*\n",
+    )
+    .unwrap();
+    keyctl
+        .args([
+            "--json",
+            "create",
+            "--remote",
+            remote,
+            "--app-credential",
+            "--name",
+            name,
+            "--unrestricted",
+            "--access-rules",
+            rules.to_str().unwrap(),
+        ])
+        .json()
+}
