@@ -14,7 +14,6 @@
 //!   parsed, for the callers' retry policies (which differ: a remote retries a few times,
 //!   the team store rides out a leader election).
 
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -58,20 +57,14 @@ fn is_loopback(url: &Url) -> bool {
 /// Trusts the private CA in `pem` besides the system's roots; with rustls, also a server
 /// whose certificate is that CA itself (self-signed), as curl does ([`tls`]).
 #[cfg(not(target_vendor = "apple"))]
-fn with_ca(
-    b: reqwest::blocking::ClientBuilder,
-    pem: &[u8],
-) -> Option<reqwest::blocking::ClientBuilder> {
+fn with_ca(b: reqwest::ClientBuilder, pem: &[u8]) -> Option<reqwest::ClientBuilder> {
     Some(b.tls_backend_preconfigured(tls::config_with_ca(pem)?))
 }
 
 /// Trusts the private CA in `pem` besides the system's roots (native TLS: the Security
 /// framework's own rules for a self-signed server certificate).
 #[cfg(target_vendor = "apple")]
-fn with_ca(
-    b: reqwest::blocking::ClientBuilder,
-    pem: &[u8],
-) -> Option<reqwest::blocking::ClientBuilder> {
+fn with_ca(b: reqwest::ClientBuilder, pem: &[u8]) -> Option<reqwest::ClientBuilder> {
     Some(b.tls_certs_merge([reqwest::Certificate::from_pem(pem).ok()?]))
 }
 
@@ -187,7 +180,10 @@ impl std::fmt::Display for Transport {
 
 /// An HTTP client for one service.
 pub(crate) struct Client {
-    inner: reqwest::blocking::Client,
+    inner: reqwest::Client,
+    /// Runs this client's requests on the calling thread ([`Client::send`]); a client
+    /// shared by threads runs theirs side by side.
+    rt: tokio::runtime::Runtime,
     label: String,
     out: Output,
     /// Every secret and token this client has sent: masked in any text that comes back.
@@ -198,7 +194,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(out: &Output, ep: &Endpoint<'_>) -> anyhow::Result<Client> {
-        let mut b = reqwest::blocking::Client::builder()
+        let mut b = reqwest::Client::builder()
             .connect_timeout(ep.connect_timeout)
             .timeout(ep.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -220,6 +216,10 @@ impl Client {
         }
         Ok(Client {
             inner: b.build().context("cannot set up the HTTP client")?,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot set up the HTTP client")?,
             label: ep.label.clone(),
             out: out.clone(),
             sent: Masker::default(),
@@ -317,28 +317,27 @@ impl Client {
         let spinner = self
             .out
             .wait(format!("waiting for {} ({method} {shown})", self.label));
-        // reqwest's timeout bounds each read, so a server trickling a byte at a time keeps
-        // a reply going for ever: the request runs on its own thread and is abandoned at
-        // the deadline (its socket closes when that thread's next read times out).
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut chain = None;
-            let r = rb
-                .send()
-                .map_err(|e| {
-                    let (t, causes) = transport(&e);
-                    chain = Some(causes);
-                    t
-                })
-                .and_then(read_capped);
-            let _ = tx.send((r, chain));
-        });
-        let result = match rx.recv_timeout(self.timeout) {
-            Ok((r, chain)) => {
+        // One deadline for the whole exchange, reply body included, so a server trickling
+        // a byte at a time cannot keep a reply going past it. The request is driven on the
+        // calling thread: no thread of its own and no hand-offs between threads, which were
+        // most of what one request to a nearby server cost (`scan` makes one while it walks).
+        let exchange = async {
+            let resp = rb.send().await.map_err(|e| {
+                let (t, causes) = transport(&e);
+                (t, Some(causes))
+            })?;
+            read_capped(resp).await.map_err(|t| (t, None))
+        };
+        let result = match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.timeout, exchange).await })
+        {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err((t, chain))) => {
                 if let Some(c) = chain {
                     self.out.debug(&self.mask(&sanitize(&c)));
                 }
-                r
+                Err(t)
             }
             Err(_) => Err(Transport {
                 kind: TransportKind::Timeout,
@@ -366,30 +365,31 @@ impl Client {
     }
 }
 
-fn read_capped(resp: reqwest::blocking::Response) -> Result<Reply, Transport> {
+/// The reply's body, read whole unless it passes [`MAX_REPLY`].
+async fn read_capped(mut resp: reqwest::Response) -> Result<Reply, Transport> {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = Vec::new();
-    resp.take(MAX_REPLY + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut || e.to_string().contains("timed out") {
-                Transport {
-                    kind: TransportKind::Timeout,
-                    detail: "timed out while reading the reply".into(),
-                }
-            } else {
-                Transport {
-                    kind: TransportKind::Other,
-                    detail: format!("reply cut short: {e}"),
-                }
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            Transport {
+                kind: TransportKind::Timeout,
+                detail: "timed out while reading the reply".into(),
             }
-        })?;
-    if body.len() as u64 > MAX_REPLY {
-        return Err(Transport {
-            kind: TransportKind::TooLarge,
-            detail: format!("sent a reply larger than {} MiB", MAX_REPLY / 1024 / 1024),
-        });
+        } else {
+            Transport {
+                kind: TransportKind::Other,
+                detail: format!("reply cut short: {e}"),
+            }
+        }
+    })? {
+        if (body.len() + chunk.len()) as u64 > MAX_REPLY {
+            return Err(Transport {
+                kind: TransportKind::TooLarge,
+                detail: format!("sent a reply larger than {} MiB", MAX_REPLY / 1024 / 1024),
+            });
+        }
+        body.extend_from_slice(&chunk);
     }
     Ok(Reply {
         status,

@@ -6,22 +6,39 @@
 //! A team of 10,000 keys takes ~200 ms to load, which every commit would pay through the
 //! pre-commit hook. So the team's fingerprints are kept in a copy in the home
 //! ([`TeamFingerprints`], checked by the team's generation, one request), and the scan
-//! runs against the copy (its fingerprints read while the walk starts) while that request
-//! is in flight: when the copy turns out stale, it is refreshed and the scan is run again,
-//! so a team key whose `create` or `rotate` finished before the scan started is always
-//! found. The copy holds the records too, of which only those of the keys found are read
+//! runs against the copy while that request is in flight (the copy is searched where it
+//! lies: a scan reads only the entries its lookups visit). When the copy turns out stale,
+//! it is refreshed and the scan is run again, so a team key whose `create` or `rotate`
+//! finished before the scan started is always found. The copy holds the records too, of which only those of the keys found are read
 //! (their names and status, as current as the generation checked). Never a secret.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
 use crate::app::App;
 use crate::registry::{KeyRecord, Registry};
 use crate::scan::report::KeyInfo;
-use crate::scan::{self, Finding, Known};
+use crate::scan::{self, Finding, Known, SortedFingerprints};
 use crate::store::StoreChoice;
 use crate::store::vault::{Generation, TeamFingerprints};
+
+/// The team's fingerprints as a table the scan searches, shared with [`KnownKeys`] (which
+/// reads the records of the keys found).
+struct TeamTable(Arc<TeamFingerprints>);
+
+impl SortedFingerprints for TeamTable {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Option<[u8; 32]> {
+        self.0.fingerprint(i)
+    }
+    fn all(&self) -> Option<Vec<[u8; 32]>> {
+        self.0.fingerprints()
+    }
+}
 
 /// The copy of the team's fingerprints, in the home.
 pub(crate) const TEAM_COPY: &str = "team-fingerprints";
@@ -30,7 +47,7 @@ pub(crate) const TEAM_COPY: &str = "team-fingerprints";
 pub(crate) struct KnownKeys {
     pub known: Known,
     local: Vec<KeyRecord>,
-    team: Option<TeamFingerprints>,
+    team: Option<Arc<TeamFingerprints>>,
 }
 
 /// The team store's answer to "which team, which generation?".
@@ -73,11 +90,7 @@ pub(crate) fn scan<T>(
         };
         let (team, generation, fetched_at) = (copy.team.clone(), copy.generation, copy.fetched_at);
         let kk = known_keys(salt, local, Some(copy));
-        // The copy's fingerprints are read while the walk starts.
-        let found = std::thread::scope(|s| {
-            s.spawn(|| kk.known.preload());
-            scan(&kk.known)
-        })?;
+        let found = scan(&kk.known)?;
         let whole = kk.known.intact();
         match join(check) {
             Ok(now) if now == (team, generation) && whole => Ok(Ok((found, kk))),
@@ -181,10 +194,16 @@ fn known_keys(salt: [u8; 32], local: Vec<KeyRecord>, team: Option<TeamFingerprin
             known.add(h, fp.len, !fp.checksum, i);
         }
     }
+    let team = team.map(Arc::new);
     if let Some(t) = &team
         && let Some(salt) = t.generation.salt
     {
-        known.add_table(salt, local.len(), &t.lengths, t.table());
+        known.add_table(
+            salt,
+            local.len(),
+            &t.lengths,
+            Box::new(TeamTable(t.clone())),
+        );
     }
     KnownKeys { known, local, team }
 }

@@ -23,6 +23,7 @@ pub(crate) mod walk;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The fingerprints of the secrets this home knows, and the lengths of those that carry
 /// no checksum (only runs of those lengths are fingerprinted).
@@ -35,28 +36,70 @@ pub(crate) struct Known {
 }
 
 /// Fingerprints under one salt, sorted, the key of entry `i` being `base + i`: a team's
-/// tens of thousands, looked up where they lie, read by the first lookup (or by
-/// [`Known::preload`] while the walk starts); None when they could not be read.
+/// tens of thousands, searched where they lie. A scan usually looks up a handful of
+/// secrets, each of which visits ~16 entries; reading all of them (and the memory to hold
+/// them) would cost more than the rest of a small scan. Past [`PROBED_LOOKUPS`] lookups
+/// the table is read whole once, which is then cheaper.
 struct Table {
     salt: [u8; 32],
     base: usize,
-    sorted: OnceLock<Option<Vec<[u8; 32]>>>,
-    load: TableLoad,
+    source: Box<dyn SortedFingerprints>,
+    lookups: AtomicUsize,
+    whole: OnceLock<Option<Vec<[u8; 32]>>>,
+    /// An entry could not be read, or entries were out of order: keys may have been missed.
+    broken: AtomicBool,
 }
 
-/// Reads a table's fingerprints, sorted; None when they cannot be read.
-pub(crate) type TableLoad = Box<dyn Fn() -> Option<Vec<[u8; 32]>> + Send + Sync>;
+/// Lookups answered entry by entry before a table is read whole.
+const PROBED_LOOKUPS: usize = 16;
+
+/// Where a table's fingerprints lie (the team's copy in a file).
+pub(crate) trait SortedFingerprints: Send + Sync {
+    fn count(&self) -> usize;
+    /// Entry `i`; None when it cannot be read.
+    fn get(&self, i: usize) -> Option<[u8; 32]>;
+    /// Every entry; None when they cannot be read whole, or are out of order.
+    fn all(&self) -> Option<Vec<[u8; 32]>>;
+}
 
 impl Table {
-    fn sorted(&self) -> &[[u8; 32]] {
-        self.sorted
-            .get_or_init(|| (self.load)())
-            .as_deref()
-            .unwrap_or_default()
+    fn find(&self, fp: &[u8; 32]) -> Option<usize> {
+        let found = if self.whole.get().is_some()
+            || self.lookups.fetch_add(1, Ordering::Relaxed) >= PROBED_LOOKUPS
+        {
+            match self.whole.get_or_init(|| self.source.all()) {
+                Some(sorted) => sorted.binary_search(fp).ok(),
+                None => {
+                    self.broken.store(true, Ordering::Relaxed);
+                    None
+                }
+            }
+        } else {
+            self.probe(fp)
+        };
+        found.map(|i| self.base + i)
     }
 
-    fn find(&self, fp: &[u8; 32]) -> Option<usize> {
-        self.sorted().binary_search(fp).ok().map(|i| self.base + i)
+    /// A binary search that reads only the entries it visits, each checked against the
+    /// order of those visited before it.
+    fn probe(&self, fp: &[u8; 32]) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.source.count());
+        let (mut floor, mut ceiling): (Option<[u8; 32]>, Option<[u8; 32]>) = (None, None);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let in_order =
+                |e: &[u8; 32]| floor.is_none_or(|f| *e >= f) && ceiling.is_none_or(|c| *e <= c);
+            let Some(e) = self.source.get(mid).filter(in_order) else {
+                self.broken.store(true, Ordering::Relaxed);
+                return None;
+            };
+            match e.cmp(fp) {
+                std::cmp::Ordering::Less => (lo, floor) = (mid + 1, Some(e)),
+                std::cmp::Ordering::Greater => (hi, ceiling) = (mid, Some(e)),
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 }
 
@@ -84,38 +127,34 @@ impl Known {
             .unwrap_or(fp)
     }
 
-    /// Fingerprints under `salt`, sorted ascending as `load` reads them, entry `i` naming
+    /// Fingerprints under `salt`, sorted ascending as `source` holds them, entry `i` naming
     /// key `base + i`; `lengths` are those of the secrets among them without a checksum.
     pub(crate) fn add_table(
         &mut self,
         salt: [u8; 32],
         base: usize,
         lengths: &[usize],
-        load: TableLoad,
+        source: Box<dyn SortedFingerprints>,
     ) {
         self.tables.push(Table {
             salt,
             base,
-            sorted: OnceLock::new(),
-            load,
+            source,
+            lookups: AtomicUsize::new(0),
+            whole: OnceLock::new(),
+            broken: AtomicBool::new(false),
         });
         for &len in lengths {
             self.add_length(len);
         }
     }
 
-    /// Reads every table now (on a thread of its own while the walk starts).
-    pub(crate) fn preload(&self) {
-        for t in &self.tables {
-            t.sorted();
-        }
-    }
-
-    /// False when a table could not be read (its keys were not looked for).
+    /// False when a lookup met a table it could not read (or out of order): its keys
+    /// may have been missed.
     pub(crate) fn intact(&self) -> bool {
         self.tables
             .iter()
-            .all(|t| t.sorted.get().is_none_or(Option::is_some))
+            .all(|t| !t.broken.load(Ordering::Relaxed))
     }
 
     /// Adds a key by its secret (while it is at hand): `key` is the caller's index.
@@ -378,6 +417,39 @@ mod tests {
         }
     }
 
+    /// A table in memory that counts how it is read; `unreadable` fails every read.
+    struct Counted {
+        sorted: Vec<[u8; 32]>,
+        unreadable: bool,
+        gets: AtomicUsize,
+        alls: AtomicUsize,
+    }
+
+    impl Counted {
+        fn new(sorted: Vec<[u8; 32]>, unreadable: bool) -> std::sync::Arc<Counted> {
+            std::sync::Arc::new(Counted {
+                sorted,
+                unreadable,
+                gets: AtomicUsize::new(0),
+                alls: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl SortedFingerprints for std::sync::Arc<Counted> {
+        fn count(&self) -> usize {
+            self.sorted.len()
+        }
+        fn get(&self, i: usize) -> Option<[u8; 32]> {
+            self.gets.fetch_add(1, Ordering::Relaxed);
+            self.sorted.get(i).copied().filter(|_| !self.unreadable)
+        }
+        fn all(&self) -> Option<Vec<[u8; 32]>> {
+            self.alls.fetch_add(1, Ordering::Relaxed);
+            (!self.unreadable && self.sorted.is_sorted()).then(|| self.sorted.clone())
+        }
+    }
+
     #[test]
     fn a_table_under_another_salt_names_its_keys_and_an_unreadable_one_says_so() {
         let team = [2u8; 32];
@@ -393,17 +465,73 @@ mod tests {
             .position(|f| *f == fingerprint(&team, b.secret.expose_secret().as_bytes()))
             .unwrap();
         let mut k = Known::new([1u8; 32]);
-        k.add_table(team, 5, &[], Box::new(move || Some(sorted.clone())));
+        let table = Counted::new(sorted, false);
+        k.add_table(team, 5, &[], Box::new(table.clone()));
         let text = format!("x = {}\n", b.secret.expose_secret());
         let f = scan_buffer(text.as_bytes(), &k, "t", None);
         assert_eq!(f[0].key, Some(5 + b_at));
         assert!(k.intact());
+        // Found where it lies: the table was not read whole.
+        assert_eq!(table.alls.load(Ordering::Relaxed), 0);
 
         let mut broken = Known::new([1u8; 32]);
-        broken.add_table(team, 0, &[], Box::new(|| None));
+        broken.add_table(team, 0, &[], Box::new(Counted::new(vec![[0; 32]], true)));
         let f = scan_buffer(text.as_bytes(), &broken, "t", None);
         assert_eq!(f[0].key, None);
         assert!(!broken.intact());
+    }
+
+    #[test]
+    fn a_large_table_is_searched_entry_by_entry_then_read_whole_once_lookups_are_many() {
+        let mut sorted: Vec<[u8; 32]> = (0..10_000u32)
+            .map(|i| fingerprint(&[3u8; 32], &i.to_le_bytes()))
+            .collect();
+        sorted.sort_unstable();
+        let table = Counted::new(sorted.clone(), false);
+        let mut k = Known::new([1u8; 32]);
+        k.add_table([3u8; 32], 2, &[], Box::new(table.clone()));
+        for (n, i) in (0..sorted.len()).step_by(97).enumerate() {
+            assert_eq!(k.lookup(&sorted[i]), Some(2 + i), "entry {i}");
+            let missing = fingerprint(&[4u8; 32], &i.to_le_bytes());
+            assert_eq!(k.lookup(&missing), None);
+            let (gets, alls) = (
+                table.gets.load(Ordering::Relaxed),
+                table.alls.load(Ordering::Relaxed),
+            );
+            if 2 * (n + 1) <= PROBED_LOOKUPS {
+                // ~log2(10,000) entries a lookup, never the whole table.
+                assert!(gets <= 2 * (n + 1) * 15 && alls == 0, "{gets} {alls}");
+            } else {
+                assert_eq!(alls, 1);
+            }
+        }
+        assert!(k.intact());
+    }
+
+    #[test]
+    fn a_table_out_of_order_is_not_trusted_whether_searched_or_read_whole() {
+        let mut sorted: Vec<[u8; 32]> = (0..64u8).map(|i| [i; 32]).collect();
+        sorted.swap(31, 32);
+        let mut k = Known::new([1u8; 32]);
+        k.add_table(
+            [3u8; 32],
+            0,
+            &[],
+            Box::new(Counted::new(sorted.clone(), false)),
+        );
+        // Just below [31; 32]: the search visits entry 32 (holding [31; 32]), goes below
+        // it and reaches entry 31, which holds [32; 32]: out of order.
+        let mut below = [31u8; 32];
+        below[31] = 30;
+        assert_eq!(k.lookup(&below), None);
+        assert!(!k.intact());
+
+        let mut whole = Known::new([1u8; 32]);
+        whole.add_table([3u8; 32], 0, &[], Box::new(Counted::new(sorted, false)));
+        for _ in 0..=PROBED_LOOKUPS {
+            whole.lookup(&[7u8; 32]);
+        }
+        assert!(!whole.intact());
     }
 
     #[test]

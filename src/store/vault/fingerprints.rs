@@ -19,9 +19,8 @@
 //! The copy is written atomically and needs no lock: a copy is whole or absent, and any
 //! whole copy is checked against the generation before it is trusted.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -48,8 +47,9 @@ pub struct Generation {
 /// generation. In the file: a header line, the sorted fingerprints (32 bytes each), the
 /// offsets of the records (4 bytes each, one more than there are keys), then the records
 /// (JSON). Opening a copy reads its header only (and checks its size); a scan reads the
-/// fingerprints while it walks ([`TeamFingerprints::table`]) and only the records of the
-/// keys it found.
+/// fingerprints its lookups visit ([`TeamFingerprints::fingerprint`]), or all of them
+/// once lookups are many ([`TeamFingerprints::fingerprints`]), and only the records of
+/// the keys it found.
 pub struct TeamFingerprints {
     /// Which team (address, namespace, mount, prefix).
     pub team: String,
@@ -73,17 +73,31 @@ enum Data {
     /// The copy's file, open (so a newer copy renamed over it changes nothing here), and
     /// where its fingerprints start.
     File {
-        file: Arc<Mutex<std::fs::File>>,
+        file: std::fs::File,
         table: u64,
         records_len: u64,
     },
 }
 
-/// Reads `buf.len()` bytes at `pos` of `file`.
-fn read_at(file: &Mutex<std::fs::File>, pos: u64, buf: &mut [u8]) -> Option<()> {
-    let mut f = file.lock().ok()?;
-    f.seek(SeekFrom::Start(pos)).ok()?;
-    f.read_exact(buf).ok()
+/// Reads `buf.len()` bytes at `pos` of `file` (a positioned read: threads share the file).
+fn read_at(file: &std::fs::File, pos: u64, buf: &mut [u8]) -> Option<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt as _;
+        file.read_exact_at(buf, pos).ok()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt as _;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.seek_read(&mut buf[done..], pos + done as u64).ok()? {
+                0 => return None,
+                n => done += n,
+            }
+        }
+        Some(())
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -98,26 +112,34 @@ struct Header {
     records_len: u64,
 }
 
-/// A loader of the sorted fingerprints; None if they cannot be read whole and sorted.
-pub type TableLoader = Box<dyn Fn() -> Option<Vec<[u8; 32]>> + Send + Sync>;
-
 impl TeamFingerprints {
-    /// The sorted fingerprints, entry `i` being the key of `record(i)`, read when called.
-    pub fn table(&self) -> TableLoader {
+    /// Entry `i` of the sorted fingerprints, the key of `record(i)` (None past the end, or
+    /// if the copy cannot be read).
+    pub fn fingerprint(&self, i: usize) -> Option<[u8; 32]> {
+        if i >= self.count {
+            return None;
+        }
         match &self.data {
-            Data::Memory { sorted, .. } => {
-                let sorted = sorted.clone();
-                Box::new(move || Some(sorted.clone()))
-            }
+            Data::Memory { sorted, .. } => sorted.get(i).copied(),
             Data::File { file, table, .. } => {
-                let (file, table, count) = (file.clone(), *table, self.count);
-                Box::new(move || {
-                    let mut sorted = vec![[0u8; 32]; count];
-                    read_at(&file, table, sorted.as_flattened_mut())?;
-                    sorted.is_sorted().then_some(sorted)
-                })
+                let mut fp = [0u8; 32];
+                read_at(file, table + i as u64 * 32, &mut fp)?;
+                Some(fp)
             }
         }
+    }
+
+    /// Every fingerprint, sorted; None if they cannot be read whole, or are out of order.
+    pub fn fingerprints(&self) -> Option<Vec<[u8; 32]>> {
+        let all = match &self.data {
+            Data::Memory { sorted, .. } => sorted.clone(),
+            Data::File { file, table, .. } => {
+                let mut all = vec![[0u8; 32]; self.count];
+                read_at(file, *table, all.as_flattened_mut())?;
+                all
+            }
+        };
+        all.is_sorted().then_some(all)
     }
 
     /// The record of entry `i` (None past the end, or if the copy cannot be read).
@@ -211,7 +233,7 @@ impl TeamFingerprints {
             lengths: h.lengths,
             count: h.count,
             data: Data::File {
-                file: Arc::new(Mutex::new(file)),
+                file,
                 table,
                 records_len: h.records_len,
             },
@@ -433,7 +455,11 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(t.table()(), Some(vec![[1u8; 32], [9u8; 32]]));
+        assert_eq!(t.fingerprints(), Some(vec![[1u8; 32], [9u8; 32]]));
+        assert_eq!(
+            (t.fingerprint(1), t.fingerprint(2)),
+            (Some([9u8; 32]), None)
+        );
         let id = |t: &TeamFingerprints, i| t.record(i).map(|r| r.id);
         assert_eq!(
             (id(&t, 0), id(&t, 1), id(&t, 2)),
@@ -445,7 +471,15 @@ mod tests {
         t.save(&path).unwrap();
         let back = TeamFingerprints::load(&path).unwrap().unwrap();
         assert_eq!((back.team.as_str(), back.generation), ("team", g));
-        assert_eq!(back.table()(), t.table()());
+        assert_eq!(back.fingerprints(), t.fingerprints());
+        assert_eq!(
+            (
+                back.fingerprint(0),
+                back.fingerprint(1),
+                back.fingerprint(2)
+            ),
+            (Some([1u8; 32]), Some([9u8; 32]), None)
+        );
         assert_eq!((back.len(), back.lengths.clone()), (2, vec![40]));
         let b = back.record(1).unwrap();
         assert_eq!((b.id.as_str(), b.name.as_str()), ("kcb", "n-kcb"));
@@ -466,16 +500,16 @@ mod tests {
         }
         std::fs::write(&cut, [&bytes[..], b"x"].concat()).unwrap();
         assert!(TeamFingerprints::load(&cut).unwrap().is_none());
-        // Whole but out of order: opened, but its fingerprints are not used.
+        // Whole but out of order: opened, but its fingerprints are not used whole (a
+        // lookup that meets the disorder says so: `scan::Known::intact`).
         let at = bytes.iter().position(|&b| b == b'\n').unwrap();
         let table = at + 1 + bytes[at + 1..].iter().position(|&b| b == b'\n').unwrap() + 1;
         let mut swapped = bytes.clone();
         swapped[table..table + 64].rotate_left(32);
         std::fs::write(&cut, swapped).unwrap();
-        assert_eq!(
-            TeamFingerprints::load(&cut).unwrap().unwrap().table()(),
-            None
-        );
+        let swapped = TeamFingerprints::load(&cut).unwrap().unwrap();
+        assert_eq!(swapped.fingerprints(), None);
+        assert_eq!(swapped.fingerprint(0), Some([9u8; 32]));
         let empty = TeamFingerprints::build("t".into(), g, Vec::new()).unwrap();
         empty.save(&path).unwrap();
         assert!(TeamFingerprints::load(&path).unwrap().unwrap().is_empty());

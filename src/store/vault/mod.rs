@@ -48,7 +48,7 @@ use crate::error::Error;
 use crate::net;
 use crate::output::Output;
 
-pub use fingerprints::{Generation, TableLoader, TeamFingerprints};
+pub use fingerprints::{Generation, TeamFingerprints};
 pub use health::{Health, health};
 pub use team::{Entry, create_key, create_successor, delete_key};
 
