@@ -53,6 +53,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         );
         return ExitCode::from(error::code::USAGE);
     }
+    // Started now, while the command line is parsed: see `context::early_team_check`.
+    let team_check = context::early_team_check(&args);
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => return clap_error(e, &args),
@@ -64,8 +66,10 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         cli.global.color,
         std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
     );
-    let result = context::Ctx::new(&cli.global, out.clone())
-        .and_then(|ctx| commands::dispatch(&ctx, cli.command));
+    let result = context::Ctx::new(&cli.global, out.clone()).and_then(|ctx| {
+        *ctx.team_check.lock().expect("team check") = team_check;
+        commands::dispatch(&ctx, cli.command)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -35,6 +35,20 @@ pub struct Output {
     indicator: Arc<AtomicBool>,
     /// The bar or spinner on screen, so notes printed meanwhile do not tear it.
     shown: Arc<Mutex<Option<indicatif::ProgressBar>>>,
+    /// Set for work started before the command line is read ([`Output::holding`]): its
+    /// lines are kept here until the run's own output says whether to print them.
+    held: Option<Held>,
+}
+
+/// Lines kept by an output that holds them.
+type Held = Arc<Mutex<Vec<(Level, String)>>>;
+
+/// Which kind of line a held line is.
+#[derive(Clone, Copy, Debug)]
+enum Level {
+    Note,
+    Warn,
+    Debug,
 }
 
 impl Output {
@@ -58,6 +72,45 @@ impl Output {
             animate: !quiet && !json && std::io::stderr().is_terminal(),
             indicator: Arc::default(),
             shown: Arc::default(),
+            held: None,
+        }
+    }
+
+    /// Prints nothing but keeps every note, warning and debug line, for [`Output::replay`]
+    /// by the run's output once the command line has said what to show.
+    pub fn holding() -> Self {
+        Output {
+            verbose: u8::MAX,
+            quiet: false,
+            held: Some(Arc::default()),
+            ..Output::silent()
+        }
+    }
+
+    /// Prints, as this output would, the lines `held` kept (see [`Output::holding`]).
+    pub fn replay(&self, held: &Output) {
+        let Some(lines) = &held.held else { return };
+        let lines = std::mem::take(&mut *lines.lock().expect("held lines"));
+        for (level, msg) in lines {
+            match level {
+                Level::Note => self.note(&msg),
+                Level::Warn => self.warn(&msg),
+                Level::Debug => self.debug(&msg),
+            }
+        }
+    }
+
+    /// True (the line kept) when this output holds its lines.
+    fn hold(&self, level: Level, msg: &str) -> bool {
+        match &self.held {
+            Some(lines) => {
+                lines
+                    .lock()
+                    .expect("held lines")
+                    .push((level, msg.to_string()));
+                true
+            }
+            None => false,
         }
     }
 
@@ -73,6 +126,7 @@ impl Output {
             animate: false,
             indicator: Arc::default(),
             shown: Arc::default(),
+            held: None,
         }
     }
 
@@ -163,7 +217,7 @@ impl Output {
 
     /// A note for people on stderr; silenced by `--quiet`.
     pub fn note(&self, msg: &str) {
-        if !self.quiet {
+        if !self.hold(Level::Note, msg) && !self.quiet {
             self.line(&format!("{} {msg}", self.paint("keyctl:", "1")));
         }
     }
@@ -179,14 +233,14 @@ impl Output {
 
     /// A warning on stderr; `--quiet` is the user's explicit wish, so it obeys that too.
     pub fn warn(&self, msg: &str) {
-        if !self.quiet {
+        if !self.hold(Level::Warn, msg) && !self.quiet {
             self.line(&format!("{} {msg}", self.paint("keyctl: warning:", "33")));
         }
     }
 
     /// Details for `-v`.
     pub fn debug(&self, msg: &str) {
-        if self.verbose > 0 {
+        if !self.hold(Level::Debug, msg) && self.verbose > 0 {
             self.line(&format!("{} {msg}", self.paint("keyctl: debug:", "2")));
         }
     }
@@ -510,5 +564,39 @@ pub(crate) fn quoted(s: &str) -> String {
         format!("'{cut}...'")
     } else {
         format!("'{clean}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(o: &Output) -> Vec<String> {
+        let lines = o.held.as_ref().expect("a holding output");
+        let lines = lines.lock().unwrap();
+        lines.iter().map(|(l, m)| format!("{l:?} {m}")).collect()
+    }
+
+    #[test]
+    fn held_lines_wait_for_the_run_and_are_replayed_once_in_order() {
+        let early = Output::holding();
+        early.debug("GET http://127.0.0.1:8200/v1/secret/data/keyctl/team -> 200 in 2 ms");
+        early.warn("w");
+        early.note("n");
+        let run = Output::holding();
+        run.replay(&early);
+        assert_eq!(
+            held(&run),
+            [
+                "Debug GET http://127.0.0.1:8200/v1/secret/data/keyctl/team -> 200 in 2 ms",
+                "Warn w",
+                "Note n"
+            ]
+        );
+        assert!(held(&early).is_empty());
+        run.replay(&early);
+        assert_eq!(held(&run).len(), 3);
+        // An output that holds nothing has nothing to replay.
+        Output::silent().replay(&Output::silent());
     }
 }

@@ -67,7 +67,8 @@ pub(crate) fn run(ctx: &Ctx, a: ScanArgs) -> anyhow::Result<()> {
         }
         Ok((total, scanned))
     };
-    let ((mut total, mut scanned), kk) = known_keys::scan(ctx, run)?;
+    let ((mut total, mut scanned), kk) =
+        known_keys::scan(ctx, ctx.team_check.lock().expect("team check").take(), run)?;
     let (keys, records) = known_keys::name(ctx, &kk, &mut total.findings);
     for (path, why) in &total.skipped {
         let detail = match why {

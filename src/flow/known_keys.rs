@@ -18,11 +18,12 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 
 use crate::app::App;
+use crate::output::Output;
 use crate::registry::{KeyRecord, Registry};
 use crate::scan::report::KeyInfo;
 use crate::scan::{self, Finding, Known, SortedFingerprints};
 use crate::store::StoreChoice;
-use crate::store::vault::{Generation, TeamFingerprints};
+use crate::store::vault::{Generation, TeamFingerprints, VaultSettings, VaultStore};
 
 /// The team's fingerprints as a table the scan searches, shared with [`KnownKeys`] (which
 /// reads the records of the keys found).
@@ -53,14 +54,77 @@ pub(crate) struct KnownKeys {
 /// The team store's answer to "which team, which generation?".
 type Checked = anyhow::Result<(String, Generation)>;
 
+/// That question, asked on a thread of its own before the command line is parsed: parsing
+/// takes ~0.7 ms, most of a small scan's start, with a core idle meanwhile, and the answer
+/// is needed only once the walk is done. Its lines (`-v`'s request line) are held until
+/// the run's output says whether to print them.
+pub(crate) struct TeamCheck {
+    settings: VaultSettings,
+    out: Output,
+    thread: std::thread::JoinHandle<Checked>,
+}
+
+impl TeamCheck {
+    /// Asks the team store at `settings`.
+    pub(crate) fn start(settings: VaultSettings) -> std::io::Result<TeamCheck> {
+        let out = Output::holding();
+        out.debug("asking the team store for its generation while the command line is read");
+        let (held, s) = (out.clone(), settings.clone());
+        let thread = std::thread::Builder::new()
+            .name("team-check".into())
+            .spawn(move || ask(&VaultStore::open(&s, &held)?))?;
+        Ok(TeamCheck {
+            settings,
+            out,
+            thread,
+        })
+    }
+
+    /// The answer, waited for; its held lines are printed on `out`.
+    fn answer(self, out: &Output) -> Checked {
+        let answer = {
+            let _wait =
+                (!self.thread.is_finished()).then(|| out.wait("waiting for the team store"));
+            self.thread.join()
+        };
+        out.replay(&self.out);
+        answer.unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked")))
+    }
+}
+
+fn ask(v: &VaultStore) -> Checked {
+    Ok((v.team_id(), v.generation()?))
+}
+
+/// The check a scan waits for: the one started before the command line was parsed, or
+/// its own.
+enum Pending<'s> {
+    Early(Box<TeamCheck>),
+    Here(std::thread::ScopedJoinHandle<'s, Checked>),
+}
+
+impl Pending<'_> {
+    fn answer(self, out: &Output) -> Checked {
+        match self {
+            Pending::Early(check) => check.answer(out),
+            Pending::Here(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked"))),
+        }
+    }
+}
+
 /// This home's salt and keys, and the check's answer, when the team's copy must be read
 /// again.
 type Stale = ([u8; 32], Vec<KeyRecord>, Checked);
 
 /// Runs `scan` against every key this home knows (again, if the team's copy turned out
-/// stale meanwhile); returns its result and what it knew, for [`name`].
+/// stale meanwhile); returns its result and what it knew, for [`name`]. `early` is the
+/// team check started before the command line was read, used if it asked the team store
+/// this run is set up for.
 pub(crate) fn scan<T>(
     app: &App,
+    early: Option<TeamCheck>,
     scan: impl Fn(&Known) -> anyhow::Result<T>,
 ) -> anyhow::Result<(T, KnownKeys)> {
     if !app.stores.vault_enabled() {
@@ -72,14 +136,21 @@ pub(crate) fn scan<T>(
     let stores = &app.stores;
     let outcome = std::thread::scope(|s| -> anyhow::Result<Result<(T, KnownKeys), Stale>> {
         // In flight from the start: the scan's own work hides the round trip.
-        let check = s.spawn(|| -> Checked {
-            let v = stores.vault()?;
-            Ok((v.team_id(), v.generation()?))
-        });
-        let join = |h: std::thread::ScopedJoinHandle<'_, Checked>| {
-            h.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked")))
+        let check = match early {
+            Some(c) if stores.vault_settings().is_some_and(|s| s.same(&c.settings)) => {
+                Pending::Early(Box::new(c))
+            }
+            other => {
+                if let Some(c) = other {
+                    // Asked of other settings than the flags chose (which it guards
+                    // against): waited for, so that `-v` still says what it did.
+                    let _ = c.answer(&app.out);
+                    app.out.debug("the team check made before the command line was read asked another team store: asking again");
+                }
+                Pending::Here(s.spawn(|| ask(stores.vault()?)))
+            }
         };
+        let join = |p: Pending<'_>| p.answer(&app.out);
         let (salt, local) = local_keys(app)?;
         let copy = TeamFingerprints::load(&path).unwrap_or_else(|e| {
             app.out.debug(&format!("{e:#}"));

@@ -134,6 +134,11 @@ impl Stores {
         self.vault.is_some()
     }
 
+    /// The team store's settings, when one is configured.
+    pub fn vault_settings(&self) -> Option<&vault::VaultSettings> {
+        self.vault.as_ref()
+    }
+
     pub fn keyring(&self) -> anyhow::Result<&keyring::KeyringStore> {
         if let Some(k) = self.keyring.get() {
             return Ok(k);

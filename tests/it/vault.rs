@@ -1584,3 +1584,59 @@ fn a_scan_with_the_team_store_down_uses_its_copy_and_says_so() {
         .run();
     assert_eq!(code, 5, "{err}");
 }
+
+#[test]
+fn a_scan_asks_the_team_store_while_its_command_line_is_read_and_says_so_once() {
+    const EARLY: &str = "while the command line is read";
+    let audit = tempfile::tempdir().unwrap();
+    let log = audit.path().join("audit.log");
+    let bao = require!(DevServer::start_audited(&log));
+    let (a, b) = (Home::new(), Home::new());
+    let k = create(&bao, &a, &["--name", "deploy"]);
+    let tree = tempfile::tempdir().unwrap();
+    let secret = k["secret"].as_str().unwrap();
+    std::fs::write(tree.path().join("deploy.env"), format!("TOKEN={secret}\n")).unwrap();
+    let mark = || std::fs::read_to_string(&log).unwrap().len();
+    let since = |from: usize| std::fs::read_to_string(&log).unwrap()[from..].to_string();
+    let logged = |err: &str| {
+        err.lines()
+            .filter(|l| l.contains("debug: GET ") && l.contains("/secret/data/keyctl/team "))
+            .count()
+    };
+    // B's first scan makes its copy of the team's fingerprints.
+    assert_eq!(
+        scan_names(&bao, &b, tree.path(), false),
+        (12, "deploy".into())
+    );
+
+    // `-v scan`: the check starts before the parser has run, and `-v` shows its one
+    // request once (held until the parser said `-v`), as the audit log does.
+    let from = mark();
+    let (code, out, err) = bao.cmd(&b).args(["-v", "scan"]).arg(tree.path()).run();
+    assert_eq!(code, 12, "{err}");
+    assert!(out.contains("'deploy'"), "{out}");
+    assert!(err.contains(EARLY), "{err}");
+    assert_eq!(logged(&err), 1, "{err}");
+    assert_eq!(audited_requests(&since(from), "secret/"), 1);
+    // Without -v, nothing of it is printed.
+    let (code, _, err) = bao.cmd(&b).args(["scan"]).arg(tree.path()).run();
+    assert_eq!(code, 12, "{err}");
+    assert!(!err.contains("debug:"), "{err}");
+
+    // `--home` changes the settings: the check waits for the parser, with the same answer
+    // (the environment's KEYCTL_HOME is a home without the key or a copy).
+    let elsewhere = Home::new();
+    let from = mark();
+    let (code, out, err) = bao
+        .cmd(&elsewhere)
+        .args(["-v", "scan", "--home"])
+        .arg(b.path())
+        .arg(tree.path())
+        .run();
+    assert_eq!(code, 12, "{err}");
+    assert!(out.contains("'deploy'"), "{out}");
+    assert!(!err.contains(EARLY), "{err}");
+    assert_eq!(logged(&err), 1, "{err}");
+    assert_eq!(audited_requests(&since(from), "secret/"), 1);
+    assert!(!elsewhere.path().join("team-fingerprints").exists());
+}

@@ -54,7 +54,7 @@ pub use team::{Entry, create_key, create_successor, delete_key};
 
 /// The `vault:` section of config.yaml. Environment variables win over it, the way the
 /// `bao`/`vault` CLIs behave.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct VaultConfig {
     /// Server address; `BAO_ADDR` / `VAULT_ADDR` override it.
     pub addr: Option<String>,
@@ -79,6 +79,7 @@ pub struct VaultConfig {
 /// Where the token comes from. The command-line layer finds it in the environment
 /// (`BAO_TOKEN`, `VAULT_TOKEN`) or names the token helper's file, which is read only when
 /// the store is first used.
+#[derive(Clone)]
 pub enum TokenSource {
     Given { token: SecretString, source: String },
     File(PathBuf),
@@ -87,9 +88,29 @@ pub enum TokenSource {
 
 /// The team store's settings: config.yaml's `vault:` section with the environment's
 /// overrides (`BAO_ADDR`, `BAO_NAMESPACE`, `BAO_CACERT` and their `VAULT_` twins) applied.
+#[derive(Clone)]
 pub struct VaultSettings {
     pub config: VaultConfig,
     pub token: TokenSource,
+}
+
+impl VaultSettings {
+    /// The same server, team and token: what one finds out holds for the other.
+    pub fn same(&self, other: &VaultSettings) -> bool {
+        self.config == other.config
+            && match (&self.token, &other.token) {
+                (
+                    TokenSource::Given { token, source },
+                    TokenSource::Given {
+                        token: t,
+                        source: s,
+                    },
+                ) => source == s && token.expose_secret() == t.expose_secret(),
+                (TokenSource::File(a), TokenSource::File(b)) => a == b,
+                (TokenSource::Missing, TokenSource::Missing) => true,
+                _ => false,
+            }
+    }
 }
 
 const DEFAULT_MOUNT: &str = "secret";
@@ -308,5 +329,40 @@ fn request_timeout(v: Option<&str>) -> anyhow::Result<Duration> {
             "the team store's timeout {} (vault.timeout, BAO_CLIENT_TIMEOUT or VAULT_CLIENT_TIMEOUT): {e}",
             crate::output::quoted(v)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_the_same_only_with_the_same_server_team_and_token() {
+        let given = |addr: &str, token: &str| VaultSettings {
+            config: VaultConfig {
+                addr: Some(addr.into()),
+                ..VaultConfig::default()
+            },
+            token: TokenSource::Given {
+                token: SecretString::from(token.to_owned()),
+                source: "BAO_TOKEN".into(),
+            },
+        };
+        let a = given("http://127.0.0.1:8200", "t1");
+        assert!(a.same(&given("http://127.0.0.1:8200", "t1")));
+        assert!(!a.same(&given("http://127.0.0.1:8201", "t1")));
+        assert!(!a.same(&given("http://127.0.0.1:8200", "t2")));
+        let mut other_prefix = a.clone();
+        other_prefix.config.prefix = Some("team-b".into());
+        assert!(!a.same(&other_prefix));
+        let token = |t: TokenSource| VaultSettings {
+            config: VaultConfig::default(),
+            token: t,
+        };
+        let file = |p: &str| token(TokenSource::File(p.into()));
+        assert!(file("/h/.vault-token").same(&file("/h/.vault-token")));
+        assert!(!file("/h/.vault-token").same(&file("/g/.vault-token")));
+        assert!(!file("/h/.vault-token").same(&token(TokenSource::Missing)));
+        assert!(token(TokenSource::Missing).same(&token(TokenSource::Missing)));
     }
 }
