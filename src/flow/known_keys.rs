@@ -88,12 +88,17 @@ impl TeamCheck {
             self.thread.join()
         };
         out.replay(&self.out);
-        answer.unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked")))
+        joined(answer)
     }
 }
 
 fn ask(v: &VaultStore) -> Checked {
     Ok((v.team_id(), v.generation()?))
+}
+
+/// The answer of a joined check thread, or why there is none.
+fn joined(thread: std::thread::Result<Checked>) -> Checked {
+    thread.unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked")))
 }
 
 /// The check a scan waits for: the one started before the command line was parsed, or
@@ -107,9 +112,7 @@ impl Pending<'_> {
     fn answer(self, out: &Output) -> Checked {
         match self {
             Pending::Early(check) => check.answer(out),
-            Pending::Here(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("the team store check panicked"))),
+            Pending::Here(h) => joined(h.join()),
         }
     }
 }

@@ -191,11 +191,17 @@ fn show(e: &KeyringHome, key: &str) -> Value {
     e.cmd().args(["--json", "show", key]).json()
 }
 
+/// A fresh folder in the home for the files keys are written to.
+fn deploy_dir(e: &KeyringHome) -> std::path::PathBuf {
+    let dir = e.home.dir.path().join("deploy");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn rotate_rewrites_every_file_the_key_was_written_to_and_reports_a_vanished_one() {
     let e = require!(KeyringHome::new());
-    let dir = e.home.dir.path().join("deploy");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = deploy_dir(&e);
     let soda = dir.join("configuration.yml");
     std::fs::write(&soda, "# mine\ndata_source x:\n  type: postgres\n").unwrap();
     let env = dir.join("app.env");
@@ -319,8 +325,7 @@ fn rotate_rewrites_every_file_the_key_was_written_to_and_reports_a_vanished_one(
 #[test]
 fn a_target_that_cannot_take_the_new_key_rolls_the_rotation_back_and_leaves_every_file() {
     let e = require!(KeyringHome::new());
-    let dir = e.home.dir.path().join("deploy");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = deploy_dir(&e);
     let a = dir.join("a.env");
     let b = dir.join("b.env");
     let s = |p: &std::path::Path| p.display().to_string();
@@ -493,8 +498,7 @@ fn rotate_due_rotates_what_its_policy_says_is_due_quietly_otherwise_and_exits_14
     assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
 
     // b falls due and rotates (its file rewritten); a and c are left alone.
-    let dir = e.home.dir.path().join("deploy");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = deploy_dir(&e);
     let b_env = dir.join("b.env");
     e.cmd()
         .args([
@@ -643,8 +647,7 @@ fn an_ec2_credential_written_at_create_is_rewritten_by_its_rotation() {
 #[test]
 fn import_writes_and_remembers_its_file_and_a_bad_file_keeps_nothing() {
     let e = require!(KeyringHome::new());
-    let dir = e.home.dir.path().join("deploy");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = deploy_dir(&e);
     let conf = dir.join("configuration.yml");
     std::fs::write(&conf, "data_source x:\n  type: postgres\n").unwrap();
     let secret = "q7Rk2pXz9LmN4vBt8Wc1Hd6Jf3Gs5Ya0";
